@@ -1,0 +1,121 @@
+//! Command-line interface.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator for SCIM 2.0 servers.
+#[derive(Debug, Parser)]
+#[command(name = "roster-bench", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The benchmarks the tool can run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load users and a group into a SCIM 2.0 server, then time reads, filters,
+    /// group PATCHes and list pages against it.
+    Scim(ScimArgs),
+}
+
+/// Options of the `scim` benchmark.
+#[derive(Debug, Args)]
+pub struct ScimArgs {
+    /// Base URL of the SCIM service, e.g. http://127.0.0.1:8080/scim/v2
+    /// (plain HTTP only).
+    #[arg(long)]
+    pub url: String,
+
+    /// Bearer token sent in the Authorization header.
+    #[arg(long, default_value = "")]
+    pub token: String,
+
+    /// Number of users to load when --sizes is not given.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+
+    /// Comma-separated, increasing population sizes: load up to each size in
+    /// turn and run every timed phase at it (e.g. 1000,100000).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<u64>>,
+
+    /// Concurrent connections (one closed-loop worker each).
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+
+    /// Length of each timed phase, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_secs: f64,
+
+    /// Members added per PATCH while filling the group.
+    #[arg(long, default_value_t = 1000)]
+    pub patch_batch: usize,
+
+    /// Page size of the list phase (the `count` parameter).
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u64,
+
+    /// Per-request timeout, in seconds; a request that takes longer is an error.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_secs: f64,
+
+    /// PID of the server process: sample its VmRSS and report the peak.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Seed of the random choices, for repeatable request sequences.
+    #[arg(long, default_value_t = 0x5c1d)]
+    pub seed: u64,
+
+    /// Worker threads of the client runtime (default: one per core).
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+
+    /// Print one JSON object with every figure instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ScimArgs {
+    /// The population sizes to measure at, checked to be positive and increasing.
+    pub fn sizes(&self) -> Result<Vec<u64>, String> {
+        let sizes = self.sizes.clone().unwrap_or_else(|| vec![self.users]);
+        if sizes.is_empty() || sizes[0] == 0 {
+            return Err("sizes must be positive".into());
+        }
+        if sizes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("--sizes must be strictly increasing".into());
+        }
+        Ok(sizes)
+    }
+
+    /// Checks the options that clap cannot check by itself.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sizes()?;
+        if self.connections == 0 {
+            return Err("--connections must be at least 1".into());
+        }
+        if !(self.duration_secs > 0.0 && self.duration_secs.is_finite()) {
+            return Err("--duration-secs must be positive".into());
+        }
+        if !(self.timeout_secs > 0.0 && self.timeout_secs.is_finite()) {
+            return Err("--timeout-secs must be positive".into());
+        }
+        if self.patch_batch == 0 || self.page_size == 0 {
+            return Err("--patch-batch and --page-size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Length of each timed phase.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration_secs)
+    }
+
+    /// Per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_secs)
+    }
+}

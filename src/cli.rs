@@ -1,0 +1,341 @@
+//! The `roster` command line: `serve` and the administration commands, which work on the
+//! same data directory or database as a running server.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::core::error::CoreError;
+use crate::core::model::Actor;
+use crate::core::orgs::{self, OrgSlug};
+use crate::core::store::Store;
+use crate::http::Server;
+use crate::store::{self, SqlStore, StoreLocation};
+
+#[derive(Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Self-hosted user provisioning: SCIM 2.0, SSO with JIT, one roster per organization"
+)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(
+        long,
+        env = "ROSTER_DATA_DIR",
+        default_value = "./roster-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…); when set, used instead of SQLite.
+    #[arg(
+        long,
+        env = "ROSTER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// PostgreSQL schema to use (created if missing); default: the search_path's.
+    #[arg(long, env = "ROSTER_DATABASE_SCHEMA", global = true)]
+    database_schema: Option<String>,
+    /// Base URL clients reach this server at (for SCIM locations and printed URLs).
+    #[arg(long, env = "ROSTER_PUBLIC_URL", global = true)]
+    public_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// SCIM directories and their tokens.
+    #[command(subcommand)]
+    Directory(DirCmd),
+}
+
+#[derive(Subcommand)]
+enum OrgCmd {
+    /// Create an organization.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List organizations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DirCmd {
+    /// Create a SCIM directory for an organization; prints its base URL and a token (shown once).
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The first token may only read (GET and searches).
+        #[arg(long)]
+        read_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new token for a directory, or revoke one.
+    Token {
+        #[arg(long)]
+        directory: String,
+        #[arg(long)]
+        read_only: bool,
+        /// Revoke this token id instead of issuing a new token.
+        #[arg(long)]
+        revoke: Option<String>,
+        /// List the directory's tokens (ids and state, never the secrets).
+        #[arg(long, conflicts_with = "revoke")]
+        list: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List directories.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] crate::core::error::StoreError),
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let serve = matches!(cli.cmd, Cmd::Serve { .. });
+    init_tracing(serve);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(serve: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if serve { "info" } else { "warn" })
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn location(db: &DbArgs) -> StoreLocation {
+    match &db.database_url {
+        Some(url) => StoreLocation::Postgres {
+            url: url.clone(),
+            schema: db.database_schema.clone(),
+        },
+        None => StoreLocation::SqliteDir(db.data_dir.clone()),
+    }
+}
+
+fn public_url(db: &DbArgs, listen: Option<&str>) -> String {
+    db.public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", listen.unwrap_or("127.0.0.1:8080")))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let store = store::open(&location(&cli.db)).await?;
+    let result = dispatch(&cli, &store).await;
+    store.close().await;
+    result
+}
+
+fn print(json_out: bool, v: serde_json::Value, text: String) {
+    if json_out {
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
+    let actor = Actor::Cli;
+    match &cli.cmd {
+        Cmd::Serve { listen } => {
+            let server = Server::bind(listen, store.clone(), cli.db.public_url.as_deref()).await?;
+            tracing::info!(addr = %server.local_addr()?, "roster listening");
+            server.run(shutdown_signal()).await?;
+        }
+        Cmd::Org(OrgCmd::Create { slug, name, json }) => {
+            let slug = OrgSlug::parse(slug)?;
+            let org = orgs::create_org(store, &slug, name.as_deref(), &actor).await?;
+            print(
+                *json,
+                json!({"id": org.id.as_str(), "slug": org.slug, "name": org.name}),
+                format!("created organization {} ({})", org.slug, org.id.as_str()),
+            );
+        }
+        Cmd::Org(OrgCmd::List { json }) => {
+            let list = store.list_orgs().await?;
+            let v: Vec<_> = list
+                .iter()
+                .map(|o| json!({"id": o.id.as_str(), "slug": o.slug, "name": o.name, "created_at": o.created_at}))
+                .collect();
+            let text = list
+                .iter()
+                .map(|o| format!("{}\t{}\t{}", o.slug, o.id.as_str(), o.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(*json, json!({"organizations": v}), text);
+        }
+        Cmd::Directory(DirCmd::Create {
+            org,
+            name,
+            read_only,
+            json,
+        }) => {
+            let org = orgs::org(store, org).await?;
+            let (dir, info, token) =
+                orgs::create_directory(store, &org, name.as_deref(), *read_only, &actor).await?;
+            let base = format!("{}/scim/v2", public_url(&cli.db, None));
+            print(
+                *json,
+                json!({"directory_id": dir.id, "org": org.slug, "scim_base_url": base, "token": token, "token_id": info.id, "read_only": info.read_only}),
+                format!(
+                    "directory {}\nSCIM base URL: {base}\nbearer token (shown once): {token}",
+                    dir.id
+                ),
+            );
+        }
+        Cmd::Directory(DirCmd::Token {
+            directory,
+            read_only,
+            revoke,
+            list,
+            json,
+        }) => {
+            let dir = orgs::directory(store, directory).await?;
+            if *list {
+                let tokens = store.list_tokens(&dir.id).await?;
+                let v: Vec<_> = tokens
+                    .iter()
+                    .map(|t| json!({"token_id": t.id, "read_only": t.read_only, "created_at": t.created_at, "revoked_at": t.revoked_at}))
+                    .collect();
+                let text = tokens
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}\t{}\t{}",
+                            t.id,
+                            if t.read_only {
+                                "read-only"
+                            } else {
+                                "read-write"
+                            },
+                            t.revoked_at.as_deref().unwrap_or("active")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                print(*json, json!({"tokens": v}), text);
+            } else if let Some(id) = revoke {
+                if !store.revoke_token(&dir, id, &actor).await? {
+                    return Err(CoreError::NotFound(format!(
+                        "active token \"{id}\" of this directory"
+                    ))
+                    .into());
+                }
+                print(*json, json!({"revoked": id}), format!("revoked token {id}"));
+            } else {
+                let (info, token) = orgs::issue_token(store, &dir, *read_only, &actor).await?;
+                print(
+                    *json,
+                    json!({"directory_id": dir.id, "token_id": info.id, "token": token, "read_only": info.read_only}),
+                    format!("token {} (shown once): {token}", info.id),
+                );
+            }
+        }
+        Cmd::Directory(DirCmd::List { org, json }) => {
+            let org = match org {
+                Some(slug) => Some(orgs::org(store, slug).await?),
+                None => None,
+            };
+            let list = store.list_directories(org.as_ref().map(|o| &o.id)).await?;
+            let base = format!("{}/scim/v2", public_url(&cli.db, None));
+            let v: Vec<_> = list
+                .iter()
+                .map(|d| json!({"directory_id": d.id, "org": d.org_slug, "name": d.name, "scim_base_url": base, "created_at": d.created_at}))
+                .collect();
+            let text = list
+                .iter()
+                .map(|d| format!("{}\t{}\t{}", d.id, d.org_slug, d.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(*json, json!({"directories": v}), text);
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

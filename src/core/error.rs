@@ -1,0 +1,50 @@
+//! Errors of the domain core. They know no HTTP: each protocol adapter maps them once,
+//! at its edge (SCIM: `scim::error`).
+
+/// What went wrong in a domain operation.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A value that must be unique is taken (RFC 7644 `uniqueness`).
+    #[error("{0}")]
+    Uniqueness(String),
+    /// A value is missing, of the wrong type or otherwise unacceptable (`invalidValue`).
+    #[error("{0}")]
+    InvalidValue(String),
+    /// The filter names an unknown attribute or compares in a way the attribute forbids.
+    #[error("{0}")]
+    InvalidFilter(String),
+    /// A PATCH path that is malformed or names no attribute of the schema (`invalidPath`).
+    #[error("{0}")]
+    InvalidPath(String),
+    /// A PATCH path with a filter that matched nothing, or a remove without a path (`noTarget`).
+    #[error("{0}")]
+    NoTarget(String),
+    /// An attempt to change a readOnly or immutable attribute (`mutability`).
+    #[error("{0}")]
+    Mutability(String),
+    /// Structurally invalid request content (`invalidSyntax`).
+    #[error("{0}")]
+    InvalidSyntax(String),
+    /// The caller's precondition (expected version) does not hold.
+    #[error("resource version mismatch: the resource was changed since version {0}")]
+    VersionMismatch(String),
+    /// The caller may not do this (read-only token, wrong organization...).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The storage layer failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors from a storage backend, without the backend's types (as atuin's `DbError`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a unique constraint was violated: {0}")]
+    Unique(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,47 @@
+//! The domain core: organizations, directories, users, groups and the write pipeline.
+//! It knows no HTTP and no SQL: adapters at the edge call it, the store sits behind
+//! [`store::Store`].
+
+pub mod attrs;
+pub mod error;
+pub mod events;
+pub mod model;
+pub mod orgs;
+pub mod patch;
+pub mod query;
+pub mod resources;
+pub mod schema;
+pub mod store;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A new opaque, unguessable id (UUID v4: 122 random bits).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Now, in the storage format: UTC with microseconds, `2024-01-02T03:04:05.123456Z`. Fixed
+/// width, so text order is time order in both stores.
+pub fn now() -> String {
+    format_time(OffsetDateTime::now_utc())
+}
+
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// Parses an RFC 3339 date-time (any offset) into the storage format.
+pub fn parse_time(s: &str) -> Option<String> {
+    OffsetDateTime::parse(s, &Rfc3339).ok().map(format_time)
+}

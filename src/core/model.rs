@@ -1,0 +1,204 @@
+//! Domain records: organizations, directories, tokens, users, groups.
+
+use serde_json::{Map, Value};
+
+/// An organization's id. Only the store makes one (from a row it read), so an
+/// organization-scoped query can only be asked for an organization that exists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrgId(String);
+
+impl OrgId {
+    /// For the storage layer only: wraps an id read from the database.
+    pub fn from_store(id: String) -> Self {
+        OrgId(id)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who is acting; recorded on every event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A SCIM client authenticated by one of a directory's tokens.
+    Directory {
+        directory_id: String,
+        token_id: String,
+    },
+    /// The `roster` command line on the server's machine.
+    Cli,
+}
+
+impl Actor {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::Directory { .. } => "directory",
+            Actor::Cli => "cli",
+        }
+    }
+    pub fn id(&self) -> String {
+        match self {
+            Actor::Directory { token_id, .. } => token_id.clone(),
+            Actor::Cli => String::new(),
+        }
+    }
+}
+
+/// Every organization-scoped operation carries one: the organization and the actor.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub org: OrgId,
+    pub actor: Actor,
+}
+
+impl Scope {
+    pub fn directory_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::Directory { directory_id, .. } => Some(directory_id),
+            Actor::Cli => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: OrgId,
+    pub slug: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pub id: String,
+    pub org_id: OrgId,
+    pub org_slug: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// A bearer token as found by its hash.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub token_id: String,
+    pub directory_id: String,
+    pub org: OrgId,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: String,
+    pub directory_id: String,
+    pub read_only: bool,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// How a user came to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    Scim,
+    Jit,
+    Admin,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Scim => "scim",
+            Provenance::Jit => "jit",
+            Provenance::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scim" => Some(Provenance::Scim),
+            "jit" => Some(Provenance::Jit),
+            "admin" => Some(Provenance::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Server-maintained facts about a resource (`meta`).
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub version: i64,
+    pub created: String,
+    pub last_modified: String,
+}
+
+/// A stored user. `attrs` is the schema-normalized attribute document (see `core::attrs`).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub attrs: Map<String, Value>,
+    pub meta: Meta,
+    pub provenance: Provenance,
+    pub last_directory_sync_at: Option<String>,
+    pub last_login_at: Option<String>,
+}
+
+impl User {
+    pub fn user_name(&self) -> &str {
+        self.attrs
+            .get("userName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+    pub fn active(&self) -> bool {
+        self.attrs
+            .get("active")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
+}
+
+/// A stored group, without its members (those live in their own table).
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    pub attrs: Map<String, Value>,
+    pub meta: Meta,
+}
+
+impl Group {
+    pub fn display_name(&self) -> &str {
+        self.attrs
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberType {
+    User,
+    Group,
+}
+
+impl MemberType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberType::User => "User",
+            MemberType::Group => "Group",
+        }
+    }
+}
+
+/// One member of a group as read back.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub kind: MemberType,
+    pub display: Option<String>,
+}
+
+/// A group a user belongs to (for the user's read-only `groups` attribute).
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub user_id: String,
+    pub group_id: String,
+    pub display: String,
+}

@@ -1,0 +1,506 @@
+//! PATCH (RFC 7644 §3.5.2) applied to an attribute document. All operations of a request
+//! are applied to one copy, which is normalized and validated as a whole: the request
+//! succeeds or changes nothing. Group membership operations are not applied to the document
+//! but turned into [`MemberOp`]s, which the store runs as set operations.
+
+use serde_json::{Map, Value};
+
+use super::attrs::{normalize, normalize_single, normalize_value};
+use super::error::{CoreError, CoreResult};
+use super::model::MemberType;
+use super::query::{ElemCond, Val};
+use super::schema::{AttrDef, AttrType, Mutability, ResourceTypeDef};
+use super::store::{MemberOp, MemberRef};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// Where an operation applies, resolved against the schema.
+#[derive(Debug, Clone)]
+pub enum PatchTarget {
+    ExternalId,
+    /// `id`: only a no-op rewrite of the current id is accepted (Okta sends one).
+    Id,
+    /// `schemas`, `meta`: ignored.
+    Ignored,
+    Attr {
+        /// The extension URN holding the attribute, if any.
+        ext: Option<&'static str>,
+        def: &'static AttrDef,
+        filter: Option<ElemCond>,
+        sub: Option<&'static AttrDef>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PatchOp {
+    pub kind: PatchKind,
+    pub target: Option<PatchTarget>,
+    pub value: Option<Value>,
+}
+
+/// The result of applying a PATCH request.
+#[derive(Debug)]
+pub struct Patched {
+    pub attrs: Map<String, Value>,
+    pub member_ops: Vec<MemberOp>,
+}
+
+/// Applies `ops` to `doc` (the resource with id `id`), in order, all or nothing.
+pub fn apply(
+    rt: &ResourceTypeDef,
+    id: &str,
+    doc: &Map<String, Value>,
+    ops: &[PatchOp],
+) -> CoreResult<Patched> {
+    let mut work = doc.clone();
+    let mut member_ops = Vec::new();
+    for op in ops {
+        let Some(target) = &op.target else {
+            return Err(CoreError::NoTarget(
+                "a remove operation needs a path".into(),
+            ));
+        };
+        match target {
+            PatchTarget::Ignored => {}
+            PatchTarget::Id => match (&op.kind, &op.value) {
+                (PatchKind::Add | PatchKind::Replace, Some(Value::String(s))) if s == id => {}
+                _ => return Err(CoreError::Mutability("id is read-only".into())),
+            },
+            PatchTarget::ExternalId => match op.kind {
+                PatchKind::Remove => {
+                    work.remove("externalId");
+                }
+                _ => match &op.value {
+                    Some(Value::String(s)) if !s.is_empty() => {
+                        work.insert("externalId".into(), Value::String(s.clone()));
+                    }
+                    Some(Value::Null) | None => {
+                        work.remove("externalId");
+                    }
+                    Some(Value::String(_)) => {
+                        work.remove("externalId");
+                    }
+                    Some(_) => {
+                        return Err(CoreError::InvalidValue(
+                            "externalId must be a string".into(),
+                        ));
+                    }
+                },
+            },
+            PatchTarget::Attr {
+                ext,
+                def,
+                filter,
+                sub,
+            } => {
+                if rt.name == "Group" && def.name == "members" {
+                    member_ops.extend(members_op(
+                        op.kind,
+                        filter.as_ref(),
+                        *sub,
+                        op.value.as_ref(),
+                    )?);
+                    continue;
+                }
+                match def.mutability {
+                    Mutability::ReadOnly => {
+                        return Err(CoreError::Mutability(format!("{} is read-only", def.name)));
+                    }
+                    // Write-only attributes (password) are accepted and never stored.
+                    Mutability::WriteOnly => continue,
+                    _ => {}
+                }
+                if let Some(s) = sub
+                    && s.mutability == Mutability::ReadOnly
+                {
+                    return Err(CoreError::Mutability(format!(
+                        "{}.{} is read-only",
+                        def.name, s.name
+                    )));
+                }
+                let container = match ext {
+                    None => &mut work,
+                    Some(urn) => {
+                        let e = work
+                            .entry((*urn).to_owned())
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if !e.is_object() {
+                            *e = Value::Object(Map::new());
+                        }
+                        match e.as_object_mut() {
+                            Some(m) => m,
+                            None => {
+                                return Err(CoreError::InvalidValue(format!(
+                                    "{urn} must be an object"
+                                )));
+                            }
+                        }
+                    }
+                };
+                apply_attr(
+                    container,
+                    def,
+                    filter.as_ref(),
+                    *sub,
+                    op.kind,
+                    op.value.as_ref(),
+                )?;
+                if let Some(urn) = ext
+                    && work
+                        .get(*urn)
+                        .and_then(Value::as_object)
+                        .is_some_and(Map::is_empty)
+                {
+                    work.remove(*urn);
+                }
+            }
+        }
+    }
+    let attrs = normalize(rt, &work)?;
+    Ok(Patched { attrs, member_ops })
+}
+
+fn need_value(v: Option<&Value>) -> CoreResult<&Value> {
+    v.ok_or_else(|| CoreError::InvalidValue("this operation needs a value".into()))
+}
+
+/// One operation on one attribute inside `container` (the document or an extension object).
+fn apply_attr(
+    container: &mut Map<String, Value>,
+    def: &'static AttrDef,
+    filter: Option<&ElemCond>,
+    sub: Option<&'static AttrDef>,
+    kind: PatchKind,
+    value: Option<&Value>,
+) -> CoreResult<()> {
+    let key = def.name;
+    match (def.multi, filter) {
+        // Value-filtered path on a multi-valued attribute: `emails[type eq "work"].value`.
+        (true, Some(f)) => {
+            let mut items: Vec<Value> = match container.remove(key) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            let hits: Vec<usize> = items
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| f.matches(e))
+                .map(|(i, _)| i)
+                .collect();
+            match kind {
+                PatchKind::Remove => match sub {
+                    Some(s) => {
+                        for &i in &hits {
+                            if let Some(o) = items[i].as_object_mut() {
+                                o.remove(s.name);
+                            }
+                        }
+                    }
+                    None => {
+                        let mut i = 0;
+                        items.retain(|_| {
+                            let keep = !hits.contains(&i);
+                            i += 1;
+                            keep
+                        });
+                    }
+                },
+                PatchKind::Add | PatchKind::Replace => {
+                    let v = need_value(value)?;
+                    if hits.is_empty() {
+                        // Create the element the filter describes (Entra ID:
+                        // `emails[type eq "work"].value` on a user without a work email).
+                        let eqs = f.equalities().ok_or_else(|| {
+                            CoreError::NoTarget(format!("no {key} value matched the filter"))
+                        })?;
+                        let mut elem = Map::new();
+                        for (s, val) in eqs {
+                            elem.insert(s.name.to_owned(), val_json(&val));
+                        }
+                        match sub {
+                            Some(s) => {
+                                elem.insert(s.name.to_owned(), v.clone());
+                            }
+                            None => match v {
+                                Value::Object(o) => elem.extend(o.clone()),
+                                _ => {
+                                    return Err(CoreError::InvalidValue(format!(
+                                        "{key} value must be an object"
+                                    )));
+                                }
+                            },
+                        }
+                        if let Some(ne) = normalize_single(def, &Value::Object(elem))? {
+                            items.push(ne);
+                        }
+                    } else {
+                        for &i in &hits {
+                            let Some(o) = items[i].as_object_mut() else {
+                                continue;
+                            };
+                            match sub {
+                                Some(s) => {
+                                    match normalize_value(s, v)? {
+                                        Some(nv) => o.insert(s.name.to_owned(), nv),
+                                        None => o.remove(s.name),
+                                    };
+                                }
+                                None => {
+                                    let Value::Object(nv) = v else {
+                                        return Err(CoreError::InvalidValue(format!(
+                                            "{key} value must be an object"
+                                        )));
+                                    };
+                                    if kind == PatchKind::Replace {
+                                        o.clear();
+                                    }
+                                    for (k, x) in nv {
+                                        o.insert(k.clone(), x.clone());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            set_multi(container, def, items)?;
+        }
+        (false, Some(_)) => {
+            return Err(CoreError::InvalidPath(format!(
+                "{key} is single-valued: a value filter does not apply"
+            )));
+        }
+        // `emails.value` (every element) or `emails`.
+        (true, None) => {
+            let mut items: Vec<Value> = match container.remove(key) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            match (kind, sub) {
+                (PatchKind::Remove, None) => match value {
+                    // Entra ID: remove only the listed values.
+                    Some(Value::Array(vals)) if !vals.is_empty() => {
+                        let drop: Vec<&Value> = vals
+                            .iter()
+                            .filter_map(|v| v.get("value").or(Some(v)))
+                            .collect();
+                        items.retain(|e| !drop.contains(&e.get("value").unwrap_or(e)));
+                    }
+                    _ => items.clear(),
+                },
+                (PatchKind::Remove, Some(s)) => {
+                    for e in &mut items {
+                        if let Some(o) = e.as_object_mut() {
+                            o.remove(s.name);
+                        }
+                    }
+                }
+                (PatchKind::Add, None) => {
+                    if let Some(Value::Array(new)) = normalize_value(def, need_value(value)?)? {
+                        // A new primary value demotes the old one.
+                        if new.iter().any(is_primary) {
+                            for e in &mut items {
+                                if let Some(o) = e.as_object_mut() {
+                                    o.remove("primary");
+                                }
+                            }
+                        }
+                        for n in new {
+                            if !items.contains(&n) {
+                                items.push(n);
+                            }
+                        }
+                    }
+                }
+                (PatchKind::Replace, None) => {
+                    items = match normalize_value(def, need_value(value)?)? {
+                        Some(Value::Array(a)) => a,
+                        _ => Vec::new(),
+                    };
+                }
+                (PatchKind::Add | PatchKind::Replace, Some(s)) => {
+                    let v = need_value(value)?;
+                    for e in &mut items {
+                        if let Some(o) = e.as_object_mut()
+                            && let Some(nv) = normalize_value(s, v)?
+                        {
+                            o.insert(s.name.to_owned(), nv);
+                        }
+                    }
+                }
+            }
+            set_multi(container, def, items)?;
+        }
+        (false, None) => match (kind, sub) {
+            (PatchKind::Remove, None) => {
+                container.remove(key);
+            }
+            (PatchKind::Remove, Some(s)) => {
+                if let Some(Value::Object(o)) = container.get_mut(key) {
+                    o.remove(s.name);
+                    if o.is_empty() {
+                        container.remove(key);
+                    }
+                }
+            }
+            (_, Some(s)) => {
+                let v = need_value(value)?;
+                let entry = container
+                    .entry(key.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                if let Some(o) = entry.as_object_mut() {
+                    match normalize_value(s, v)? {
+                        Some(nv) => o.insert(s.name.to_owned(), nv),
+                        None => o.remove(s.name),
+                    };
+                }
+                if container
+                    .get(key)
+                    .and_then(Value::as_object)
+                    .is_some_and(Map::is_empty)
+                {
+                    container.remove(key);
+                }
+            }
+            (_, None) => {
+                let v = need_value(value)?;
+                if def.ty == AttrType::Complex {
+                    // RFC 7644 §3.5.2.1/3: sub-attributes given replace theirs, others stay.
+                    let Some(Value::Object(nv)) = normalize_value(def, v)? else {
+                        if v.is_null() {
+                            container.remove(key);
+                        }
+                        return Ok(());
+                    };
+                    let entry = container
+                        .entry(key.to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if !entry.is_object() {
+                        *entry = Value::Object(Map::new());
+                    }
+                    if let Some(o) = entry.as_object_mut() {
+                        for (k, x) in nv {
+                            o.insert(k, x);
+                        }
+                    }
+                } else {
+                    match normalize_value(def, v)? {
+                        Some(nv) => container.insert(key.to_owned(), nv),
+                        None => container.remove(key),
+                    };
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+fn is_primary(v: &Value) -> bool {
+    v.get("primary") == Some(&Value::Bool(true))
+}
+
+fn set_multi(
+    container: &mut Map<String, Value>,
+    def: &AttrDef,
+    items: Vec<Value>,
+) -> CoreResult<()> {
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|e| e.as_object().is_none_or(|o| !o.is_empty()))
+        .collect();
+    if !items.is_empty() {
+        container.insert(def.name.to_owned(), Value::Array(items));
+    }
+    Ok(())
+}
+
+fn val_json(v: &Val) -> Value {
+    match v {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Str(s) => Value::String(s.clone()),
+        Val::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+    }
+}
+
+/// Parses group members from a PATCH or POST value: `[{"value": id, "type"?: ...}]`.
+pub fn member_refs(v: &Value) -> CoreResult<Vec<MemberRef>> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Null => vec![],
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|m| {
+            let obj = m.as_object().ok_or_else(|| {
+                CoreError::InvalidValue("members must be objects with a value".into())
+            })?;
+            let id = obj
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+                .and_then(|(_, v)| v.as_str())
+                .ok_or_else(|| {
+                    CoreError::InvalidValue("each member needs a string value".into())
+                })?;
+            let kind = obj
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("type"))
+                .and_then(|(_, v)| v.as_str())
+                .and_then(|t| {
+                    if t.eq_ignore_ascii_case("user") {
+                        Some(MemberType::User)
+                    } else if t.eq_ignore_ascii_case("group") {
+                        Some(MemberType::Group)
+                    } else {
+                        None
+                    }
+                });
+            Ok(MemberRef {
+                id: id.to_owned(),
+                kind,
+            })
+        })
+        .collect()
+}
+
+fn members_op(
+    kind: PatchKind,
+    filter: Option<&ElemCond>,
+    sub: Option<&'static AttrDef>,
+    value: Option<&Value>,
+) -> CoreResult<Vec<MemberOp>> {
+    if sub.is_some() {
+        return Err(CoreError::InvalidPath(
+            "members sub-attributes are immutable; add or remove whole members".into(),
+        ));
+    }
+    match (kind, filter) {
+        (PatchKind::Remove, Some(f)) => Ok(vec![MemberOp::RemoveWhere(f.clone())]),
+        (PatchKind::Remove, None) => match value {
+            // Entra ID: `{"op":"Remove","path":"members","value":[{"value":"…"}]}` removes those.
+            Some(v) if !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()) => {
+                Ok(vec![MemberOp::Remove(
+                    member_refs(v)?.into_iter().map(|m| m.id).collect(),
+                )])
+            }
+            _ => Ok(vec![MemberOp::RemoveAll]),
+        },
+        (PatchKind::Add, None) => Ok(vec![MemberOp::Add(member_refs(need_value(value)?)?)]),
+        (PatchKind::Replace, None) => Ok(vec![
+            MemberOp::RemoveAll,
+            MemberOp::Add(member_refs(need_value(value)?)?),
+        ]),
+        (_, Some(_)) => Err(CoreError::InvalidPath(
+            "members can be added or replaced only as whole values".into(),
+        )),
+    }
+}

@@ -1,0 +1,301 @@
+//! Use cases on users and groups: the one write pipeline every adapter goes through.
+//! normalize/validate → decide the change (with the current state, inside the store's
+//! transaction) → store applies it with its events, deprovisioning included, atomically.
+
+use serde_json::{Map, Value, json};
+
+use super::attrs::normalize;
+use super::error::{CoreError, CoreResult};
+use super::events::EventDraft;
+use super::model::{Group, Provenance, Scope, User};
+use super::new_id;
+use super::patch::{self, PatchOp};
+use super::schema::{GROUP_TYPE, USER_TYPE};
+use super::store::{GroupChange, MemberOp, NewGroup, NewUser, Store, UserChange};
+
+/// Names of the top-level attributes whose values differ between two documents.
+fn changed_attrs(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<String> {
+    let mut keys: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn active(attrs: &Map<String, Value>) -> bool {
+    attrs.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// The events and deprovisioning flag for a user going from `before` to `after`.
+fn user_change(
+    id: &str,
+    before: &User,
+    after: Map<String, Value>,
+    expect_version: Option<i64>,
+) -> UserChange {
+    let changed = changed_attrs(&before.attrs, &after);
+    let mut events = Vec::new();
+    let was = active(&before.attrs);
+    let is = active(&after);
+    if !changed.is_empty() {
+        events.push(EventDraft::new(
+            "user.updated",
+            "User",
+            id,
+            json!({"userName": after.get("userName"), "changed": changed}),
+        ));
+    }
+    if was && !is {
+        events.push(EventDraft::new(
+            "user.deactivated",
+            "User",
+            id,
+            json!({"userName": after.get("userName")}),
+        ));
+    } else if !was && is {
+        events.push(EventDraft::new(
+            "user.reactivated",
+            "User",
+            id,
+            json!({"userName": after.get("userName")}),
+        ));
+    }
+    UserChange {
+        attrs: after,
+        expect_version,
+        events,
+        // Deprovisioning: sessions die in the same transaction as the deactivation.
+        revoke_sessions: was && !is,
+    }
+}
+
+pub async fn create_user<S: Store>(
+    store: &S,
+    scope: &Scope,
+    body: &Map<String, Value>,
+    provenance: Provenance,
+) -> CoreResult<User> {
+    let attrs = normalize(&USER_TYPE, body)?;
+    let id = new_id();
+    let ev = EventDraft::new(
+        "user.created",
+        "User",
+        &id,
+        json!({"userName": attrs.get("userName"), "active": active(&attrs), "provenance": provenance.as_str()}),
+    );
+    store
+        .insert_user(
+            scope,
+            NewUser {
+                id,
+                attrs,
+                provenance,
+            },
+            ev,
+        )
+        .await
+}
+
+/// PUT: the body replaces every writable attribute.
+pub async fn replace_user<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    body: &Map<String, Value>,
+    expect_version: Option<i64>,
+) -> CoreResult<User> {
+    let attrs = normalize(&USER_TYPE, body)?;
+    store
+        .update_user(scope, id, move |cur| {
+            Ok(user_change(id, cur, attrs, expect_version))
+        })
+        .await
+}
+
+pub async fn patch_user<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    ops: &[PatchOp],
+    expect_version: Option<i64>,
+) -> CoreResult<User> {
+    store
+        .update_user(scope, id, move |cur| {
+            let p = patch::apply(&USER_TYPE, id, &cur.attrs, ops)?;
+            Ok(user_change(id, cur, p.attrs, expect_version))
+        })
+        .await
+}
+
+pub async fn delete_user<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    expect_version: Option<i64>,
+) -> CoreResult<()> {
+    let ev = EventDraft::new("user.deleted", "User", id, json!({}));
+    if store.delete_user(scope, id, expect_version, ev).await? {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound(format!("User {id}")))
+    }
+}
+
+/// A group body without its members, and the members if it named any.
+type SplitGroup = (Map<String, Value>, Option<Vec<super::store::MemberRef>>);
+
+/// Splits `members` off a group body: members live in their own table.
+fn split_members(body: &Map<String, Value>) -> CoreResult<SplitGroup> {
+    let mut rest = body.clone();
+    let key = rest
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("members"))
+        .cloned();
+    let members = match key.and_then(|k| rest.remove(&k)) {
+        Some(v) => Some(patch::member_refs(&v)?),
+        None => None,
+    };
+    Ok((rest, members))
+}
+
+pub async fn create_group<S: Store>(
+    store: &S,
+    scope: &Scope,
+    body: &Map<String, Value>,
+) -> CoreResult<Group> {
+    let (rest, members) = split_members(body)?;
+    let attrs = normalize(&GROUP_TYPE, &rest)?;
+    let id = new_id();
+    let members = members.unwrap_or_default();
+    let ev = EventDraft::new(
+        "group.created",
+        "Group",
+        &id,
+        json!({"displayName": attrs.get("displayName"), "members": members.len()}),
+    );
+    store
+        .insert_group(scope, NewGroup { id, attrs, members }, ev)
+        .await
+}
+
+fn group_events(
+    id: &str,
+    before: &Group,
+    after: &Map<String, Value>,
+    ops: &[MemberOp],
+) -> Vec<EventDraft> {
+    let mut events = Vec::new();
+    let changed = changed_attrs(&before.attrs, after);
+    if !changed.is_empty() {
+        events.push(EventDraft::new(
+            "group.updated",
+            "Group",
+            id,
+            json!({"changed": changed}),
+        ));
+    }
+    for op in ops {
+        match op {
+            MemberOp::Add(refs) => {
+                let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
+                events.push(EventDraft::new(
+                    "group.member_added",
+                    "Group",
+                    id,
+                    json!({"members": ids}),
+                ));
+            }
+            MemberOp::Remove(ids) => {
+                events.push(EventDraft::new(
+                    "group.member_removed",
+                    "Group",
+                    id,
+                    json!({"members": ids}),
+                ));
+            }
+            MemberOp::RemoveAll => {
+                events.push(EventDraft::new(
+                    "group.member_removed",
+                    "Group",
+                    id,
+                    json!({"all": true}),
+                ));
+            }
+            MemberOp::RemoveWhere(f) => {
+                events.push(EventDraft::new(
+                    "group.member_removed",
+                    "Group",
+                    id,
+                    json!({"filter": format!("{f:?}")}),
+                ));
+            }
+        }
+    }
+    events
+}
+
+pub async fn replace_group<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    body: &Map<String, Value>,
+    expect_version: Option<i64>,
+) -> CoreResult<Group> {
+    let (rest, members) = split_members(body)?;
+    let attrs = normalize(&GROUP_TYPE, &rest)?;
+    // PUT replaces the member list: a body without members empties the group.
+    let ops = vec![
+        MemberOp::RemoveAll,
+        MemberOp::Add(members.unwrap_or_default()),
+    ];
+    store
+        .update_group(scope, id, move |cur| {
+            let events = group_events(id, cur, &attrs, &ops);
+            Ok(GroupChange {
+                attrs,
+                member_ops: ops,
+                expect_version,
+                events,
+            })
+        })
+        .await
+}
+
+pub async fn patch_group<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    ops: &[PatchOp],
+    expect_version: Option<i64>,
+) -> CoreResult<Group> {
+    store
+        .update_group(scope, id, move |cur| {
+            let p = patch::apply(&GROUP_TYPE, id, &cur.attrs, ops)?;
+            let events = group_events(id, cur, &p.attrs, &p.member_ops);
+            Ok(GroupChange {
+                attrs: p.attrs,
+                member_ops: p.member_ops,
+                expect_version,
+                events,
+            })
+        })
+        .await
+}
+
+pub async fn delete_group<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    expect_version: Option<i64>,
+) -> CoreResult<()> {
+    let ev = EventDraft::new("group.deleted", "Group", id, json!({}));
+    if store.delete_group(scope, id, expect_version, ev).await? {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound(format!("Group {id}")))
+    }
+}

@@ -1,0 +1,138 @@
+//! The storage interface the core needs. One implementation (`crate::store::SqlStore`)
+//! serves SQLite and PostgreSQL; both run the same contract tests.
+//!
+//! Every method that touches users or groups takes a [`Scope`], so no query can be written
+//! without its organization. Each write method is one database transaction that applies the
+//! change *and* appends its events: a change never lands without its event, nor the reverse.
+#![allow(async_fn_in_trait)]
+
+use serde_json::{Map, Value};
+
+use super::error::CoreResult;
+use super::events::EventDraft;
+use super::model::*;
+use super::query::{ElemCond, ListQuery, Page};
+
+/// A user about to be inserted; the core has validated `attrs` and chosen `id`.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub attrs: Map<String, Value>,
+    pub provenance: Provenance,
+}
+
+/// A group about to be inserted, with its initial members.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub id: String,
+    pub attrs: Map<String, Value>,
+    pub members: Vec<MemberRef>,
+}
+
+/// A reference to a prospective member: its id, and its type if the client said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    pub id: String,
+    pub kind: Option<MemberType>,
+}
+
+/// A membership change, applied as a set operation in SQL (never by rewriting the list).
+#[derive(Debug, Clone)]
+pub enum MemberOp {
+    /// Adds members; existing ones are left alone. Unknown ids are an error.
+    Add(Vec<MemberRef>),
+    /// Removes the members matching the condition (sub-attributes `value`, `type`).
+    RemoveWhere(ElemCond),
+    /// Removes these member ids.
+    Remove(Vec<String>),
+    RemoveAll,
+}
+
+/// The outcome of a read-modify-write on a user, computed by the core from the current state.
+#[derive(Debug)]
+pub struct UserChange {
+    pub attrs: Map<String, Value>,
+    /// When set, the write only happens if the stored version still equals it.
+    pub expect_version: Option<i64>,
+    pub events: Vec<EventDraft>,
+    /// Revoke every session and token of the user in the same transaction (deprovisioning).
+    pub revoke_sessions: bool,
+}
+
+#[derive(Debug)]
+pub struct GroupChange {
+    pub attrs: Map<String, Value>,
+    pub member_ops: Vec<MemberOp>,
+    pub expect_version: Option<i64>,
+    pub events: Vec<EventDraft>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    async fn create_org(&self, slug: &str, name: &str, actor: &Actor) -> CoreResult<Org>;
+    async fn list_orgs(&self) -> CoreResult<Vec<Org>>;
+    async fn org_by_slug(&self, slug: &str) -> CoreResult<Option<Org>>;
+
+    async fn create_directory(&self, org: &Org, name: &str, actor: &Actor)
+    -> CoreResult<Directory>;
+    async fn list_directories(&self, org: Option<&OrgId>) -> CoreResult<Vec<Directory>>;
+    async fn directory(&self, id: &str) -> CoreResult<Option<Directory>>;
+    /// Stores a new token's hash (never the token).
+    async fn add_token(
+        &self,
+        directory: &Directory,
+        token_hash: &str,
+        read_only: bool,
+        actor: &Actor,
+    ) -> CoreResult<TokenInfo>;
+    async fn revoke_token(
+        &self,
+        directory: &Directory,
+        token_id: &str,
+        actor: &Actor,
+    ) -> CoreResult<bool>;
+    async fn list_tokens(&self, directory_id: &str) -> CoreResult<Vec<TokenInfo>>;
+    /// The grant of an unrevoked token, by the hash of the presented token.
+    async fn token_grant(&self, token_hash: &str) -> CoreResult<Option<TokenGrant>>;
+
+    async fn insert_user(
+        &self,
+        scope: &Scope,
+        user: NewUser,
+        event: EventDraft,
+    ) -> CoreResult<User>;
+    async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>>;
+    async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>>;
+    /// Reads the user inside a write transaction, lets `f` decide the change, writes it.
+    async fn update_user<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<User>
+    where
+        F: FnOnce(&User) -> CoreResult<UserChange> + Send;
+    /// Deletes the user, its memberships and its sessions; `None` if there was no such user.
+    async fn delete_user(
+        &self,
+        scope: &Scope,
+        id: &str,
+        expect_version: Option<i64>,
+        event: EventDraft,
+    ) -> CoreResult<bool>;
+    async fn user_groups(&self, scope: &Scope, user_ids: &[&str]) -> CoreResult<Vec<Membership>>;
+
+    async fn insert_group(
+        &self,
+        scope: &Scope,
+        group: NewGroup,
+        event: EventDraft,
+    ) -> CoreResult<Group>;
+    async fn get_group(&self, scope: &Scope, id: &str) -> CoreResult<Option<Group>>;
+    async fn list_groups(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<Group>>;
+    async fn update_group<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<Group>
+    where
+        F: FnOnce(&Group) -> CoreResult<GroupChange> + Send;
+    async fn delete_group(
+        &self,
+        scope: &Scope,
+        id: &str,
+        expect_version: Option<i64>,
+        event: EventDraft,
+    ) -> CoreResult<bool>;
+    async fn group_members(&self, scope: &Scope, group_id: &str) -> CoreResult<Vec<Member>>;
+}

@@ -1,0 +1,368 @@
+//! The SCIM 2.0 adapter (RFC 7643/7644) at `/scim/v2`: wire ⇄ core, nothing else.
+//! The bearer token selects the directory and so the organization; every call below is
+//! scoped by it.
+
+mod bulk;
+mod discovery;
+pub mod error;
+pub mod filter;
+mod ops;
+pub mod resolve;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use crate::core::model::{Actor, Scope};
+use crate::core::orgs::hash_token;
+use crate::core::store::Store;
+use crate::store::SqlStore;
+use error::{SCIM_CONTENT_TYPE, ScimError, ScimResult};
+pub use ops::Kind;
+use ops::{ListParams, Resp};
+
+/// Limits advertised in `/ServiceProviderConfig` and enforced.
+pub const MAX_RESULTS: u64 = 1000;
+pub const MAX_PAYLOAD: usize = 1_048_576;
+pub const MAX_BULK_OPS: usize = 1000;
+
+/// What every SCIM handler needs.
+pub struct ScimState {
+    pub store: SqlStore,
+    /// Absolute base URL of the SCIM endpoint (`https://host/scim/v2`), for `location`s.
+    pub base_url: String,
+}
+
+/// An authenticated caller: its organization scope and whether it may write.
+pub struct Caller {
+    pub scope: Scope,
+    pub read_only: bool,
+}
+
+impl Caller {
+    fn check_write(&self) -> ScimResult<()> {
+        if self.read_only {
+            Err(ScimError::forbidden("this token is read-only"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl FromRequestParts<Arc<ScimState>> for Caller {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ScimState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .ok_or_else(ScimError::unauthorized)?;
+        // Looked up by hash: the token itself is never stored or compared.
+        let grant = state
+            .store
+            .token_grant(&hash_token(token))
+            .await?
+            .ok_or_else(ScimError::unauthorized)?;
+        Ok(Caller {
+            scope: Scope {
+                org: grant.org,
+                actor: Actor::Directory {
+                    directory_id: grant.directory_id,
+                    token_id: grant.token_id,
+                },
+            },
+            read_only: grant.read_only,
+        })
+    }
+}
+
+pub fn router(state: Arc<ScimState>) -> Router {
+    Router::new()
+        .route("/Users", get(list_users).post(create_users))
+        .route("/Users/.search", post(search_users))
+        .route(
+            "/Users/{id}",
+            get(get_user)
+                .put(put_user)
+                .patch(patch_user)
+                .delete(delete_user),
+        )
+        .route("/Groups", get(list_groups).post(create_groups))
+        .route("/Groups/.search", post(search_groups))
+        .route(
+            "/Groups/{id}",
+            get(get_group)
+                .put(put_group)
+                .patch(patch_group)
+                .delete(delete_group),
+        )
+        .route("/.search", post(search_root))
+        .route("/Bulk", post(bulk::bulk))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{name}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
+        .with_state(state)
+}
+
+/// A request body, with extractor failures reported as SCIM errors (over-size → 413).
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ScimError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ScimError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                format!("the request body exceeds {MAX_PAYLOAD} bytes"),
+            )),
+            Err(e) => Err(ScimError::bad("invalidSyntax", e.body_text())),
+        }
+    }
+}
+
+/// Parses a request body as a JSON object: unparseable → 400 `invalidSyntax`.
+pub fn json_body(bytes: &Bytes) -> ScimResult<serde_json::Map<String, Value>> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(ScimError::bad(
+            "invalidSyntax",
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(ScimError::bad(
+            "invalidSyntax",
+            format!("the request body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn header_version(h: &HeaderMap, name: header::HeaderName) -> ScimResult<Option<i64>> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().unwrap_or_default();
+            wire::parse_etag(s)
+                .ok_or_else(|| ScimError::bad("invalidValue", format!("bad entity tag \"{s}\"")))
+        }
+    }
+}
+
+impl IntoResponse for Resp {
+    fn into_response(self) -> Response {
+        let mut r = match self.body {
+            Some(b) => (self.status, b.to_string()).into_response(),
+            None => self.status.into_response(),
+        };
+        let h = r.headers_mut();
+        if self.status != StatusCode::NO_CONTENT && self.status != StatusCode::NOT_MODIFIED {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(SCIM_CONTENT_TYPE),
+            );
+        }
+        if let Some(v) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            h.insert(header::ETAG, v);
+        }
+        if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert(header::LOCATION, v);
+        }
+        r
+    }
+}
+
+type St = State<Arc<ScimState>>;
+type Q = Query<Vec<(String, String)>>;
+
+async fn list_users(State(s): St, c: Caller, Query(q): Q) -> ScimResult<Resp> {
+    ops::list(&s, &c.scope, Kind::User, &ListParams::from_query(&q)?).await
+}
+async fn list_groups(State(s): St, c: Caller, Query(q): Q) -> ScimResult<Resp> {
+    ops::list(&s, &c.scope, Kind::Group, &ListParams::from_query(&q)?).await
+}
+async fn search_users(State(s): St, c: Caller, Body(body): Body) -> ScimResult<Resp> {
+    ops::list(
+        &s,
+        &c.scope,
+        Kind::User,
+        &ListParams::from_search(&json_body(&body)?)?,
+    )
+    .await
+}
+async fn search_groups(State(s): St, c: Caller, Body(body): Body) -> ScimResult<Resp> {
+    ops::list(
+        &s,
+        &c.scope,
+        Kind::Group,
+        &ListParams::from_search(&json_body(&body)?)?,
+    )
+    .await
+}
+async fn search_root(State(s): St, c: Caller, Body(body): Body) -> ScimResult<Resp> {
+    ops::search_root(&s, &c.scope, &ListParams::from_search(&json_body(&body)?)?).await
+}
+
+async fn create_users(State(s): St, c: Caller, Query(q): Q, Body(body): Body) -> ScimResult<Resp> {
+    c.check_write()?;
+    ops::create(
+        &s,
+        &c.scope,
+        Kind::User,
+        &json_body(&body)?,
+        &ops::projection(Kind::User, &q),
+    )
+    .await
+}
+async fn create_groups(State(s): St, c: Caller, Query(q): Q, Body(body): Body) -> ScimResult<Resp> {
+    c.check_write()?;
+    ops::create(
+        &s,
+        &c.scope,
+        Kind::Group,
+        &json_body(&body)?,
+        &ops::projection(Kind::Group, &q),
+    )
+    .await
+}
+
+async fn get_one(
+    s: &ScimState,
+    c: &Caller,
+    kind: Kind,
+    id: &str,
+    h: &HeaderMap,
+    q: &[(String, String)],
+) -> ScimResult<Resp> {
+    let inm = header_version(h, header::IF_NONE_MATCH)?;
+    ops::get(s, &c.scope, kind, id, &ops::projection(kind, q), inm).await
+}
+async fn get_user(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+) -> ScimResult<Resp> {
+    get_one(&s, &c, Kind::User, &id, &h, &q).await
+}
+async fn get_group(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+) -> ScimResult<Resp> {
+    get_one(&s, &c, Kind::Group, &id, &h, &q).await
+}
+
+async fn put_user(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    ops::replace(
+        &s,
+        &c.scope,
+        Kind::User,
+        &id,
+        &json_body(&body)?,
+        v,
+        &ops::projection(Kind::User, &q),
+    )
+    .await
+}
+async fn put_group(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    ops::replace(
+        &s,
+        &c.scope,
+        Kind::Group,
+        &id,
+        &json_body(&body)?,
+        v,
+        &ops::projection(Kind::Group, &q),
+    )
+    .await
+}
+
+async fn patch_user(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    ops::patch(&s, &c.scope, Kind::User, &id, &json_body(&body)?, v, &q).await
+}
+async fn patch_group(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    ops::patch(&s, &c.scope, Kind::Group, &id, &json_body(&body)?, v, &q).await
+}
+
+async fn delete_user(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+) -> ScimResult<Resp> {
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    ops::delete(&s, &c.scope, Kind::User, &id, v).await
+}
+async fn delete_group(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<String>,
+    h: HeaderMap,
+) -> ScimResult<Resp> {
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    ops::delete(&s, &c.scope, Kind::Group, &id, v).await
+}

@@ -1,0 +1,235 @@
+//! Wire representations: core records rendered as SCIM resources, and the
+//! `attributes`/`excludedAttributes` projection with the schema's `returned` rules.
+
+use serde_json::{Map, Value, json};
+
+use super::resolve::AttrSel;
+use crate::core::model::{Group, Member, Membership, Meta, User};
+use crate::core::schema::{ResourceTypeDef, Returned};
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Parses an `If-Match`/`If-None-Match` value into a version (`*` gives `None`).
+pub fn parse_etag(v: &str) -> Option<Option<i64>> {
+    let v = v.trim();
+    if v == "*" {
+        return Some(None);
+    }
+    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+    v.parse().ok().map(Some)
+}
+
+fn meta_json(rt: &ResourceTypeDef, meta: &Meta, location: String) -> Value {
+    json!({
+        "resourceType": rt.name,
+        "created": meta.created,
+        "lastModified": meta.last_modified,
+        "version": etag(meta.version),
+        "location": location,
+    })
+}
+
+fn with_schemas(rt: &ResourceTypeDef, id: &str, attrs: &Map<String, Value>) -> Map<String, Value> {
+    let mut schemas = vec![Value::String(rt.schema.id.to_owned())];
+    for ext in rt.extensions {
+        if attrs.contains_key(ext.id) {
+            schemas.push(Value::String(ext.id.to_owned()));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(id.to_owned()));
+    for (k, v) in attrs {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+pub fn user_json(
+    rt: &ResourceTypeDef,
+    base: &str,
+    u: &User,
+    groups: Option<&[Membership]>,
+) -> Map<String, Value> {
+    let mut out = with_schemas(rt, &u.id, &u.attrs);
+    if let Some(gs) = groups {
+        let list: Vec<Value> = gs
+            .iter()
+            .filter(|m| m.user_id == u.id)
+            .map(|m| {
+                json!({
+                    "value": m.group_id,
+                    "$ref": format!("{base}/Groups/{}", m.group_id),
+                    "display": m.display,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        if !list.is_empty() {
+            out.insert("groups".into(), Value::Array(list));
+        }
+    }
+    out.insert(
+        "meta".into(),
+        meta_json(rt, &u.meta, format!("{base}/Users/{}", u.id)),
+    );
+    out
+}
+
+pub fn group_json(
+    rt: &ResourceTypeDef,
+    base: &str,
+    g: &Group,
+    members: Option<&[Member]>,
+) -> Map<String, Value> {
+    let mut out = with_schemas(rt, &g.id, &g.attrs);
+    if let Some(ms) = members
+        && !ms.is_empty()
+    {
+        let list: Vec<Value> = ms
+            .iter()
+            .map(|m| {
+                let kind = m.kind.as_str();
+                let mut v = json!({
+                    "value": m.id,
+                    "$ref": format!("{base}/{kind}s/{}", m.id),
+                    "type": kind,
+                });
+                if let Some(d) = &m.display {
+                    v["display"] = json!(d);
+                }
+                v
+            })
+            .collect();
+        out.insert("members".into(), Value::Array(list));
+    }
+    out.insert(
+        "meta".into(),
+        meta_json(rt, &g.meta, format!("{base}/Groups/{}", g.id)),
+    );
+    out
+}
+
+/// What a response should contain.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    pub include: Option<Vec<AttrSel>>,
+    pub exclude: Vec<AttrSel>,
+}
+
+impl Projection {
+    /// Whether top-level attribute `name` (core schema) will be returned at all; lets
+    /// callers skip loading relations (`members`, `groups`) nobody asked for.
+    pub fn wants(&self, name: &str) -> bool {
+        match &self.include {
+            Some(inc) => inc.iter().any(|s| s.ext.is_none() && s.name == name),
+            None => !self
+                .exclude
+                .iter()
+                .any(|s| s.ext.is_none() && s.name == name && s.sub.is_none()),
+        }
+    }
+
+    pub fn apply(&self, rt: &ResourceTypeDef, mut res: Map<String, Value>) -> Map<String, Value> {
+        let keys: Vec<String> = res.keys().cloned().collect();
+        for k in keys {
+            if k == "schemas" || k == "id" {
+                continue;
+            }
+            if let Some(ext) = rt.extension(&k) {
+                if let Some(Value::Object(o)) = res.get_mut(&k) {
+                    let inner: Vec<String> = o.keys().cloned().collect();
+                    for a in inner {
+                        let returned = ext.attr(&a).map_or(Returned::Default, |d| d.returned);
+                        self.project_attr(o, Some(ext.id), &a, returned);
+                    }
+                    if o.is_empty() {
+                        res.remove(&k);
+                    }
+                }
+                continue;
+            }
+            let returned = rt.schema.attr(&k).map_or(Returned::Default, |d| d.returned);
+            self.project_attr(&mut res, None, &k, returned);
+        }
+        // Keep `schemas` truthful about which extensions remain.
+        if let Some(Value::Array(s)) = res.get("schemas").cloned() {
+            let kept: Vec<Value> = s
+                .into_iter()
+                .filter(|u| {
+                    u.as_str()
+                        .is_none_or(|u| rt.extension(u).is_none() || res.contains_key(u))
+                })
+                .collect();
+            res.insert("schemas".into(), Value::Array(kept));
+        }
+        res
+    }
+
+    fn project_attr(
+        &self,
+        obj: &mut Map<String, Value>,
+        ext: Option<&str>,
+        name: &str,
+        returned: Returned,
+    ) {
+        let matches = |s: &AttrSel| s.ext == ext && s.name == name;
+        match returned {
+            Returned::Always => return,
+            Returned::Never => {
+                obj.remove(name);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(inc) = &self.include {
+            let sel: Vec<&AttrSel> = inc.iter().filter(|s| matches(s)).collect();
+            if sel.is_empty() {
+                obj.remove(name);
+                return;
+            }
+            if sel.iter().all(|s| s.sub.is_some()) {
+                let subs: Vec<&str> = sel.iter().filter_map(|s| s.sub).collect();
+                if let Some(v) = obj.get_mut(name) {
+                    keep_subs(v, &subs);
+                }
+            }
+        } else if returned == Returned::Request {
+            obj.remove(name);
+            return;
+        }
+        for s in self.exclude.iter().filter(|s| matches(s)) {
+            match s.sub {
+                None => {
+                    obj.remove(name);
+                    return;
+                }
+                Some(sub) => {
+                    if let Some(v) = obj.get_mut(name) {
+                        drop_sub(v, sub);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn keep_subs(v: &mut Value, subs: &[&str]) {
+    match v {
+        Value::Object(o) => o.retain(|k, _| subs.iter().any(|s| s.eq_ignore_ascii_case(k))),
+        Value::Array(a) => a.iter_mut().for_each(|e| keep_subs(e, subs)),
+        _ => {}
+    }
+}
+
+fn drop_sub(v: &mut Value, sub: &str) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|k, _| !k.eq_ignore_ascii_case(sub));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|e| drop_sub(e, sub)),
+        _ => {}
+    }
+}

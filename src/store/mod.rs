@@ -1,0 +1,264 @@
+//! The storage layer: one implementation of [`crate::core::store::Store`] over sqlx's `Any`
+//! driver, serving SQLite (embedded, the default) and PostgreSQL. The SQL is shared; the few
+//! places where the dialects differ (JSON access, string functions, migrations) go through
+//! [`Dialect`] and live only here.
+
+mod filter_sql;
+mod sql_store;
+
+pub use sql_store::SqlStore;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use crate::core::error::StoreError;
+
+/// Which SQL dialect a store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    /// An embedded SQLite file `roster.db` in this directory.
+    SqliteDir(PathBuf),
+    /// A PostgreSQL URL, optionally confined to one schema (tests give each run its own).
+    Postgres { url: String, schema: Option<String> },
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+fn migrator(dialect: Dialect) -> Migrator {
+    let list = match dialect {
+        Dialect::Sqlite => SQLITE_MIGRATIONS,
+        Dialect::Postgres => POSTGRES_MIGRATIONS,
+    };
+    let migrations: Vec<Migration> = list
+        .iter()
+        .map(|(v, d, sql)| {
+            Migration::new(
+                *v,
+                Cow::Borrowed(*d),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Unique(db.message().to_owned());
+    }
+    StoreError::Other(e.to_string())
+}
+
+/// Opens (creating if needed) the store and runs pending migrations.
+pub async fn open(location: &StoreLocation) -> Result<SqlStore, StoreError> {
+    sqlx::any::install_default_drivers();
+    match location {
+        StoreLocation::SqliteDir(dir) => open_sqlite(dir).await,
+        StoreLocation::Postgres { url, schema } => open_postgres(url, schema.as_deref()).await,
+    }
+}
+
+async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+    let file = dir.join("roster.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let opts = AnyConnectOptions::from_str(&url)
+        .map_err(db_err)?
+        .disable_statement_logging();
+    // WAL lets readers run beside the single writer; synchronous=FULL makes every
+    // acknowledged commit durable (fsync of the WAL at commit).
+    let pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; \
+                   PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000;";
+    let write = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |c, _| {
+            Box::pin(async move {
+                c.execute(pragmas).await?;
+                Ok(())
+            })
+        })
+        .connect_with(opts.clone())
+        .await
+        .map_err(db_err)?;
+    migrator(Dialect::Sqlite)
+        .run(&write)
+        .await
+        .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+    let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
+    let read = AnyPoolOptions::new()
+        .max_connections(readers.max(4))
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |c, _| {
+            Box::pin(async move {
+                c.execute(pragmas).await?;
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await
+        .map_err(db_err)?;
+    Ok(SqlStore::new(Dialect::Sqlite, write, read))
+}
+
+async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, StoreError> {
+    let opts = AnyConnectOptions::from_str(url)
+        .map_err(db_err)?
+        .disable_statement_logging();
+    let schema = schema.map(|s| s.replace('"', ""));
+    if let Some(s) = &schema {
+        let pool: AnyPool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(db_err)?;
+        pool.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"").as_str())
+            .await
+            .map_err(db_err)?;
+        pool.close().await;
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |c, _| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                if let Some(s) = schema {
+                    c.execute(format!("SET search_path TO \"{s}\"").as_str())
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await
+        .map_err(db_err)?;
+    migrator(Dialect::Postgres)
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+    Ok(SqlStore::new(Dialect::Postgres, pool.clone(), pool))
+}
+
+impl Dialect {
+    /// SQL for a JSON document column as a parameter value.
+    pub fn json_param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("${n}"),
+            Dialect::Postgres => format!("CAST(${n} AS JSONB)"),
+        }
+    }
+    /// SQL reading a JSON column back as text.
+    pub fn json_out(self, col: &str) -> String {
+        match self {
+            Dialect::Sqlite => col.to_owned(),
+            Dialect::Postgres => format!("{col}::text"),
+        }
+    }
+    /// The text value at `path` inside JSON expression `base` (NULL when absent).
+    pub fn json_text(self, base: &str, path: &[&str]) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_extract({base}, '{}')", sqlite_path(path)),
+            Dialect::Postgres => format!("({base} #>> '{}')", pg_path(path)),
+        }
+    }
+    /// A boolean literal as `json_text` yields it.
+    pub fn json_bool(self, b: bool) -> &'static str {
+        match (self, b) {
+            (Dialect::Sqlite, true) => "1",
+            (Dialect::Sqlite, false) => "0",
+            (Dialect::Postgres, true) => "'true'",
+            (Dialect::Postgres, false) => "'false'",
+        }
+    }
+    /// `EXISTS` over the elements of the JSON array at `path`; the element is named by
+    /// the returned alias expression, usable as `base` of `json_text`.
+    pub fn json_elements(self, base: &str, path: &[&str], alias: &str) -> (String, String) {
+        match self {
+            Dialect::Sqlite => (
+                format!("json_each({base}, '{}') AS {alias}", sqlite_path(path)),
+                format!("{alias}.value"),
+            ),
+            Dialect::Postgres => (
+                format!(
+                    "jsonb_array_elements(CASE WHEN jsonb_typeof({base} #> '{p}') = 'array' \
+                     THEN {base} #> '{p}' ELSE '[]'::jsonb END) AS {alias}(v)",
+                    p = pg_path(path)
+                ),
+                format!("{alias}.v"),
+            ),
+        }
+    }
+    pub fn contains(self, x: &str, v: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("instr({x}, {v}) > 0"),
+            Dialect::Postgres => format!("strpos({x}, {v}) > 0"),
+        }
+    }
+    pub fn starts_with(self, x: &str, v: &str, v2: &str) -> String {
+        format!("substr({x}, 1, length({v})) = {v2}")
+    }
+    pub fn ends_with(self, x: &str, v: &str, v2: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                format!(
+                    "(length({x}) >= length({v}) AND substr({x}, length({x}) - length({v}) + 1) = {v2})"
+                )
+            }
+            Dialect::Postgres => format!("right({x}, length({v})) = {v2}"),
+        }
+    }
+    /// Byte-order comparison of text, the same on both stores.
+    pub fn collate(self, x: &str) -> String {
+        match self {
+            Dialect::Sqlite => x.to_owned(),
+            Dialect::Postgres => format!("({x} COLLATE \"C\")"),
+        }
+    }
+}
+
+/// `$."a"."b"`: keys come from the schema tables, never from clients.
+fn sqlite_path(path: &[&str]) -> String {
+    let mut s = String::from("$");
+    for p in path {
+        s.push_str(".\"");
+        s.push_str(p);
+        s.push('"');
+    }
+    s
+}
+
+fn pg_path(path: &[&str]) -> String {
+    let inner: Vec<String> = path.iter().map(|p| format!("\"{p}\"")).collect();
+    format!("{{{}}}", inner.join(","))
+}

@@ -1,0 +1,1013 @@
+//! `SqlStore`: the `Store` contract on SQLite and PostgreSQL.
+
+use serde_json::{Map, Value};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, Row};
+
+use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
+use super::{Dialect, db_err};
+use crate::core::error::{CoreError, CoreResult, StoreError};
+use crate::core::events::EventDraft;
+use crate::core::model::*;
+use crate::core::query::{ListQuery, Page};
+use crate::core::store::*;
+use crate::core::{new_id, now};
+
+/// The one store implementation. SQLite gets a single-connection write pool (SQLite has one
+/// writer; queuing in the pool beats lock retries) and a separate read pool; PostgreSQL uses
+/// one pool for both.
+#[derive(Clone)]
+pub struct SqlStore {
+    d: Dialect,
+    write: AnyPool,
+    read: AnyPool,
+}
+
+type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
+    for a in args {
+        q = match a {
+            Arg::Str(s) => q.bind(s.as_str()),
+            Arg::I64(i) => q.bind(*i),
+            Arg::F64(f) => q.bind(*f),
+        };
+    }
+    q
+}
+
+fn e(err: sqlx::Error) -> CoreError {
+    CoreError::Store(db_err(err))
+}
+
+fn get<T>(row: &AnyRow, col: &str) -> CoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(col).map_err(e)
+}
+
+fn parse_attrs(s: &str) -> CoreResult<Map<String, Value>> {
+    match serde_json::from_str(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(CoreError::Store(StoreError::Other(
+            "stored attribute document is not a JSON object".into(),
+        ))),
+    }
+}
+
+fn attrs_text(m: &Map<String, Value>) -> String {
+    Value::Object(m.clone()).to_string()
+}
+
+fn str_attr<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str)
+}
+
+/// Lower-cased (Unicode) form used for case-insensitive uniqueness and lookups.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+impl SqlStore {
+    pub(super) fn new(d: Dialect, write: AnyPool, read: AnyPool) -> Self {
+        SqlStore { d, write, read }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.d
+    }
+
+    /// Cheap readiness probe.
+    pub async fn ping(&self) -> CoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(e)?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    fn user_cols(&self) -> String {
+        format!(
+            "t.id, {} AS attrs, t.version, t.created_at, t.updated_at, t.provenance, \
+             t.last_directory_sync_at, t.last_login_at",
+            self.d.json_out("t.attrs")
+        )
+    }
+
+    fn group_cols(&self) -> String {
+        format!(
+            "t.id, {} AS attrs, t.version, t.created_at, t.updated_at",
+            self.d.json_out("t.attrs")
+        )
+    }
+
+    /// In PostgreSQL, reads inside a write transaction lock the row.
+    fn for_update(&self) -> &'static str {
+        match self.d {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    async fn begin(&self) -> CoreResult<sqlx::Transaction<'static, Any>> {
+        // SQLite: BEGIN IMMEDIATE would be ideal; with one writer connection, DEFERRED
+        // transactions never conflict with each other, and readers never block writers in WAL.
+        self.write.begin().await.map_err(e)
+    }
+
+    async fn append_event(
+        &self,
+        c: &mut AnyConnection,
+        org: Option<&OrgId>,
+        actor: &Actor,
+        ev: &EventDraft,
+    ) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO events (org_id, kind, resource_type, resource_id, actor_kind, actor_id, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(org.map(|o| o.as_str().to_owned()))
+        .bind(ev.kind)
+        .bind(ev.resource_type)
+        .bind(ev.resource_id.as_str())
+        .bind(actor.kind())
+        .bind(actor.id())
+        .bind(ev.data.to_string())
+        .bind(now())
+        .execute(&mut *c)
+        .await
+        .map_err(e)?;
+        Ok(())
+    }
+
+    fn org_from_row(row: &AnyRow) -> CoreResult<Org> {
+        Ok(Org {
+            id: OrgId::from_store(get(row, "id")?),
+            slug: get(row, "slug")?,
+            name: get(row, "name")?,
+            created_at: get(row, "created_at")?,
+        })
+    }
+
+    fn dir_from_row(row: &AnyRow) -> CoreResult<Directory> {
+        Ok(Directory {
+            id: get(row, "id")?,
+            org_id: OrgId::from_store(get(row, "org_id")?),
+            org_slug: get(row, "slug")?,
+            name: get(row, "name")?,
+            created_at: get(row, "created_at")?,
+        })
+    }
+
+    fn token_from_row(row: &AnyRow) -> CoreResult<TokenInfo> {
+        Ok(TokenInfo {
+            id: get(row, "id")?,
+            directory_id: get(row, "directory_id")?,
+            read_only: get::<i64>(row, "read_only")? != 0,
+            created_at: get(row, "created_at")?,
+            revoked_at: get(row, "revoked_at")?,
+        })
+    }
+
+    fn user_from_row(row: &AnyRow) -> CoreResult<User> {
+        let prov: String = get(row, "provenance")?;
+        Ok(User {
+            id: get(row, "id")?,
+            attrs: parse_attrs(&get::<String>(row, "attrs")?)?,
+            meta: Meta {
+                version: get(row, "version")?,
+                created: get(row, "created_at")?,
+                last_modified: get(row, "updated_at")?,
+            },
+            provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
+            last_directory_sync_at: get(row, "last_directory_sync_at")?,
+            last_login_at: get(row, "last_login_at")?,
+        })
+    }
+
+    fn group_from_row(row: &AnyRow) -> CoreResult<Group> {
+        Ok(Group {
+            id: get(row, "id")?,
+            attrs: parse_attrs(&get::<String>(row, "attrs")?)?,
+            meta: Meta {
+                version: get(row, "version")?,
+                created: get(row, "created_at")?,
+                last_modified: get(row, "updated_at")?,
+            },
+        })
+    }
+
+    async fn fetch_user(
+        &self,
+        c: &mut AnyConnection,
+        scope: &Scope,
+        id: &str,
+        lock: bool,
+    ) -> CoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {} FROM users t WHERE t.org_id = $1 AND t.id = $2{}",
+            self.user_cols(),
+            if lock { self.for_update() } else { "" }
+        );
+        let row = sqlx::query(&sql)
+            .bind(scope.org.as_str())
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(e)?;
+        row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    async fn fetch_group(
+        &self,
+        c: &mut AnyConnection,
+        scope: &Scope,
+        id: &str,
+        lock: bool,
+    ) -> CoreResult<Option<Group>> {
+        let sql = format!(
+            "SELECT {} FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{}",
+            self.group_cols(),
+            if lock { self.for_update() } else { "" }
+        );
+        let row = sqlx::query(&sql)
+            .bind(scope.org.as_str())
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(e)?;
+        row.as_ref().map(Self::group_from_row).transpose()
+    }
+
+    /// Revokes every live session of a user; part of the deprovisioning transaction.
+    async fn revoke_sessions(
+        &self,
+        c: &mut AnyConnection,
+        scope: &Scope,
+        user_id: &str,
+    ) -> CoreResult<u64> {
+        let r = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(scope.org.as_str())
+        .bind(user_id)
+        .execute(&mut *c)
+        .await
+        .map_err(e)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn list<T>(
+        &self,
+        scope: &Scope,
+        q: &ListQuery,
+        kind: ResourceKind,
+        from_row: fn(&AnyRow) -> CoreResult<T>,
+    ) -> CoreResult<Page<T>> {
+        let (table, cols) = match kind {
+            ResourceKind::User => ("users", self.user_cols()),
+            ResourceKind::Group => ("org_groups", self.group_cols()),
+        };
+        let mut b = SqlBuilder::new(self.d, kind, vec![Arg::Str(scope.org.as_str().to_owned())]);
+        let where_sql = match &q.filter {
+            Some(f) => format!("t.org_id = $1 AND {}", b.cond(f)),
+            None => "t.org_id = $1".to_owned(),
+        };
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {table} t WHERE {where_sql}");
+        let filter_args = b.args.clone();
+        let mut conn = self.read.acquire().await.map_err(e)?;
+        let total: i64 = bind_all(sqlx::query(&count_sql), &filter_args)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(e)?
+            .try_get("n")
+            .map_err(e)?;
+        let total = total.max(0) as u64;
+        if q.count == 0 || q.start_index > total {
+            return Ok(Page {
+                total,
+                items: vec![],
+            });
+        }
+        let order = b.order_by(&q.sort);
+        let limit = b.push(Arg::I64(q.count as i64));
+        let offset = b.push(Arg::I64(q.start_index.saturating_sub(1) as i64));
+        let sql = format!(
+            "SELECT {cols} FROM {table} t WHERE {where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = bind_all(sqlx::query(&sql), &b.args)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(e)?;
+        let items = rows.iter().map(from_row).collect::<CoreResult<Vec<T>>>()?;
+        Ok(Page { total, items })
+    }
+
+    /// Applies one membership change as a set operation.
+    async fn apply_member_op(
+        &self,
+        c: &mut AnyConnection,
+        scope: &Scope,
+        group_id: &str,
+        op: &MemberOp,
+    ) -> CoreResult<()> {
+        let org = scope.org.as_str();
+        match op {
+            MemberOp::Add(refs) => {
+                for m in refs {
+                    self.add_member(c, org, group_id, m).await?;
+                }
+            }
+            MemberOp::Remove(ids) => {
+                for id in ids {
+                    sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
+                        .bind(group_id)
+                        .bind(id.as_str())
+                        .execute(&mut *c)
+                        .await
+                        .map_err(e)?;
+                }
+            }
+            MemberOp::RemoveAll => {
+                sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+                    .bind(group_id)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(e)?;
+            }
+            MemberOp::RemoveWhere(cond) => {
+                let mut b = SqlBuilder::new(
+                    self.d,
+                    ResourceKind::Group,
+                    vec![Arg::Str(group_id.to_owned())],
+                );
+                let w = b.related(cond, "group_members");
+                let sql = format!("DELETE FROM group_members WHERE group_id = $1 AND {w}");
+                bind_all(sqlx::query(&sql), &b.args)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_member(
+        &self,
+        c: &mut AnyConnection,
+        org: &str,
+        group_id: &str,
+        m: &MemberRef,
+    ) -> CoreResult<()> {
+        // The member must exist in the same organization; its type comes from where it is.
+        let kind = if m.kind != Some(MemberType::Group)
+            && sqlx::query("SELECT 1 AS x FROM users WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(m.id.as_str())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(e)?
+                .is_some()
+        {
+            MemberType::User
+        } else if m.kind != Some(MemberType::User)
+            && m.id != group_id
+            && sqlx::query("SELECT 1 AS x FROM org_groups WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(m.id.as_str())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(e)?
+                .is_some()
+        {
+            MemberType::Group
+        } else {
+            return Err(CoreError::InvalidValue(format!(
+                "member \"{}\" is not a User or Group of this organization",
+                m.id
+            )));
+        };
+        sqlx::query(
+            "INSERT INTO group_members (org_id, group_id, member_id, member_type) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (group_id, member_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(group_id)
+        .bind(m.id.as_str())
+        .bind(kind.as_str())
+        .execute(&mut *c)
+        .await
+        .map_err(e)?;
+        Ok(())
+    }
+}
+
+fn user_name_conflict(err: CoreError, user_name: &str) -> CoreError {
+    match err {
+        CoreError::Store(StoreError::Unique(_)) => CoreError::Uniqueness(format!(
+            "userName \"{user_name}\" is already taken in this organization"
+        )),
+        other => other,
+    }
+}
+
+impl Store for SqlStore {
+    async fn create_org(&self, slug: &str, name: &str, actor: &Actor) -> CoreResult<Org> {
+        let org = Org {
+            id: OrgId::from_store(new_id()),
+            slug: slug.to_owned(),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(org.id.as_str())
+            .bind(slug)
+            .bind(name)
+            .bind(org.created_at.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match db_err(err) {
+                StoreError::Unique(_) => {
+                    CoreError::Uniqueness(format!("organization \"{slug}\" already exists"))
+                }
+                other => CoreError::Store(other),
+            })?;
+        let ev = EventDraft::new(
+            "organization.created",
+            "Organization",
+            org.id.as_str(),
+            serde_json::json!({"slug": slug, "name": name}),
+        );
+        self.append_event(&mut tx, Some(&org.id), actor, &ev)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(org)
+    }
+
+    async fn list_orgs(&self) -> CoreResult<Vec<Org>> {
+        let rows = sqlx::query("SELECT id, slug, name, created_at FROM orgs ORDER BY slug")
+            .fetch_all(&self.read)
+            .await
+            .map_err(e)?;
+        rows.iter().map(Self::org_from_row).collect()
+    }
+
+    async fn org_by_slug(&self, slug: &str) -> CoreResult<Option<Org>> {
+        let row = sqlx::query("SELECT id, slug, name, created_at FROM orgs WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(e)?;
+        row.as_ref().map(Self::org_from_row).transpose()
+    }
+
+    async fn create_directory(
+        &self,
+        org: &Org,
+        name: &str,
+        actor: &Actor,
+    ) -> CoreResult<Directory> {
+        let dir = Directory {
+            id: new_id(),
+            org_id: org.id.clone(),
+            org_slug: org.slug.clone(),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO directories (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(dir.id.as_str())
+        .bind(org.id.as_str())
+        .bind(name)
+        .bind(dir.created_at.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        let ev = EventDraft::new(
+            "directory.created",
+            "Directory",
+            &dir.id,
+            serde_json::json!({"name": name}),
+        );
+        self.append_event(&mut tx, Some(&org.id), actor, &ev)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(dir)
+    }
+
+    async fn list_directories(&self, org: Option<&OrgId>) -> CoreResult<Vec<Directory>> {
+        let base = "SELECT d.id, d.org_id, o.slug, d.name, d.created_at FROM directories d \
+                    JOIN orgs o ON o.id = d.org_id";
+        let rows = match org {
+            Some(o) => {
+                sqlx::query(&format!("{base} WHERE d.org_id = $1 ORDER BY d.created_at"))
+                    .bind(o.as_str())
+                    .fetch_all(&self.read)
+                    .await
+            }
+            None => {
+                sqlx::query(&format!("{base} ORDER BY o.slug, d.created_at"))
+                    .fetch_all(&self.read)
+                    .await
+            }
+        }
+        .map_err(e)?;
+        rows.iter().map(Self::dir_from_row).collect()
+    }
+
+    async fn directory(&self, id: &str) -> CoreResult<Option<Directory>> {
+        let row = sqlx::query(
+            "SELECT d.id, d.org_id, o.slug, d.name, d.created_at FROM directories d \
+             JOIN orgs o ON o.id = d.org_id WHERE d.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(e)?;
+        row.as_ref().map(Self::dir_from_row).transpose()
+    }
+
+    async fn add_token(
+        &self,
+        directory: &Directory,
+        token_hash: &str,
+        read_only: bool,
+        actor: &Actor,
+    ) -> CoreResult<TokenInfo> {
+        let info = TokenInfo {
+            id: new_id(),
+            directory_id: directory.id.clone(),
+            read_only,
+            created_at: now(),
+            revoked_at: None,
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO directory_tokens (id, directory_id, org_id, token_hash, read_only, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(info.id.as_str())
+        .bind(directory.id.as_str())
+        .bind(directory.org_id.as_str())
+        .bind(token_hash)
+        .bind(i64::from(read_only))
+        .bind(info.created_at.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        let ev = EventDraft::new(
+            "directory.token_created",
+            "Directory",
+            &directory.id,
+            serde_json::json!({"token_id": info.id, "read_only": read_only}),
+        );
+        self.append_event(&mut tx, Some(&directory.org_id), actor, &ev)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(info)
+    }
+
+    async fn revoke_token(
+        &self,
+        directory: &Directory,
+        token_id: &str,
+        actor: &Actor,
+    ) -> CoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2 AND directory_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(token_id)
+        .bind(directory.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let ev = EventDraft::new(
+            "directory.token_revoked",
+            "Directory",
+            &directory.id,
+            serde_json::json!({"token_id": token_id}),
+        );
+        self.append_event(&mut tx, Some(&directory.org_id), actor, &ev)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(true)
+    }
+
+    async fn list_tokens(&self, directory_id: &str) -> CoreResult<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, directory_id, read_only, created_at, revoked_at FROM directory_tokens \
+             WHERE directory_id = $1 ORDER BY created_at",
+        )
+        .bind(directory_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(e)?;
+        rows.iter().map(Self::token_from_row).collect()
+    }
+
+    async fn token_grant(&self, token_hash: &str) -> CoreResult<Option<TokenGrant>> {
+        let row = sqlx::query(
+            "SELECT id, directory_id, org_id, read_only FROM directory_tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(e)?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(TokenGrant {
+                token_id: get(&r, "id")?,
+                directory_id: get(&r, "directory_id")?,
+                org: OrgId::from_store(get(&r, "org_id")?),
+                read_only: get::<i64>(&r, "read_only")? != 0,
+            })),
+        }
+    }
+
+    async fn insert_user(&self, scope: &Scope, u: NewUser, event: EventDraft) -> CoreResult<User> {
+        let ts = now();
+        let user_name = str_attr(&u.attrs, "userName")
+            .unwrap_or_default()
+            .to_owned();
+        let active = u
+            .attrs
+            .get("active")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let sync = scope.directory_id().map(|_| ts.clone());
+        let sql = format!(
+            "INSERT INTO users (id, org_id, user_name, user_name_norm, external_id, active, attrs, version, \
+             created_at, updated_at, provenance, directory_id, last_directory_sync_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11)",
+            self.d.json_param(7)
+        );
+        let mut tx = self.begin().await?;
+        sqlx::query(&sql)
+            .bind(u.id.as_str())
+            .bind(scope.org.as_str())
+            .bind(user_name.as_str())
+            .bind(fold(&user_name))
+            .bind(str_attr(&u.attrs, "externalId").map(str::to_owned))
+            .bind(i64::from(active))
+            .bind(attrs_text(&u.attrs))
+            .bind(ts.as_str())
+            .bind(u.provenance.as_str())
+            .bind(scope.directory_id().map(str::to_owned))
+            .bind(sync.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| user_name_conflict(e(err), &user_name))?;
+        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(User {
+            id: u.id,
+            attrs: u.attrs,
+            meta: Meta {
+                version: 1,
+                created: ts.clone(),
+                last_modified: ts,
+            },
+            provenance: u.provenance,
+            last_directory_sync_at: sync,
+            last_login_at: None,
+        })
+    }
+
+    async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>> {
+        let mut c = self.read.acquire().await.map_err(e)?;
+        self.fetch_user(&mut c, scope, id, false).await
+    }
+
+    async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>> {
+        self.list(scope, q, ResourceKind::User, Self::user_from_row)
+            .await
+    }
+
+    async fn update_user<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<User>
+    where
+        F: FnOnce(&User) -> CoreResult<UserChange> + Send,
+    {
+        let mut tx = self.begin().await?;
+        let current = self
+            .fetch_user(&mut tx, scope, id, true)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("User {id}")))?;
+        let change = f(&current)?;
+        if let Some(v) = change.expect_version
+            && v != current.meta.version
+        {
+            return Err(CoreError::VersionMismatch(v.to_string()));
+        }
+        let ts = now();
+        let user_name = str_attr(&change.attrs, "userName")
+            .unwrap_or_default()
+            .to_owned();
+        let active = change
+            .attrs
+            .get("active")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let sync = match scope.directory_id() {
+            Some(_) => Some(ts.clone()),
+            None => current.last_directory_sync_at.clone(),
+        };
+        let sql = format!(
+            "UPDATE users SET user_name = $1, user_name_norm = $2, external_id = $3, active = $4, attrs = {}, \
+             version = version + 1, updated_at = $6, last_directory_sync_at = $7 \
+             WHERE org_id = $8 AND id = $9",
+            self.d.json_param(5)
+        );
+        sqlx::query(&sql)
+            .bind(user_name.as_str())
+            .bind(fold(&user_name))
+            .bind(str_attr(&change.attrs, "externalId").map(str::to_owned))
+            .bind(i64::from(active))
+            .bind(attrs_text(&change.attrs))
+            .bind(ts.as_str())
+            .bind(sync.clone())
+            .bind(scope.org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| user_name_conflict(e(err), &user_name))?;
+        if change.revoke_sessions {
+            self.revoke_sessions(&mut tx, scope, id).await?;
+        }
+        for ev in &change.events {
+            self.append_event(&mut tx, Some(&scope.org), &scope.actor, ev)
+                .await?;
+        }
+        tx.commit().await.map_err(e)?;
+        Ok(User {
+            id: current.id,
+            attrs: change.attrs,
+            meta: Meta {
+                version: current.meta.version + 1,
+                created: current.meta.created,
+                last_modified: ts,
+            },
+            provenance: current.provenance,
+            last_directory_sync_at: sync,
+            last_login_at: current.last_login_at,
+        })
+    }
+
+    async fn delete_user(
+        &self,
+        scope: &Scope,
+        id: &str,
+        expect_version: Option<i64>,
+        event: EventDraft,
+    ) -> CoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let Some(current) = self.fetch_user(&mut tx, scope, id, true).await? else {
+            return Ok(false);
+        };
+        if let Some(v) = expect_version
+            && v != current.meta.version
+        {
+            return Err(CoreError::VersionMismatch(v.to_string()));
+        }
+        self.revoke_sessions(&mut tx, scope, id).await?;
+        sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND member_id = $2")
+            .bind(scope.org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
+            .bind(scope.org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(true)
+    }
+
+    async fn user_groups(&self, scope: &Scope, user_ids: &[&str]) -> CoreResult<Vec<Membership>> {
+        let mut out = Vec::new();
+        if user_ids.is_empty() {
+            return Ok(out);
+        }
+        let mut args = vec![Arg::Str(scope.org.as_str().to_owned())];
+        let mut ph = Vec::new();
+        for id in user_ids {
+            args.push(Arg::Str((*id).to_owned()));
+            ph.push(format!("${}", args.len()));
+        }
+        let sql = format!(
+            "SELECT m.member_id, g.id, g.display_name FROM group_members m \
+             JOIN org_groups g ON g.id = m.group_id \
+             WHERE m.org_id = $1 AND m.member_id IN ({}) ORDER BY g.display_name_norm, g.id",
+            ph.join(", ")
+        );
+        let rows = bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&self.read)
+            .await
+            .map_err(e)?;
+        for r in rows {
+            out.push(Membership {
+                user_id: r.try_get(0).map_err(e)?,
+                group_id: r.try_get(1).map_err(e)?,
+                display: r.try_get(2).map_err(e)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn insert_group(
+        &self,
+        scope: &Scope,
+        g: NewGroup,
+        event: EventDraft,
+    ) -> CoreResult<Group> {
+        let ts = now();
+        let name = str_attr(&g.attrs, "displayName")
+            .unwrap_or_default()
+            .to_owned();
+        let sql = format!(
+            "INSERT INTO org_groups (id, org_id, display_name, display_name_norm, external_id, attrs, version, \
+             created_at, updated_at, directory_id) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7, $8)",
+            self.d.json_param(6)
+        );
+        let mut tx = self.begin().await?;
+        sqlx::query(&sql)
+            .bind(g.id.as_str())
+            .bind(scope.org.as_str())
+            .bind(name.as_str())
+            .bind(fold(&name))
+            .bind(str_attr(&g.attrs, "externalId").map(str::to_owned))
+            .bind(attrs_text(&g.attrs))
+            .bind(ts.as_str())
+            .bind(scope.directory_id().map(str::to_owned))
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        if !g.members.is_empty() {
+            self.apply_member_op(&mut tx, scope, &g.id, &MemberOp::Add(g.members.clone()))
+                .await?;
+        }
+        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(Group {
+            id: g.id,
+            attrs: g.attrs,
+            meta: Meta {
+                version: 1,
+                created: ts.clone(),
+                last_modified: ts,
+            },
+        })
+    }
+
+    async fn get_group(&self, scope: &Scope, id: &str) -> CoreResult<Option<Group>> {
+        let mut c = self.read.acquire().await.map_err(e)?;
+        self.fetch_group(&mut c, scope, id, false).await
+    }
+
+    async fn list_groups(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<Group>> {
+        self.list(scope, q, ResourceKind::Group, Self::group_from_row)
+            .await
+    }
+
+    async fn update_group<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<Group>
+    where
+        F: FnOnce(&Group) -> CoreResult<GroupChange> + Send,
+    {
+        let mut tx = self.begin().await?;
+        let current = self
+            .fetch_group(&mut tx, scope, id, true)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("Group {id}")))?;
+        let change = f(&current)?;
+        if let Some(v) = change.expect_version
+            && v != current.meta.version
+        {
+            return Err(CoreError::VersionMismatch(v.to_string()));
+        }
+        let ts = now();
+        let name = str_attr(&change.attrs, "displayName")
+            .unwrap_or_default()
+            .to_owned();
+        let sql = format!(
+            "UPDATE org_groups SET display_name = $1, display_name_norm = $2, external_id = $3, attrs = {}, \
+             version = version + 1, updated_at = $5 WHERE org_id = $6 AND id = $7",
+            self.d.json_param(4)
+        );
+        sqlx::query(&sql)
+            .bind(name.as_str())
+            .bind(fold(&name))
+            .bind(str_attr(&change.attrs, "externalId").map(str::to_owned))
+            .bind(attrs_text(&change.attrs))
+            .bind(ts.as_str())
+            .bind(scope.org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        for op in &change.member_ops {
+            self.apply_member_op(&mut tx, scope, id, op).await?;
+        }
+        for ev in &change.events {
+            self.append_event(&mut tx, Some(&scope.org), &scope.actor, ev)
+                .await?;
+        }
+        tx.commit().await.map_err(e)?;
+        Ok(Group {
+            id: current.id,
+            attrs: change.attrs,
+            meta: Meta {
+                version: current.meta.version + 1,
+                created: current.meta.created,
+                last_modified: ts,
+            },
+        })
+    }
+
+    async fn delete_group(
+        &self,
+        scope: &Scope,
+        id: &str,
+        expect_version: Option<i64>,
+        event: EventDraft,
+    ) -> CoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let Some(current) = self.fetch_group(&mut tx, scope, id, true).await? else {
+            return Ok(false);
+        };
+        if let Some(v) = expect_version
+            && v != current.meta.version
+        {
+            return Err(CoreError::VersionMismatch(v.to_string()));
+        }
+        sqlx::query(
+            "DELETE FROM group_members WHERE org_id = $1 AND (group_id = $2 OR member_id = $2)",
+        )
+        .bind(scope.org.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        sqlx::query("DELETE FROM org_groups WHERE org_id = $1 AND id = $2")
+            .bind(scope.org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
+            .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(true)
+    }
+
+    async fn group_members(&self, scope: &Scope, group_id: &str) -> CoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.member_id, m.member_type, COALESCE(u.user_name, g.display_name) AS display \
+             FROM group_members m \
+             LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id \
+             LEFT JOIN org_groups g ON m.member_type = 'Group' AND g.id = m.member_id \
+             WHERE m.org_id = $1 AND m.group_id = $2 ORDER BY m.member_id",
+        )
+        .bind(scope.org.as_str())
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(e)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = get(r, "member_type")?;
+                Ok(Member {
+                    id: get(r, "member_id")?,
+                    kind: if kind == "Group" {
+                        MemberType::Group
+                    } else {
+                        MemberType::User
+                    },
+                    display: get(r, "display")?,
+                })
+            })
+            .collect()
+    }
+}

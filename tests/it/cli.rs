@@ -1,0 +1,154 @@
+//! The `roster` binary's administration commands, run while a server uses the same data.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{Backend, TestStore};
+
+fn roster(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("ROSTER_DATABASE_URL")
+        .output()
+        .expect("run roster");
+    assert!(
+        out.status.success(),
+        "roster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "roster {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_creates_org_directory_and_tokens_beside_a_running_server() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let roster::store::StoreLocation::SqliteDir(dir) = db.location() else {
+        unreachable!()
+    };
+    let server = roster::http::Server::bind("127.0.0.1:0", db.store.clone(), None)
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+
+    let org = roster(
+        &dir,
+        &["org", "create", "initech", "--name", "Initech", "--json"],
+    );
+    assert_eq!(org["slug"], "initech");
+    let d = roster(&dir, &["directory", "create", "--org", "initech", "--json"]);
+    let token = d["token"].as_str().unwrap().to_owned();
+    let dir_id = d["directory_id"].as_str().unwrap().to_owned();
+    assert!(d["scim_base_url"].as_str().unwrap().ends_with("/scim/v2"));
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/scim/v2/Users");
+    let r = client.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // A second token, then revoke the first: it stops working at once.
+    let t2 = roster(
+        &dir,
+        &["directory", "token", "--directory", &dir_id, "--json"],
+    );
+    let first_id = d["token_id"].as_str().unwrap();
+    roster(
+        &dir,
+        &[
+            "directory",
+            "token",
+            "--directory",
+            &dir_id,
+            "--revoke",
+            first_id,
+            "--json",
+        ],
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(t2["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // Read-only token
+    let ro = roster(
+        &dir,
+        &[
+            "directory",
+            "token",
+            "--directory",
+            &dir_id,
+            "--read-only",
+            "--json",
+        ],
+    );
+    let r = client
+        .post(&url)
+        .bearer_auth(ro["token"].as_str().unwrap())
+        .header("content-type", "application/scim+json")
+        .body(r#"{"userName":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let tokens = roster(
+        &dir,
+        &[
+            "directory",
+            "token",
+            "--directory",
+            &dir_id,
+            "--list",
+            "--json",
+        ],
+    );
+    assert_eq!(tokens["tokens"].as_array().unwrap().len(), 3);
+    assert!(
+        !tokens.to_string().contains(&token),
+        "secrets are never listed"
+    );
+
+    let orgs = roster(&dir, &["org", "list", "--json"]);
+    assert_eq!(orgs["organizations"][0]["slug"], "initech");
+    let dirs = roster(&dir, &["directory", "list", "--json"]);
+    assert_eq!(dirs["directories"][0]["directory_id"], dir_id);
+    // Tokens are stored hashed only.
+    for f in ["roster.db", "roster.db-wal"] {
+        let raw = std::fs::read(dir.join(f)).unwrap_or_default();
+        let needle = token.as_bytes();
+        assert!(
+            !raw.windows(needle.len()).any(|w| w == needle),
+            "token stored in clear in {f}"
+        );
+    }
+
+    let _ = tx.send(());
+    let _ = h.await;
+    db.cleanup().await;
+}

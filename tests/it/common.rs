@@ -1,0 +1,288 @@
+//! Test harness: a real server per test, on a fresh SQLite directory or a fresh
+//! PostgreSQL schema (dropped afterwards).
+
+use std::path::PathBuf;
+
+use reqwest::{Method, StatusCode};
+use roster::core::model::Actor;
+use roster::core::orgs::{self, OrgSlug};
+use roster::http::Server;
+use roster::store::{self, SqlStore, StoreLocation};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL the suite uses; it must be reachable (an unreachable database fails the
+/// PostgreSQL half of the suite rather than skipping it).
+pub fn pg_url() -> String {
+    std::env::var("ROSTER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+pub struct TestStore {
+    pub store: SqlStore,
+    backend: Backend,
+    dir: Option<PathBuf>,
+    schema: Option<String>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> TestStore {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("roster-test-{id}"));
+                let store = store::open(&StoreLocation::SqliteDir(dir.clone()))
+                    .await
+                    .expect("open sqlite");
+                TestStore {
+                    store,
+                    backend,
+                    dir: Some(dir),
+                    schema: None,
+                }
+            }
+            Backend::Postgres => {
+                let schema = format!("t_{id}");
+                let store = store::open(&StoreLocation::Postgres {
+                    url: pg_url(),
+                    schema: Some(schema.clone()),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
+                TestStore {
+                    store,
+                    backend,
+                    dir: None,
+                    schema: Some(schema),
+                }
+            }
+        }
+    }
+
+    pub fn location(&self) -> StoreLocation {
+        match self.backend {
+            Backend::Sqlite => StoreLocation::SqliteDir(self.dir.clone().unwrap_or_default()),
+            Backend::Postgres => StoreLocation::Postgres {
+                url: pg_url(),
+                schema: self.schema.clone(),
+            },
+        }
+    }
+
+    pub async fn cleanup(self) {
+        self.store.close().await;
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        if let Some(s) = &self.schema {
+            use sqlx::Executor;
+            sqlx::any::install_default_drivers();
+            if let Ok(pool) = sqlx::AnyPool::connect(&pg_url()).await {
+                let _ = pool
+                    .execute(format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE").as_str())
+                    .await;
+                pool.close().await;
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub db: TestStore,
+    pub scim: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().expect("id in body").to_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        let db = TestStore::new(backend).await;
+        let server = Server::bind("127.0.0.1:0", db.store.clone(), None)
+            .await
+            .expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        let base = format!("http://{addr}");
+        let mut app = TestApp {
+            db,
+            scim: format!("{base}/scim/v2"),
+            token: String::new(),
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        app.token = app.directory_token("acme", false).await;
+        app
+    }
+
+    /// Creates (if needed) an organization and a directory in it; returns a bearer token.
+    pub async fn directory_token(&self, slug: &str, read_only: bool) -> String {
+        let s = &self.db.store;
+        let org = match roster::core::store::Store::org_by_slug(s, slug)
+            .await
+            .expect("org lookup")
+        {
+            Some(o) => o,
+            None => orgs::create_org(s, &OrgSlug::parse(slug).expect("slug"), None, &Actor::Cli)
+                .await
+                .expect("create org"),
+        };
+        let (_, _, token) = orgs::create_directory(s, &org, None, read_only, &Actor::Cli)
+            .await
+            .expect("create directory");
+        token
+    }
+
+    pub async fn call_with(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.scim)
+        };
+        let mut rb = self.client.request(method, url).bearer_auth(token);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let r = rb.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        self.call_with(&self.token, method, path, body, &[]).await
+    }
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a user with this userName and returns its id.
+    pub async fn user(&self, user_name: &str) -> String {
+        self.post(
+            "/Users",
+            &serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": user_name,
+            }),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        self.db.cleanup().await;
+    }
+}
+
+pub fn patch_op(ops: Value) -> Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": ops,
+    })
+}
+
+/// Declares each test once per backend: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::common::TestApp::start($crate::common::Backend::Sqlite).await;
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let app = $crate::common::TestApp::start($crate::common::Backend::Postgres).await;
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+            }
+        )*
+    };
+}

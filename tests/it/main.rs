@@ -1,0 +1,11 @@
+//! Roster's test suite: one binary (fast to build). Each test runs against a real server on
+//! port 0, once on SQLite and once on PostgreSQL (`backend_tests!`).
+
+mod cli;
+mod common;
+mod scim_bulk;
+mod scim_core;
+mod scim_filter;
+mod scim_patch;
+mod scim_quirks;
+mod store_contract;

@@ -1,0 +1,183 @@
+//! The store contract, run on both SQLite and PostgreSQL: every write appends its event
+//! in the same transaction, failed writes append nothing, organizations are isolated,
+//! and membership changes are set operations.
+
+use roster::core::model::{Actor, Scope};
+use roster::core::resources;
+use roster::core::store::Store;
+use roster::store::SqlStore;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::backend_tests;
+use crate::common::TestApp;
+
+pub async fn scope_of(store: &SqlStore, slug: &str) -> Scope {
+    let org = store.org_by_slug(slug).await.unwrap().expect("org exists");
+    Scope {
+        org: org.id,
+        actor: Actor::Cli,
+    }
+}
+
+async fn event_kinds(app: &TestApp) -> Vec<String> {
+    let pool = match app.db.location() {
+        roster::store::StoreLocation::SqliteDir(d) => {
+            sqlx::AnyPool::connect(&format!("sqlite://{}", d.join("roster.db").display()))
+                .await
+                .unwrap()
+        }
+        roster::store::StoreLocation::Postgres { url, schema } => sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(move |c, _| {
+                let s = schema.clone().unwrap_or_default();
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    c.execute(format!("SET search_path TO \"{s}\"").as_str())
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .unwrap(),
+    };
+    let rows = sqlx::query("SELECT kind FROM events ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows.iter().map(|r| r.get::<String, _>(0)).collect()
+}
+
+async fn events_in_the_same_transaction(app: &TestApp) {
+    sqlx::any::install_default_drivers();
+    let before = event_kinds(app).await.len();
+    let store = &app.db.store;
+    let scope = scope_of(store, "acme").await;
+    let u = resources::create_user(
+        store,
+        &scope,
+        json!({"userName": "ev@example.com"}).as_object().unwrap(),
+        roster::core::model::Provenance::Admin,
+    )
+    .await
+    .unwrap();
+    // A failing write (uniqueness) leaves no event behind.
+    let dup = resources::create_user(
+        store,
+        &scope,
+        json!({"userName": "EV@example.com"}).as_object().unwrap(),
+        roster::core::model::Provenance::Admin,
+    )
+    .await;
+    assert!(dup.is_err());
+    // A change that fails after the core decided it (version precondition) leaves none either.
+    let stale = resources::replace_user(
+        store,
+        &scope,
+        &u.id,
+        json!({"userName": "ev@example.com", "active": false})
+            .as_object()
+            .unwrap(),
+        Some(99),
+    )
+    .await;
+    assert!(stale.is_err());
+    resources::replace_user(
+        store,
+        &scope,
+        &u.id,
+        json!({"userName": "ev@example.com", "active": false})
+            .as_object()
+            .unwrap(),
+        Some(1),
+    )
+    .await
+    .unwrap();
+    resources::delete_user(store, &scope, &u.id, None)
+        .await
+        .unwrap();
+    let kinds = event_kinds(app).await;
+    assert_eq!(
+        &kinds[before..],
+        [
+            "user.created",
+            "user.updated",
+            "user.deactivated",
+            "user.deleted"
+        ]
+    );
+}
+
+async fn org_isolation_in_the_store(app: &TestApp) {
+    let store = &app.db.store;
+    let acme = scope_of(store, "acme").await;
+    app.directory_token("globex", false).await;
+    let globex = scope_of(store, "globex").await;
+    let u = resources::create_user(
+        store,
+        &acme,
+        json!({"userName": "iso@example.com"}).as_object().unwrap(),
+        roster::core::model::Provenance::Admin,
+    )
+    .await
+    .unwrap();
+    assert!(store.get_user(&globex, &u.id).await.unwrap().is_none());
+    assert!(
+        !store
+            .delete_user(
+                &globex,
+                &u.id,
+                None,
+                roster::core::events::EventDraft::new("user.deleted", "User", &u.id, json!({}))
+            )
+            .await
+            .unwrap()
+    );
+    assert!(store.get_user(&acme, &u.id).await.unwrap().is_some());
+    let q = roster::core::query::ListQuery {
+        filter: None,
+        sort: None,
+        start_index: 1,
+        count: 10,
+    };
+    assert_eq!(store.list_users(&globex, &q).await.unwrap().total, 0);
+}
+
+async fn membership_is_a_set(app: &TestApp) {
+    let store = &app.db.store;
+    let scope = scope_of(store, "acme").await;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let u = resources::create_user(
+            store,
+            &scope,
+            json!({"userName": format!("s{i}")}).as_object().unwrap(),
+            roster::core::model::Provenance::Admin,
+        )
+        .await
+        .unwrap();
+        ids.push(u.id);
+    }
+    let members: Vec<_> = ids.iter().map(|id| json!({"value": id})).collect();
+    let g = resources::create_group(
+        store,
+        &scope,
+        json!({"displayName": "all", "members": members})
+            .as_object()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.group_members(&scope, &g.id).await.unwrap().len(), 50);
+    let groups = store.user_groups(&scope, &[ids[7].as_str()]).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].group_id, g.id);
+}
+
+backend_tests!(
+    events_in_the_same_transaction,
+    org_isolation_in_the_store,
+    membership_is_a_set
+);
