@@ -158,7 +158,7 @@ pub fn main() -> std::process::ExitCode {
 
 fn init_tracing(serve: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if serve { "info" } else { "warn" })
+        tracing_subscriber::EnvFilter::new(if serve { "info,sqlx=warn" } else { "warn" })
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -384,7 +384,12 @@ pub const GROUP_ATTRS: &[AttrDef] = &[
             s("type", "The type of the member.")
                 .canonical(&["User", "Group"])
                 .mutability(Mutability::Immutable),
-            s("display", "A human-readable name of the member.").mutability(Mutability::ReadOnly),
+            s(
+                "display",
+                "The member's userName or displayName; returned only when requested.",
+            )
+            .mutability(Mutability::ReadOnly)
+            .returned(Returned::Request),
         ]),
 ];
 

@@ -229,7 +229,13 @@ async fn render_groups(
         };
         out.push(Value::Object(proj.apply(
             &GROUP_TYPE,
-            group_json(&GROUP_TYPE, &s.base_url, g, members.as_deref()),
+            group_json(
+                &GROUP_TYPE,
+                &s.base_url,
+                g,
+                members.as_deref(),
+                proj.requests_sub("members", "display"),
+            ),
         )));
     }
     Ok(out)

@@ -78,11 +78,13 @@ pub fn user_json(
     out
 }
 
+/// `display` of members is `returned: request`: pass `with_display` when it was asked for.
 pub fn group_json(
     rt: &ResourceTypeDef,
     base: &str,
     g: &Group,
     members: Option<&[Member]>,
+    with_display: bool,
 ) -> Map<String, Value> {
     let mut out = with_schemas(rt, &g.id, &g.attrs);
     if let Some(ms) = members
@@ -97,7 +99,7 @@ pub fn group_json(
                     "$ref": format!("{base}/{kind}s/{}", m.id),
                     "type": kind,
                 });
-                if let Some(d) = &m.display {
+                if let Some(d) = m.display.as_ref().filter(|_| with_display) {
                     v["display"] = json!(d);
                 }
                 v
@@ -130,6 +132,14 @@ impl Projection {
                 .iter()
                 .any(|s| s.ext.is_none() && s.name == name && s.sub.is_none()),
         }
+    }
+
+    /// Whether `name.sub` was asked for by name (for `returned: request` sub-attributes).
+    pub fn requests_sub(&self, name: &str, sub: &str) -> bool {
+        self.include.as_ref().is_some_and(|inc| {
+            inc.iter()
+                .any(|s| s.ext.is_none() && s.name == name && s.sub == Some(sub))
+        })
     }
 
     pub fn apply(&self, rt: &ResourceTypeDef, mut res: Map<String, Value>) -> Map<String, Value> {

@@ -540,6 +540,27 @@ async fn groups_and_membership(app: &TestApp) {
     assert_eq!(r.header("etag").as_deref(), Some("W/\"2\""));
     let got = app.get(&format!("/Groups/{gid}")).await.expect(200).body;
     assert_eq!(got["members"].as_array().unwrap().len(), 3);
+    assert!(
+        got["members"][0].get("display").is_none(),
+        "members.display is returned on request only"
+    );
+    let shown = app
+        .get(&format!(
+            "/Groups/{gid}?attributes=members.value,members.display"
+        ))
+        .await
+        .expect(200)
+        .body;
+    let displays: Vec<&str> = shown["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["display"].as_str())
+        .collect();
+    assert!(
+        displays.contains(&"a@example.com") && displays.contains(&"Sub"),
+        "{shown}"
+    );
     let types: Vec<&str> = got["members"]
         .as_array()
         .unwrap()
