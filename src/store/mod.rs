@@ -5,6 +5,7 @@
 
 mod filter_sql;
 mod sql_store;
+mod write;
 
 pub use sql_store::SqlStore;
 
@@ -128,7 +129,10 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
         .connect_with(opts)
         .await
         .map_err(db_err)?;
-    Ok(SqlStore::new(Dialect::Sqlite, write, read))
+    let writer = write.acquire().await.map_err(db_err)?;
+    let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
+    gc.spawn_sweeper();
+    Ok(SqlStore::new(Dialect::Sqlite, write, read, Some(gc)))
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, StoreError> {
@@ -167,7 +171,7 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
         .run(&pool)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-    Ok(SqlStore::new(Dialect::Postgres, pool.clone(), pool))
+    Ok(SqlStore::new(Dialect::Postgres, pool.clone(), pool, None))
 }
 
 impl Dialect {

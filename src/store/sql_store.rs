@@ -5,7 +5,10 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
+use std::sync::Arc;
+
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
+use super::write::{GroupCommit, WriteTx};
 use super::{Dialect, db_err};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
@@ -22,6 +25,8 @@ pub struct SqlStore {
     d: Dialect,
     write: AnyPool,
     read: AnyPool,
+    /// SQLite only: the single writer connection, group-committed.
+    group_commit: Option<Arc<GroupCommit>>,
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -71,8 +76,18 @@ pub fn fold(s: &str) -> String {
 }
 
 impl SqlStore {
-    pub(super) fn new(d: Dialect, write: AnyPool, read: AnyPool) -> Self {
-        SqlStore { d, write, read }
+    pub(super) fn new(
+        d: Dialect,
+        write: AnyPool,
+        read: AnyPool,
+        group_commit: Option<Arc<GroupCommit>>,
+    ) -> Self {
+        SqlStore {
+            d,
+            write,
+            read,
+            group_commit,
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -89,7 +104,12 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        self.write.close().await;
+        match &self.group_commit {
+            // The writer connection stays checked out for the store's lifetime (closing its
+            // pool would wait for it forever); commit what is pending and let it drop.
+            Some(gc) => gc.drain().await,
+            None => self.write.close().await,
+        }
         self.read.close().await;
     }
 
@@ -116,10 +136,11 @@ impl SqlStore {
         }
     }
 
-    async fn begin(&self) -> CoreResult<sqlx::Transaction<'static, Any>> {
-        // SQLite: BEGIN IMMEDIATE would be ideal; with one writer connection, DEFERRED
-        // transactions never conflict with each other, and readers never block writers in WAL.
-        self.write.begin().await.map_err(e)
+    async fn begin(&self) -> CoreResult<WriteTx> {
+        match &self.group_commit {
+            Some(gc) => gc.begin().await,
+            None => Ok(WriteTx::Pg(Some(self.write.begin().await.map_err(e)?))),
+        }
     }
 
     async fn append_event(
@@ -449,7 +470,7 @@ impl Store for SqlStore {
         );
         self.append_event(&mut tx, Some(&org.id), actor, &ev)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(org)
     }
 
@@ -502,7 +523,7 @@ impl Store for SqlStore {
         );
         self.append_event(&mut tx, Some(&org.id), actor, &ev)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(dir)
     }
 
@@ -574,7 +595,7 @@ impl Store for SqlStore {
         );
         self.append_event(&mut tx, Some(&directory.org_id), actor, &ev)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(info)
     }
 
@@ -605,7 +626,7 @@ impl Store for SqlStore {
         );
         self.append_event(&mut tx, Some(&directory.org_id), actor, &ev)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -676,7 +697,7 @@ impl Store for SqlStore {
             .map_err(|err| user_name_conflict(e(err), &user_name))?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(User {
             id: u.id,
             attrs: u.attrs,
@@ -755,7 +776,7 @@ impl Store for SqlStore {
             self.append_event(&mut tx, Some(&scope.org), &scope.actor, ev)
                 .await?;
         }
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(User {
             id: current.id,
             attrs: change.attrs,
@@ -801,7 +822,7 @@ impl Store for SqlStore {
             .map_err(e)?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -870,7 +891,7 @@ impl Store for SqlStore {
         }
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(Group {
             id: g.id,
             attrs: g.attrs,
@@ -934,7 +955,7 @@ impl Store for SqlStore {
             self.append_event(&mut tx, Some(&scope.org), &scope.actor, ev)
                 .await?;
         }
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(Group {
             id: current.id,
             attrs: change.attrs,
@@ -978,7 +999,7 @@ impl Store for SqlStore {
             .map_err(e)?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
-        tx.commit().await.map_err(e)?;
+        tx.commit().await?;
         Ok(true)
     }
 

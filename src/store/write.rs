@@ -1,0 +1,253 @@
+//! Write transactions. On PostgreSQL each write is an ordinary transaction (the server
+//! already merges concurrent commits into one WAL flush). SQLite has one writer and pays an
+//! fsync per commit, so writes there are **group-committed**: each write runs inside its own
+//! SAVEPOINT of a shared transaction on the single writer connection, and the transaction
+//! commits when no other write is waiting (or the batch is full). `commit()` returns only after
+//! that COMMIT (with its fsync) succeeded, so every acknowledged write is durable, and a write
+//! that fails rolls back to its savepoint without touching its neighbours.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Executor};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+
+use crate::core::error::{CoreError, CoreResult, StoreError};
+
+/// Most writes one SQLite commit may carry; bounds the latency a batch adds.
+const MAX_BATCH: usize = 256;
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// The SQLite writer connection and the batch open on it.
+pub struct Writer {
+    conn: PoolConnection<Any>,
+    in_batch: bool,
+    savepoint_open: bool,
+    waiters: Vec<Waiter>,
+}
+
+/// Group commit for the SQLite writer.
+pub struct GroupCommit {
+    writer: Arc<Mutex<Writer>>,
+    /// Writes queued for the writer; the last of a burst commits the batch.
+    waiting: AtomicUsize,
+}
+
+fn err(e: sqlx::Error) -> CoreError {
+    CoreError::Store(super::db_err(e))
+}
+
+impl Writer {
+    /// Undoes what a write that was dropped without commit left behind.
+    async fn clean(&mut self) -> CoreResult<()> {
+        if self.savepoint_open {
+            self.conn
+                .execute("ROLLBACK TO w; RELEASE w")
+                .await
+                .map_err(err)?;
+            self.savepoint_open = false;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch and tells every write in it.
+    async fn flush(&mut self) {
+        if !self.in_batch {
+            return;
+        }
+        let result = match self.conn.execute("COMMIT").await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = self.conn.execute("ROLLBACK").await;
+                Err(e.to_string())
+            }
+        };
+        self.in_batch = false;
+        for w in self.waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+impl GroupCommit {
+    pub fn new(conn: PoolConnection<Any>) -> Self {
+        GroupCommit {
+            writer: Arc::new(Mutex::new(Writer {
+                conn,
+                in_batch: false,
+                savepoint_open: false,
+                waiters: Vec::new(),
+            })),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    pub async fn begin(self: &Arc<Self>) -> CoreResult<WriteTx> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let w = self.writer.clone().lock_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        // Run in a task of its own: if the caller is cancelled mid-statement (a client hung
+        // up), the statements still complete and the writer's flags stay true to its state.
+        let started = tokio::spawn(async move {
+            let mut w = w;
+            w.clean().await?;
+            if !w.in_batch {
+                // IMMEDIATE: take the write lock now, so another process (the CLI) cannot
+                // make this transaction's snapshot stale between its reads and its writes.
+                w.conn.execute("BEGIN IMMEDIATE").await.map_err(err)?;
+                w.in_batch = true;
+            }
+            w.conn.execute("SAVEPOINT w").await.map_err(err)?;
+            w.savepoint_open = true;
+            Ok::<_, CoreError>(w)
+        });
+        let guard = started.await.map_err(|e| {
+            CoreError::Store(StoreError::Other(format!("writer task failed: {e}")))
+        })??;
+        Ok(WriteTx::Lite(Some(LiteTx {
+            guard,
+            gc: self.clone(),
+        })))
+    }
+
+    /// Commits whatever is pending; used at shutdown.
+    pub async fn drain(&self) {
+        let mut w = self.writer.lock().await;
+        let _ = w.clean().await;
+        w.flush().await;
+    }
+
+    /// Background sweeper: settles batches whose last write went away (dropped on an error
+    /// path or cancelled) so their earlier writes still commit promptly.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                let Some(gc) = weak.upgrade() else { return };
+                let Ok(mut w) = gc.writer.clone().try_lock_owned() else {
+                    continue;
+                };
+                if (w.savepoint_open || (w.in_batch && !w.waiters.is_empty()))
+                    && gc.waiting.load(Ordering::SeqCst) == 0
+                {
+                    gc.settle(&mut w).await;
+                }
+            }
+        });
+    }
+
+    /// Closes an idle batch (used when a write was dropped while others waited on it).
+    async fn settle(&self, w: &mut Writer) {
+        if w.clean().await.is_err() {
+            let _ = w.conn.execute("ROLLBACK").await;
+            w.in_batch = false;
+            for x in w.waiters.drain(..) {
+                let _ = x.send(Err("write batch rolled back".into()));
+            }
+            return;
+        }
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            w.flush().await;
+        }
+    }
+}
+
+pub struct LiteTx {
+    guard: OwnedMutexGuard<Writer>,
+    gc: Arc<GroupCommit>,
+}
+
+/// A write transaction; derefs to the connection it runs on.
+pub enum WriteTx {
+    /// `None` once committed.
+    Pg(Option<sqlx::Transaction<'static, Any>>),
+    /// `None` once committed.
+    Lite(Option<LiteTx>),
+}
+
+impl WriteTx {
+    /// Commits; returns once the change is durable.
+    pub async fn commit(mut self) -> CoreResult<()> {
+        match &mut self {
+            WriteTx::Pg(slot) => match slot.take() {
+                Some(tx) => tx.commit().await.map_err(err),
+                None => Ok(()),
+            },
+            WriteTx::Lite(slot) => {
+                let Some(lt) = slot.take() else {
+                    return Ok(());
+                };
+                let (tx, rx) = oneshot::channel();
+                // The release and the COMMIT run in a task: a cancelled caller must not leave
+                // a COMMIT half-observed (its neighbours' durability depends on it).
+                let LiteTx { mut guard, gc } = lt;
+                tokio::spawn(async move {
+                    if let Err(x) = guard.conn.execute("RELEASE w").await {
+                        let _ = tx.send(Err(x.to_string()));
+                        gc.settle(&mut guard).await;
+                        return;
+                    }
+                    guard.savepoint_open = false;
+                    guard.waiters.push(tx);
+                    if gc.waiting.load(Ordering::SeqCst) == 0 || guard.waiters.len() >= MAX_BATCH {
+                        guard.flush().await;
+                    }
+                });
+                match rx.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(m)) => Err(CoreError::Store(StoreError::Other(format!(
+                        "commit failed: {m}"
+                    )))),
+                    Err(_) => Err(CoreError::Store(StoreError::Other(
+                        "commit abandoned".into(),
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        // A write dropped without commit (an error path): roll back its savepoint and, if it
+        // was the last in line, commit what the batch already holds, off the async path.
+        if let WriteTx::Lite(slot) = self
+            && let Some(LiteTx { mut guard, gc }) = slot.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                gc.settle(&mut guard).await;
+            });
+        }
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            WriteTx::Pg(Some(tx)) => tx,
+            WriteTx::Lite(Some(lt)) => &lt.guard.conn,
+            WriteTx::Pg(None) | WriteTx::Lite(None) => {
+                unreachable!("a committed write transaction is not used again")
+            }
+        }
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            WriteTx::Pg(Some(tx)) => &mut *tx,
+            WriteTx::Lite(Some(lt)) => &mut lt.guard.conn,
+            WriteTx::Pg(None) | WriteTx::Lite(None) => {
+                unreachable!("a committed write transaction is not used again")
+            }
+        }
+    }
+}
