@@ -138,6 +138,15 @@ pub struct User {
     pub provenance: Provenance,
     pub last_directory_sync_at: Option<String>,
     pub last_login_at: Option<String>,
+    /// The groups the user is a direct member of (read with the user, in one query).
+    pub groups: Vec<GroupRef>,
+}
+
+/// A group as seen from one of its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: String,
+    pub display: String,
 }
 
 impl User {
@@ -193,12 +202,4 @@ pub struct Member {
     pub id: String,
     pub kind: MemberType,
     pub display: Option<String>,
-}
-
-/// A group a user belongs to (for the user's read-only `groups` attribute).
-#[derive(Debug, Clone)]
-pub struct Membership {
-    pub user_id: String,
-    pub group_id: String,
-    pub display: String,
 }

@@ -114,7 +114,6 @@ pub trait Store: Send + Sync + 'static {
         expect_version: Option<i64>,
         event: EventDraft,
     ) -> CoreResult<bool>;
-    async fn user_groups(&self, scope: &Scope, user_ids: &[&str]) -> CoreResult<Vec<Membership>>;
 
     async fn insert_group(
         &self,

@@ -24,6 +24,7 @@ pub fn app(store: SqlStore, public_url: &str) -> Router {
     let scim_state = Arc::new(ScimState {
         store: store.clone(),
         base_url: format!("{}/scim/v2", public_url.trim_end_matches('/')),
+        tokens: Default::default(),
     });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -2,6 +2,7 @@
 //! The bearer token selects the directory and so the organization; every call below is
 //! scoped by it.
 
+pub mod auth;
 mod bulk;
 mod discovery;
 pub mod error;
@@ -22,8 +23,6 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use crate::core::model::{Actor, Scope};
-use crate::core::orgs::hash_token;
-use crate::core::store::Store;
 use crate::store::SqlStore;
 use error::{SCIM_CONTENT_TYPE, ScimError, ScimResult};
 pub use ops::Kind;
@@ -39,6 +38,7 @@ pub struct ScimState {
     pub store: SqlStore,
     /// Absolute base URL of the SCIM endpoint (`https://host/scim/v2`), for `location`s.
     pub base_url: String,
+    pub tokens: auth::TokenCache,
 }
 
 /// An authenticated caller: its organization scope and whether it may write.
@@ -75,8 +75,8 @@ impl FromRequestParts<Arc<ScimState>> for Caller {
             .ok_or_else(ScimError::unauthorized)?;
         // Looked up by hash: the token itself is never stored or compared.
         let grant = state
-            .store
-            .token_grant(&hash_token(token))
+            .tokens
+            .grant(&state.store, token)
             .await?
             .ok_or_else(ScimError::unauthorized)?;
         Ok(Caller {

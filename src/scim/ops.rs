@@ -191,27 +191,15 @@ pub fn projection(kind: Kind, q: &[(String, String)]) -> Projection {
     make_projection(kind, get("attributes"), get("excludedAttributes"))
 }
 
-async fn render_users(
+fn render_users(
     s: &ScimState,
-    scope: &Scope,
     users: &[crate::core::model::User],
     proj: &Projection,
-) -> ScimResult<Vec<Value>> {
-    let groups = if proj.wants("groups") {
-        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
-        Some(s.store.user_groups(scope, &ids).await?)
-    } else {
-        None
-    };
-    Ok(users
+) -> Vec<Value> {
+    users
         .iter()
-        .map(|u| {
-            Value::Object(proj.apply(
-                &USER_TYPE,
-                user_json(&USER_TYPE, &s.base_url, u, groups.as_deref()),
-            ))
-        })
-        .collect())
+        .map(|u| Value::Object(proj.apply(&USER_TYPE, user_json(&USER_TYPE, &s.base_url, u))))
+        .collect()
 }
 
 async fn render_groups(
@@ -270,7 +258,7 @@ pub async fn get(
             }
             (
                 u.meta.version,
-                render_users(s, scope, std::slice::from_ref(&u), proj).await?,
+                render_users(s, std::slice::from_ref(&u), proj),
             )
         }
         Kind::Group => {
@@ -316,10 +304,7 @@ pub async fn list(s: &ScimState, scope: &Scope, kind: Kind, p: &ListParams) -> S
     let (total, resources) = match kind {
         Kind::User => {
             let page = s.store.list_users(scope, &q).await?;
-            (
-                page.total,
-                render_users(s, scope, &page.items, &proj).await?,
-            )
+            (page.total, render_users(s, &page.items, &proj))
         }
         Kind::Group => {
             let page = s.store.list_groups(scope, &q).await?;
@@ -382,7 +367,7 @@ pub async fn search_root(s: &ScimState, scope: &Scope, p: &ListParams) -> ScimRe
             let items = match kind {
                 Kind::User => {
                     let page = s.store.list_users(scope, &q).await?;
-                    render_users(s, scope, &page.items, &proj).await?
+                    render_users(s, &page.items, &proj)
                 }
                 Kind::Group => {
                     let page = s.store.list_groups(scope, &q).await?;
@@ -415,7 +400,7 @@ pub async fn create(
     match kind {
         Kind::User => {
             let u = resources::create_user(&s.store, scope, body, Provenance::Scim).await?;
-            let items = render_users(s, scope, std::slice::from_ref(&u), proj).await?;
+            let items = render_users(s, std::slice::from_ref(&u), proj);
             Ok(one(
                 StatusCode::CREATED,
                 items,
@@ -448,7 +433,7 @@ pub async fn replace(
     match kind {
         Kind::User => {
             let u = resources::replace_user(&s.store, scope, id, body, if_match).await?;
-            let items = render_users(s, scope, std::slice::from_ref(&u), proj).await?;
+            let items = render_users(s, std::slice::from_ref(&u), proj);
             Ok(one(
                 StatusCode::OK,
                 items,
@@ -533,7 +518,7 @@ pub async fn patch(
     match kind {
         Kind::User => {
             let u = resources::patch_user(&s.store, scope, id, &ops, if_match).await?;
-            let items = render_users(s, scope, std::slice::from_ref(&u), &proj).await?;
+            let items = render_users(s, std::slice::from_ref(&u), &proj);
             let mut r = one(StatusCode::OK, items, u.meta.version, location(s, kind, id));
             r.location = None;
             Ok(r)

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::resolve::AttrSel;
-use crate::core::model::{Group, Member, Membership, Meta, User};
+use crate::core::model::{Group, Member, Meta, User};
 use crate::core::schema::{ResourceTypeDef, Returned};
 
 pub fn etag(version: i64) -> String {
@@ -47,29 +47,22 @@ fn with_schemas(rt: &ResourceTypeDef, id: &str, attrs: &Map<String, Value>) -> M
     out
 }
 
-pub fn user_json(
-    rt: &ResourceTypeDef,
-    base: &str,
-    u: &User,
-    groups: Option<&[Membership]>,
-) -> Map<String, Value> {
+pub fn user_json(rt: &ResourceTypeDef, base: &str, u: &User) -> Map<String, Value> {
     let mut out = with_schemas(rt, &u.id, &u.attrs);
-    if let Some(gs) = groups {
-        let list: Vec<Value> = gs
+    if !u.groups.is_empty() {
+        let list: Vec<Value> = u
+            .groups
             .iter()
-            .filter(|m| m.user_id == u.id)
-            .map(|m| {
+            .map(|g| {
                 json!({
-                    "value": m.group_id,
-                    "$ref": format!("{base}/Groups/{}", m.group_id),
-                    "display": m.display,
+                    "value": g.id,
+                    "$ref": format!("{base}/Groups/{}", g.id),
+                    "display": g.display,
                     "type": "direct",
                 })
             })
             .collect();
-        if !list.is_empty() {
-            out.insert("groups".into(), Value::Array(list));
-        }
+        out.insert("groups".into(), Value::Array(list));
     }
     out.insert(
         "meta".into(),

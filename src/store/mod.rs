@@ -223,6 +223,23 @@ impl Dialect {
             ),
         }
     }
+    /// A scalar subquery: the groups of user row `t` as JSON text `[[id, displayName], ...]`,
+    /// ordered by name.
+    pub fn user_groups_json(self, t: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "(SELECT json_group_array(json_array(x.id, x.display_name)) FROM \
+                 (SELECT g.id, g.display_name FROM group_members m JOIN org_groups g ON g.id = m.group_id \
+                  WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id ORDER BY g.display_name_norm, g.id) x)"
+            ),
+            Dialect::Postgres => format!(
+                "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id), '[]'::json)::text \
+                 FROM group_members m JOIN org_groups g ON g.id = m.group_id \
+                 WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
+            ),
+        }
+    }
+
     pub fn contains(self, x: &str, v: &str) -> String {
         match self {
             Dialect::Sqlite => format!("instr({x}, {v}) > 0"),

@@ -62,6 +62,19 @@ fn parse_attrs(s: &str) -> CoreResult<Map<String, Value>> {
     }
 }
 
+/// `[[id, displayName], ...]` as built by `Dialect::user_groups_json`.
+fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(s).map_err(|err| {
+        CoreError::Store(StoreError::Other(format!(
+            "bad group list from store: {err}"
+        )))
+    })?;
+    Ok(pairs
+        .into_iter()
+        .map(|(id, display)| GroupRef { id, display })
+        .collect())
+}
+
 fn attrs_text(m: &Map<String, Value>) -> String {
     Value::Object(m.clone()).to_string()
 }
@@ -116,8 +129,9 @@ impl SqlStore {
     fn user_cols(&self) -> String {
         format!(
             "t.id, {} AS attrs, t.version, t.created_at, t.updated_at, t.provenance, \
-             t.last_directory_sync_at, t.last_login_at",
-            self.d.json_out("t.attrs")
+             t.last_directory_sync_at, t.last_login_at, {} AS groups_json",
+            self.d.json_out("t.attrs"),
+            self.d.user_groups_json("t")
         )
     }
 
@@ -210,6 +224,7 @@ impl SqlStore {
             provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
             last_directory_sync_at: get(row, "last_directory_sync_at")?,
             last_login_at: get(row, "last_login_at")?,
+            groups: parse_group_refs(&get::<String>(row, "groups_json")?)?,
         })
     }
 
@@ -709,6 +724,7 @@ impl Store for SqlStore {
             provenance: u.provenance,
             last_directory_sync_at: sync,
             last_login_at: None,
+            groups: Vec::new(),
         })
     }
 
@@ -788,6 +804,7 @@ impl Store for SqlStore {
             provenance: current.provenance,
             last_directory_sync_at: sync,
             last_login_at: current.last_login_at,
+            groups: current.groups,
         })
     }
 
@@ -824,37 +841,6 @@ impl Store for SqlStore {
             .await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn user_groups(&self, scope: &Scope, user_ids: &[&str]) -> CoreResult<Vec<Membership>> {
-        let mut out = Vec::new();
-        if user_ids.is_empty() {
-            return Ok(out);
-        }
-        let mut args = vec![Arg::Str(scope.org.as_str().to_owned())];
-        let mut ph = Vec::new();
-        for id in user_ids {
-            args.push(Arg::Str((*id).to_owned()));
-            ph.push(format!("${}", args.len()));
-        }
-        let sql = format!(
-            "SELECT m.member_id, g.id, g.display_name FROM group_members m \
-             JOIN org_groups g ON g.id = m.group_id \
-             WHERE m.org_id = $1 AND m.member_id IN ({}) ORDER BY g.display_name_norm, g.id",
-            ph.join(", ")
-        );
-        let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&self.read)
-            .await
-            .map_err(e)?;
-        for r in rows {
-            out.push(Membership {
-                user_id: r.try_get(0).map_err(e)?,
-                group_id: r.try_get(1).map_err(e)?,
-                display: r.try_get(2).map_err(e)?,
-            });
-        }
-        Ok(out)
     }
 
     async fn insert_group(

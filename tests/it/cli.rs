@@ -56,7 +56,7 @@ async fn cli_creates_org_directory_and_tokens_beside_a_running_server() {
     let r = client.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
-    // A second token, then revoke the first: it stops working at once.
+    // A second token, then revoke the first: it stops working within the token cache's TTL.
     let t2 = roster(
         &dir,
         &["directory", "token", "--directory", &dir_id, "--json"],
@@ -74,6 +74,7 @@ async fn cli_creates_org_directory_and_tokens_beside_a_running_server() {
             "--json",
         ],
     );
+    tokio::time::sleep(roster::scim::auth::TTL + std::time::Duration::from_millis(100)).await;
     assert_eq!(
         client
             .get(&url)

@@ -171,9 +171,10 @@ async fn membership_is_a_set(app: &TestApp) {
     .await
     .unwrap();
     assert_eq!(store.group_members(&scope, &g.id).await.unwrap().len(), 50);
-    let groups = store.user_groups(&scope, &[ids[7].as_str()]).await.unwrap();
-    assert_eq!(groups.len(), 1);
-    assert_eq!(groups[0].group_id, g.id);
+    let u = store.get_user(&scope, &ids[7]).await.unwrap().unwrap();
+    assert_eq!(u.groups.len(), 1);
+    assert_eq!(u.groups[0].id, g.id);
+    assert_eq!(u.groups[0].display, "all");
 }
 
 backend_tests!(
