@@ -30,6 +30,7 @@ CREATE TABLE users (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     org_id TEXT NOT NULL REFERENCES orgs(id),
+    pos BIGINT NOT NULL,
     user_name TEXT NOT NULL,
     user_name_norm TEXT NOT NULL,
     external_id TEXT,
@@ -44,13 +45,14 @@ CREATE TABLE users (
     last_login_at TEXT
 );
 CREATE UNIQUE INDEX users_org_user_name ON users(org_id, user_name_norm);
-CREATE INDEX users_org_seq ON users(org_id, seq);
+CREATE UNIQUE INDEX users_org_pos ON users(org_id, pos);
 CREATE INDEX users_org_external_id ON users(org_id, external_id);
 
 CREATE TABLE org_groups (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     org_id TEXT NOT NULL REFERENCES orgs(id),
+    pos BIGINT NOT NULL,
     display_name TEXT NOT NULL,
     display_name_norm TEXT NOT NULL,
     external_id TEXT,
@@ -60,8 +62,26 @@ CREATE TABLE org_groups (
     updated_at TEXT NOT NULL,
     directory_id TEXT
 );
-CREATE INDEX groups_org_seq ON org_groups(org_id, seq);
+CREATE UNIQUE INDEX groups_org_pos ON org_groups(org_id, pos);
 CREATE INDEX groups_org_display_name ON org_groups(org_id, display_name_norm);
+
+-- Per organization and resource type: how many live resources, and the next position.
+-- Positions are dense per organization (1, 2, 3...); deleted ones are listed below, so the
+-- K-th resource of a list is found by index, not by skipping K rows (see store::positions).
+CREATE TABLE org_counters (
+    org_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    live BIGINT NOT NULL,
+    next_pos BIGINT NOT NULL,
+    PRIMARY KEY (org_id, kind)
+);
+
+CREATE TABLE deleted_positions (
+    org_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pos BIGINT NOT NULL,
+    PRIMARY KEY (org_id, kind, pos)
+);
 
 -- One row per membership: membership changes are set operations, never list rewrites.
 CREATE TABLE group_members (

@@ -228,7 +228,7 @@ impl SqlBuilder {
     pub fn order_by(&mut self, sort: &Option<(SortKey, bool)>) -> String {
         let a = self.alias;
         match sort {
-            None => format!("{a}.seq"),
+            None => format!("{a}.pos"),
             Some((key, desc)) => {
                 let dir = if *desc { "DESC" } else { "ASC" };
                 let expr = match key {
@@ -259,7 +259,7 @@ impl SqlBuilder {
                 };
                 // NULLs last either way, then the stable tie-breaker.
                 format!(
-                    "CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END, {} {dir}, {a}.seq {dir}",
+                    "CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END, {} {dir}, {a}.pos {dir}",
                     self.d.collate(&expr)
                 )
             }

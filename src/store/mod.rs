@@ -4,6 +4,7 @@
 //! [`Dialect`] and live only here.
 
 mod filter_sql;
+mod positions;
 mod sql_store;
 mod write;
 

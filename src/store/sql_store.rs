@@ -8,6 +8,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row};
 use std::sync::Arc;
 
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
+use super::positions;
 use super::write::{GroupCommit, WriteTx};
 use super::{Dialect, db_err};
 use crate::core::error::{CoreError, CoreResult, StoreError};
@@ -312,6 +313,11 @@ impl SqlStore {
             ResourceKind::User => ("users", self.user_cols()),
             ResourceKind::Group => ("org_groups", self.group_cols()),
         };
+        if q.filter.is_none() && q.sort.is_none() {
+            return self
+                .list_by_position(scope, q, kind, table, &cols, from_row)
+                .await;
+        }
         let mut b = SqlBuilder::new(self.d, kind, vec![Arg::Str(scope.org.as_str().to_owned())]);
         let where_sql = match &q.filter {
             Some(f) => format!("t.org_id = $1 AND {}", b.cond(f)),
@@ -343,6 +349,61 @@ impl SqlStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(e)?;
+        let items = rows.iter().map(from_row).collect::<CoreResult<Vec<T>>>()?;
+        Ok(Page { total, items })
+    }
+
+    /// An unfiltered list in creation order: the total from the counter, the page by seeking
+    /// to the position of its first item (see `positions`).
+    async fn list_by_position<T>(
+        &self,
+        scope: &Scope,
+        q: &ListQuery,
+        kind: ResourceKind,
+        table: &str,
+        cols: &str,
+        from_row: fn(&AnyRow) -> CoreResult<T>,
+    ) -> CoreResult<Page<T>> {
+        let org = scope.org.as_str();
+        let kind_s = match kind {
+            ResourceKind::User => "User",
+            ResourceKind::Group => "Group",
+        };
+        let mut conn = self.read.acquire().await.map_err(e)?;
+        let total = positions::live(&mut conn, org, kind_s).await?.max(0) as u64;
+        if q.count == 0 || q.start_index > total {
+            return Ok(Page {
+                total,
+                items: vec![],
+            });
+        }
+        let start = i64::try_from(q.start_index).unwrap_or(i64::MAX);
+        let count = i64::try_from(q.count).unwrap_or(i64::MAX);
+        let rows = match positions::nth(&mut conn, org, kind_s, start).await? {
+            Some(pos) => {
+                let sql = format!(
+                    "SELECT {cols} FROM {table} t WHERE t.org_id = $1 AND t.pos >= $2 ORDER BY t.pos LIMIT $3"
+                );
+                sqlx::query(&sql)
+                    .bind(org)
+                    .bind(pos)
+                    .bind(count)
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {cols} FROM {table} t WHERE t.org_id = $1 ORDER BY t.pos LIMIT $2 OFFSET $3"
+                );
+                sqlx::query(&sql)
+                    .bind(org)
+                    .bind(count)
+                    .bind(start - 1)
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+        }
+        .map_err(e)?;
         let items = rows.iter().map(from_row).collect::<CoreResult<Vec<T>>>()?;
         Ok(Page { total, items })
     }
@@ -690,11 +751,12 @@ impl Store for SqlStore {
         let sync = scope.directory_id().map(|_| ts.clone());
         let sql = format!(
             "INSERT INTO users (id, org_id, user_name, user_name_norm, external_id, active, attrs, version, \
-             created_at, updated_at, provenance, directory_id, last_directory_sync_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11)",
+             created_at, updated_at, provenance, directory_id, last_directory_sync_at, pos) \
+             VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11, $12)",
             self.d.json_param(7)
         );
         let mut tx = self.begin().await?;
+        let pos = positions::take(&mut tx, scope.org.as_str(), "User").await?;
         sqlx::query(&sql)
             .bind(u.id.as_str())
             .bind(scope.org.as_str())
@@ -707,6 +769,7 @@ impl Store for SqlStore {
             .bind(u.provenance.as_str())
             .bind(scope.directory_id().map(str::to_owned))
             .bind(sync.clone())
+            .bind(pos)
             .execute(&mut *tx)
             .await
             .map_err(|err| user_name_conflict(e(err), &user_name))?;
@@ -831,12 +894,15 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(e)?;
-        sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
+        let pos: i64 = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2 RETURNING pos")
             .bind(scope.org.as_str())
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
+            .map_err(e)?
+            .try_get(0)
             .map_err(e)?;
+        positions::release(&mut tx, scope.org.as_str(), "User", pos).await?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
         tx.commit().await?;
@@ -855,10 +921,11 @@ impl Store for SqlStore {
             .to_owned();
         let sql = format!(
             "INSERT INTO org_groups (id, org_id, display_name, display_name_norm, external_id, attrs, version, \
-             created_at, updated_at, directory_id) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7, $8)",
+             created_at, updated_at, directory_id, pos) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7, $8, $9)",
             self.d.json_param(6)
         );
         let mut tx = self.begin().await?;
+        let pos = positions::take(&mut tx, scope.org.as_str(), "Group").await?;
         sqlx::query(&sql)
             .bind(g.id.as_str())
             .bind(scope.org.as_str())
@@ -868,6 +935,7 @@ impl Store for SqlStore {
             .bind(attrs_text(&g.attrs))
             .bind(ts.as_str())
             .bind(scope.directory_id().map(str::to_owned))
+            .bind(pos)
             .execute(&mut *tx)
             .await
             .map_err(e)?;
@@ -977,12 +1045,16 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(e)?;
-        sqlx::query("DELETE FROM org_groups WHERE org_id = $1 AND id = $2")
-            .bind(scope.org.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
+        let pos: i64 =
+            sqlx::query("DELETE FROM org_groups WHERE org_id = $1 AND id = $2 RETURNING pos")
+                .bind(scope.org.as_str())
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?
+                .try_get(0)
+                .map_err(e)?;
+        positions::release(&mut tx, scope.org.as_str(), "Group", pos).await?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
         tx.commit().await?;

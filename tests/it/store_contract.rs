@@ -182,3 +182,77 @@ backend_tests!(
     org_isolation_in_the_store,
     membership_is_a_set
 );
+
+/// Pages found by seeking to a position must be exactly the pages OFFSET finds, whatever
+/// was deleted (the first, runs, the last).
+async fn position_paging_matches_offset(app: &TestApp) {
+    use roster::core::query::{Cond, ListQuery};
+    let store = &app.db.store;
+    let scope = scope_of(store, "acme").await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let u = resources::create_user(
+            store,
+            &scope,
+            json!({"userName": format!("p{i:02}")}).as_object().unwrap(),
+            roster::core::model::Provenance::Admin,
+        )
+        .await
+        .unwrap();
+        ids.push(u.id);
+    }
+    for i in [0usize, 5, 6, 7, 13, 29] {
+        resources::delete_user(store, &scope, &ids[i], None)
+            .await
+            .unwrap();
+    }
+    resources::create_user(
+        store,
+        &scope,
+        json!({"userName": "late"}).as_object().unwrap(),
+        roster::core::model::Provenance::Admin,
+    )
+    .await
+    .unwrap();
+    let seek = |start: u64, count: u64| ListQuery {
+        filter: None,
+        sort: None,
+        start_index: start,
+        count,
+    };
+    let offset = |start: u64, count: u64| ListQuery {
+        filter: Some(Cond::Const(true)),
+        sort: None,
+        start_index: start,
+        count,
+    };
+    let total = store.list_users(&scope, &seek(1, 0)).await.unwrap().total;
+    assert_eq!(total, 25);
+    assert_eq!(
+        store.list_users(&scope, &offset(1, 0)).await.unwrap().total,
+        25
+    );
+    for start in 1..=27 {
+        for count in [1, 3, 10] {
+            let a: Vec<String> = store
+                .list_users(&scope, &seek(start, count))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
+            let b: Vec<String> = store
+                .list_users(&scope, &offset(start, count))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
+            assert_eq!(a, b, "startIndex {start} count {count}");
+        }
+    }
+}
+
+backend_tests!(position_paging_matches_offset);

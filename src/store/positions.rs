@@ -1,0 +1,102 @@
+//! Dense per-organization positions, so that a page at `startIndex` K costs an index lookup
+//! instead of skipping K rows, and `totalResults` of an unfiltered list is one row read.
+//!
+//! Each user or group takes the next position of its organization when created; a deleted
+//! one's position is recorded in `deleted_positions`. The K-th live resource is at the least
+//! position p with p − deleted(≤ p) = K, found by iterating p ← K + deleted(≤ p) from p = K
+//! (monotone, so it stops at the least fix point, which is always a live position). Deletions
+//! are rare next to reads (IdPs deactivate far more than they delete), so few iterations run.
+
+use sqlx::{AnyConnection, Row};
+
+use super::db_err;
+use crate::core::error::{CoreError, CoreResult};
+
+fn e(err: sqlx::Error) -> CoreError {
+    CoreError::Store(db_err(err))
+}
+
+/// Past this many deletions in an organization, the caller falls back to OFFSET paging.
+pub const MAX_DELETED_FOR_SEEK: i64 = 100_000;
+const MAX_ITERATIONS: usize = 64;
+
+/// Takes the next position; counts the new resource as live.
+pub async fn take(c: &mut AnyConnection, org: &str, kind: &str) -> CoreResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO org_counters (org_id, kind, live, next_pos) VALUES ($1, $2, 1, 1) \
+         ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + 1, \
+         next_pos = org_counters.next_pos + 1 RETURNING next_pos",
+    )
+    .bind(org)
+    .bind(kind)
+    .fetch_one(&mut *c)
+    .await
+    .map_err(e)?;
+    row.try_get(0).map_err(e)
+}
+
+/// Records a deleted resource's position.
+pub async fn release(c: &mut AnyConnection, org: &str, kind: &str, pos: i64) -> CoreResult<()> {
+    sqlx::query("UPDATE org_counters SET live = live - 1 WHERE org_id = $1 AND kind = $2")
+        .bind(org)
+        .bind(kind)
+        .execute(&mut *c)
+        .await
+        .map_err(e)?;
+    sqlx::query("INSERT INTO deleted_positions (org_id, kind, pos) VALUES ($1, $2, $3)")
+        .bind(org)
+        .bind(kind)
+        .bind(pos)
+        .execute(&mut *c)
+        .await
+        .map_err(e)?;
+    Ok(())
+}
+
+/// How many live resources of `kind` the organization has.
+pub async fn live(c: &mut AnyConnection, org: &str, kind: &str) -> CoreResult<i64> {
+    let row = sqlx::query("SELECT live FROM org_counters WHERE org_id = $1 AND kind = $2")
+        .bind(org)
+        .bind(kind)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(e)?;
+    match row {
+        Some(r) => r.try_get(0).map_err(e),
+        None => Ok(0),
+    }
+}
+
+async fn deleted_up_to(c: &mut AnyConnection, org: &str, kind: &str, pos: i64) -> CoreResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM deleted_positions WHERE org_id = $1 AND kind = $2 AND pos <= $3",
+    )
+    .bind(org)
+    .bind(kind)
+    .bind(pos)
+    .fetch_one(&mut *c)
+    .await
+    .map_err(e)?;
+    row.try_get(0).map_err(e)
+}
+
+/// The position of the `k`-th (1-based) live resource, or `None` when seeking is not worth
+/// it (too many deletions) and the caller should use OFFSET.
+pub async fn nth(c: &mut AnyConnection, org: &str, kind: &str, k: i64) -> CoreResult<Option<i64>> {
+    let all_deleted = deleted_up_to(c, org, kind, i64::MAX).await?;
+    if all_deleted == 0 {
+        return Ok(Some(k));
+    }
+    if all_deleted > MAX_DELETED_FOR_SEEK {
+        return Ok(None);
+    }
+    let mut p = k;
+    for _ in 0..MAX_ITERATIONS {
+        let next = k + deleted_up_to(c, org, kind, p).await?;
+        if next == p {
+            return Ok(Some(p));
+        }
+        p = next;
+    }
+    Ok(None)
+}
