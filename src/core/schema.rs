@@ -491,6 +491,14 @@ impl ResourceTypeDef {
         std::iter::once(self.schema.id).chain(self.extensions.iter().map(|e| e.id))
     }
 
+    /// Every top-level attribute definition, core and extensions.
+    pub fn schema_defs(&self) -> impl Iterator<Item = &'static AttrDef> + '_ {
+        self.schema
+            .attrs
+            .iter()
+            .chain(self.extensions.iter().flat_map(|e| e.attrs.iter()))
+    }
+
     pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
         self.extensions
             .iter()

@@ -193,11 +193,11 @@ pub fn projection(kind: Kind, q: &[(String, String)]) -> Projection {
 
 fn render_users(
     s: &ScimState,
-    users: &[crate::core::model::User],
+    users: Vec<crate::core::model::User>,
     proj: &Projection,
 ) -> Vec<Value> {
     users
-        .iter()
+        .into_iter()
         .map(|u| Value::Object(proj.apply(&USER_TYPE, user_json(&USER_TYPE, &s.base_url, u))))
         .collect()
 }
@@ -256,10 +256,7 @@ pub async fn get(
             if if_none_match == Some(u.meta.version) {
                 return Ok(not_modified(u.meta.version));
             }
-            (
-                u.meta.version,
-                render_users(s, std::slice::from_ref(&u), proj),
-            )
+            (u.meta.version, render_users(s, vec![u], proj))
         }
         Kind::Group => {
             let g = s
@@ -304,7 +301,7 @@ pub async fn list(s: &ScimState, scope: &Scope, kind: Kind, p: &ListParams) -> S
     let (total, resources) = match kind {
         Kind::User => {
             let page = s.store.list_users(scope, &q).await?;
-            (page.total, render_users(s, &page.items, &proj))
+            (page.total, render_users(s, page.items, &proj))
         }
         Kind::Group => {
             let page = s.store.list_groups(scope, &q).await?;
@@ -367,7 +364,7 @@ pub async fn search_root(s: &ScimState, scope: &Scope, p: &ListParams) -> ScimRe
             let items = match kind {
                 Kind::User => {
                     let page = s.store.list_users(scope, &q).await?;
-                    render_users(s, &page.items, &proj)
+                    render_users(s, page.items, &proj)
                 }
                 Kind::Group => {
                     let page = s.store.list_groups(scope, &q).await?;
@@ -400,12 +397,13 @@ pub async fn create(
     match kind {
         Kind::User => {
             let u = resources::create_user(&s.store, scope, body, Provenance::Scim).await?;
-            let items = render_users(s, std::slice::from_ref(&u), proj);
+            let (version, uid) = (u.meta.version, u.id.clone());
+            let items = render_users(s, vec![u], proj);
             Ok(one(
                 StatusCode::CREATED,
                 items,
-                u.meta.version,
-                location(s, kind, &u.id),
+                version,
+                location(s, kind, &uid),
             ))
         }
         Kind::Group => {
@@ -433,13 +431,9 @@ pub async fn replace(
     match kind {
         Kind::User => {
             let u = resources::replace_user(&s.store, scope, id, body, if_match).await?;
-            let items = render_users(s, std::slice::from_ref(&u), proj);
-            Ok(one(
-                StatusCode::OK,
-                items,
-                u.meta.version,
-                location(s, kind, id),
-            ))
+            let version = u.meta.version;
+            let items = render_users(s, vec![u], proj);
+            Ok(one(StatusCode::OK, items, version, location(s, kind, id)))
         }
         Kind::Group => {
             let g = resources::replace_group(&s.store, scope, id, body, if_match).await?;
@@ -518,8 +512,9 @@ pub async fn patch(
     match kind {
         Kind::User => {
             let u = resources::patch_user(&s.store, scope, id, &ops, if_match).await?;
-            let items = render_users(s, std::slice::from_ref(&u), &proj);
-            let mut r = one(StatusCode::OK, items, u.meta.version, location(s, kind, id));
+            let version = u.meta.version;
+            let items = render_users(s, vec![u], &proj);
+            let mut r = one(StatusCode::OK, items, version, location(s, kind, id));
             r.location = None;
             Ok(r)
         }

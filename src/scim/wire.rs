@@ -31,24 +31,25 @@ fn meta_json(rt: &ResourceTypeDef, meta: &Meta, location: String) -> Value {
     })
 }
 
-fn with_schemas(rt: &ResourceTypeDef, id: &str, attrs: &Map<String, Value>) -> Map<String, Value> {
+/// The stored attributes plus `schemas` and `id` (takes the map: no copy of the values).
+fn with_schemas(
+    rt: &ResourceTypeDef,
+    id: &str,
+    mut attrs: Map<String, Value>,
+) -> Map<String, Value> {
     let mut schemas = vec![Value::String(rt.schema.id.to_owned())];
     for ext in rt.extensions {
         if attrs.contains_key(ext.id) {
             schemas.push(Value::String(ext.id.to_owned()));
         }
     }
-    let mut out = Map::new();
-    out.insert("schemas".into(), Value::Array(schemas));
-    out.insert("id".into(), Value::String(id.to_owned()));
-    for (k, v) in attrs {
-        out.insert(k.clone(), v.clone());
-    }
-    out
+    attrs.insert("schemas".into(), Value::Array(schemas));
+    attrs.insert("id".into(), Value::String(id.to_owned()));
+    attrs
 }
 
-pub fn user_json(rt: &ResourceTypeDef, base: &str, u: &User) -> Map<String, Value> {
-    let mut out = with_schemas(rt, &u.id, &u.attrs);
+pub fn user_json(rt: &ResourceTypeDef, base: &str, u: User) -> Map<String, Value> {
+    let mut out = with_schemas(rt, &u.id, u.attrs);
     if !u.groups.is_empty() {
         let list: Vec<Value> = u
             .groups
@@ -79,7 +80,7 @@ pub fn group_json(
     members: Option<&[Member]>,
     with_display: bool,
 ) -> Map<String, Value> {
-    let mut out = with_schemas(rt, &g.id, &g.attrs);
+    let mut out = with_schemas(rt, &g.id, g.attrs.clone());
     if let Some(ms) = members
         && !ms.is_empty()
     {
@@ -136,6 +137,10 @@ impl Projection {
     }
 
     pub fn apply(&self, rt: &ResourceTypeDef, mut res: Map<String, Value>) -> Map<String, Value> {
+        if self.include.is_none() && self.exclude.is_empty() && !has_request_only(rt) {
+            // Nothing to drop: stored documents never hold `returned: never` attributes.
+            return res;
+        }
         let keys: Vec<String> = res.keys().cloned().collect();
         for k in keys {
             if k == "schemas" || k == "id" {
@@ -217,6 +222,11 @@ impl Projection {
             }
         }
     }
+}
+
+/// Whether any top-level attribute of `rt` is `returned: request`.
+fn has_request_only(rt: &ResourceTypeDef) -> bool {
+    rt.schema_defs().any(|d| d.returned == Returned::Request)
 }
 
 fn keep_subs(v: &mut Value, subs: &[&str]) {

@@ -225,12 +225,12 @@ impl SqlBuilder {
         }
     }
 
-    pub fn order_by(&mut self, sort: &Option<(SortKey, bool)>) -> String {
+    /// The sort key over alias `t` and its direction; `None` sorts by creation order.
+    pub fn sort_key(&self, sort: &Option<(SortKey, bool)>) -> (Option<String>, bool) {
         let a = self.alias;
         match sort {
-            None => format!("{a}.pos"),
+            None => (None, false),
             Some((key, desc)) => {
-                let dir = if *desc { "DESC" } else { "ASC" };
                 let expr = match key {
                     SortKey::Field(f) => {
                         let x = self.field_sql(f);
@@ -241,15 +241,14 @@ impl SqlBuilder {
                         }
                     }
                     SortKey::FirstElem(path) => {
-                        let mut p: Vec<&str> = path.clone();
                         let base = format!("{a}.attrs");
                         match self.d {
                             Dialect::Sqlite => {
-                                p.push("0");
                                 let path_s = super::sqlite_path(path);
                                 format!("json_extract({base}, '{path_s}[0].value')")
                             }
                             Dialect::Postgres => {
+                                let mut p: Vec<&str> = path.clone();
                                 p.push("0");
                                 p.push("value");
                                 self.d.json_text(&base, &p)
@@ -257,11 +256,7 @@ impl SqlBuilder {
                         }
                     }
                 };
-                // NULLs last either way, then the stable tie-breaker.
-                format!(
-                    "CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END, {} {dir}, {a}.pos {dir}",
-                    self.d.collate(&expr)
-                )
+                (Some(expr), *desc)
             }
         }
     }

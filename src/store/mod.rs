@@ -225,19 +225,52 @@ impl Dialect {
         }
     }
     /// A scalar subquery: the groups of user row `t` as JSON text `[[id, displayName], ...]`,
-    /// ordered by name.
+    /// in no particular order (callers sort; a sorter per row costs more than the lookup).
     pub fn user_groups_json(self, t: &str) -> String {
         match self {
             Dialect::Sqlite => format!(
-                "(SELECT json_group_array(json_array(x.id, x.display_name)) FROM \
-                 (SELECT g.id, g.display_name FROM group_members m JOIN org_groups g ON g.id = m.group_id \
-                  WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id ORDER BY g.display_name_norm, g.id) x)"
-            ),
-            Dialect::Postgres => format!(
-                "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id), '[]'::json)::text \
+                "(SELECT json_group_array(json_array(g.id, g.display_name)) \
                  FROM group_members m JOIN org_groups g ON g.id = m.group_id \
                  WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
             ),
+            Dialect::Postgres => format!(
+                "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]'::json)::text \
+                 FROM group_members m JOIN org_groups g ON g.id = m.group_id \
+                 WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
+            ),
+        }
+    }
+
+    /// ORDER BY for a sort key expression `key` (or creation order) with tie-breaker `pos`:
+    /// NULLs last either way, then positions, so pages are stable.
+    pub fn order_clause(&self, key: Option<&str>, desc: bool, pos: &str) -> String {
+        let dir = if desc { "DESC" } else { "ASC" };
+        match key {
+            None => pos.to_owned(),
+            Some(k) => format!(
+                "CASE WHEN {k} IS NULL THEN 1 ELSE 0 END, {} {dir}, {pos} {dir}",
+                self.collate(k)
+            ),
+        }
+    }
+
+    /// One text value: the JSON array of `json_array(elems)` over the rows, in `order`.
+    /// Lists come back as one row: on SQLite each row otherwise crosses a thread boundary.
+    pub fn json_rows(self, elems: &[String], order: &str) -> String {
+        let elems = elems.join(", ");
+        match self {
+            Dialect::Sqlite => format!("json_group_array(json_array({elems}) ORDER BY {order})"),
+            Dialect::Postgres => format!(
+                "COALESCE(json_agg(json_build_array({elems}) ORDER BY {order}), '[]'::json)::text"
+            ),
+        }
+    }
+
+    /// Embeds JSON text as JSON (not as a string) inside `json_rows`.
+    pub fn embed_json(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json({expr})"),
+            Dialect::Postgres => format!("({expr})::json"),
         }
     }
 

@@ -63,6 +63,85 @@ fn parse_attrs(s: &str) -> CoreResult<Map<String, Value>> {
     }
 }
 
+/// What a list page is made of; parsed from the one JSON row `fetch_page` returns.
+trait PageItem: Sized {
+    fn parse_page(text: &str) -> CoreResult<Vec<Self>>;
+}
+
+fn page_err(err: serde_json::Error) -> CoreError {
+    CoreError::Store(StoreError::Other(format!("bad page from store: {err}")))
+}
+
+/// One user of a page: the columns of `user_cols`, in order.
+type UserTuple = (
+    String,
+    Map<String, Value>,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<(String, String)>,
+);
+
+/// One group of a page: the columns of `group_cols`, in order.
+type GroupTuple = (String, Map<String, Value>, i64, String, String);
+
+impl PageItem for User {
+    fn parse_page(text: &str) -> CoreResult<Vec<Self>> {
+        let rows: Vec<UserTuple> = serde_json::from_str(text).map_err(page_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, attrs, version, created, last_modified, prov, sync, login, groups)| User {
+                    id,
+                    attrs,
+                    meta: Meta {
+                        version,
+                        created,
+                        last_modified,
+                    },
+                    provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
+                    last_directory_sync_at: sync,
+                    last_login_at: login,
+                    groups: group_refs(groups),
+                },
+            )
+            .collect())
+    }
+}
+
+impl PageItem for Group {
+    fn parse_page(text: &str) -> CoreResult<Vec<Self>> {
+        let rows: Vec<GroupTuple> = serde_json::from_str(text).map_err(page_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, attrs, version, created, last_modified)| Group {
+                id,
+                attrs,
+                meta: Meta {
+                    version,
+                    created,
+                    last_modified,
+                },
+            })
+            .collect())
+    }
+}
+
+/// Group references, ordered by name (then id) so representations are stable.
+fn group_refs(pairs: Vec<(String, String)>) -> Vec<GroupRef> {
+    let mut refs: Vec<GroupRef> = pairs
+        .into_iter()
+        .map(|(id, display)| GroupRef { id, display })
+        .collect();
+    if refs.len() > 1 {
+        refs.sort_by_cached_key(|g| (g.display.to_lowercase(), g.id.clone()));
+    }
+    refs
+}
+
 /// `[[id, displayName], ...]` as built by `Dialect::user_groups_json`.
 fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
     let pairs: Vec<(String, String)> = serde_json::from_str(s).map_err(|err| {
@@ -70,10 +149,7 @@ fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
             "bad group list from store: {err}"
         )))
     })?;
-    Ok(pairs
-        .into_iter()
-        .map(|(id, display)| GroupRef { id, display })
-        .collect())
+    Ok(group_refs(pairs))
 }
 
 fn attrs_text(m: &Map<String, Value>) -> String {
@@ -302,21 +378,65 @@ impl SqlStore {
         Ok(r.rows_affected())
     }
 
-    async fn list<T>(
+    /// The JSON elements a list row is aggregated into (see `Dialect::json_rows`), over the
+    /// columns of `user_cols`/`group_cols` aliased `x`.
+    fn json_elems(&self, kind: ResourceKind) -> Vec<String> {
+        let d = self.d;
+        let mut v = vec![
+            "x.id".to_owned(),
+            d.embed_json("x.attrs"),
+            "x.version".to_owned(),
+            "x.created_at".to_owned(),
+            "x.updated_at".to_owned(),
+        ];
+        if kind == ResourceKind::User {
+            v.extend([
+                "x.provenance".to_owned(),
+                "x.last_directory_sync_at".to_owned(),
+                "x.last_login_at".to_owned(),
+                d.embed_json("x.groups_json"),
+            ]);
+        }
+        v
+    }
+
+    /// Runs a page query (`inner` selects `cols`, `pos_` and `sk_`) as one aggregated row.
+    async fn fetch_page<T: PageItem>(
+        &self,
+        conn: &mut AnyConnection,
+        kind: ResourceKind,
+        inner: &str,
+        args: &[Arg],
+        sorted: Option<bool>,
+    ) -> CoreResult<Vec<T>> {
+        // `sorted`: Some(descending) when `inner` selects a sort key `sk_`.
+        let order = self
+            .d
+            .order_clause(sorted.map(|_| "x.sk_"), sorted.unwrap_or(false), "x.pos_");
+        let sql = format!(
+            "SELECT {} AS page FROM ({inner}) x",
+            self.d.json_rows(&self.json_elems(kind), &order)
+        );
+        let row = bind_all(sqlx::query(&sql), args)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(e)?;
+        let text: String = row.try_get(0).map_err(e)?;
+        T::parse_page(&text)
+    }
+
+    async fn list<T: PageItem>(
         &self,
         scope: &Scope,
         q: &ListQuery,
         kind: ResourceKind,
-        from_row: fn(&AnyRow) -> CoreResult<T>,
     ) -> CoreResult<Page<T>> {
         let (table, cols) = match kind {
             ResourceKind::User => ("users", self.user_cols()),
             ResourceKind::Group => ("org_groups", self.group_cols()),
         };
         if q.filter.is_none() && q.sort.is_none() {
-            return self
-                .list_by_position(scope, q, kind, table, &cols, from_row)
-                .await;
+            return self.list_by_position(scope, q, kind, table, &cols).await;
         }
         let mut b = SqlBuilder::new(self.d, kind, vec![Arg::Str(scope.org.as_str().to_owned())]);
         let where_sql = match &q.filter {
@@ -339,30 +459,31 @@ impl SqlStore {
                 items: vec![],
             });
         }
-        let order = b.order_by(&q.sort);
+        let (key, desc) = b.sort_key(&q.sort);
+        let order = self.d.order_clause(key.as_deref(), desc, "t.pos");
         let limit = b.push(Arg::I64(q.count as i64));
         let offset = b.push(Arg::I64(q.start_index.saturating_sub(1) as i64));
-        let sql = format!(
-            "SELECT {cols} FROM {table} t WHERE {where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        let sorted = key.as_ref().map(|_| desc);
+        let sk = key.map_or_else(String::new, |k| format!(", {k} AS sk_"));
+        let inner = format!(
+            "SELECT {cols}, t.pos AS pos_{sk} FROM {table} t WHERE {where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
-        let rows = bind_all(sqlx::query(&sql), &b.args)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(e)?;
-        let items = rows.iter().map(from_row).collect::<CoreResult<Vec<T>>>()?;
+        let args = b.args.clone();
+        let items = self
+            .fetch_page(&mut conn, kind, &inner, &args, sorted)
+            .await?;
         Ok(Page { total, items })
     }
 
     /// An unfiltered list in creation order: the total from the counter, the page by seeking
     /// to the position of its first item (see `positions`).
-    async fn list_by_position<T>(
+    async fn list_by_position<T: PageItem>(
         &self,
         scope: &Scope,
         q: &ListQuery,
         kind: ResourceKind,
         table: &str,
         cols: &str,
-        from_row: fn(&AnyRow) -> CoreResult<T>,
     ) -> CoreResult<Page<T>> {
         let org = scope.org.as_str();
         let kind_s = match kind {
@@ -379,32 +500,27 @@ impl SqlStore {
         }
         let start = i64::try_from(q.start_index).unwrap_or(i64::MAX);
         let count = i64::try_from(q.count).unwrap_or(i64::MAX);
-        let rows = match positions::nth(&mut conn, org, kind_s, start).await? {
-            Some(pos) => {
-                let sql = format!(
-                    "SELECT {cols} FROM {table} t WHERE t.org_id = $1 AND t.pos >= $2 ORDER BY t.pos LIMIT $3"
-                );
-                sqlx::query(&sql)
-                    .bind(org)
-                    .bind(pos)
-                    .bind(count)
-                    .fetch_all(&mut *conn)
-                    .await
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {cols} FROM {table} t WHERE t.org_id = $1 ORDER BY t.pos LIMIT $2 OFFSET $3"
-                );
-                sqlx::query(&sql)
-                    .bind(org)
-                    .bind(count)
-                    .bind(start - 1)
-                    .fetch_all(&mut *conn)
-                    .await
-            }
-        }
-        .map_err(e)?;
-        let items = rows.iter().map(from_row).collect::<CoreResult<Vec<T>>>()?;
+        let (inner, args) = match positions::nth(&mut conn, org, kind_s, start).await? {
+            Some(pos) => (
+                format!(
+                    "SELECT {cols}, t.pos AS pos_ FROM {table} t WHERE t.org_id = $1 AND t.pos >= $2 ORDER BY t.pos LIMIT $3"
+                ),
+                vec![Arg::Str(org.to_owned()), Arg::I64(pos), Arg::I64(count)],
+            ),
+            None => (
+                format!(
+                    "SELECT {cols}, t.pos AS pos_ FROM {table} t WHERE t.org_id = $1 ORDER BY t.pos LIMIT $2 OFFSET $3"
+                ),
+                vec![
+                    Arg::Str(org.to_owned()),
+                    Arg::I64(count),
+                    Arg::I64(start - 1),
+                ],
+            ),
+        };
+        let items = self
+            .fetch_page(&mut conn, kind, &inner, &args, None)
+            .await?;
         Ok(Page { total, items })
     }
 
@@ -797,8 +913,7 @@ impl Store for SqlStore {
     }
 
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>> {
-        self.list(scope, q, ResourceKind::User, Self::user_from_row)
-            .await
+        self.list(scope, q, ResourceKind::User).await
     }
 
     async fn update_user<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<User>
@@ -963,8 +1078,7 @@ impl Store for SqlStore {
     }
 
     async fn list_groups(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<Group>> {
-        self.list(scope, q, ResourceKind::Group, Self::group_from_row)
-            .await
+        self.list(scope, q, ResourceKind::Group).await
     }
 
     async fn update_group<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<Group>
