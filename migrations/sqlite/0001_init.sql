@@ -64,6 +64,7 @@ CREATE TABLE org_groups (
 );
 CREATE UNIQUE INDEX groups_org_pos ON org_groups(org_id, pos);
 CREATE INDEX groups_org_display_name ON org_groups(org_id, display_name_norm);
+CREATE INDEX groups_id_display_name ON org_groups(id, display_name);
 
 -- Per organization and resource type: how many live resources, and the next position.
 -- Positions are dense per organization (1, 2, 3...); deleted ones are listed below, so the
@@ -91,7 +92,8 @@ CREATE TABLE group_members (
     member_type TEXT NOT NULL,
     PRIMARY KEY (group_id, member_id)
 ) WITHOUT ROWID;
-CREATE INDEX group_members_member ON group_members(member_id);
+-- Covering: a user's groups are read with every user (see Dialect::user_groups_json).
+CREATE INDEX group_members_member ON group_members(member_id, org_id, group_id);
 
 -- The outbox: one row per change, written in the change's transaction.
 CREATE TABLE events (

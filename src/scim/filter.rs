@@ -50,7 +50,7 @@ pub const MAX_FILTER_LEN: usize = 8192;
 ///   whoever walks the tree later. Because `and`/`or` are left-associative, a flat chain of
 ///   `n` terms (`a and b and c …`) is `n - 1` levels deep, so a single flat chain may have at
 ///   most `MAX_FILTER_DEPTH + 1` terms.
-pub const MAX_FILTER_DEPTH: usize = 32;
+pub const MAX_FILTER_DEPTH: usize = 128;
 
 /// An attribute reference such as `userName`, `name.givenName` or
 /// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`.

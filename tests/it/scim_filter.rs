@@ -210,6 +210,12 @@ async fn entra_filter_form(app: &TestApp) {
         .await,
         Vec::<String>::new()
     );
+    // Long flat chains (governance tools look up many users at once) are accepted.
+    let mut chain: Vec<String> = (0..120)
+        .map(|i| format!("userName eq \"nobody{i}\""))
+        .collect();
+    chain.push("userName eq \"jsmith\"".to_owned());
+    assert_eq!(users(app, &chain.join(" or ")).await, ["jsmith"]);
     // Entra's test-connection probe: a random GUID → 200 with an empty list.
     let r = app
         .get("/Users?filter=userName%20eq%20%22c3c1b2f7-2e6b-4b61-9b3f-7d6a0d9f0c3e%22")
