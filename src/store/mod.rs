@@ -102,10 +102,9 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     let pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; \
                    PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-8000;";
     // Readers get a larger page cache: the hot set of a 100,000-user organization (users,
-    // their indexes, memberships) is ~80 MB. Each connection keeps its own cache, so there are
-    // as many readers as cores, not more (mmap would share pages but counts them once per
-    // connection in RSS).
-    let reader_pragmas = "PRAGMA cache_size=-40000;";
+    // their indexes, memberships) is ~80 MB. Each connection keeps its own cache (mmap would
+    // share pages but counts them once per connection in RSS), so the size is bounded.
+    let reader_pragmas = "PRAGMA cache_size=-20000;";
     let write = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
@@ -122,9 +121,10 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
         .run(&write)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-    let readers = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+    // Two readers per core: each is a thread of sqlx-sqlite's, and queries hand off to it.
+    let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
     let read = AnyPoolOptions::new()
-        .max_connections(readers.clamp(2, 8))
+        .max_connections(readers.clamp(4, 16))
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |c, _| {
             Box::pin(async move {

@@ -152,6 +152,16 @@ fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
     Ok(group_refs(pairs))
 }
 
+async fn count_rows(conn: &mut AnyConnection, sql: &str, args: &[Arg]) -> CoreResult<u64> {
+    let n: i64 = bind_all(sqlx::query(sql), args)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(e)?
+        .try_get("n")
+        .map_err(e)?;
+    Ok(n.max(0) as u64)
+}
+
 fn attrs_text(m: &Map<String, Value>) -> String {
     Value::Object(m.clone()).to_string()
 }
@@ -408,13 +418,19 @@ impl SqlStore {
         inner: &str,
         args: &[Arg],
         sorted: Option<bool>,
-    ) -> CoreResult<Vec<T>> {
-        // `sorted`: Some(descending) when `inner` selects a sort key `sk_`.
+    ) -> CoreResult<(Vec<T>, Option<i64>)> {
+        // `sorted`: Some(descending) when `inner` selects a sort key `sk_`. When `inner`
+        // selects `total_` (a window count), its value comes back too (None for no rows).
         let order = self
             .d
             .order_clause(sorted.map(|_| "x.sk_"), sorted.unwrap_or(false), "x.pos_");
+        let total = if inner.contains(" AS total_") {
+            "MAX(x.total_)"
+        } else {
+            "NULL"
+        };
         let sql = format!(
-            "SELECT {} AS page FROM ({inner}) x",
+            "SELECT {} AS page, {total} AS total FROM ({inner}) x",
             self.d.json_rows(&self.json_elems(kind), &order)
         );
         let row = bind_all(sqlx::query(&sql), args)
@@ -422,7 +438,8 @@ impl SqlStore {
             .await
             .map_err(e)?;
         let text: String = row.try_get(0).map_err(e)?;
-        T::parse_page(&text)
+        let total: Option<i64> = row.try_get(1).map_err(e)?;
+        Ok((T::parse_page(&text)?, total))
     }
 
     async fn list<T: PageItem>(
@@ -446,19 +463,16 @@ impl SqlStore {
         let count_sql = format!("SELECT COUNT(*) AS n FROM {table} t WHERE {where_sql}");
         let filter_args = b.args.clone();
         let mut conn = self.read.acquire().await.map_err(e)?;
-        let total: i64 = bind_all(sqlx::query(&count_sql), &filter_args)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(e)?
-            .try_get("n")
-            .map_err(e)?;
-        let total = total.max(0) as u64;
-        if q.count == 0 || q.start_index > total {
+        if q.count == 0 {
+            let total = count_rows(&mut conn, &count_sql, &filter_args).await?;
             return Ok(Page {
                 total,
                 items: vec![],
             });
         }
+        // One round trip in the usual case: the page carries the match count (a window over
+        // the filtered rows, computed before LIMIT); only an empty page past the first needs
+        // a separate COUNT.
         let (key, desc) = b.sort_key(&q.sort);
         let order = self.d.order_clause(key.as_deref(), desc, "t.pos");
         let limit = b.push(Arg::I64(q.count as i64));
@@ -466,12 +480,18 @@ impl SqlStore {
         let sorted = key.as_ref().map(|_| desc);
         let sk = key.map_or_else(String::new, |k| format!(", {k} AS sk_"));
         let inner = format!(
-            "SELECT {cols}, t.pos AS pos_{sk} FROM {table} t WHERE {where_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            "SELECT {cols}, t.pos AS pos_, COUNT(*) OVER () AS total_{sk} FROM {table} t WHERE {where_sql} \
+             ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         let args = b.args.clone();
-        let items = self
+        let (items, total) = self
             .fetch_page(&mut conn, kind, &inner, &args, sorted)
             .await?;
+        let total = match total {
+            Some(n) => n.max(0) as u64,
+            None if q.start_index <= 1 => 0,
+            None => count_rows(&mut conn, &count_sql, &filter_args).await?,
+        };
         Ok(Page { total, items })
     }
 
@@ -518,7 +538,7 @@ impl SqlStore {
                 ],
             ),
         };
-        let items = self
+        let (items, _) = self
             .fetch_page(&mut conn, kind, &inner, &args, None)
             .await?;
         Ok(Page { total, items })
