@@ -22,6 +22,11 @@ pub fn normalize(
                 match v {
                     Value::Null => {}
                     Value::String(s) if s.is_empty() => {}
+                    Value::String(s) if s.contains('\0') => {
+                        return Err(CoreError::InvalidValue(
+                            "externalId must not contain NUL characters".into(),
+                        ));
+                    }
                     Value::String(s) => {
                         out.insert("externalId".into(), Value::String(s.clone()));
                     }
@@ -218,6 +223,11 @@ fn scalar(def: &AttrDef, v: &Value) -> CoreResult<Value> {
             _ => Err(bad()),
         },
         AttrType::String | AttrType::Reference | AttrType::Binary => match v {
+            // NUL is not text in PostgreSQL, nor in most of the systems downstream.
+            Value::String(s) if s.contains('\0') => Err(CoreError::InvalidValue(format!(
+                "{} must not contain NUL characters",
+                def.name
+            ))),
             Value::String(_) => Ok(v.clone()),
             // Tolerated: numbers and booleans sent for string attributes (employeeNumber: 42).
             Value::Number(n) if def.ty == AttrType::String => Ok(Value::String(n.to_string())),

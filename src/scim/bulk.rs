@@ -158,6 +158,9 @@ async fn execute(
         .and_then(|s| Kind::from_endpoint(s))
         .ok_or_else(|| ScimError::bad("invalidPath", format!("bad bulk path \"{path}\"")))?;
     let id = segs.get(1).copied();
+    if id.is_some_and(|i| i.contains('\0')) {
+        return Err(ScimError::not_found("no such resource"));
+    }
     let version = match op.get("version").and_then(Value::as_str) {
         Some(v) => parse_etag(v).flatten(),
         None => None,

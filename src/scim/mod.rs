@@ -145,6 +145,16 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     }
 }
 
+/// A resource id from the URL. Ids are UUIDs; anything with a NUL cannot name a resource
+/// (and is not text to PostgreSQL), so it is answered 404 before reaching the store.
+fn resource_id(id: &str) -> ScimResult<&str> {
+    if id.contains('\0') {
+        Err(ScimError::not_found("no such resource"))
+    } else {
+        Ok(id)
+    }
+}
+
 /// Parses a request body as a JSON object: unparseable → 400 `invalidSyntax`.
 pub fn json_body(bytes: &Bytes) -> ScimResult<serde_json::Map<String, Value>> {
     match serde_json::from_slice::<Value>(bytes) {
@@ -266,7 +276,7 @@ async fn get_user(
     h: HeaderMap,
     Query(q): Q,
 ) -> ScimResult<Resp> {
-    get_one(&s, &c, Kind::User, &id, &h, &q).await
+    get_one(&s, &c, Kind::User, resource_id(&id)?, &h, &q).await
 }
 async fn get_group(
     State(s): St,
@@ -275,7 +285,7 @@ async fn get_group(
     h: HeaderMap,
     Query(q): Q,
 ) -> ScimResult<Resp> {
-    get_one(&s, &c, Kind::Group, &id, &h, &q).await
+    get_one(&s, &c, Kind::Group, resource_id(&id)?, &h, &q).await
 }
 
 async fn put_user(
@@ -292,7 +302,7 @@ async fn put_user(
         &s,
         &c.scope,
         Kind::User,
-        &id,
+        resource_id(&id)?,
         &json_body(&body)?,
         v,
         &ops::projection(Kind::User, &q),
@@ -313,7 +323,7 @@ async fn put_group(
         &s,
         &c.scope,
         Kind::Group,
-        &id,
+        resource_id(&id)?,
         &json_body(&body)?,
         v,
         &ops::projection(Kind::Group, &q),
@@ -331,7 +341,16 @@ async fn patch_user(
 ) -> ScimResult<Resp> {
     c.check_write()?;
     let v = header_version(&h, header::IF_MATCH)?;
-    ops::patch(&s, &c.scope, Kind::User, &id, &json_body(&body)?, v, &q).await
+    ops::patch(
+        &s,
+        &c.scope,
+        Kind::User,
+        resource_id(&id)?,
+        &json_body(&body)?,
+        v,
+        &q,
+    )
+    .await
 }
 async fn patch_group(
     State(s): St,
@@ -343,7 +362,16 @@ async fn patch_group(
 ) -> ScimResult<Resp> {
     c.check_write()?;
     let v = header_version(&h, header::IF_MATCH)?;
-    ops::patch(&s, &c.scope, Kind::Group, &id, &json_body(&body)?, v, &q).await
+    ops::patch(
+        &s,
+        &c.scope,
+        Kind::Group,
+        resource_id(&id)?,
+        &json_body(&body)?,
+        v,
+        &q,
+    )
+    .await
 }
 
 async fn delete_user(
@@ -354,7 +382,7 @@ async fn delete_user(
 ) -> ScimResult<Resp> {
     c.check_write()?;
     let v = header_version(&h, header::IF_MATCH)?;
-    ops::delete(&s, &c.scope, Kind::User, &id, v).await
+    ops::delete(&s, &c.scope, Kind::User, resource_id(&id)?, v).await
 }
 async fn delete_group(
     State(s): St,
@@ -364,5 +392,5 @@ async fn delete_group(
 ) -> ScimResult<Resp> {
     c.check_write()?;
     let v = header_version(&h, header::IF_MATCH)?;
-    ops::delete(&s, &c.scope, Kind::Group, &id, v).await
+    ops::delete(&s, &c.scope, Kind::Group, resource_id(&id)?, v).await
 }

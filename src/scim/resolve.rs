@@ -44,6 +44,11 @@ fn resolve_path(rt: &ResourceTypeDef, p: &AttrPath) -> CoreResult<Resolved> {
 
 /// Types a comparison value for an attribute of type `ty`, folding case when asked.
 fn typed(ty: AttrType, o: Op, v: &CompValue, fold: bool, name: &str) -> CoreResult<Val> {
+    if let CompValue::String(s) = v
+        && s.contains('\0')
+    {
+        return Err(bad(format!("{name}: NUL characters cannot be compared")));
+    }
     let string_ops = matches!(o, Op::Co | Op::Sw | Op::Ew);
     let order_ops = matches!(o, Op::Gt | Op::Ge | Op::Lt | Op::Le);
     if let CompValue::Null = v {

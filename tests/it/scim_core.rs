@@ -379,6 +379,27 @@ async fn bad_input(app: &TestApp) {
         .expect(400);
     assert_eq!(r.body["scimType"], "invalidValue");
     app.get("/Nope").await.expect(404);
+    // NUL is not text to PostgreSQL: refused cleanly everywhere, never a 500.
+    let r = app
+        .post("/Users", &json!({"userName": "nul\u{0}byte"}))
+        .await
+        .expect(400);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    let r = app
+        .post("/Users", &json!({"userName": "ok", "externalId": "e\u{0}"}))
+        .await
+        .expect(400);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    app.get("/Users/abc%00def").await.expect(404);
+    app.delete("/Groups/abc%00def").await.expect(404);
+    let r = app
+        .post(
+            "/Users/.search",
+            &json!({"filter": "userName eq \"a\u{0}\""}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(r.body["scimType"], "invalidFilter");
     let r = app.get("/Users?count=abc").await.expect(400);
     assert_eq!(r.body["scimType"], "invalidValue");
     let r = app.get("/Users?sortBy=nope").await.expect(400);

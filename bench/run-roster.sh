@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmarks Roster with roster-bench: builds both in release mode, starts a fresh server
+# (a new SQLite directory, or a new PostgreSQL schema), creates an organization and a SCIM
+# directory, runs the workload, stops the server and removes its data.
+#
+# Usage: bench/run-roster.sh sqlite|postgres [roster-bench options...]
+#   default options: --sizes 1000,100000 --duration-secs 10 (16 connections)
+#   PostgreSQL: ROSTER_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
+set -euo pipefail
+backend="${1:?usage: $0 sqlite|postgres [roster-bench options...]}"
+shift
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+cargo build --release --quiet --bin roster -p roster
+cargo build --release --quiet -p roster-bench
+bin="$root/target/release/roster"
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+unset ROSTER_DATABASE_URL ROSTER_DATABASE_SCHEMA
+export ROSTER_DATA_DIR="$work/data" ROSTER_PUBLIC_URL="http://127.0.0.1:$port"
+schema=""
+if [[ "$backend" == postgres ]]; then
+    export ROSTER_DATABASE_URL="${ROSTER_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+    schema="bench_$(date +%s)_$$"
+    export ROSTER_DATABASE_SCHEMA="$schema"
+fi
+pid=""
+cleanup() {
+    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    [[ -n "$schema" ]] && psql "$ROSTER_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+"$bin" org create bench >/dev/null
+token="$("$bin" directory create --org bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+"$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+args=("$@")
+[[ " ${args[*]} " == *" --sizes "* || " ${args[*]} " == *" --users "* ]] || args+=(--sizes 1000,100000)
+[[ " ${args[*]} " == *" --duration-secs "* ]] || args+=(--duration-secs 10)
+"$root/target/release/roster-bench" scim --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
+    --server-pid "$pid" "${args[@]}"
