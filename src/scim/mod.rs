@@ -94,23 +94,11 @@ impl FromRequestParts<Arc<ScimState>> for Caller {
 
 pub fn router(state: Arc<ScimState>) -> Router {
     Router::new()
-        .route("/Users", get(list_users).post(create_users))
-        .route("/Users/.search", post(search_users))
+        .route("/{resource}", get(list).post(create))
+        .route("/{resource}/.search", post(search))
         .route(
-            "/Users/{id}",
-            get(get_user)
-                .put(put_user)
-                .patch(patch_user)
-                .delete(delete_user),
-        )
-        .route("/Groups", get(list_groups).post(create_groups))
-        .route("/Groups/.search", post(search_groups))
-        .route(
-            "/Groups/{id}",
-            get(get_group)
-                .put(put_group)
-                .patch(patch_group)
-                .delete(delete_group),
+            "/{resource}/{id}",
+            get(get_one).put(put).patch(patch).delete(delete),
         )
         .route("/.search", post(search_root))
         .route("/Bulk", post(bulk::bulk))
@@ -207,165 +195,106 @@ impl IntoResponse for Resp {
 type St = State<Arc<ScimState>>;
 type Q = Query<Vec<(String, String)>>;
 
-async fn list_users(State(s): St, c: Caller, Query(q): Q) -> ScimResult<Resp> {
-    ops::list(&s, &c.scope, Kind::User, &ListParams::from_query(&q)?).await
+/// `/{resource}`: the resource type an endpoint names (`Users`, `Groups`).
+fn kind(resource: &str) -> ScimResult<Kind> {
+    Kind::from_endpoint(resource).ok_or_else(|| ScimError::not_found("no such SCIM endpoint"))
 }
-async fn list_groups(State(s): St, c: Caller, Query(q): Q) -> ScimResult<Resp> {
-    ops::list(&s, &c.scope, Kind::Group, &ListParams::from_query(&q)?).await
+
+async fn list(State(s): St, Path(res): Path<String>, c: Caller, Query(q): Q) -> ScimResult<Resp> {
+    ops::list(&s, &c.scope, kind(&res)?, &ListParams::from_query(&q)?).await
 }
-async fn search_users(State(s): St, c: Caller, Body(body): Body) -> ScimResult<Resp> {
+
+async fn search(
+    State(s): St,
+    Path(res): Path<String>,
+    c: Caller,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    let k = kind(&res)?;
     ops::list(
         &s,
         &c.scope,
-        Kind::User,
+        k,
         &ListParams::from_search(&json_body(&body)?)?,
     )
     .await
 }
-async fn search_groups(State(s): St, c: Caller, Body(body): Body) -> ScimResult<Resp> {
-    ops::list(
-        &s,
-        &c.scope,
-        Kind::Group,
-        &ListParams::from_search(&json_body(&body)?)?,
-    )
-    .await
-}
+
 async fn search_root(State(s): St, c: Caller, Body(body): Body) -> ScimResult<Resp> {
     ops::search_root(&s, &c.scope, &ListParams::from_search(&json_body(&body)?)?).await
 }
 
-async fn create_users(State(s): St, c: Caller, Query(q): Q, Body(body): Body) -> ScimResult<Resp> {
+async fn create(
+    State(s): St,
+    Path(res): Path<String>,
+    c: Caller,
+    Query(q): Q,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    let k = kind(&res)?;
     c.check_write()?;
-    ops::create(
-        &s,
-        &c.scope,
-        Kind::User,
-        &json_body(&body)?,
-        &ops::projection(Kind::User, &q),
-    )
-    .await
-}
-async fn create_groups(State(s): St, c: Caller, Query(q): Q, Body(body): Body) -> ScimResult<Resp> {
-    c.check_write()?;
-    ops::create(
-        &s,
-        &c.scope,
-        Kind::Group,
-        &json_body(&body)?,
-        &ops::projection(Kind::Group, &q),
-    )
-    .await
+    ops::create(&s, &c.scope, k, &json_body(&body)?, &ops::projection(k, &q)).await
 }
 
 async fn get_one(
-    s: &ScimState,
-    c: &Caller,
-    kind: Kind,
-    id: &str,
-    h: &HeaderMap,
-    q: &[(String, String)],
-) -> ScimResult<Resp> {
-    let inm = header_version(h, header::IF_NONE_MATCH)?;
-    ops::get(s, &c.scope, kind, id, &ops::projection(kind, q), inm).await
-}
-async fn get_user(
     State(s): St,
+    Path((res, id)): Path<(String, String)>,
     c: Caller,
-    Path(id): Path<String>,
     h: HeaderMap,
     Query(q): Q,
 ) -> ScimResult<Resp> {
-    get_one(&s, &c, Kind::User, resource_id(&id)?, &h, &q).await
-}
-async fn get_group(
-    State(s): St,
-    c: Caller,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-) -> ScimResult<Resp> {
-    get_one(&s, &c, Kind::Group, resource_id(&id)?, &h, &q).await
-}
-
-async fn put_user(
-    State(s): St,
-    c: Caller,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-    Body(body): Body,
-) -> ScimResult<Resp> {
-    c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
-    ops::replace(
+    let k = kind(&res)?;
+    let inm = header_version(&h, header::IF_NONE_MATCH)?;
+    ops::get(
         &s,
         &c.scope,
-        Kind::User,
+        k,
         resource_id(&id)?,
-        &json_body(&body)?,
-        v,
-        &ops::projection(Kind::User, &q),
-    )
-    .await
-}
-async fn put_group(
-    State(s): St,
-    c: Caller,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-    Body(body): Body,
-) -> ScimResult<Resp> {
-    c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
-    ops::replace(
-        &s,
-        &c.scope,
-        Kind::Group,
-        resource_id(&id)?,
-        &json_body(&body)?,
-        v,
-        &ops::projection(Kind::Group, &q),
+        &ops::projection(k, &q),
+        inm,
     )
     .await
 }
 
-async fn patch_user(
+async fn put(
     State(s): St,
+    Path((res, id)): Path<(String, String)>,
     c: Caller,
-    Path(id): Path<String>,
     h: HeaderMap,
     Query(q): Q,
     Body(body): Body,
 ) -> ScimResult<Resp> {
+    let k = kind(&res)?;
+    c.check_write()?;
+    let v = header_version(&h, header::IF_MATCH)?;
+    let proj = ops::projection(k, &q);
+    ops::replace(
+        &s,
+        &c.scope,
+        k,
+        resource_id(&id)?,
+        &json_body(&body)?,
+        v,
+        &proj,
+    )
+    .await
+}
+
+async fn patch(
+    State(s): St,
+    Path((res, id)): Path<(String, String)>,
+    c: Caller,
+    h: HeaderMap,
+    Query(q): Q,
+    Body(body): Body,
+) -> ScimResult<Resp> {
+    let k = kind(&res)?;
     c.check_write()?;
     let v = header_version(&h, header::IF_MATCH)?;
     ops::patch(
         &s,
         &c.scope,
-        Kind::User,
-        resource_id(&id)?,
-        &json_body(&body)?,
-        v,
-        &q,
-    )
-    .await
-}
-async fn patch_group(
-    State(s): St,
-    c: Caller,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-    Body(body): Body,
-) -> ScimResult<Resp> {
-    c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
-    ops::patch(
-        &s,
-        &c.scope,
-        Kind::Group,
+        k,
         resource_id(&id)?,
         &json_body(&body)?,
         v,
@@ -374,23 +303,14 @@ async fn patch_group(
     .await
 }
 
-async fn delete_user(
+async fn delete(
     State(s): St,
+    Path((res, id)): Path<(String, String)>,
     c: Caller,
-    Path(id): Path<String>,
     h: HeaderMap,
 ) -> ScimResult<Resp> {
+    let k = kind(&res)?;
     c.check_write()?;
     let v = header_version(&h, header::IF_MATCH)?;
-    ops::delete(&s, &c.scope, Kind::User, resource_id(&id)?, v).await
-}
-async fn delete_group(
-    State(s): St,
-    c: Caller,
-    Path(id): Path<String>,
-    h: HeaderMap,
-) -> ScimResult<Resp> {
-    c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
-    ops::delete(&s, &c.scope, Kind::Group, resource_id(&id)?, v).await
+    ops::delete(&s, &c.scope, k, resource_id(&id)?, v).await
 }

@@ -152,6 +152,38 @@ fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
     Ok(group_refs(pairs))
 }
 
+/// Deletes a user or group row and gives its position back (see `positions`).
+async fn delete_row(
+    c: &mut AnyConnection,
+    scope: &Scope,
+    kind: ResourceKind,
+    id: &str,
+) -> CoreResult<()> {
+    let (table, kind_s) = match kind {
+        ResourceKind::User => ("users", "User"),
+        ResourceKind::Group => ("org_groups", "Group"),
+    };
+    let pos: i64 = sqlx::query(&format!(
+        "DELETE FROM {table} WHERE org_id = $1 AND id = $2 RETURNING pos"
+    ))
+    .bind(scope.org.as_str())
+    .bind(id)
+    .fetch_one(&mut *c)
+    .await
+    .map_err(e)?
+    .try_get(0)
+    .map_err(e)?;
+    positions::release(c, scope.org.as_str(), kind_s, pos).await
+}
+
+/// The caller's `If-Match` precondition against the stored version.
+fn check_version(expected: Option<i64>, current: i64) -> CoreResult<()> {
+    match expected {
+        Some(v) if v != current => Err(CoreError::VersionMismatch(v.to_string())),
+        _ => Ok(()),
+    }
+}
+
 async fn count_rows(conn: &mut AnyConnection, sql: &str, args: &[Arg]) -> CoreResult<u64> {
     let n: i64 = bind_all(sqlx::query(sql), args)
         .fetch_one(&mut *conn)
@@ -946,11 +978,7 @@ impl Store for SqlStore {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("User {id}")))?;
         let change = f(&current)?;
-        if let Some(v) = change.expect_version
-            && v != current.meta.version
-        {
-            return Err(CoreError::VersionMismatch(v.to_string()));
-        }
+        check_version(change.expect_version, current.meta.version)?;
         let ts = now();
         let user_name = str_attr(&change.attrs, "userName")
             .unwrap_or_default()
@@ -1017,11 +1045,7 @@ impl Store for SqlStore {
         let Some(current) = self.fetch_user(&mut tx, scope, id, true).await? else {
             return Ok(false);
         };
-        if let Some(v) = expect_version
-            && v != current.meta.version
-        {
-            return Err(CoreError::VersionMismatch(v.to_string()));
-        }
+        check_version(expect_version, current.meta.version)?;
         self.revoke_sessions(&mut tx, scope, id).await?;
         sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND member_id = $2")
             .bind(scope.org.as_str())
@@ -1029,15 +1053,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(e)?;
-        let pos: i64 = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2 RETURNING pos")
-            .bind(scope.org.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(e)?
-            .try_get(0)
-            .map_err(e)?;
-        positions::release(&mut tx, scope.org.as_str(), "User", pos).await?;
+        delete_row(&mut tx, scope, ResourceKind::User, id).await?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
         tx.commit().await?;
@@ -1111,11 +1127,7 @@ impl Store for SqlStore {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("Group {id}")))?;
         let change = f(&current)?;
-        if let Some(v) = change.expect_version
-            && v != current.meta.version
-        {
-            return Err(CoreError::VersionMismatch(v.to_string()));
-        }
+        check_version(change.expect_version, current.meta.version)?;
         let ts = now();
         let name = str_attr(&change.attrs, "displayName")
             .unwrap_or_default()
@@ -1166,11 +1178,7 @@ impl Store for SqlStore {
         let Some(current) = self.fetch_group(&mut tx, scope, id, true).await? else {
             return Ok(false);
         };
-        if let Some(v) = expect_version
-            && v != current.meta.version
-        {
-            return Err(CoreError::VersionMismatch(v.to_string()));
-        }
+        check_version(expect_version, current.meta.version)?;
         sqlx::query(
             "DELETE FROM group_members WHERE org_id = $1 AND (group_id = $2 OR member_id = $2)",
         )
@@ -1179,16 +1187,7 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(e)?;
-        let pos: i64 =
-            sqlx::query("DELETE FROM org_groups WHERE org_id = $1 AND id = $2 RETURNING pos")
-                .bind(scope.org.as_str())
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(e)?
-                .try_get(0)
-                .map_err(e)?;
-        positions::release(&mut tx, scope.org.as_str(), "Group", pos).await?;
+        delete_row(&mut tx, scope, ResourceKind::Group, id).await?;
         self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
             .await?;
         tx.commit().await?;
