@@ -10,6 +10,14 @@ pub enum Arg {
     Str(String),
     I64(i64),
     F64(f64),
+    /// A NULL (bound as a text NULL).
+    Null,
+}
+
+impl Arg {
+    pub fn opt(s: Option<String>) -> Arg {
+        s.map_or(Arg::Null, Arg::Str)
+    }
 }
 
 /// Builds SQL text and its arguments; placeholders are numbered `$n` on both dialects.

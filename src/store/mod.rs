@@ -3,6 +3,7 @@
 //! places where the dialects differ (JSON access, string functions, migrations) go through
 //! [`Dialect`] and live only here.
 
+mod batch;
 mod filter_sql;
 mod positions;
 mod sql_store;

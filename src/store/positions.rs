@@ -20,19 +20,23 @@ fn e(err: sqlx::Error) -> CoreError {
 pub const MAX_DELETED_FOR_SEEK: i64 = 100_000;
 const MAX_ITERATIONS: usize = 64;
 
-/// Takes the next position; counts the new resource as live.
-pub async fn take(c: &mut AnyConnection, org: &str, kind: &str) -> CoreResult<i64> {
-    let row = sqlx::query(
+/// In a batch: takes the next position (see [`TAKEN`] for reading it back).
+pub fn take_in(b: &mut super::batch::Batch, org: &str, kind: &str) {
+    b.push(
         "INSERT INTO org_counters (org_id, kind, live, next_pos) VALUES ($1, $2, 1, 1) \
          ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + 1, \
-         next_pos = org_counters.next_pos + 1 RETURNING next_pos",
-    )
-    .bind(org)
-    .bind(kind)
-    .fetch_one(&mut *c)
-    .await
-    .map_err(e)?;
-    row.try_get(0).map_err(e)
+         next_pos = org_counters.next_pos + 1",
+        vec![
+            super::filter_sql::Arg::Str(org.to_owned()),
+            super::filter_sql::Arg::Str(kind.to_owned()),
+        ],
+    );
+}
+
+/// SQL reading back the position just taken by `take_in`, for a statement whose
+/// placeholders `$org` and `$kind` hold the organization and the kind.
+pub fn taken(org: usize, kind: usize) -> String {
+    format!("(SELECT next_pos FROM org_counters WHERE org_id = ${org} AND kind = ${kind})")
 }
 
 /// Records a deleted resource's position.

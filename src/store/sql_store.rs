@@ -7,6 +7,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use std::sync::Arc;
 
+use super::batch::Batch;
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
 use super::positions;
 use super::write::{GroupCommit, WriteTx};
@@ -32,12 +33,13 @@ pub struct SqlStore {
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
+pub(super) fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
     for a in args {
         q = match a {
             Arg::Str(s) => q.bind(s.as_str()),
             Arg::I64(i) => q.bind(*i),
             Arg::F64(f) => q.bind(*f),
+            Arg::Null => q.bind(None::<String>),
         };
     }
     q
@@ -150,6 +152,18 @@ fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
         )))
     })?;
     Ok(group_refs(pairs))
+}
+
+/// In a batch: revokes every live session of a user (deprovisioning, same transaction).
+fn revoke_sessions_in(b: &mut Batch, scope: &Scope, user_id: &str) {
+    b.push(
+        "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        vec![
+            Arg::Str(now()),
+            Arg::Str(scope.org.as_str().to_owned()),
+            Arg::Str(user_id.to_owned()),
+        ],
+    );
 }
 
 /// Deletes a user or group row and gives its position back (see `positions`).
@@ -576,102 +590,121 @@ impl SqlStore {
         Ok(Page { total, items })
     }
 
-    /// Applies one membership change as a set operation.
-    async fn apply_member_op(
+    /// Checks that every member to add is a User or Group of the organization (of the type
+    /// the client named, if it named one): one query for all of them.
+    async fn check_members(
         &self,
         c: &mut AnyConnection,
         scope: &Scope,
         group_id: &str,
-        op: &MemberOp,
+        ops: &[MemberOp],
     ) -> CoreResult<()> {
-        let org = scope.org.as_str();
-        match op {
-            MemberOp::Add(refs) => {
-                for m in refs {
-                    self.add_member(c, org, group_id, m).await?;
+        let refs: Vec<&MemberRef> = ops
+            .iter()
+            .filter_map(|op| match op {
+                MemberOp::Add(refs) => Some(refs.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut found: std::collections::HashMap<String, MemberType> = Default::default();
+        for chunk in refs.chunks(500) {
+            let mut args = vec![
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(group_id.to_owned()),
+            ];
+            let mut ph = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                args.push(Arg::Str(r.id.clone()));
+                ph.push(format!("${}", args.len()));
+            }
+            let list = ph.join(", ");
+            let sql = format!(
+                "SELECT id, 'User' AS kind FROM users WHERE org_id = $1 AND id IN ({list}) \
+                 UNION ALL SELECT id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id IN ({list}) AND id <> $2"
+            );
+            for row in bind_all(sqlx::query(&sql), &args)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(e)?
+            {
+                let kind: String = get(&row, "kind")?;
+                let kind = if kind == "Group" {
+                    MemberType::Group
+                } else {
+                    MemberType::User
+                };
+                found.insert(get(&row, "id")?, kind);
+            }
+        }
+        for r in refs {
+            match found.get(&r.id) {
+                Some(k) if r.kind.is_none_or(|want| want == *k) => {}
+                _ => {
+                    return Err(CoreError::InvalidValue(format!(
+                        "member \"{}\" is not a {} of this organization",
+                        r.id,
+                        r.kind.map_or("User or Group", MemberType::as_str)
+                    )));
                 }
-            }
-            MemberOp::Remove(ids) => {
-                for id in ids {
-                    sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
-                        .bind(group_id)
-                        .bind(id.as_str())
-                        .execute(&mut *c)
-                        .await
-                        .map_err(e)?;
-                }
-            }
-            MemberOp::RemoveAll => {
-                sqlx::query("DELETE FROM group_members WHERE group_id = $1")
-                    .bind(group_id)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(e)?;
-            }
-            MemberOp::RemoveWhere(cond) => {
-                let mut b = SqlBuilder::new(
-                    self.d,
-                    ResourceKind::Group,
-                    vec![Arg::Str(group_id.to_owned())],
-                );
-                let w = b.related(cond, "group_members");
-                let sql = format!("DELETE FROM group_members WHERE group_id = $1 AND {w}");
-                bind_all(sqlx::query(&sql), &b.args)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(e)?;
             }
         }
         Ok(())
     }
 
-    async fn add_member(
-        &self,
-        c: &mut AnyConnection,
-        org: &str,
-        group_id: &str,
-        m: &MemberRef,
-    ) -> CoreResult<()> {
-        // The member must exist in the same organization; its type comes from where it is.
-        let kind = if m.kind != Some(MemberType::Group)
-            && sqlx::query("SELECT 1 AS x FROM users WHERE org_id = $1 AND id = $2")
-                .bind(org)
-                .bind(m.id.as_str())
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(e)?
-                .is_some()
-        {
-            MemberType::User
-        } else if m.kind != Some(MemberType::User)
-            && m.id != group_id
-            && sqlx::query("SELECT 1 AS x FROM org_groups WHERE org_id = $1 AND id = $2")
-                .bind(org)
-                .bind(m.id.as_str())
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(e)?
-                .is_some()
-        {
-            MemberType::Group
-        } else {
-            return Err(CoreError::InvalidValue(format!(
-                "member \"{}\" is not a User or Group of this organization",
-                m.id
-            )));
-        };
-        sqlx::query(
-            "INSERT INTO group_members (org_id, group_id, member_id, member_type) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (group_id, member_id) DO NOTHING",
-        )
-        .bind(org)
-        .bind(group_id)
-        .bind(m.id.as_str())
-        .bind(kind.as_str())
-        .execute(&mut *c)
-        .await
-        .map_err(e)?;
-        Ok(())
+    /// In a batch: one membership change, as a set operation (members checked beforehand
+    /// by `check_members`; the type of each comes from where its id is found).
+    fn member_op_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, op: &MemberOp) {
+        let org = scope.org.as_str();
+        match op {
+            MemberOp::Add(refs) => {
+                for m in refs {
+                    b.push(
+                        "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
+                         SELECT org_id, $2, id, kind FROM ( \
+                           SELECT org_id, id, 'User' AS kind FROM users WHERE org_id = $1 AND id = $3 \
+                           UNION ALL \
+                           SELECT org_id, id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id = $3 AND id <> $2 \
+                         ) x WHERE 1 = 1 \
+                         ON CONFLICT (group_id, member_id) DO NOTHING",
+                        vec![
+                            Arg::Str(org.to_owned()),
+                            Arg::Str(group_id.to_owned()),
+                            Arg::Str(m.id.clone()),
+                        ],
+                    );
+                }
+            }
+            MemberOp::Remove(ids) => {
+                for id in ids {
+                    b.push(
+                        "DELETE FROM group_members WHERE group_id = $1 AND member_id = $2",
+                        vec![Arg::Str(group_id.to_owned()), Arg::Str(id.clone())],
+                    );
+                }
+            }
+            MemberOp::RemoveAll => {
+                b.push(
+                    "DELETE FROM group_members WHERE group_id = $1",
+                    vec![Arg::Str(group_id.to_owned())],
+                );
+            }
+            MemberOp::RemoveWhere(cond) => {
+                let mut sb = SqlBuilder::new(
+                    self.d,
+                    ResourceKind::Group,
+                    vec![Arg::Str(group_id.to_owned())],
+                );
+                let w = sb.related(cond, "group_members");
+                b.push(
+                    format!("DELETE FROM group_members WHERE group_id = $1 AND {w}"),
+                    sb.args,
+                );
+            }
+        }
     }
 }
 
@@ -917,32 +950,37 @@ impl Store for SqlStore {
             .and_then(Value::as_bool)
             .unwrap_or(true);
         let sync = scope.directory_id().map(|_| ts.clone());
-        let sql = format!(
-            "INSERT INTO users (id, org_id, user_name, user_name_norm, external_id, active, attrs, version, \
-             created_at, updated_at, provenance, directory_id, last_directory_sync_at, pos) \
-             VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11, $12)",
-            self.d.json_param(7)
+        let org = scope.org.as_str();
+        let mut b = Batch::default();
+        positions::take_in(&mut b, org, "User");
+        b.push(
+            format!(
+                "INSERT INTO users (id, org_id, user_name, user_name_norm, external_id, active, attrs, version, \
+                 created_at, updated_at, provenance, directory_id, last_directory_sync_at, pos) \
+                 VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11, {})",
+                self.d.json_param(7),
+                positions::taken(2, 12)
+            ),
+            vec![
+                Arg::Str(u.id.clone()),
+                Arg::Str(org.to_owned()),
+                Arg::Str(user_name.clone()),
+                Arg::Str(fold(&user_name)),
+                Arg::opt(str_attr(&u.attrs, "externalId").map(str::to_owned)),
+                Arg::I64(i64::from(active)),
+                Arg::Str(attrs_text(&u.attrs)),
+                Arg::Str(ts.clone()),
+                Arg::Str(u.provenance.as_str().to_owned()),
+                Arg::opt(scope.directory_id().map(str::to_owned)),
+                Arg::opt(sync.clone()),
+                Arg::Str("User".to_owned()),
+            ],
         );
+        b.event(Some(&scope.org), &scope.actor, &event);
         let mut tx = self.begin().await?;
-        let pos = positions::take(&mut tx, scope.org.as_str(), "User").await?;
-        sqlx::query(&sql)
-            .bind(u.id.as_str())
-            .bind(scope.org.as_str())
-            .bind(user_name.as_str())
-            .bind(fold(&user_name))
-            .bind(str_attr(&u.attrs, "externalId").map(str::to_owned))
-            .bind(i64::from(active))
-            .bind(attrs_text(&u.attrs))
-            .bind(ts.as_str())
-            .bind(u.provenance.as_str())
-            .bind(scope.directory_id().map(str::to_owned))
-            .bind(sync.clone())
-            .bind(pos)
-            .execute(&mut *tx)
+        b.run(self.d, &mut tx)
             .await
             .map_err(|err| user_name_conflict(e(err), &user_name))?;
-        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
-            .await?;
         tx.commit().await?;
         Ok(User {
             id: u.id,
@@ -992,32 +1030,35 @@ impl Store for SqlStore {
             Some(_) => Some(ts.clone()),
             None => current.last_directory_sync_at.clone(),
         };
-        let sql = format!(
-            "UPDATE users SET user_name = $1, user_name_norm = $2, external_id = $3, active = $4, attrs = {}, \
-             version = version + 1, updated_at = $6, last_directory_sync_at = $7 \
-             WHERE org_id = $8 AND id = $9",
-            self.d.json_param(5)
+        let mut b = Batch::default();
+        b.push(
+            format!(
+                "UPDATE users SET user_name = $1, user_name_norm = $2, external_id = $3, active = $4, attrs = {}, \
+                 version = version + 1, updated_at = $6, last_directory_sync_at = $7 \
+                 WHERE org_id = $8 AND id = $9",
+                self.d.json_param(5)
+            ),
+            vec![
+                Arg::Str(user_name.clone()),
+                Arg::Str(fold(&user_name)),
+                Arg::opt(str_attr(&change.attrs, "externalId").map(str::to_owned)),
+                Arg::I64(i64::from(active)),
+                Arg::Str(attrs_text(&change.attrs)),
+                Arg::Str(ts.clone()),
+                Arg::opt(sync.clone()),
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(id.to_owned()),
+            ],
         );
-        sqlx::query(&sql)
-            .bind(user_name.as_str())
-            .bind(fold(&user_name))
-            .bind(str_attr(&change.attrs, "externalId").map(str::to_owned))
-            .bind(i64::from(active))
-            .bind(attrs_text(&change.attrs))
-            .bind(ts.as_str())
-            .bind(sync.clone())
-            .bind(scope.org.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| user_name_conflict(e(err), &user_name))?;
         if change.revoke_sessions {
-            self.revoke_sessions(&mut tx, scope, id).await?;
+            revoke_sessions_in(&mut b, scope, id);
         }
         for ev in &change.events {
-            self.append_event(&mut tx, Some(&scope.org), &scope.actor, ev)
-                .await?;
+            b.event(Some(&scope.org), &scope.actor, ev);
         }
+        b.run(self.d, &mut tx)
+            .await
+            .map_err(|err| user_name_conflict(e(err), &user_name))?;
         tx.commit().await?;
         Ok(User {
             id: current.id,
@@ -1070,32 +1111,37 @@ impl Store for SqlStore {
         let name = str_attr(&g.attrs, "displayName")
             .unwrap_or_default()
             .to_owned();
-        let sql = format!(
-            "INSERT INTO org_groups (id, org_id, display_name, display_name_norm, external_id, attrs, version, \
-             created_at, updated_at, directory_id, pos) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7, $8, $9)",
-            self.d.json_param(6)
+        let org = scope.org.as_str();
+        let mut b = Batch::default();
+        positions::take_in(&mut b, org, "Group");
+        b.push(
+            format!(
+                "INSERT INTO org_groups (id, org_id, display_name, display_name_norm, external_id, attrs, version, \
+                 created_at, updated_at, directory_id, pos) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7, $8, {})",
+                self.d.json_param(6),
+                positions::taken(2, 9)
+            ),
+            vec![
+                Arg::Str(g.id.clone()),
+                Arg::Str(org.to_owned()),
+                Arg::Str(name.clone()),
+                Arg::Str(fold(&name)),
+                Arg::opt(str_attr(&g.attrs, "externalId").map(str::to_owned)),
+                Arg::Str(attrs_text(&g.attrs)),
+                Arg::Str(ts.clone()),
+                Arg::opt(scope.directory_id().map(str::to_owned)),
+                Arg::Str("Group".to_owned()),
+            ],
         );
-        let mut tx = self.begin().await?;
-        let pos = positions::take(&mut tx, scope.org.as_str(), "Group").await?;
-        sqlx::query(&sql)
-            .bind(g.id.as_str())
-            .bind(scope.org.as_str())
-            .bind(name.as_str())
-            .bind(fold(&name))
-            .bind(str_attr(&g.attrs, "externalId").map(str::to_owned))
-            .bind(attrs_text(&g.attrs))
-            .bind(ts.as_str())
-            .bind(scope.directory_id().map(str::to_owned))
-            .bind(pos)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
+        let add = [MemberOp::Add(g.members.clone())];
         if !g.members.is_empty() {
-            self.apply_member_op(&mut tx, scope, &g.id, &MemberOp::Add(g.members.clone()))
-                .await?;
+            self.member_op_in(&mut b, scope, &g.id, &add[0]);
         }
-        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
-            .await?;
+        b.event(Some(&scope.org), &scope.actor, &event);
+        let mut tx = self.begin().await?;
+        // The group does not exist yet, so no member can be the group itself.
+        self.check_members(&mut tx, scope, &g.id, &add).await?;
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(Group {
             id: g.id,
@@ -1132,29 +1178,32 @@ impl Store for SqlStore {
         let name = str_attr(&change.attrs, "displayName")
             .unwrap_or_default()
             .to_owned();
-        let sql = format!(
-            "UPDATE org_groups SET display_name = $1, display_name_norm = $2, external_id = $3, attrs = {}, \
-             version = version + 1, updated_at = $5 WHERE org_id = $6 AND id = $7",
-            self.d.json_param(4)
+        self.check_members(&mut tx, scope, id, &change.member_ops)
+            .await?;
+        let mut b = Batch::default();
+        b.push(
+            format!(
+                "UPDATE org_groups SET display_name = $1, display_name_norm = $2, external_id = $3, attrs = {}, \
+                 version = version + 1, updated_at = $5 WHERE org_id = $6 AND id = $7",
+                self.d.json_param(4)
+            ),
+            vec![
+                Arg::Str(name.clone()),
+                Arg::Str(fold(&name)),
+                Arg::opt(str_attr(&change.attrs, "externalId").map(str::to_owned)),
+                Arg::Str(attrs_text(&change.attrs)),
+                Arg::Str(ts.clone()),
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(id.to_owned()),
+            ],
         );
-        sqlx::query(&sql)
-            .bind(name.as_str())
-            .bind(fold(&name))
-            .bind(str_attr(&change.attrs, "externalId").map(str::to_owned))
-            .bind(attrs_text(&change.attrs))
-            .bind(ts.as_str())
-            .bind(scope.org.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
         for op in &change.member_ops {
-            self.apply_member_op(&mut tx, scope, id, op).await?;
+            self.member_op_in(&mut b, scope, id, op);
         }
         for ev in &change.events {
-            self.append_event(&mut tx, Some(&scope.org), &scope.actor, ev)
-                .await?;
+            b.event(Some(&scope.org), &scope.actor, ev);
         }
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(Group {
             id: current.id,

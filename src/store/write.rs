@@ -94,13 +94,15 @@ impl GroupCommit {
         let started = tokio::spawn(async move {
             let mut w = w;
             w.clean().await?;
-            if !w.in_batch {
-                // IMMEDIATE: take the write lock now, so another process (the CLI) cannot
-                // make this transaction's snapshot stale between its reads and its writes.
-                w.conn.execute("BEGIN IMMEDIATE").await.map_err(err)?;
-                w.in_batch = true;
-            }
-            w.conn.execute("SAVEPOINT w").await.map_err(err)?;
+            // IMMEDIATE: take the write lock now, so another process (the CLI) cannot make
+            // this transaction's snapshot stale between its reads and its writes.
+            let sql = if w.in_batch {
+                "SAVEPOINT w"
+            } else {
+                "BEGIN IMMEDIATE; SAVEPOINT w"
+            };
+            w.conn.execute(sql).await.map_err(err)?;
+            w.in_batch = true;
             w.savepoint_open = true;
             Ok::<_, CoreError>(w)
         });
@@ -187,15 +189,34 @@ impl WriteTx {
                 // a COMMIT half-observed (its neighbours' durability depends on it).
                 let LiteTx { mut guard, gc } = lt;
                 tokio::spawn(async move {
-                    if let Err(x) = guard.conn.execute("RELEASE w").await {
-                        let _ = tx.send(Err(x.to_string()));
-                        gc.settle(&mut guard).await;
-                        return;
-                    }
-                    guard.savepoint_open = false;
                     guard.waiters.push(tx);
-                    if gc.waiting.load(Ordering::SeqCst) == 0 || guard.waiters.len() >= MAX_BATCH {
-                        guard.flush().await;
+                    let last =
+                        gc.waiting.load(Ordering::SeqCst) == 0 || guard.waiters.len() >= MAX_BATCH;
+                    // The release and, for the last write in line, the COMMIT: one command.
+                    let sql = if last {
+                        "RELEASE w; COMMIT"
+                    } else {
+                        "RELEASE w"
+                    };
+                    match guard.conn.execute(sql).await {
+                        Ok(_) => {
+                            guard.savepoint_open = false;
+                            if last {
+                                guard.in_batch = false;
+                                for w in guard.waiters.drain(..) {
+                                    let _ = w.send(Ok(()));
+                                }
+                            }
+                        }
+                        Err(x) => {
+                            // Unknown how far it got: roll the whole batch back and say so.
+                            let _ = guard.conn.execute("ROLLBACK").await;
+                            guard.savepoint_open = false;
+                            guard.in_batch = false;
+                            for w in guard.waiters.drain(..) {
+                                let _ = w.send(Err(x.to_string()));
+                            }
+                        }
                     }
                 });
                 match rx.await {
