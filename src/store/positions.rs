@@ -39,24 +39,6 @@ pub fn taken(org: usize, kind: usize) -> String {
     format!("(SELECT next_pos FROM org_counters WHERE org_id = ${org} AND kind = ${kind})")
 }
 
-/// Records a deleted resource's position.
-pub async fn release(c: &mut AnyConnection, org: &str, kind: &str, pos: i64) -> CoreResult<()> {
-    sqlx::query("UPDATE org_counters SET live = live - 1 WHERE org_id = $1 AND kind = $2")
-        .bind(org)
-        .bind(kind)
-        .execute(&mut *c)
-        .await
-        .map_err(e)?;
-    sqlx::query("INSERT INTO deleted_positions (org_id, kind, pos) VALUES ($1, $2, $3)")
-        .bind(org)
-        .bind(kind)
-        .bind(pos)
-        .execute(&mut *c)
-        .await
-        .map_err(e)?;
-    Ok(())
-}
-
 /// How many live resources of `kind` the organization has.
 pub async fn live(c: &mut AnyConnection, org: &str, kind: &str) -> CoreResult<i64> {
     let row = sqlx::query("SELECT live FROM org_counters WHERE org_id = $1 AND kind = $2")

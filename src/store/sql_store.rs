@@ -166,28 +166,39 @@ fn revoke_sessions_in(b: &mut Batch, scope: &Scope, user_id: &str) {
     );
 }
 
-/// Deletes a user or group row and gives its position back (see `positions`).
-async fn delete_row(
-    c: &mut AnyConnection,
-    scope: &Scope,
-    kind: ResourceKind,
-    id: &str,
-) -> CoreResult<()> {
-    let (table, kind_s) = match kind {
-        ResourceKind::User => ("users", "User"),
-        ResourceKind::Group => ("org_groups", "Group"),
+/// In a batch: deletes a user or group row with its memberships (as member, and for a
+/// group as container) and gives its position back (see `positions`).
+fn delete_row_in(b: &mut Batch, scope: &Scope, kind: ResourceKind, id: &str) {
+    let (table, kind_s, memberships) = match kind {
+        ResourceKind::User => ("users", "User", "member_id = $2"),
+        ResourceKind::Group => ("org_groups", "Group", "(group_id = $2 OR member_id = $2)"),
     };
-    let pos: i64 = sqlx::query(&format!(
-        "DELETE FROM {table} WHERE org_id = $1 AND id = $2 RETURNING pos"
-    ))
-    .bind(scope.org.as_str())
-    .bind(id)
-    .fetch_one(&mut *c)
-    .await
-    .map_err(e)?
-    .try_get(0)
-    .map_err(e)?;
-    positions::release(c, scope.org.as_str(), kind_s, pos).await
+    let args = || {
+        vec![
+            Arg::Str(scope.org.as_str().to_owned()),
+            Arg::Str(id.to_owned()),
+            Arg::Str(kind_s.to_owned()),
+        ]
+    };
+    b.push(
+        format!("DELETE FROM group_members WHERE org_id = $1 AND {memberships} AND $3 = $3"),
+        args(),
+    );
+    b.push(
+        format!(
+            "INSERT INTO deleted_positions (org_id, kind, pos) \
+             SELECT org_id, $3, pos FROM {table} WHERE org_id = $1 AND id = $2"
+        ),
+        args(),
+    );
+    b.push(
+        "UPDATE org_counters SET live = live - 1 WHERE org_id = $1 AND kind = $3 AND $2 = $2",
+        args(),
+    );
+    b.push(
+        format!("DELETE FROM {table} WHERE org_id = $1 AND id = $2 AND $3 = $3"),
+        args(),
+    );
 }
 
 /// The caller's `If-Match` precondition against the stored version.
@@ -290,31 +301,6 @@ impl SqlStore {
         }
     }
 
-    async fn append_event(
-        &self,
-        c: &mut AnyConnection,
-        org: Option<&OrgId>,
-        actor: &Actor,
-        ev: &EventDraft,
-    ) -> CoreResult<()> {
-        sqlx::query(
-            "INSERT INTO events (org_id, kind, resource_type, resource_id, actor_kind, actor_id, data, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(org.map(|o| o.as_str().to_owned()))
-        .bind(ev.kind)
-        .bind(ev.resource_type)
-        .bind(ev.resource_id.as_str())
-        .bind(actor.kind())
-        .bind(actor.id())
-        .bind(ev.data.to_string())
-        .bind(now())
-        .execute(&mut *c)
-        .await
-        .map_err(e)?;
-        Ok(())
-    }
-
     fn org_from_row(row: &AnyRow) -> CoreResult<Org> {
         Ok(Org {
             id: OrgId::from_store(get(row, "id")?),
@@ -413,25 +399,6 @@ impl SqlStore {
             .await
             .map_err(e)?;
         row.as_ref().map(Self::group_from_row).transpose()
-    }
-
-    /// Revokes every live session of a user; part of the deprovisioning transaction.
-    async fn revoke_sessions(
-        &self,
-        c: &mut AnyConnection,
-        scope: &Scope,
-        user_id: &str,
-    ) -> CoreResult<u64> {
-        let r = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now())
-        .bind(scope.org.as_str())
-        .bind(user_id)
-        .execute(&mut *c)
-        .await
-        .map_err(e)?;
-        Ok(r.rows_affected())
     }
 
     /// The JSON elements a list row is aggregated into (see `Dialect::json_rows`), over the
@@ -745,8 +712,9 @@ impl Store for SqlStore {
             org.id.as_str(),
             serde_json::json!({"slug": slug, "name": name}),
         );
-        self.append_event(&mut tx, Some(&org.id), actor, &ev)
-            .await?;
+        let mut b = Batch::default();
+        b.event(Some(&org.id), actor, &ev);
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(org)
     }
@@ -798,8 +766,9 @@ impl Store for SqlStore {
             &dir.id,
             serde_json::json!({"name": name}),
         );
-        self.append_event(&mut tx, Some(&org.id), actor, &ev)
-            .await?;
+        let mut b = Batch::default();
+        b.event(Some(&org.id), actor, &ev);
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(dir)
     }
@@ -870,8 +839,9 @@ impl Store for SqlStore {
             &directory.id,
             serde_json::json!({"token_id": info.id, "read_only": read_only}),
         );
-        self.append_event(&mut tx, Some(&directory.org_id), actor, &ev)
-            .await?;
+        let mut b = Batch::default();
+        b.event(Some(&directory.org_id), actor, &ev);
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(info)
     }
@@ -901,8 +871,9 @@ impl Store for SqlStore {
             &directory.id,
             serde_json::json!({"token_id": token_id}),
         );
-        self.append_event(&mut tx, Some(&directory.org_id), actor, &ev)
-            .await?;
+        let mut b = Batch::default();
+        b.event(Some(&directory.org_id), actor, &ev);
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1087,16 +1058,11 @@ impl Store for SqlStore {
             return Ok(false);
         };
         check_version(expect_version, current.meta.version)?;
-        self.revoke_sessions(&mut tx, scope, id).await?;
-        sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND member_id = $2")
-            .bind(scope.org.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
-        delete_row(&mut tx, scope, ResourceKind::User, id).await?;
-        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
-            .await?;
+        let mut b = Batch::default();
+        revoke_sessions_in(&mut b, scope, id);
+        delete_row_in(&mut b, scope, ResourceKind::User, id);
+        b.event(Some(&scope.org), &scope.actor, &event);
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1228,17 +1194,10 @@ impl Store for SqlStore {
             return Ok(false);
         };
         check_version(expect_version, current.meta.version)?;
-        sqlx::query(
-            "DELETE FROM group_members WHERE org_id = $1 AND (group_id = $2 OR member_id = $2)",
-        )
-        .bind(scope.org.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(e)?;
-        delete_row(&mut tx, scope, ResourceKind::Group, id).await?;
-        self.append_event(&mut tx, Some(&scope.org), &scope.actor, &event)
-            .await?;
+        let mut b = Batch::default();
+        delete_row_in(&mut b, scope, ResourceKind::Group, id);
+        b.event(Some(&scope.org), &scope.actor, &event);
+        b.run(self.d, &mut tx).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
     }
