@@ -67,16 +67,31 @@ impl Batch {
         );
     }
 
+    /// The statements as one SQLite command, with `before` and `after` statements (fixed
+    /// SQL without placeholders) around them.
+    pub fn joined(self, before: Option<&str>, after: Option<&str>) -> (String, Vec<Arg>) {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        if let Some(b) = before {
+            sql.push_str(b);
+            sql.push_str(";\n");
+        }
+        for (s, a) in self.stmts {
+            sql.push_str(&shift(&s, args.len()));
+            sql.push_str(";\n");
+            args.extend(a);
+        }
+        if let Some(a) = after {
+            sql.push_str(a);
+            sql.push_str(";\n");
+        }
+        (sql, args)
+    }
+
     pub async fn run(self, d: Dialect, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
         match d {
             Dialect::Sqlite => {
-                let mut sql = String::new();
-                let mut args = Vec::new();
-                for (s, a) in self.stmts {
-                    sql.push_str(&shift(&s, args.len()));
-                    sql.push_str(";\n");
-                    args.extend(a);
-                }
+                let (sql, args) = self.joined(None, None);
                 if sql.is_empty() {
                     return Ok(());
                 }

@@ -295,8 +295,18 @@ impl SqlStore {
     }
 
     async fn begin(&self) -> CoreResult<WriteTx> {
+        self.begin_with(false).await
+    }
+
+    /// A write whose statements all go in its final `WriteTx::finish` batch (reads before
+    /// it are fine): on SQLite its savepoint travels with that batch.
+    async fn begin_fresh(&self) -> CoreResult<WriteTx> {
+        self.begin_with(true).await
+    }
+
+    async fn begin_with(&self, fresh: bool) -> CoreResult<WriteTx> {
         match &self.group_commit {
-            Some(gc) => gc.begin().await,
+            Some(gc) => gc.begin(fresh).await,
             None => Ok(WriteTx::Pg(Some(self.write.begin().await.map_err(e)?))),
         }
     }
@@ -714,7 +724,7 @@ impl Store for SqlStore {
         );
         let mut b = Batch::default();
         b.event(Some(&org.id), actor, &ev);
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(org)
     }
@@ -768,7 +778,7 @@ impl Store for SqlStore {
         );
         let mut b = Batch::default();
         b.event(Some(&org.id), actor, &ev);
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(dir)
     }
@@ -841,7 +851,7 @@ impl Store for SqlStore {
         );
         let mut b = Batch::default();
         b.event(Some(&directory.org_id), actor, &ev);
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(info)
     }
@@ -873,7 +883,7 @@ impl Store for SqlStore {
         );
         let mut b = Batch::default();
         b.event(Some(&directory.org_id), actor, &ev);
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
     }
@@ -948,8 +958,8 @@ impl Store for SqlStore {
             ],
         );
         b.event(Some(&scope.org), &scope.actor, &event);
-        let mut tx = self.begin().await?;
-        b.run(self.d, &mut tx)
+        let mut tx = self.begin_fresh().await?;
+        tx.finish(self.d, b)
             .await
             .map_err(|err| user_name_conflict(e(err), &user_name))?;
         tx.commit().await?;
@@ -981,7 +991,7 @@ impl Store for SqlStore {
     where
         F: FnOnce(&User) -> CoreResult<UserChange> + Send,
     {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_fresh().await?;
         let current = self
             .fetch_user(&mut tx, scope, id, true)
             .await?
@@ -1027,7 +1037,7 @@ impl Store for SqlStore {
         for ev in &change.events {
             b.event(Some(&scope.org), &scope.actor, ev);
         }
-        b.run(self.d, &mut tx)
+        tx.finish(self.d, b)
             .await
             .map_err(|err| user_name_conflict(e(err), &user_name))?;
         tx.commit().await?;
@@ -1053,7 +1063,7 @@ impl Store for SqlStore {
         expect_version: Option<i64>,
         event: EventDraft,
     ) -> CoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_fresh().await?;
         let Some(current) = self.fetch_user(&mut tx, scope, id, true).await? else {
             return Ok(false);
         };
@@ -1062,7 +1072,7 @@ impl Store for SqlStore {
         revoke_sessions_in(&mut b, scope, id);
         delete_row_in(&mut b, scope, ResourceKind::User, id);
         b.event(Some(&scope.org), &scope.actor, &event);
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1104,10 +1114,10 @@ impl Store for SqlStore {
             self.member_op_in(&mut b, scope, &g.id, &add[0]);
         }
         b.event(Some(&scope.org), &scope.actor, &event);
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_fresh().await?;
         // The group does not exist yet, so no member can be the group itself.
         self.check_members(&mut tx, scope, &g.id, &add).await?;
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(Group {
             id: g.id,
@@ -1133,7 +1143,7 @@ impl Store for SqlStore {
     where
         F: FnOnce(&Group) -> CoreResult<GroupChange> + Send,
     {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_fresh().await?;
         let current = self
             .fetch_group(&mut tx, scope, id, true)
             .await?
@@ -1169,7 +1179,7 @@ impl Store for SqlStore {
         for ev in &change.events {
             b.event(Some(&scope.org), &scope.actor, ev);
         }
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(Group {
             id: current.id,
@@ -1189,7 +1199,7 @@ impl Store for SqlStore {
         expect_version: Option<i64>,
         event: EventDraft,
     ) -> CoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_fresh().await?;
         let Some(current) = self.fetch_group(&mut tx, scope, id, true).await? else {
             return Ok(false);
         };
@@ -1197,7 +1207,7 @@ impl Store for SqlStore {
         let mut b = Batch::default();
         delete_row_in(&mut b, scope, ResourceKind::Group, id);
         b.event(Some(&scope.org), &scope.actor, &event);
-        b.run(self.d, &mut tx).await.map_err(e)?;
+        tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
     }

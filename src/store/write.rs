@@ -14,6 +14,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::batch::Batch;
+use super::sql_store::bind_all;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 
 /// Most writes one SQLite commit may carry; bounds the latency a batch adds.
@@ -26,6 +28,8 @@ pub struct Writer {
     conn: PoolConnection<Any>,
     in_batch: bool,
     savepoint_open: bool,
+    /// The write's SAVEPOINT is not sent yet: it goes first in the write's batch.
+    savepoint_pending: bool,
     waiters: Vec<Waiter>,
 }
 
@@ -41,16 +45,22 @@ fn err(e: sqlx::Error) -> CoreError {
 }
 
 impl Writer {
-    /// Undoes what a write that was dropped without commit left behind.
-    async fn clean(&mut self) -> CoreResult<()> {
-        if self.savepoint_open {
-            self.conn
-                .execute("ROLLBACK TO w; RELEASE w")
-                .await
-                .map_err(err)?;
-            self.savepoint_open = false;
+    /// Undoes what a write that was dropped without commit left behind. If even that fails,
+    /// the state of the transaction is unknown: the whole batch is rolled back and every
+    /// write waiting on it is told (none of them was acknowledged).
+    async fn clean(&mut self) {
+        self.savepoint_pending = false;
+        if !self.savepoint_open {
+            return;
         }
-        Ok(())
+        self.savepoint_open = false;
+        if let Err(e) = self.conn.execute("ROLLBACK TO w; RELEASE w").await {
+            let _ = self.conn.execute("ROLLBACK").await;
+            self.in_batch = false;
+            for w in self.waiters.drain(..) {
+                let _ = w.send(Err(format!("write batch rolled back: {e}")));
+            }
+        }
     }
 
     /// Commits the batch and tells every write in it.
@@ -79,13 +89,16 @@ impl GroupCommit {
                 conn,
                 in_batch: false,
                 savepoint_open: false,
+                savepoint_pending: false,
                 waiters: Vec::new(),
             })),
             waiting: AtomicUsize::new(0),
         }
     }
 
-    pub async fn begin(self: &Arc<Self>) -> CoreResult<WriteTx> {
+    /// Starts a write. With `fresh`, the write reads nothing before its batch, so its
+    /// SAVEPOINT is sent with the batch instead of in a round trip of its own.
+    pub async fn begin(self: &Arc<Self>, fresh: bool) -> CoreResult<WriteTx> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let w = self.writer.clone().lock_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -93,17 +106,21 @@ impl GroupCommit {
         // up), the statements still complete and the writer's flags stay true to its state.
         let started = tokio::spawn(async move {
             let mut w = w;
-            w.clean().await?;
+            w.clean().await;
             // IMMEDIATE: take the write lock now, so another process (the CLI) cannot make
             // this transaction's snapshot stale between its reads and its writes.
-            let sql = if w.in_batch {
-                "SAVEPOINT w"
-            } else {
-                "BEGIN IMMEDIATE; SAVEPOINT w"
+            let sql = match (w.in_batch, fresh) {
+                (true, true) => None,
+                (false, true) => Some("BEGIN IMMEDIATE"),
+                (true, false) => Some("SAVEPOINT w"),
+                (false, false) => Some("BEGIN IMMEDIATE; SAVEPOINT w"),
             };
-            w.conn.execute(sql).await.map_err(err)?;
+            if let Some(sql) = sql {
+                w.conn.execute(sql).await.map_err(err)?;
+            }
             w.in_batch = true;
-            w.savepoint_open = true;
+            w.savepoint_open = !fresh;
+            w.savepoint_pending = fresh;
             Ok::<_, CoreError>(w)
         });
         let guard = started.await.map_err(|e| {
@@ -118,7 +135,7 @@ impl GroupCommit {
     /// Commits whatever is pending; used at shutdown.
     pub async fn drain(&self) {
         let mut w = self.writer.lock().await;
-        let _ = w.clean().await;
+        w.clean().await;
         w.flush().await;
     }
 
@@ -134,7 +151,9 @@ impl GroupCommit {
                 let Ok(mut w) = gc.writer.clone().try_lock_owned() else {
                     continue;
                 };
-                if (w.savepoint_open || (w.in_batch && !w.waiters.is_empty()))
+                if (w.savepoint_open
+                    || w.savepoint_pending
+                    || (w.in_batch && !w.waiters.is_empty()))
                     && gc.waiting.load(Ordering::SeqCst) == 0
                 {
                     gc.settle(&mut w).await;
@@ -145,14 +164,7 @@ impl GroupCommit {
 
     /// Closes an idle batch (used when a write was dropped while others waited on it).
     async fn settle(&self, w: &mut Writer) {
-        if w.clean().await.is_err() {
-            let _ = w.conn.execute("ROLLBACK").await;
-            w.in_batch = false;
-            for x in w.waiters.drain(..) {
-                let _ = x.send(Err("write batch rolled back".into()));
-            }
-            return;
-        }
+        w.clean().await;
         if self.waiting.load(Ordering::SeqCst) == 0 {
             w.flush().await;
         }
@@ -173,6 +185,27 @@ pub enum WriteTx {
 }
 
 impl WriteTx {
+    /// Runs a write's last statements: on SQLite as one command that also opens the write's
+    /// savepoint (if still pending) and releases it, leaving `commit()` only the COMMIT.
+    pub async fn finish(&mut self, d: super::Dialect, b: Batch) -> Result<(), sqlx::Error> {
+        match self {
+            WriteTx::Lite(Some(lt)) => {
+                let w = &mut lt.guard;
+                let before = w.savepoint_pending.then_some("SAVEPOINT w");
+                let (sql, args) = b.joined(before, Some("RELEASE w"));
+                // Until the command succeeds the savepoint may exist: clean() undoes it.
+                w.savepoint_pending = false;
+                w.savepoint_open = true;
+                bind_all(sqlx::query(&sql), &args)
+                    .execute(&mut *w.conn)
+                    .await?;
+                w.savepoint_open = false;
+                Ok(())
+            }
+            other => b.run(d, other).await,
+        }
+    }
+
     /// Commits; returns once the change is durable.
     pub async fn commit(mut self) -> CoreResult<()> {
         match &mut self {
@@ -190,13 +223,16 @@ impl WriteTx {
                 let LiteTx { mut guard, gc } = lt;
                 tokio::spawn(async move {
                     guard.waiters.push(tx);
+                    guard.savepoint_pending = false;
                     let last =
                         gc.waiting.load(Ordering::SeqCst) == 0 || guard.waiters.len() >= MAX_BATCH;
-                    // The release and, for the last write in line, the COMMIT: one command.
-                    let sql = if last {
-                        "RELEASE w; COMMIT"
-                    } else {
-                        "RELEASE w"
+                    // The release (unless the batch carried it) and, for the last write in
+                    // line, the COMMIT: at most one command.
+                    let sql = match (guard.savepoint_open, last) {
+                        (true, true) => "RELEASE w; COMMIT",
+                        (true, false) => "RELEASE w",
+                        (false, true) => "COMMIT",
+                        (false, false) => return,
                     };
                     match guard.conn.execute(sql).await {
                         Ok(_) => {
