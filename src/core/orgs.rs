@@ -35,8 +35,14 @@ impl OrgSlug {
 /// The SHA-256 of a bearer token, hex: what the store keeps and looks tokens up by.
 /// A token carries 256 random bits, so a fast hash is enough (no password stretching).
 pub fn hash_token(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = Sha256::digest(token.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in d {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn new_token() -> CoreResult<String> {
@@ -47,6 +53,17 @@ fn new_token() -> CoreResult<String> {
         "rst_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_hash_is_hex_sha256() {
+        assert_eq!(
+            super::hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }
 
 pub async fn create_org<S: Store>(
