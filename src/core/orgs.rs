@@ -55,17 +55,6 @@ fn new_token() -> CoreResult<String> {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn token_hash_is_hex_sha256() {
-        assert_eq!(
-            super::hash_token("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-}
-
 pub async fn create_org<S: Store>(
     store: &S,
     slug: &OrgSlug,
@@ -117,4 +106,15 @@ pub async fn directory<S: Store>(store: &S, id: &str) -> CoreResult<Directory> {
         .directory(id)
         .await?
         .ok_or_else(|| CoreError::NotFound(format!("directory \"{id}\"")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_hash_is_hex_sha256() {
+        assert_eq!(
+            super::hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }
