@@ -20,6 +20,25 @@ pub async fn scope_of(store: &SqlStore, slug: &str) -> Scope {
     }
 }
 
+/// Creates `n` users named `{prefix}{i:02}` through the core; returns their ids.
+async fn create_users(store: &SqlStore, scope: &Scope, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = resources::create_user(
+            store,
+            scope,
+            json!({"userName": format!("{prefix}{i:02}")})
+                .as_object()
+                .unwrap(),
+            roster::core::model::Provenance::Admin,
+        )
+        .await
+        .unwrap();
+        ids.push(u.id);
+    }
+    ids
+}
+
 async fn event_kinds(app: &TestApp) -> Vec<String> {
     let pool = match app.db.location() {
         roster::store::StoreLocation::SqliteDir(d) => {
@@ -148,18 +167,7 @@ async fn org_isolation_in_the_store(app: &TestApp) {
 async fn membership_is_a_set(app: &TestApp) {
     let store = &app.db.store;
     let scope = scope_of(store, "acme").await;
-    let mut ids = Vec::new();
-    for i in 0..50 {
-        let u = resources::create_user(
-            store,
-            &scope,
-            json!({"userName": format!("s{i}")}).as_object().unwrap(),
-            roster::core::model::Provenance::Admin,
-        )
-        .await
-        .unwrap();
-        ids.push(u.id);
-    }
+    let ids = create_users(store, &scope, "s", 50).await;
     let members: Vec<_> = ids.iter().map(|id| json!({"value": id})).collect();
     let g = resources::create_group(
         store,
@@ -189,18 +197,7 @@ async fn position_paging_matches_offset(app: &TestApp) {
     use roster::core::query::{Cond, ListQuery};
     let store = &app.db.store;
     let scope = scope_of(store, "acme").await;
-    let mut ids = Vec::new();
-    for i in 0..30 {
-        let u = resources::create_user(
-            store,
-            &scope,
-            json!({"userName": format!("p{i:02}")}).as_object().unwrap(),
-            roster::core::model::Provenance::Admin,
-        )
-        .await
-        .unwrap();
-        ids.push(u.id);
-    }
+    let ids = create_users(store, &scope, "p", 30).await;
     for i in [0usize, 5, 6, 7, 13, 29] {
         resources::delete_user(store, &scope, &ids[i], None)
             .await
