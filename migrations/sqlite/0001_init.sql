@@ -73,6 +73,7 @@ CREATE TABLE org_counters (
     org_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     live BIGINT NOT NULL,
+    deleted BIGINT NOT NULL DEFAULT 0,
     next_pos BIGINT NOT NULL,
     PRIMARY KEY (org_id, kind)
 );

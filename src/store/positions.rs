@@ -16,11 +16,13 @@ fn e(err: sqlx::Error) -> CoreError {
     CoreError::Store(db_err(err))
 }
 
-/// Past this many deletions in an organization, the caller falls back to OFFSET paging.
-pub const MAX_DELETED_FOR_SEEK: i64 = 100_000;
+/// Past this many deletions in an organization, the caller falls back to OFFSET paging: each
+/// seek step counts deleted positions, so its cost grows with them. (Renumbering positions
+/// once deletions pile up would remove the bound; not needed yet.)
+pub const MAX_DELETED_FOR_SEEK: i64 = 10_000;
 const MAX_ITERATIONS: usize = 64;
 
-/// In a batch: takes the next position (see [`TAKEN`] for reading it back).
+/// In a batch: takes the next position (see [`taken`] for reading it back).
 pub fn take_in(b: &mut super::batch::Batch, org: &str, kind: &str) {
     b.push(
         "INSERT INTO org_counters (org_id, kind, live, next_pos) VALUES ($1, $2, 1, 1) \
@@ -39,17 +41,17 @@ pub fn taken(org: usize, kind: usize) -> String {
     format!("(SELECT next_pos FROM org_counters WHERE org_id = ${org} AND kind = ${kind})")
 }
 
-/// How many live resources of `kind` the organization has.
-pub async fn live(c: &mut AnyConnection, org: &str, kind: &str) -> CoreResult<i64> {
-    let row = sqlx::query("SELECT live FROM org_counters WHERE org_id = $1 AND kind = $2")
+/// How many live and how many deleted resources of `kind` the organization has.
+pub async fn counts(c: &mut AnyConnection, org: &str, kind: &str) -> CoreResult<(i64, i64)> {
+    let row = sqlx::query("SELECT live, deleted FROM org_counters WHERE org_id = $1 AND kind = $2")
         .bind(org)
         .bind(kind)
         .fetch_optional(&mut *c)
         .await
         .map_err(e)?;
     match row {
-        Some(r) => r.try_get(0).map_err(e),
-        None => Ok(0),
+        Some(r) => Ok((r.try_get(0).map_err(e)?, r.try_get(1).map_err(e)?)),
+        None => Ok((0, 0)),
     }
 }
 
@@ -66,14 +68,20 @@ async fn deleted_up_to(c: &mut AnyConnection, org: &str, kind: &str, pos: i64) -
     row.try_get(0).map_err(e)
 }
 
-/// The position of the `k`-th (1-based) live resource, or `None` when seeking is not worth
-/// it (too many deletions) and the caller should use OFFSET.
-pub async fn nth(c: &mut AnyConnection, org: &str, kind: &str, k: i64) -> CoreResult<Option<i64>> {
-    let all_deleted = deleted_up_to(c, org, kind, i64::MAX).await?;
-    if all_deleted == 0 {
+/// The position of the `k`-th (1-based) live resource, given how many were ever deleted,
+/// or `None` when seeking is not worth it (too many deletions) and the caller should use
+/// OFFSET.
+pub async fn nth(
+    c: &mut AnyConnection,
+    org: &str,
+    kind: &str,
+    k: i64,
+    deleted: i64,
+) -> CoreResult<Option<i64>> {
+    if deleted <= 0 {
         return Ok(Some(k));
     }
-    if all_deleted > MAX_DELETED_FOR_SEEK {
+    if deleted > MAX_DELETED_FOR_SEEK {
         return Ok(None);
     }
     let mut p = k;

@@ -192,7 +192,8 @@ fn delete_row_in(b: &mut Batch, scope: &Scope, kind: ResourceKind, id: &str) {
         args(),
     );
     b.push(
-        "UPDATE org_counters SET live = live - 1 WHERE org_id = $1 AND kind = $3 AND $2 = $2",
+        "UPDATE org_counters SET live = live - 1, deleted = deleted + 1 \
+         WHERE org_id = $1 AND kind = $3 AND $2 = $2",
         args(),
     );
     b.push(
@@ -534,7 +535,8 @@ impl SqlStore {
             ResourceKind::Group => "Group",
         };
         let mut conn = self.read.acquire().await.map_err(e)?;
-        let total = positions::live(&mut conn, org, kind_s).await?.max(0) as u64;
+        let (live, deleted) = positions::counts(&mut conn, org, kind_s).await?;
+        let total = live.max(0) as u64;
         if q.count == 0 || q.start_index > total {
             return Ok(Page {
                 total,
@@ -543,7 +545,7 @@ impl SqlStore {
         }
         let start = i64::try_from(q.start_index).unwrap_or(i64::MAX);
         let count = i64::try_from(q.count).unwrap_or(i64::MAX);
-        let (inner, args) = match positions::nth(&mut conn, org, kind_s, start).await? {
+        let (inner, args) = match positions::nth(&mut conn, org, kind_s, start, deleted).await? {
             Some(pos) => (
                 format!(
                     "SELECT {cols}, t.pos AS pos_ FROM {table} t WHERE t.org_id = $1 AND t.pos >= $2 ORDER BY t.pos LIMIT $3"
