@@ -108,6 +108,7 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     let reader_pragmas = "PRAGMA cache_size=-20000;";
     let write = AnyPoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |c, _| {
             Box::pin(async move {
@@ -126,6 +127,9 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
     let read = AnyPoolOptions::new()
         .max_connections(readers.clamp(4, 16))
+        // A file connection cannot be lost: skip sqlx's ping on every acquire, which on
+        // SQLite is one more round trip to the connection's worker thread per request.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |c, _| {
             Box::pin(async move {
