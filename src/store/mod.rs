@@ -105,7 +105,7 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     // Readers get a larger page cache: the hot set of a 100,000-user organization (users,
     // their indexes, memberships) is ~80 MB. Each connection keeps its own cache (mmap would
     // share pages but counts them once per connection in RSS), so the size is bounded.
-    let reader_pragmas = "PRAGMA cache_size=-20000;";
+    let reader_pragmas = "PRAGMA cache_size=-36000;";
     let write = AnyPoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
@@ -123,10 +123,11 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
         .run(&write)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-    // Two readers per core: each is a thread of sqlx-sqlite's, and queries hand off to it.
-    let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
+    // One reader per core and one more: each is a thread of sqlx-sqlite's that queries hand
+    // off to, and each holds its own page cache.
+    let readers = std::thread::available_parallelism().map_or(3, |n| n.get() + 1) as u32;
     let read = AnyPoolOptions::new()
-        .max_connections(readers.clamp(4, 16))
+        .max_connections(readers.clamp(3, 16))
         // A file connection cannot be lost: skip sqlx's ping on every acquire, which on
         // SQLite is one more round trip to the connection's worker thread per request.
         .test_before_acquire(false)
