@@ -55,29 +55,41 @@ impl Writer {
         }
         self.savepoint_open = false;
         if let Err(e) = self.conn.execute("ROLLBACK TO w; RELEASE w").await {
-            let _ = self.conn.execute("ROLLBACK").await;
-            self.in_batch = false;
-            for w in self.waiters.drain(..) {
-                let _ = w.send(Err(format!("write batch rolled back: {e}")));
-            }
+            self.abort_batch(format!("write batch rolled back: {e}"))
+                .await;
         }
     }
 
     /// Commits the batch and tells every write in it.
     async fn flush(&mut self) {
-        if !self.in_batch {
-            return;
+        if self.in_batch {
+            self.end_batch("COMMIT").await;
         }
-        let result = match self.conn.execute("COMMIT").await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let _ = self.conn.execute("ROLLBACK").await;
-                Err(e.to_string())
+    }
+
+    /// Runs `sql` (which ends with COMMIT) and tells every write in the batch how it went.
+    /// On failure it is unknown how far the command got: the whole batch is rolled back.
+    async fn end_batch(&mut self, sql: &str) {
+        match self.conn.execute(sql).await {
+            Ok(_) => {
+                self.savepoint_open = false;
+                self.in_batch = false;
+                for w in self.waiters.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
             }
-        };
+            Err(e) => self.abort_batch(e.to_string()).await,
+        }
+    }
+
+    /// Rolls the whole batch back and tells every write in it (none was acknowledged).
+    async fn abort_batch(&mut self, reason: String) {
+        let _ = self.conn.execute("ROLLBACK").await;
+        self.savepoint_open = false;
+        self.savepoint_pending = false;
         self.in_batch = false;
         for w in self.waiters.drain(..) {
-            let _ = w.send(result.clone());
+            let _ = w.send(Err(reason.clone()));
         }
     }
 }
@@ -228,31 +240,14 @@ impl WriteTx {
                         gc.waiting.load(Ordering::SeqCst) == 0 || guard.waiters.len() >= MAX_BATCH;
                     // The release (unless the batch carried it) and, for the last write in
                     // line, the COMMIT: at most one command.
-                    let sql = match (guard.savepoint_open, last) {
-                        (true, true) => "RELEASE w; COMMIT",
-                        (true, false) => "RELEASE w",
-                        (false, true) => "COMMIT",
-                        (false, false) => return,
-                    };
-                    match guard.conn.execute(sql).await {
-                        Ok(_) => {
-                            guard.savepoint_open = false;
-                            if last {
-                                guard.in_batch = false;
-                                for w in guard.waiters.drain(..) {
-                                    let _ = w.send(Ok(()));
-                                }
-                            }
-                        }
-                        Err(x) => {
-                            // Unknown how far it got: roll the whole batch back and say so.
-                            let _ = guard.conn.execute("ROLLBACK").await;
-                            guard.savepoint_open = false;
-                            guard.in_batch = false;
-                            for w in guard.waiters.drain(..) {
-                                let _ = w.send(Err(x.to_string()));
-                            }
-                        }
+                    match (guard.savepoint_open, last) {
+                        (true, true) => guard.end_batch("RELEASE w; COMMIT").await,
+                        (false, true) => guard.end_batch("COMMIT").await,
+                        (true, false) => match guard.conn.execute("RELEASE w").await {
+                            Ok(_) => guard.savepoint_open = false,
+                            Err(x) => guard.abort_batch(x.to_string()).await,
+                        },
+                        (false, false) => {}
                     }
                 });
                 match rx.await {
