@@ -161,13 +161,11 @@ impl SqlBuilder {
             }
             Op::Sw => {
                 let p = self.push_val(v);
-                let p2 = self.push_val(v);
-                self.d.starts_with(&x, &p, &p2)
+                self.d.starts_with(&x, &p)
             }
             Op::Ew => {
                 let p = self.push_val(v);
-                let p2 = self.push_val(v);
-                self.d.ends_with(&x, &p, &p2)
+                self.d.ends_with(&x, &p)
             }
             Op::Gt | Op::Ge | Op::Lt | Op::Le => {
                 let p = self.push_val(v);

@@ -292,17 +292,18 @@ impl Dialect {
             Dialect::Postgres => format!("strpos({x}, {v}) > 0"),
         }
     }
-    pub fn starts_with(self, x: &str, v: &str, v2: &str) -> String {
-        format!("substr({x}, 1, length({v})) = {v2}")
+    /// `v` is a placeholder; numbered placeholders may be referenced more than once.
+    pub fn starts_with(self, x: &str, v: &str) -> String {
+        format!("substr({x}, 1, length({v})) = {v}")
     }
-    pub fn ends_with(self, x: &str, v: &str, v2: &str) -> String {
+    pub fn ends_with(self, x: &str, v: &str) -> String {
         match self {
             Dialect::Sqlite => {
                 format!(
-                    "(length({x}) >= length({v}) AND substr({x}, length({x}) - length({v}) + 1) = {v2})"
+                    "(length({x}) >= length({v}) AND substr({x}, length({x}) - length({v}) + 1) = {v})"
                 )
             }
-            Dialect::Postgres => format!("right({x}, length({v})) = {v2}"),
+            Dialect::Postgres => format!("right({x}, length({v})) = {v}"),
         }
     }
     /// Byte-order comparison of text, the same on both stores.

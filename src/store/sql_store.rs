@@ -90,45 +90,48 @@ type UserTuple = (
 /// One group of a page: the columns of `group_cols`, in order.
 type GroupTuple = (String, Map<String, Value>, i64, String, String);
 
+/// A user from its columns, however they were read (one row, or one element of a page).
+fn user_of(t: UserTuple) -> User {
+    let (id, attrs, version, created, last_modified, prov, sync, login, groups) = t;
+    User {
+        id,
+        attrs,
+        meta: Meta {
+            version,
+            created,
+            last_modified,
+        },
+        provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
+        last_directory_sync_at: sync,
+        last_login_at: login,
+        groups: group_refs(groups),
+    }
+}
+
+fn group_of(t: GroupTuple) -> Group {
+    let (id, attrs, version, created, last_modified) = t;
+    Group {
+        id,
+        attrs,
+        meta: Meta {
+            version,
+            created,
+            last_modified,
+        },
+    }
+}
+
 impl PageItem for User {
     fn parse_page(text: &str) -> CoreResult<Vec<Self>> {
         let rows: Vec<UserTuple> = serde_json::from_str(text).map_err(page_err)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, attrs, version, created, last_modified, prov, sync, login, groups)| User {
-                    id,
-                    attrs,
-                    meta: Meta {
-                        version,
-                        created,
-                        last_modified,
-                    },
-                    provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
-                    last_directory_sync_at: sync,
-                    last_login_at: login,
-                    groups: group_refs(groups),
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(user_of).collect())
     }
 }
 
 impl PageItem for Group {
     fn parse_page(text: &str) -> CoreResult<Vec<Self>> {
         let rows: Vec<GroupTuple> = serde_json::from_str(text).map_err(page_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, attrs, version, created, last_modified)| Group {
-                id,
-                attrs,
-                meta: Meta {
-                    version,
-                    created,
-                    last_modified,
-                },
-            })
-            .collect())
+        Ok(rows.into_iter().map(group_of).collect())
     }
 }
 
@@ -142,16 +145,6 @@ fn group_refs(pairs: Vec<(String, String)>) -> Vec<GroupRef> {
         refs.sort_by_cached_key(|g| (g.display.to_lowercase(), g.id.clone()));
     }
     refs
-}
-
-/// `[[id, displayName], ...]` as built by `Dialect::user_groups_json`.
-fn parse_group_refs(s: &str) -> CoreResult<Vec<GroupRef>> {
-    let pairs: Vec<(String, String)> = serde_json::from_str(s).map_err(|err| {
-        CoreError::Store(StoreError::Other(format!(
-            "bad group list from store: {err}"
-        )))
-    })?;
-    Ok(group_refs(pairs))
 }
 
 /// In a batch: revokes every live session of a user (deprovisioning, same transaction).
@@ -342,32 +335,27 @@ impl SqlStore {
     }
 
     fn user_from_row(row: &AnyRow) -> CoreResult<User> {
-        let prov: String = get(row, "provenance")?;
-        Ok(User {
-            id: get(row, "id")?,
-            attrs: parse_attrs(&get::<String>(row, "attrs")?)?,
-            meta: Meta {
-                version: get(row, "version")?,
-                created: get(row, "created_at")?,
-                last_modified: get(row, "updated_at")?,
-            },
-            provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
-            last_directory_sync_at: get(row, "last_directory_sync_at")?,
-            last_login_at: get(row, "last_login_at")?,
-            groups: parse_group_refs(&get::<String>(row, "groups_json")?)?,
-        })
+        Ok(user_of((
+            get(row, "id")?,
+            parse_attrs(&get::<String>(row, "attrs")?)?,
+            get(row, "version")?,
+            get(row, "created_at")?,
+            get(row, "updated_at")?,
+            get(row, "provenance")?,
+            get(row, "last_directory_sync_at")?,
+            get(row, "last_login_at")?,
+            serde_json::from_str(&get::<String>(row, "groups_json")?).map_err(page_err)?,
+        )))
     }
 
     fn group_from_row(row: &AnyRow) -> CoreResult<Group> {
-        Ok(Group {
-            id: get(row, "id")?,
-            attrs: parse_attrs(&get::<String>(row, "attrs")?)?,
-            meta: Meta {
-                version: get(row, "version")?,
-                created: get(row, "created_at")?,
-                last_modified: get(row, "updated_at")?,
-            },
-        })
+        Ok(group_of((
+            get(row, "id")?,
+            parse_attrs(&get::<String>(row, "attrs")?)?,
+            get(row, "version")?,
+            get(row, "created_at")?,
+            get(row, "updated_at")?,
+        )))
     }
 
     async fn fetch_user(
