@@ -229,24 +229,18 @@ async fn position_paging_matches_offset(app: &TestApp) {
         store.list_users(&scope, &offset(1, 0)).await.unwrap().total,
         25
     );
+    let ids_of = |page: roster::core::query::Page<roster::core::model::User>| -> Vec<String> {
+        page.items.into_iter().map(|u| u.id).collect()
+    };
     for start in 1..=27 {
         for count in [1, 3, 10] {
-            let a: Vec<String> = store
-                .list_users(&scope, &seek(start, count))
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|u| u.id)
-                .collect();
-            let b: Vec<String> = store
-                .list_users(&scope, &offset(start, count))
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|u| u.id)
-                .collect();
+            let a = ids_of(store.list_users(&scope, &seek(start, count)).await.unwrap());
+            let b = ids_of(
+                store
+                    .list_users(&scope, &offset(start, count))
+                    .await
+                    .unwrap(),
+            );
             assert_eq!(a, b, "startIndex {start} count {count}");
         }
     }
