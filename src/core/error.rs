@@ -33,6 +33,10 @@ pub enum CoreError {
     /// The caller may not do this (read-only token, wrong organization...).
     #[error("{0}")]
     Forbidden(String),
+    /// A failure that is not the caller's doing (randomness, a secret that cannot be
+    /// decrypted, a configuration fault). Its message is logged, never sent to clients.
+    #[error("{0}")]
+    Internal(String),
     /// The storage layer failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -5,12 +5,17 @@
 pub mod attrs;
 pub mod error;
 pub mod events;
+pub mod jit;
+pub mod keys;
 pub mod model;
 pub mod orgs;
 pub mod patch;
 pub mod query;
 pub mod resources;
 pub mod schema;
+pub mod secrets;
+pub mod sessions;
+pub mod sso;
 pub mod store;
 
 use time::OffsetDateTime;

@@ -27,6 +27,10 @@ pub enum Actor {
     },
     /// The `roster` command line on the server's machine.
     Cli,
+    /// A login through an IdP connection (JIT provisioning).
+    Connection { connection_id: String },
+    /// An application using Roster as its OpenID provider (token revocation).
+    App { app_id: String },
 }
 
 impl Actor {
@@ -34,12 +38,16 @@ impl Actor {
         match self {
             Actor::Directory { .. } => "directory",
             Actor::Cli => "cli",
+            Actor::Connection { .. } => "connection",
+            Actor::App { .. } => "app",
         }
     }
     pub fn id(&self) -> String {
         match self {
             Actor::Directory { token_id, .. } => token_id.clone(),
             Actor::Cli => String::new(),
+            Actor::Connection { connection_id } => connection_id.clone(),
+            Actor::App { app_id } => app_id.clone(),
         }
     }
 }
@@ -55,7 +63,7 @@ impl Scope {
     pub fn directory_id(&self) -> Option<&str> {
         match &self.actor {
             Actor::Directory { directory_id, .. } => Some(directory_id),
-            Actor::Cli => None,
+            _ => None,
         }
     }
 }

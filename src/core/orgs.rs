@@ -1,9 +1,7 @@
 //! Organizations, directories and directory tokens.
 
-use base64::Engine;
-use sha2::{Digest, Sha256};
-
 use super::error::{CoreError, CoreResult};
+use super::secrets;
 use super::model::{Actor, Directory, Org, TokenInfo};
 use super::store::Store;
 
@@ -33,26 +31,12 @@ impl OrgSlug {
 }
 
 /// The SHA-256 of a bearer token, hex: what the store keeps and looks tokens up by.
-/// A token carries 256 random bits, so a fast hash is enough (no password stretching).
 pub fn hash_token(token: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let d = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in d {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    secrets::hash_secret(token)
 }
 
 fn new_token() -> CoreResult<String> {
-    let mut buf = [0u8; 32];
-    getrandom::fill(&mut buf)
-        .map_err(|e| CoreError::InvalidValue(format!("no randomness: {e}")))?;
-    Ok(format!(
-        "rst_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-    ))
+    secrets::random_token("rst_")
 }
 
 pub async fn create_org<S: Store>(

@@ -87,7 +87,13 @@ pub async fn create_user<S: Store>(
         &id,
         json!({"userName": attrs.get("userName"), "active": active(&attrs), "provenance": provenance.as_str()}),
     );
-    store
+    let user_name = attrs
+        .get("userName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let adopt_attrs = (provenance == Provenance::Scim).then(|| attrs.clone());
+    match store
         .insert_user(
             scope,
             NewUser {
@@ -97,6 +103,73 @@ pub async fn create_user<S: Store>(
             },
             ev,
         )
+        .await
+    {
+        Err(CoreError::Uniqueness(m)) => match adopt_attrs {
+            Some(attrs) => adopt_jit_user(store, scope, &user_name, attrs)
+                .await?
+                .ok_or(CoreError::Uniqueness(m)),
+            None => Err(CoreError::Uniqueness(m)),
+        },
+        other => other,
+    }
+}
+
+/// A directory creating a user that a JIT login created first takes that account over (same
+/// id, the directory's attributes), instead of a uniqueness conflict: the person is the same.
+/// Only accounts the directory has never synced are adopted.
+async fn adopt_jit_user<S: Store>(
+    store: &S,
+    scope: &Scope,
+    user_name: &str,
+    attrs: Map<String, Value>,
+) -> CoreResult<Option<User>> {
+    if scope.directory_id().is_none() {
+        return Ok(None);
+    }
+    let Some(existing) = store.user_by_user_name(scope, user_name).await? else {
+        return Ok(None);
+    };
+    if existing.provenance != Provenance::Jit || existing.last_directory_sync_at.is_some() {
+        return Ok(None);
+    }
+    let id = existing.id.clone();
+    let adopted = store
+        .update_user(scope, &id, |cur| {
+            if cur.provenance != Provenance::Jit || cur.last_directory_sync_at.is_some() {
+                return Err(CoreError::Uniqueness(format!(
+                    "userName \"{user_name}\" is already taken"
+                )));
+            }
+            let mut change = user_change(&id, cur, attrs, None);
+            change.events.push(EventDraft::new(
+                "user.adopted",
+                "User",
+                &id,
+                json!({"userName": user_name, "from": "jit"}),
+            ));
+            Ok(change)
+        })
+        .await?;
+    Ok(Some(adopted))
+}
+
+/// Replaces a user's attributes with `attrs` (a login's refresh), unless the user is (by
+/// now) inactive: then `Forbidden`, decided inside the write transaction.
+pub async fn replace_user_attrs<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    attrs: Map<String, Value>,
+) -> CoreResult<User> {
+    let attrs = normalize(&USER_TYPE, &attrs)?;
+    store
+        .update_user(scope, id, move |cur| {
+            if !cur.active() {
+                return Err(CoreError::Forbidden("the user is deactivated".into()));
+            }
+            Ok(user_change(id, cur, attrs, None))
+        })
         .await
 }
 

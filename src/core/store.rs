@@ -11,7 +11,10 @@ use serde_json::{Map, Value};
 use super::error::CoreResult;
 use super::events::EventDraft;
 use super::model::*;
+use super::keys::SigningKeyRecord;
 use super::query::{ElemCond, ListQuery, Page};
+use super::sessions::{App, Consumed, LoginRequest, NewSession, TokenRow, TokenState};
+use super::sso::Connection;
 
 /// A user about to be inserted; the core has validated `attrs` and chosen `id`.
 #[derive(Debug, Clone)]
@@ -101,6 +104,9 @@ pub trait Store: Send + Sync + 'static {
         event: EventDraft,
     ) -> CoreResult<User>;
     async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>>;
+    /// The user with this userName (compared case-insensitively).
+    async fn user_by_user_name(&self, scope: &Scope, user_name: &str)
+    -> CoreResult<Option<User>>;
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>>;
     /// Reads the user inside a write transaction, lets `f` decide the change, writes it.
     async fn update_user<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<User>
@@ -134,4 +140,102 @@ pub trait Store: Send + Sync + 'static {
         event: EventDraft,
     ) -> CoreResult<bool>;
     async fn group_members(&self, scope: &Scope, group_id: &str) -> CoreResult<Vec<Member>>;
+}
+
+/// An organization's verified domain.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub domain: String,
+    pub org_id: OrgId,
+    pub org_slug: String,
+    pub created_at: String,
+}
+
+/// Storage for SSO: domains, connections, identities, apps, signing keys, logins in flight,
+/// sessions and tokens.
+pub trait SsoStore: Send + Sync + 'static {
+    /// The stored value of a setting, storing `value` first if there was none.
+    async fn ensure_setting(&self, name: &str, value: &str) -> CoreResult<String>;
+
+    async fn org_by_id(&self, id: &str) -> CoreResult<Option<Org>>;
+    async fn add_domain(&self, org: &Org, domain: &str, actor: &Actor) -> CoreResult<()>;
+    async fn list_domains(&self, org: Option<&OrgId>) -> CoreResult<Vec<Domain>>;
+    async fn org_by_domain(&self, domain: &str) -> CoreResult<Option<Org>>;
+    async fn org_has_directory(&self, org: &OrgId) -> CoreResult<bool>;
+
+    async fn insert_connection(&self, c: &Connection, actor: &Actor) -> CoreResult<()>;
+    async fn connection(&self, id: &str) -> CoreResult<Option<Connection>>;
+    async fn list_connections(&self, org: Option<&OrgId>) -> CoreResult<Vec<Connection>>;
+
+    /// The user this IdP subject is linked to through this connection.
+    async fn identity_user(
+        &self,
+        scope: &Scope,
+        connection_id: &str,
+        subject: &str,
+    ) -> CoreResult<Option<User>>;
+    async fn users_by_external_id(&self, scope: &Scope, external_id: &str)
+    -> CoreResult<Vec<User>>;
+    /// Users whose normalized primary email (`sso::user_email_key`) is `email_norm`.
+    async fn users_by_email(&self, scope: &Scope, email_norm: &str) -> CoreResult<Vec<User>>;
+    /// Links the subject to the user (or refreshes the link), records the IdP's groups and
+    /// the user's `last_login_at`.
+    async fn record_login(
+        &self,
+        scope: &Scope,
+        user_id: &str,
+        connection_id: &str,
+        subject: &str,
+        idp_groups: &[String],
+    ) -> CoreResult<()>;
+    /// The IdP groups of the user's most recent login.
+    async fn idp_groups(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<String>>;
+
+    async fn insert_app(&self, app: &App, actor: &Actor) -> CoreResult<()>;
+    async fn app(&self, id: &str) -> CoreResult<Option<App>>;
+    async fn list_apps(&self) -> CoreResult<Vec<App>>;
+
+    /// Stores a new signing key and retires the others, in one transaction.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> CoreResult<()>;
+    /// All signing keys, newest first.
+    async fn signing_keys(&self) -> CoreResult<Vec<SigningKeyRecord>>;
+
+    async fn insert_login(&self, login: &LoginRequest) -> CoreResult<()>;
+    /// Consumes a login in flight: returns it once, if unexpired.
+    async fn take_login(&self, id: &str) -> CoreResult<Option<LoginRequest>>;
+    /// Records a SAML assertion id until it expires; `false` if it was seen before.
+    async fn remember_assertion(
+        &self,
+        connection_id: &str,
+        assertion_id: &str,
+        expires_at: &str,
+    ) -> CoreResult<bool>;
+
+    /// Opens a session with its authorization code if the user is active (checked under the
+    /// user's row lock); `false` if not.
+    async fn start_session(
+        &self,
+        scope: &Scope,
+        session: &NewSession,
+        code: &TokenRow,
+    ) -> CoreResult<bool>;
+    async fn token_state(&self, hash: &str) -> CoreResult<Option<TokenState>>;
+    /// Marks a live token consumed and stores its successors, in one transaction.
+    async fn consume_token(
+        &self,
+        token: &TokenRow,
+        now: &str,
+        successors: &[&TokenRow],
+    ) -> CoreResult<Consumed>;
+    async fn revoke_token(&self, hash: &str) -> CoreResult<()>;
+    /// Revokes a session and every token of it, with a `session.revoked` event.
+    async fn revoke_session(
+        &self,
+        org: &OrgId,
+        session_id: &str,
+        actor: &Actor,
+        reason: &str,
+    ) -> CoreResult<()>;
+    /// Live sessions of a user (the drift report's invariant: zero for inactive users).
+    async fn live_sessions(&self, scope: &Scope, user_id: &str) -> CoreResult<u64>;
 }

@@ -74,6 +74,10 @@ impl From<CoreError> for ScimError {
                 ScimError::new(S::PRECONDITION_FAILED, None, e.to_string())
             }
             CoreError::Forbidden(m) => ScimError::forbidden(m),
+            CoreError::Internal(m) => {
+                tracing::error!(error = %m, "internal failure");
+                ScimError::new(S::INTERNAL_SERVER_ERROR, None, "internal error")
+            }
             CoreError::Store(err) => {
                 tracing::error!(error = %err, "storage failure");
                 ScimError::new(S::INTERNAL_SERVER_ERROR, None, "internal storage error")

@@ -7,6 +7,7 @@ mod batch;
 mod filter_sql;
 mod positions;
 mod sql_store;
+mod sso_store;
 mod write;
 
 pub use sql_store::SqlStore;
@@ -38,16 +39,26 @@ pub enum StoreLocation {
     Postgres { url: String, schema: Option<String> },
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (2, "sso", include_str!("../../migrations/sqlite/0002_sso.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "sso",
+        include_str!("../../migrations/postgres/0002_sso.sql"),
+    ),
+];
 
 fn migrator(dialect: Dialect) -> Migrator {
     let list = match dialect {

@@ -16,6 +16,7 @@ use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::model::*;
 use crate::core::query::{ListQuery, Page};
+use crate::core::sso::user_email_key;
 use crate::core::store::*;
 use crate::core::{new_id, now};
 
@@ -24,9 +25,9 @@ use crate::core::{new_id, now};
 /// one pool for both.
 #[derive(Clone)]
 pub struct SqlStore {
-    d: Dialect,
-    write: AnyPool,
-    read: AnyPool,
+    pub(super) d: Dialect,
+    pub(super) write: AnyPool,
+    pub(super) read: AnyPool,
     /// SQLite only: the single writer connection, group-committed.
     group_commit: Option<Arc<GroupCommit>>,
 }
@@ -45,11 +46,11 @@ pub(super) fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
     q
 }
 
-fn e(err: sqlx::Error) -> CoreError {
+pub(super) fn e(err: sqlx::Error) -> CoreError {
     CoreError::Store(db_err(err))
 }
 
-fn get<T>(row: &AnyRow, col: &str) -> CoreResult<T>
+pub(super) fn get<T>(row: &AnyRow, col: &str) -> CoreResult<T>
 where
     T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
@@ -148,14 +149,23 @@ fn group_refs(pairs: Vec<(String, String)>) -> Vec<GroupRef> {
 }
 
 /// In a batch: revokes every live session of a user (deprovisioning, same transaction).
+/// Every token of those sessions goes with them (a token is also checked against its session
+/// and user whenever it is used; revoking the rows makes the state plain to see).
 fn revoke_sessions_in(b: &mut Batch, scope: &Scope, user_id: &str) {
-    b.push(
-        "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    let args = || {
         vec![
             Arg::Str(now()),
             Arg::Str(scope.org.as_str().to_owned()),
             Arg::Str(user_id.to_owned()),
-        ],
+        ]
+    };
+    b.push(
+        "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        args(),
+    );
+    b.push(
+        "UPDATE oauth_tokens SET revoked_at = $1 WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        args(),
     );
 }
 
@@ -264,7 +274,7 @@ impl SqlStore {
         self.read.close().await;
     }
 
-    fn user_cols(&self) -> String {
+    pub(super) fn user_cols(&self) -> String {
         format!(
             "t.id, {} AS attrs, t.version, t.created_at, t.updated_at, t.provenance, \
              t.last_directory_sync_at, t.last_login_at, {} AS groups_json",
@@ -281,20 +291,20 @@ impl SqlStore {
     }
 
     /// In PostgreSQL, reads inside a write transaction lock the row.
-    fn for_update(&self) -> &'static str {
+    pub(super) fn for_update(&self) -> &'static str {
         match self.d {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR UPDATE",
         }
     }
 
-    async fn begin(&self) -> CoreResult<WriteTx> {
+    pub(super) async fn begin(&self) -> CoreResult<WriteTx> {
         self.begin_with(false).await
     }
 
     /// A write whose statements all go in its final `WriteTx::finish` batch (reads before
     /// it are fine): on SQLite its savepoint travels with that batch.
-    async fn begin_fresh(&self) -> CoreResult<WriteTx> {
+    pub(super) async fn begin_fresh(&self) -> CoreResult<WriteTx> {
         self.begin_with(true).await
     }
 
@@ -305,7 +315,7 @@ impl SqlStore {
         }
     }
 
-    fn org_from_row(row: &AnyRow) -> CoreResult<Org> {
+    pub(super) fn org_from_row(row: &AnyRow) -> CoreResult<Org> {
         Ok(Org {
             id: OrgId::from_store(get(row, "id")?),
             slug: get(row, "slug")?,
@@ -334,7 +344,7 @@ impl SqlStore {
         })
     }
 
-    fn user_from_row(row: &AnyRow) -> CoreResult<User> {
+    pub(super) fn user_from_row(row: &AnyRow) -> CoreResult<User> {
         Ok(user_of((
             get(row, "id")?,
             parse_attrs(&get::<String>(row, "attrs")?)?,
@@ -927,8 +937,8 @@ impl Store for SqlStore {
         b.push(
             format!(
                 "INSERT INTO users (id, org_id, user_name, user_name_norm, external_id, active, attrs, version, \
-                 created_at, updated_at, provenance, directory_id, last_directory_sync_at, pos) \
-                 VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11, {})",
+                 created_at, updated_at, provenance, directory_id, last_directory_sync_at, pos, email_norm) \
+                 VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11, {}, $13)",
                 self.d.json_param(7),
                 positions::taken(2, 12)
             ),
@@ -945,6 +955,7 @@ impl Store for SqlStore {
                 Arg::opt(scope.directory_id().map(str::to_owned)),
                 Arg::opt(sync.clone()),
                 Arg::Str("User".to_owned()),
+                Arg::opt(user_email_key(&u.attrs)),
             ],
         );
         b.event(Some(&scope.org), &scope.actor, &event);
@@ -971,6 +982,20 @@ impl Store for SqlStore {
     async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>> {
         let mut c = self.read.acquire().await.map_err(e)?;
         self.fetch_user(&mut c, scope, id, false).await
+    }
+
+    async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {} FROM users t WHERE t.org_id = $1 AND t.user_name_norm = $2",
+            self.user_cols()
+        );
+        let row = sqlx::query(&sql)
+            .bind(scope.org.as_str())
+            .bind(fold(user_name))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(e)?;
+        row.as_ref().map(Self::user_from_row).transpose()
     }
 
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>> {
@@ -1005,7 +1030,7 @@ impl Store for SqlStore {
         b.push(
             format!(
                 "UPDATE users SET user_name = $1, user_name_norm = $2, external_id = $3, active = $4, attrs = {}, \
-                 version = version + 1, updated_at = $6, last_directory_sync_at = $7 \
+                 version = version + 1, updated_at = $6, last_directory_sync_at = $7, email_norm = $10 \
                  WHERE org_id = $8 AND id = $9",
                 self.d.json_param(5)
             ),
@@ -1019,6 +1044,7 @@ impl Store for SqlStore {
                 Arg::opt(sync.clone()),
                 Arg::Str(scope.org.as_str().to_owned()),
                 Arg::Str(id.to_owned()),
+                Arg::opt(user_email_key(&change.attrs)),
             ],
         );
         if change.revoke_sessions {

@@ -1,0 +1,297 @@
+//! Just-in-time provisioning: what a verified login does to the roster.
+//!
+//! The user is found by the IdP subject already linked to the connection, then by
+//! `externalId`, then by normalized email; then created, updated or refused per the
+//! connection's policy. Every successful login links the IdP subject (so the next login finds
+//! the user directly) and records `last_login_at`.
+
+use serde_json::{Map, Value, json};
+
+use super::error::{CoreError, CoreResult};
+use super::model::{Actor, Org, Provenance, Scope, User};
+use super::resources;
+use super::sso::{Assertion, Connection, JitMode, Profile, email_domain, normalize_email};
+use super::store::{SsoStore, Store};
+
+/// Why a verified login may not proceed; each is shown to the user as a clear page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("this account is deactivated")]
+    Deactivated,
+    #[error(
+        "your organization provisions accounts through its directory, and this account was not provisioned"
+    )]
+    NotProvisioned,
+    #[error("there is no account for you, and this organization does not create accounts at login")]
+    JitDisabled,
+    #[error("the identity provider sent no email address")]
+    NoEmail,
+    #[error("the identity provider did not verify the email address {0}")]
+    EmailUnverified(String),
+    #[error("accounts for the domain {0} cannot be created by this organization")]
+    DomainNotAllowed(String),
+    #[error("more than one account matches this login; an administrator must link it")]
+    Ambiguous,
+}
+
+/// The outcome of a login.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Created(User),
+    Updated(User),
+    Linked(User),
+}
+
+impl Outcome {
+    pub fn user(&self) -> &User {
+        match self {
+            Outcome::Created(u) | Outcome::Updated(u) | Outcome::Linked(u) => u,
+        }
+    }
+}
+
+/// How the user was found.
+enum Found {
+    Identity(User),
+    Matched(User),
+    Nobody,
+}
+
+fn one(mut users: Vec<User>) -> Result<Option<User>, Refusal> {
+    match users.len() {
+        0 => Ok(None),
+        1 => Ok(users.pop()),
+        _ => Err(Refusal::Ambiguous),
+    }
+}
+
+async fn find<S: Store + SsoStore>(
+    store: &S,
+    scope: &Scope,
+    conn: &Connection,
+    a: &Assertion,
+    p: &Profile,
+    email: Option<&str>,
+) -> CoreResult<Result<Found, Refusal>> {
+    if let Some(u) = store.identity_user(scope, &conn.id, &a.subject).await? {
+        return Ok(Ok(Found::Identity(u)));
+    }
+    if let Some(ext) = &p.external_id {
+        match one(store.users_by_external_id(scope, ext).await?) {
+            Ok(Some(u)) => return Ok(Ok(Found::Matched(u))),
+            Ok(None) => {}
+            Err(r) => return Ok(Err(r)),
+        }
+    }
+    if let Some(email) = email {
+        match one(store.users_by_email(scope, email).await?) {
+            Ok(Some(u)) => return Ok(Ok(Found::Matched(u))),
+            Ok(None) => {}
+            Err(r) => return Ok(Err(r)),
+        }
+    }
+    Ok(Ok(Found::Nobody))
+}
+
+/// The SCIM attributes a login's profile sets.
+fn profile_attrs(p: &Profile, email: &str) -> Map<String, Value> {
+    let mut name = Map::new();
+    if let Some(g) = &p.given_name {
+        name.insert("givenName".into(), json!(g));
+    }
+    if let Some(f) = &p.family_name {
+        name.insert("familyName".into(), json!(f));
+    }
+    let display = p.display_name.clone().or_else(|| {
+        let parts: Vec<&str> = [p.given_name.as_deref(), p.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    if let Some(d) = &display {
+        name.insert("formatted".into(), json!(d));
+    }
+    let mut m = Map::new();
+    m.insert("userName".into(), json!(email));
+    if !name.is_empty() {
+        m.insert("name".into(), Value::Object(name));
+    }
+    if let Some(d) = display {
+        m.insert("displayName".into(), json!(d));
+    }
+    m.insert(
+        "emails".into(),
+        json!([{"value": email, "type": "work", "primary": true}]),
+    );
+    m
+}
+
+/// `current` with the login's profile attributes laid over it (userName is kept: it may be
+/// what a directory or admin chose).
+fn refreshed(current: &Map<String, Value>, p: &Profile, email: &str) -> Map<String, Value> {
+    let mut next = current.clone();
+    for (k, v) in profile_attrs(p, email) {
+        if k == "userName" {
+            continue;
+        }
+        if k == "name" {
+            let mut name = current
+                .get("name")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            if let Value::Object(n) = v {
+                name.extend(n);
+            }
+            next.insert(k, Value::Object(name));
+        } else if k == "emails" {
+            // Keep the user's other addresses; make the login's address primary.
+            let mut list: Vec<Value> = current
+                .get("emails")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| {
+                    e.get("value")
+                        .and_then(Value::as_str)
+                        .and_then(normalize_email)
+                        != normalize_email(email)
+                })
+                .map(|mut e| {
+                    if let Some(o) = e.as_object_mut() {
+                        o.remove("primary");
+                    }
+                    e
+                })
+                .collect();
+            list.insert(0, json!({"value": email, "type": "work", "primary": true}));
+            next.insert(k, Value::Array(list));
+        } else {
+            next.insert(k, v);
+        }
+    }
+    next
+}
+
+/// Runs JIT for a verified login through `conn` into `org`.
+pub async fn login<S: Store + SsoStore>(
+    store: &S,
+    org: &Org,
+    conn: &Connection,
+    a: &Assertion,
+) -> CoreResult<Result<Outcome, Refusal>> {
+    let scope = Scope {
+        org: org.id.clone(),
+        actor: Actor::Connection {
+            connection_id: conn.id.clone(),
+        },
+    };
+    let p = Profile::map(a, &conn.attribute_map());
+    let email = p.email.as_deref().and_then(normalize_email);
+    // An unverified email never matches or creates an account (it could be anyone's).
+    let trusted_email = email
+        .clone()
+        .filter(|_| a.email_verified || conn.config.trust_unverified_email);
+    let policy = &conn.config;
+    let directory_rules = policy.directory_authoritative && store.org_has_directory(&org.id).await?;
+
+    // Two rounds: a concurrent first login (or SCIM create) can win the race to create.
+    for attempt in 0..2 {
+        let found = match find(store, &scope, conn, a, &p, trusted_email.as_deref()).await? {
+            Ok(f) => f,
+            Err(r) => return Ok(Err(r)),
+        };
+        let user = match found {
+            Found::Identity(u) | Found::Matched(u) => u,
+            Found::Nobody => {
+                if directory_rules {
+                    return Ok(Err(Refusal::NotProvisioned));
+                }
+                if policy.jit == JitMode::Off {
+                    return Ok(Err(Refusal::JitDisabled));
+                }
+                let Some(email) = email.clone() else {
+                    return Ok(Err(Refusal::NoEmail));
+                };
+                if trusted_email.is_none() {
+                    return Ok(Err(Refusal::EmailUnverified(email)));
+                }
+                let domain = email_domain(&email).to_owned();
+                let verified = store.org_by_domain(&domain).await?.map(|o| o.id) == Some(org.id.clone());
+                let allowed = policy.jit_allowed_domains.is_empty()
+                    || policy.jit_allowed_domains.iter().any(|d| d == &domain);
+                if !verified || !allowed {
+                    return Ok(Err(Refusal::DomainNotAllowed(domain)));
+                }
+                let attrs = profile_attrs(&p, p.email.as_deref().unwrap_or(&email));
+                match resources::create_user(store, &scope, &attrs, Provenance::Jit).await {
+                    Ok(u) => {
+                        store
+                            .record_login(&scope, &u.id, &conn.id, &a.subject, &p.groups)
+                            .await?;
+                        return Ok(Ok(Outcome::Created(u)));
+                    }
+                    Err(CoreError::Uniqueness(_)) if attempt == 0 => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if !user.active() {
+            return Ok(Err(Refusal::Deactivated));
+        }
+        if directory_rules && user.last_directory_sync_at.is_none() {
+            return Ok(Err(Refusal::NotProvisioned));
+        }
+        let may_update = policy.jit == JitMode::CreateAndUpdate && !directory_rules;
+        let outcome = match (may_update, trusted_email.as_deref().or(email.as_deref())) {
+            (true, Some(email)) => {
+                let email = p.email.as_deref().unwrap_or(email).to_owned();
+                let next = refreshed(&user.attrs, &p, &email);
+                if next == user.attrs {
+                    Outcome::Linked(user)
+                } else {
+                    match resources::replace_user_attrs(store, &scope, &user.id, next).await {
+                        Ok(u) => Outcome::Updated(u),
+                        Err(CoreError::Forbidden(_)) => return Ok(Err(Refusal::Deactivated)),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            _ => Outcome::Linked(user),
+        };
+        store
+            .record_login(&scope, &outcome.user().id, &conn.id, &a.subject, &p.groups)
+            .await?;
+        return Ok(Ok(outcome));
+    }
+    Err(CoreError::Internal(
+        "JIT could not settle a concurrent account creation".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_keeps_other_emails_and_user_name() {
+        let cur = json!({"userName": "chosen", "name": {"middleName": "Q"},
+            "emails": [{"value": "old@x.com", "primary": true}, {"value": "A@x.com"}]});
+        let p = Profile {
+            given_name: Some("Ann".into()),
+            ..Default::default()
+        };
+        let next = refreshed(cur.as_object().unwrap(), &p, "a@x.com");
+        assert_eq!(next["userName"], "chosen");
+        assert_eq!(next["name"]["middleName"], "Q");
+        assert_eq!(next["name"]["givenName"], "Ann");
+        let emails = next["emails"].as_array().unwrap();
+        assert_eq!(emails.len(), 2);
+        assert_eq!(emails[0]["value"], "a@x.com");
+        assert_eq!(emails[0]["primary"], true);
+        assert_eq!(emails[1]["value"], "old@x.com");
+        assert!(emails[1].get("primary").is_none());
+    }
+}
