@@ -1,8 +1,11 @@
-//! Roster: a self-hosted user-provisioning server (SCIM 2.0 today; SSO with JIT next).
+//! Roster: a self-hosted user-provisioning server: SCIM 2.0, SSO with JIT, and an OpenID
+//! provider for the app.
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
 pub mod core;
 pub mod http;
+pub mod oidc;
 pub mod scim;
+pub mod sso;
 pub mod store;

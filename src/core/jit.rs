@@ -195,7 +195,8 @@ pub async fn login<S: Store + SsoStore>(
         .clone()
         .filter(|_| a.email_verified || conn.config.trust_unverified_email);
     let policy = &conn.config;
-    let directory_rules = policy.directory_authoritative && store.org_has_directory(&org.id).await?;
+    let directory_rules =
+        policy.directory_authoritative && store.org_has_directory(&org.id).await?;
 
     // Two rounds: a concurrent first login (or SCIM create) can win the race to create.
     for attempt in 0..2 {
@@ -219,7 +220,8 @@ pub async fn login<S: Store + SsoStore>(
                     return Ok(Err(Refusal::EmailUnverified(email)));
                 }
                 let domain = email_domain(&email).to_owned();
-                let verified = store.org_by_domain(&domain).await?.map(|o| o.id) == Some(org.id.clone());
+                let verified =
+                    store.org_by_domain(&domain).await?.map(|o| o.id) == Some(org.id.clone());
                 let allowed = policy.jit_allowed_domains.is_empty()
                     || policy.jit_allowed_domains.iter().any(|d| d == &domain);
                 if !verified || !allowed {

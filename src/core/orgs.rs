@@ -1,8 +1,8 @@
 //! Organizations, directories and directory tokens.
 
 use super::error::{CoreError, CoreResult};
-use super::secrets;
 use super::model::{Actor, Directory, Org, TokenInfo};
+use super::secrets;
 use super::store::Store;
 
 /// An organization slug: 1–63 of `a-z 0-9 -`, not starting or ending with `-`.

@@ -359,7 +359,10 @@ pub async fn exchange_code<S: SsoStore>(
     if redirect_uri != want_redirect {
         return bad("redirect_uri does not match the authorization request");
     }
-    match (row.data.get("code_challenge").and_then(Value::as_str), code_verifier) {
+    match (
+        row.data.get("code_challenge").and_then(Value::as_str),
+        code_verifier,
+    ) {
         (Some(challenge), Some(v)) if secrets_equal(&s256(v), challenge) => {}
         (Some(_), _) => return bad("PKCE code_verifier does not match"),
         (None, Some(_)) => return bad("no PKCE challenge was sent for this code"),

@@ -161,11 +161,15 @@ impl AttributeMap {
                     family_name: names(&[
                         "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
                     ]),
-                    display_name: names(&["http://schemas.microsoft.com/identity/claims/displayname"]),
+                    display_name: names(&[
+                        "http://schemas.microsoft.com/identity/claims/displayname",
+                    ]),
                     external_id: names(&[
                         "http://schemas.microsoft.com/identity/claims/objectidentifier",
                     ]),
-                    groups: names(&["http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"]),
+                    groups: names(&[
+                        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+                    ]),
                     roles: names(&["http://schemas.microsoft.com/ws/2008/06/identity/claims/role"]),
                 },
                 IdpKind::Onelogin => AttributeMap {
@@ -433,7 +437,9 @@ pub fn normalize_domain(s: &str) -> CoreResult<String> {
     if ok {
         Ok(d)
     } else {
-        Err(CoreError::InvalidValue(format!("\"{s}\" is not a domain name")))
+        Err(CoreError::InvalidValue(format!(
+            "\"{s}\" is not a domain name"
+        )))
     }
 }
 

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::error::CoreResult;
 use super::events::EventDraft;
-use super::model::*;
 use super::keys::SigningKeyRecord;
+use super::model::*;
 use super::query::{ElemCond, ListQuery, Page};
 use super::sessions::{App, Consumed, LoginRequest, NewSession, TokenRow, TokenState};
 use super::sso::Connection;
@@ -105,8 +105,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> CoreResult<User>;
     async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>>;
     /// The user with this userName (compared case-insensitively).
-    async fn user_by_user_name(&self, scope: &Scope, user_name: &str)
-    -> CoreResult<Option<User>>;
+    async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>>;
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>>;
     /// Reads the user inside a write transaction, lets `f` decide the change, writes it.
     async fn update_user<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<User>

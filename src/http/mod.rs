@@ -11,7 +11,11 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::secrets::MasterKey;
+use crate::core::store::SsoStore;
 use crate::scim::{self, MAX_PAYLOAD, ScimState};
+use crate::sso::{self, SsoState, oidc_rp};
 use crate::store::SqlStore;
 
 pub struct Server {
@@ -20,19 +24,44 @@ pub struct Server {
 }
 
 /// Builds the application router over a store.
-pub fn app(store: SqlStore, public_url: &str) -> Router {
+pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Result<Router> {
+    let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
         store: store.clone(),
-        base_url: format!("{}/scim/v2", public_url.trim_end_matches('/')),
+        base_url: format!("{public_url}/scim/v2"),
         tokens: Default::default(),
     });
-    Router::new()
+    let sso_state = Arc::new(SsoState {
+        store: store.clone(),
+        master,
+        public_url,
+        http: oidc_rp::Http::new().map_err(std::io::Error::other)?,
+        metadata: Default::default(),
+    });
+    Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(store)
         .nest("/scim/v2", scim::router(scim_state))
+        .merge(sso::router(sso_state.clone()))
+        .merge(crate::oidc::router(sso_state))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http()))
+}
+
+/// Refuses a master key other than the one the database's secrets were encrypted with.
+pub async fn check_master_key(store: &SqlStore, master: &MasterKey) -> CoreResult<()> {
+    let stored = store
+        .ensure_setting("master_key_check", master.check_value())
+        .await?;
+    if stored != master.check_value() {
+        return Err(CoreError::Internal(format!(
+            "this database's secrets were encrypted with another master key (check value {stored}, \
+             this key's is {}): set ROSTER_MASTER_KEY to the key the other nodes use",
+            master.check_value()
+        )));
+    }
+    Ok(())
 }
 
 async fn readyz(State(store): State<SqlStore>) -> (StatusCode, &'static str) {
@@ -48,13 +77,17 @@ impl Server {
         addr: &str,
         store: SqlStore,
         public_url: Option<&str>,
+        master: MasterKey,
     ) -> std::io::Result<Self> {
+        check_master_key(&store, &master)
+            .await
+            .map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let url = public_url.map_or_else(|| format!("http://{local}"), str::to_owned);
         Ok(Server {
             listener,
-            app: app(store, &url),
+            app: app(store, &url, master)?,
         })
     }
 

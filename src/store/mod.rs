@@ -45,7 +45,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "init",
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
-    (2, "sso", include_str!("../../migrations/sqlite/0002_sso.sql")),
+    (
+        2,
+        "sso",
+        include_str!("../../migrations/sqlite/0002_sso.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (

@@ -144,12 +144,14 @@ impl SqlStore {
 impl SsoStore for SqlStore {
     async fn ensure_setting(&self, name: &str, value: &str) -> CoreResult<String> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
         let stored: String = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_one(&mut *tx)
@@ -192,9 +194,9 @@ impl SsoStore for SqlStore {
             ),
         );
         self.write_batch(b).await.map_err(|err| match err {
-            CoreError::Store(StoreError::Unique(_)) => {
-                CoreError::Uniqueness(format!("the domain {domain} already belongs to an organization"))
-            }
+            CoreError::Store(StoreError::Unique(_)) => CoreError::Uniqueness(format!(
+                "the domain {domain} already belongs to an organization"
+            )),
             other => other,
         })
     }
@@ -321,7 +323,8 @@ impl SsoStore for SqlStore {
     }
 
     async fn users_by_email(&self, scope: &Scope, email_norm: &str) -> CoreResult<Vec<User>> {
-        self.users_where(scope, "t.email_norm = $2", email_norm).await
+        self.users_where(scope, "t.email_norm = $2", email_norm)
+            .await
     }
 
     async fn record_login(
@@ -735,4 +738,3 @@ impl SsoStore for SqlStore {
         Ok(n.max(0) as u64)
     }
 }
-

@@ -33,7 +33,7 @@ async fn cli_creates_org_directory_and_tokens_beside_a_running_server() {
     let roster::store::StoreLocation::SqliteDir(dir) = db.location() else {
         unreachable!()
     };
-    let server = roster::http::Server::bind("127.0.0.1:0", db.store.clone(), None)
+    let server = roster::http::Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();

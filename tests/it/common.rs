@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use reqwest::{Method, StatusCode};
 use roster::core::model::Actor;
 use roster::core::orgs::{self, OrgSlug};
+use roster::core::secrets::MasterKey;
 use roster::http::Server;
 use roster::store::{self, SqlStore, StoreLocation};
 use serde_json::Value;
@@ -64,6 +65,18 @@ impl TestStore {
         }
     }
 
+    /// The master key a server on this store uses: on SQLite the data directory's key file
+    /// (the one the `roster` binary would generate and use); on PostgreSQL a key per test.
+    pub fn master_key(&self) -> MasterKey {
+        let dir = self.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "roster-test-key-{}",
+                self.schema.clone().unwrap_or_default()
+            ))
+        });
+        MasterKey::load_or_create(None, &dir).expect("master key").0
+    }
+
     pub fn location(&self) -> StoreLocation {
         match self.backend {
             Backend::Sqlite => StoreLocation::SqliteDir(self.dir.clone().unwrap_or_default()),
@@ -80,6 +93,8 @@ impl TestStore {
             let _ = std::fs::remove_dir_all(d);
         }
         if let Some(s) = &self.schema {
+            let _ =
+                std::fs::remove_dir_all(std::env::temp_dir().join(format!("roster-test-key-{s}")));
             use sqlx::Executor;
             sqlx::any::install_default_drivers();
             if let Ok(pool) = sqlx::AnyPool::connect(&pg_url()).await {
@@ -132,7 +147,7 @@ impl Resp {
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
         let db = TestStore::new(backend).await;
-        let server = Server::bind("127.0.0.1:0", db.store.clone(), None)
+        let server = Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
             .await
             .expect("bind");
         let addr = server.local_addr().expect("addr");
@@ -155,6 +170,11 @@ impl TestApp {
         };
         app.token = app.directory_token("acme", false).await;
         app
+    }
+
+    /// The server's base URL (`http://127.0.0.1:PORT`).
+    pub fn base(&self) -> String {
+        self.scim.trim_end_matches("/scim/v2").to_owned()
     }
 
     /// Creates (if needed) an organization and a directory in it; returns a bearer token.

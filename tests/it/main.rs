@@ -9,4 +9,5 @@ mod scim_core;
 mod scim_filter;
 mod scim_patch;
 mod scim_quirks;
+mod sso_oidc;
 mod store_contract;

@@ -1,6 +1,8 @@
 //! The `roster` command line: `serve` and the administration commands, which work on the
 //! same data directory or database as a running server.
 
+mod sso;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -9,6 +11,7 @@ use serde_json::json;
 use crate::core::error::CoreError;
 use crate::core::model::Actor;
 use crate::core::orgs::{self, OrgSlug};
+use crate::core::secrets::MasterKey;
 use crate::core::store::Store;
 use crate::http::Server;
 use crate::store::{self, SqlStore, StoreLocation};
@@ -52,6 +55,8 @@ struct DbArgs {
     public_url: Option<String>,
 }
 
+// Parsed once per process: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server.
@@ -66,6 +71,18 @@ enum Cmd {
     /// SCIM directories and their tokens.
     #[command(subcommand)]
     Directory(DirCmd),
+    /// Verified email domains of organizations.
+    #[command(subcommand)]
+    Domain(sso::DomainCmd),
+    /// SSO connections to organizations' identity providers (OIDC, SAML).
+    #[command(subcommand)]
+    Connection(sso::ConnectionCmd),
+    /// Apps that sign users in through Roster (OpenID Connect clients).
+    #[command(subcommand)]
+    App(sso::AppCmd),
+    /// ID token signing keys.
+    #[command(subcommand)]
+    Keys(sso::KeysCmd),
 }
 
 #[derive(Subcommand)]
@@ -124,7 +141,7 @@ enum DirCmd {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum CliError {
+pub(crate) enum CliError {
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error("{0}")]
@@ -166,6 +183,23 @@ fn init_tracing(serve: bool) {
         .try_init();
 }
 
+/// The master key: `ROSTER_MASTER_KEY`, else the key file in the data directory (generated
+/// on first use: the development default; with several nodes, set the variable).
+fn master_key(db: &DbArgs) -> Result<MasterKey, CliError> {
+    // An environment variable only: a flag would show the key in the process list.
+    let configured = std::env::var("ROSTER_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let (key, created) = MasterKey::load_or_create(configured.as_deref(), &db.data_dir)?;
+    if created {
+        tracing::warn!(
+            file = %db.data_dir.join(crate::core::secrets::MASTER_KEY_FILE).display(),
+            "generated a master key for secrets at rest; back it up, or set ROSTER_MASTER_KEY"
+        );
+    }
+    Ok(key)
+}
+
 fn location(db: &DbArgs) -> StoreLocation {
     match &db.database_url {
         Some(url) => StoreLocation::Postgres {
@@ -191,7 +225,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     result
 }
 
-fn print(json_out: bool, v: serde_json::Value, text: String) {
+pub(crate) fn print(json_out: bool, v: serde_json::Value, text: String) {
     if json_out {
         println!("{v}");
     } else {
@@ -202,8 +236,20 @@ fn print(json_out: bool, v: serde_json::Value, text: String) {
 async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
     let actor = Actor::Cli;
     match &cli.cmd {
+        Cmd::Domain(c) => sso::domain(store, c).await?,
+        Cmd::Connection(c) => {
+            let master = master_key(&cli.db)?;
+            sso::connection(store, &master, &public_url(&cli.db, None), c).await?;
+        }
+        Cmd::App(c) => sso::app(store, c).await?,
+        Cmd::Keys(c) => {
+            let master = master_key(&cli.db)?;
+            sso::keys(store, &master, c).await?;
+        }
         Cmd::Serve { listen } => {
-            let server = Server::bind(listen, store.clone(), cli.db.public_url.as_deref()).await?;
+            let master = master_key(&cli.db)?;
+            let server =
+                Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master).await?;
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

@@ -1,0 +1,386 @@
+//! `roster domain | connection | app | keys`: setting up SSO from the command line.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{CliError, print};
+use crate::core::error::CoreError;
+use crate::core::keys;
+use crate::core::model::Actor;
+use crate::core::orgs;
+use crate::core::secrets::MasterKey;
+use crate::core::sessions;
+use crate::core::sso::{
+    AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol, normalize_domain,
+};
+use crate::core::store::SsoStore;
+use crate::store::SqlStore;
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    /// Add a verified domain to an organization (a domain belongs to one organization).
+    Add {
+        #[arg(long)]
+        org: String,
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List verified domains.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+// Parsed once per process: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum ConnectionCmd {
+    /// Connect an organization to its IdP: OIDC (issuer, client id and secret) or SAML.
+    Create(CreateConnection),
+    /// List connections.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CreateConnection {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// The IdP product (selects default claim names): okta, entra, google, onelogin,
+    /// jumpcloud, generic.
+    #[arg(long, default_value = "generic")]
+    idp: String,
+    /// SAML: the IdP's metadata, as a file path or an https URL.
+    #[arg(long, conflicts_with = "oidc_issuer")]
+    saml_metadata: Option<String>,
+    /// OIDC: the IdP's issuer URL (discovery document at <issuer>/.well-known/openid-configuration).
+    #[arg(long, requires_all = ["client_id", "client_secret"])]
+    oidc_issuer: Option<String>,
+    #[arg(long)]
+    client_id: Option<String>,
+    /// OIDC client secret (stored encrypted with the master key).
+    #[arg(long, env = "ROSTER_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// OIDC: extra scopes to request beside openid, email and profile (repeatable).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// JIT provisioning at login: off, create, create_and_update.
+    #[arg(long, default_value = "create")]
+    jit: String,
+    /// Only JIT-create users of these (verified) domains (repeatable).
+    #[arg(long = "jit-allowed-domain")]
+    jit_allowed_domains: Vec<String>,
+    /// When the organization has a SCIM directory, refuse logins of people it did not provision.
+    #[arg(long)]
+    directory_authoritative: bool,
+    /// Override a claim mapping: field=claim[,claim...] (fields: email, given_name,
+    /// family_name, display_name, external_id, groups, roles). Repeatable.
+    #[arg(long = "map")]
+    mappings: Vec<String>,
+    /// OIDC: accept email addresses the IdP does not mark verified.
+    #[arg(long)]
+    trust_unverified_email: bool,
+    /// SAML: accept IdP-initiated logins.
+    #[arg(long)]
+    allow_idp_initiated: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AppCmd {
+    /// Register an app; prints its client id and secret (shown once, stored hashed).
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+        /// Where Roster may send users back with a code (exact match; repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Make a new ID token signing key current; the previous one stays published for a while.
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List signing keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn domain(store: &SqlStore, cmd: &DomainCmd) -> Result<(), CliError> {
+    match cmd {
+        DomainCmd::Add { org, domain, json } => {
+            let org = orgs::org(store, org).await?;
+            let d = normalize_domain(domain)?;
+            store.add_domain(&org, &d, &Actor::Cli).await?;
+            print(
+                *json,
+                json!({"domain": d, "org": org.slug}),
+                format!("added domain {d} to {}", org.slug),
+            );
+        }
+        DomainCmd::List { org, json } => {
+            let org = match org {
+                Some(slug) => Some(orgs::org(store, slug).await?),
+                None => None,
+            };
+            let list = store.list_domains(org.as_ref().map(|o| &o.id)).await?;
+            let v: Vec<_> = list
+                .iter()
+                .map(|d| json!({"domain": d.domain, "org": d.org_slug, "created_at": d.created_at}))
+                .collect();
+            let text = list
+                .iter()
+                .map(|d| format!("{}\t{}", d.domain, d.org_slug))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(*json, json!({"domains": v}), text);
+        }
+    }
+    Ok(())
+}
+
+fn connection_json(c: &Connection, public_url: &str) -> serde_json::Value {
+    let mut v = json!({
+        "connection_id": c.id,
+        "protocol": c.protocol.as_str(),
+        "idp": c.idp.as_str(),
+        "name": c.name,
+        "jit": c.config.jit.as_str(),
+        "directory_authoritative": c.config.directory_authoritative,
+        "created_at": c.created_at,
+    });
+    match c.protocol {
+        Protocol::Oidc => {
+            v["issuer"] = json!(c.config.oidc_issuer);
+            v["client_id"] = json!(c.config.oidc_client_id);
+            v["redirect_uri"] = json!(format!("{public_url}/sso/oidc/callback"));
+        }
+        Protocol::Saml => {
+            let base = format!("{public_url}/sso/saml/{}", c.id);
+            v["sp_entity_id"] = json!(base);
+            v["acs_url"] = json!(format!("{base}/acs"));
+            v["metadata_url"] = json!(format!("{base}/metadata"));
+        }
+    }
+    v
+}
+
+pub async fn connection(
+    store: &SqlStore,
+    master: &MasterKey,
+    public_url: &str,
+    cmd: &ConnectionCmd,
+) -> Result<(), CliError> {
+    match cmd {
+        ConnectionCmd::Create(c) => {
+            crate::http::check_master_key(store, master).await?;
+            let org = orgs::org(store, &c.org).await?;
+            let idp = IdpKind::parse(&c.idp)?;
+            let mut overrides = AttributeMap::default();
+            for m in &c.mappings {
+                overrides.set_from_spec(m)?;
+            }
+            let jit_allowed_domains = c
+                .jit_allowed_domains
+                .iter()
+                .map(|d| normalize_domain(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut config = ConnectionConfig {
+                oidc_issuer: None,
+                oidc_client_id: None,
+                oidc_scopes: c.scopes.clone(),
+                saml_idp_metadata: None,
+                allow_idp_initiated: c.allow_idp_initiated,
+                idp_initiated_app: None,
+                idp_initiated_redirect_uri: None,
+                attribute_map: overrides,
+                jit: JitMode::parse(&c.jit)?,
+                jit_allowed_domains,
+                directory_authoritative: c.directory_authoritative,
+                trust_unverified_email: c.trust_unverified_email,
+            };
+            let id = crate::core::new_id();
+            let (protocol, secret_enc) = match (&c.oidc_issuer, &c.saml_metadata) {
+                (Some(issuer), None) => {
+                    let parsed = url::Url::parse(issuer).map_err(|_| {
+                        CoreError::InvalidValue(format!("--oidc-issuer \"{issuer}\" is not a URL"))
+                    })?;
+                    if parsed.scheme() != "https"
+                        && !matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+                    {
+                        return Err(CoreError::InvalidValue(
+                            "--oidc-issuer must be https (http only on loopback)".into(),
+                        )
+                        .into());
+                    }
+                    config.oidc_issuer = Some(issuer.trim_end_matches('/').to_owned());
+                    config.oidc_client_id = c.client_id.clone();
+                    let secret = c.client_secret.as_deref().unwrap_or_default();
+                    let enc = master.encrypt(&format!("connection:{id}"), secret.as_bytes())?;
+                    (Protocol::Oidc, Some(enc))
+                }
+                (None, Some(_)) => {
+                    return Err(CoreError::InvalidValue(
+                        "SAML connections are not available in this build yet".into(),
+                    )
+                    .into());
+                }
+                _ => {
+                    return Err(CoreError::InvalidValue(
+                        "give --oidc-issuer (with --client-id and --client-secret) or --saml-metadata"
+                            .into(),
+                    )
+                    .into());
+                }
+            };
+            let conn = Connection {
+                id,
+                org_id: org.id.clone(),
+                protocol,
+                name: c
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", idp.as_str(), protocol.as_str())),
+                idp,
+                config,
+                secret_enc,
+                created_at: crate::core::now(),
+                disabled: false,
+            };
+            store.insert_connection(&conn, &Actor::Cli).await?;
+            let v = connection_json(&conn, public_url);
+            let text = format!(
+                "connection {} for {}\n{}",
+                conn.id,
+                org.slug,
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            );
+            print(c.json, v, text);
+        }
+        ConnectionCmd::List { org, json } => {
+            let org = match org {
+                Some(slug) => Some(orgs::org(store, slug).await?),
+                None => None,
+            };
+            let list = store.list_connections(org.as_ref().map(|o| &o.id)).await?;
+            let v: Vec<_> = list
+                .iter()
+                .map(|c| connection_json(c, public_url))
+                .collect();
+            let text = list
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}\t{}\t{}\t{}",
+                        c.id,
+                        c.protocol.as_str(),
+                        c.idp.as_str(),
+                        c.name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(*json, json!({"connections": v}), text);
+        }
+    }
+    Ok(())
+}
+
+pub async fn app(store: &SqlStore, cmd: &AppCmd) -> Result<(), CliError> {
+    match cmd {
+        AppCmd::Create {
+            name,
+            redirect_uris,
+            json,
+        } => {
+            let (app, secret) = sessions::create_app(
+                store,
+                name.as_deref().unwrap_or("app"),
+                redirect_uris,
+                &Actor::Cli,
+            )
+            .await?;
+            print(
+                *json,
+                json!({"client_id": app.id, "client_secret": secret, "name": app.name, "redirect_uris": app.redirect_uris}),
+                format!(
+                    "app {}\nclient_id: {}\nclient_secret (shown once): {secret}",
+                    app.name, app.id
+                ),
+            );
+        }
+        AppCmd::List { json } => {
+            let list = store.list_apps().await?;
+            let v: Vec<_> = list
+                .iter()
+                .map(|a| json!({"client_id": a.id, "name": a.name, "redirect_uris": a.redirect_uris, "created_at": a.created_at}))
+                .collect();
+            let text = list
+                .iter()
+                .map(|a| format!("{}\t{}\t{}", a.id, a.name, a.redirect_uris.join(" ")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(*json, json!({"apps": v}), text);
+        }
+    }
+    Ok(())
+}
+
+pub async fn keys(store: &SqlStore, master: &MasterKey, cmd: &KeysCmd) -> Result<(), CliError> {
+    match cmd {
+        KeysCmd::Rotate { json } => {
+            crate::http::check_master_key(store, master).await?;
+            let k = keys::rotate(store, master).await?;
+            print(
+                *json,
+                json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at}),
+                format!("signing key {} ({}) is now current", k.kid, k.alg),
+            );
+        }
+        KeysCmd::List { json } => {
+            let list = store.signing_keys().await?;
+            let v: Vec<_> = list
+                .iter()
+                .map(|k| json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "retired_at": k.retired_at}))
+                .collect();
+            let text = list
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}\t{}\t{}",
+                        k.kid,
+                        k.alg,
+                        k.retired_at.as_deref().unwrap_or("current")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(*json, json!({"keys": v}), text);
+        }
+    }
+    Ok(())
+}

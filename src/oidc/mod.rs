@@ -1,0 +1,574 @@
+//! Roster as the app's OpenID provider: discovery, `/oauth/authorize` (choosing the
+//! organization's IdP connection and handing over to `sso`), `/oauth/token` (code + PKCE,
+//! refresh with rotation), `/oauth/userinfo`, `/oauth/jwks`, `/oauth/introspect` (RFC 7662)
+//! and `/oauth/revoke` (RFC 7009). Tokens are opaque and live in the database
+//! (`core::sessions`), so revocation and deprovisioning take effect on the next call.
+
+mod claims;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::core::keys;
+use crate::core::sessions::{self, ACCESS_TTL, App, AppRequest, GrantError, TokenKind};
+use crate::core::sso::{Protocol, normalize_domain, normalize_email};
+use crate::core::store::{SsoStore, Store};
+use crate::sso::{self, LoginFailure, SsoState, error_page, pages::redirect_to_app};
+
+pub fn router(state: Arc<SsoState>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/oauth/authorize", get(authorize))
+        .route("/oauth/token", axum::routing::post(token))
+        .route("/oauth/userinfo", get(userinfo).post(userinfo))
+        .route("/oauth/jwks", get(jwks))
+        .route("/oauth/introspect", axum::routing::post(introspect))
+        .route("/oauth/revoke", axum::routing::post(revoke))
+        .with_state(state)
+}
+
+async fn discovery(State(st): State<Arc<SsoState>>) -> Response {
+    let base = &st.public_url;
+    no_store(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/oauth/authorize"),
+        "token_endpoint": format!("{base}/oauth/token"),
+        "userinfo_endpoint": format!("{base}/oauth/userinfo"),
+        "jwks_uri": format!("{base}/oauth/jwks"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email",
+            "email_verified", "name", "given_name", "family_name", "preferred_username", "org",
+            "org_id", "roles", "groups", "sid"],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+fn no_store(v: Value) -> Response {
+    let mut r = axum::Json(v).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// An OAuth error response (RFC 6749 §5.2).
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+    fn bad(error: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, description)
+    }
+    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "{what} failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        )
+    }
+}
+
+fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Response {
+    OAuthError::new(status, error, description).into_response()
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            no_store(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"roster\""),
+            );
+        }
+        r
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    /// The organization's slug.
+    organization: Option<String>,
+    /// An email domain of the organization.
+    domain_hint: Option<String>,
+    login_hint: Option<String>,
+    /// A connection id of the organization, when it has several.
+    connection: Option<String>,
+}
+
+async fn authorize(State(st): State<Arc<SsoState>>, Query(p): Query<AuthorizeParams>) -> Response {
+    // Until the client and redirect URI are known good, errors are shown here (never
+    // redirected: that would make Roster an open redirector).
+    let Some(client_id) = p.client_id.as_deref() else {
+        return error_page(StatusCode::BAD_REQUEST, "The request has no client_id.");
+    };
+    let app = match st.store.app(client_id).await {
+        Ok(Some(a)) if !a.revoked => a,
+        Ok(_) => return error_page(StatusCode::BAD_REQUEST, "Unknown application (client_id)."),
+        Err(e) => return LoginFailure::internal(e).into_response(),
+    };
+    let redirect_uri = match p.redirect_uri.as_deref() {
+        Some(u) if app.allows_redirect(u) => u.to_owned(),
+        Some(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The redirect_uri is not registered for this application.",
+            );
+        }
+        None if app.redirect_uris.len() == 1 => app.redirect_uris[0].clone(),
+        None => return error_page(StatusCode::BAD_REQUEST, "The request has no redirect_uri."),
+    };
+    let req = AppRequest {
+        app_id: app.id.clone(),
+        redirect_uri,
+        scope: p.scope.clone().unwrap_or_default(),
+        state: p.state.clone(),
+        nonce: p.nonce.clone(),
+        code_challenge: p.code_challenge.clone(),
+    };
+    let fail = |error: &str, description: &str| {
+        redirect_to_app(
+            &req,
+            &[
+                ("error", error),
+                ("error_description", description),
+                ("iss", st.public_url.as_str()),
+            ],
+        )
+    };
+    if p.response_type.as_deref() != Some("code") {
+        return fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        );
+    }
+    if !req.scope.split(' ').any(|s| s == "openid") {
+        return fail("invalid_scope", "the scope must include openid");
+    }
+    match (
+        p.code_challenge.as_deref(),
+        p.code_challenge_method.as_deref(),
+    ) {
+        (Some(c), Some("S256")) if (43..=128).contains(&c.len()) => {}
+        (Some(_), Some("S256")) => return fail("invalid_request", "malformed code_challenge"),
+        (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
+        (None, Some(_)) => return fail("invalid_request", "code_challenge is missing"),
+        (None, None) => {}
+    }
+    // The organization: by slug, else by the domain of the hint.
+    let org = if let Some(slug) = p.organization.as_deref() {
+        st.store.org_by_slug(slug).await
+    } else {
+        let domain = p
+            .domain_hint
+            .as_deref()
+            .and_then(|d| normalize_domain(d).ok())
+            .or_else(|| {
+                p.login_hint
+                    .as_deref()
+                    .and_then(normalize_email)
+                    .map(|e| crate::core::sso::email_domain(&e).to_owned())
+            });
+        match domain {
+            Some(d) => st.store.org_by_domain(&d).await,
+            None => {
+                return fail(
+                    "invalid_request",
+                    "say which organization signs in: organization=<slug>, domain_hint or login_hint",
+                );
+            }
+        }
+    };
+    let org = match org {
+        Ok(Some(o)) => o,
+        Ok(None) => return fail("access_denied", "no organization matches the request"),
+        Err(e) => return LoginFailure::internal(e).into_response(),
+    };
+    let conns = match st.store.list_connections(Some(&org.id)).await {
+        Ok(c) => c,
+        Err(e) => return LoginFailure::internal(e).into_response(),
+    };
+    let conn = conns
+        .into_iter()
+        .filter(|c| !c.disabled)
+        .filter(|c| c.protocol == Protocol::Oidc || c.protocol == Protocol::Saml)
+        .find(|c| p.connection.as_deref().is_none_or(|id| id == c.id));
+    let Some(conn) = conn else {
+        return fail(
+            "access_denied",
+            "the organization has no such SSO connection",
+        );
+    };
+    match sso::begin_login(&st, &org, &conn, req.clone(), p.login_hint.as_deref()).await {
+        Ok(r) => r,
+        Err(f) => f.respond(&req),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TokenParams {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or the
+/// `client_id`/`client_secret` form fields.
+async fn client_auth(
+    st: &SsoState,
+    headers: &HeaderMap,
+    p: &TokenParams,
+) -> Result<App, OAuthError> {
+    let unauthorized = || {
+        OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )
+    };
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .map(|b64| {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            raw.and_then(|s| {
+                let (id, secret) = s.split_once(':')?;
+                let dec = |x: &str| {
+                    url::form_urlencoded::parse(format!("v={x}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                };
+                Some((dec(id)?, dec(secret)?))
+            })
+        });
+    let (id, secret) = match (basic, &p.client_id, &p.client_secret) {
+        (Some(Some(pair)), None, None) => pair,
+        (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+        _ => return Err(unauthorized()),
+    };
+    match sessions::authenticate_app(&st.store, &id, &secret).await {
+        Ok(Some(app)) => Ok(app),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => Err(OAuthError::internal("client authentication", e)),
+    }
+}
+
+fn form(body: &[u8]) -> Result<TokenParams, OAuthError> {
+    serde_urlencoded::from_bytes(body).map_err(|_| {
+        OAuthError::bad(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded with single-valued fields",
+        )
+    })
+}
+
+async fn token(
+    State(st): State<Arc<SsoState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let p = match form(&body) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let app = match client_auth(&st, &headers, &p).await {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let result = match p.grant_type.as_deref() {
+        Some("authorization_code") => {
+            let Some(code) = p.code.as_deref() else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "code is missing",
+                );
+            };
+            sessions::exchange_code(
+                &st.store,
+                &app,
+                code,
+                p.redirect_uri.as_deref(),
+                p.code_verifier.as_deref(),
+            )
+            .await
+        }
+        Some("refresh_token") => {
+            let Some(rt) = p.refresh_token.as_deref() else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is missing",
+                );
+            };
+            sessions::refresh(&st.store, &app, rt).await
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "use authorization_code or refresh_token",
+            );
+        }
+    };
+    let grant = match result {
+        Ok(Ok(g)) => g,
+        Ok(Err(GrantError::InvalidGrant(m))) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &m);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "token request failed");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
+        }
+    };
+    let id_token = match claims::id_token(&st, &app, &grant).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue an ID token");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
+        }
+    };
+    no_store(json!({
+        "access_token": grant.access.value,
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TTL.whole_seconds(),
+        "refresh_token": grant.refresh.value,
+        "id_token": id_token,
+        "scope": grant.basis.data.get("scope"),
+    }))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+async fn userinfo(State(st): State<Arc<SsoState>>, headers: HeaderMap) -> Response {
+    let invalid = || {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            no_store(json!({"error": "invalid_token"})),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        r
+    };
+    let Some(tok) = bearer(&headers) else {
+        return invalid();
+    };
+    let state = match sessions::introspect(&st.store, tok).await {
+        Ok(Some(s)) if s.row.kind == TokenKind::Access => s,
+        Ok(_) => return invalid(),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo failed");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
+        }
+    };
+    match claims::user_claims(&st, &state.row).await {
+        Ok(Some(c)) => no_store(Value::Object(c)),
+        Ok(None) => invalid(),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }
+}
+
+async fn jwks(State(st): State<Arc<SsoState>>) -> Response {
+    // Make sure there is a key to publish before any token is signed with it.
+    if let Err(e) = keys::current(&st.store, &st.master).await {
+        tracing::error!(error = %e, "no signing key");
+        return oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        );
+    }
+    match st.store.signing_keys().await {
+        Ok(all) => {
+            let keys: Vec<&Value> = keys::published(&all)
+                .into_iter()
+                .map(|k| &k.public_jwk)
+                .collect();
+            let mut r = axum::Json(json!({"keys": keys})).into_response();
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "jwks failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }
+}
+
+async fn introspect(
+    State(st): State<Arc<SsoState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let p = match form(&body) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let app = match client_auth(&st, &headers, &p).await {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let Some(tok) = p.token.as_deref() else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is missing",
+        );
+    };
+    let state = match sessions::introspect(&st.store, tok).await {
+        // Another app's token is none of this app's business: inactive.
+        Ok(Some(s)) if s.row.app_id == app.id => s,
+        Ok(_) => return no_store(json!({"active": false})),
+        Err(e) => {
+            tracing::error!(error = %e, "introspection failed");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
+        }
+    };
+    let org = st
+        .store
+        .org_by_id(state.row.org_id.as_str())
+        .await
+        .ok()
+        .flatten();
+    let unix = |t: &str| claims::unix_time(t);
+    no_store(json!({
+        "active": true,
+        "client_id": state.row.app_id,
+        "sub": state.row.user_id,
+        "iss": st.public_url,
+        "exp": unix(&state.row.expires_at),
+        "iat": unix(&state.row.created_at),
+        "token_type": match state.row.kind {
+            TokenKind::Refresh => "refresh_token",
+            _ => "access_token",
+        },
+        "scope": state.row.data.get("scope"),
+        "sid": state.row.session_id,
+        "org": org.map(|o| o.slug),
+        "org_id": state.row.org_id.as_str(),
+    }))
+}
+
+async fn revoke(
+    State(st): State<Arc<SsoState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let p = match form(&body) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let app = match client_auth(&st, &headers, &p).await {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let Some(tok) = p.token.as_deref() else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is missing",
+        );
+    };
+    match sessions::revoke(&st.store, &app, tok).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "revocation failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }
+}

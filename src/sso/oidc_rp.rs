@@ -1,0 +1,336 @@
+//! Roster as an OpenID Connect relying party of a customer's IdP (the `openidconnect` crate):
+//! discovery (cached, refetched when the IdP's keys rotate), authorization code with PKCE,
+//! state and nonce, ID token verification (issuer, audience, azp, expiry, signature against
+//! the IdP's JWKS with asymmetric algorithms only: `none` and HMAC are refused), and userinfo
+//! when the ID token lacks the claims.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
+use openidconnect::{
+    AdditionalClaims, AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    HttpRequest, HttpResponse, IdToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::core::sso::{Assertion, Connection};
+
+/// Every claim of an ID token or userinfo response, standard or not (`groups`, `roles`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AllClaims {
+    #[serde(flatten)]
+    pub all: HashMap<String, Value>,
+}
+impl AdditionalClaims for AllClaims {}
+
+type RawIdToken =
+    IdToken<AllClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+
+/// Signature algorithms accepted on ID tokens: asymmetric only.
+const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// How long discovery documents (with their JWKS) are reused.
+const METADATA_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpError {
+    #[error("the connection is not configured for OIDC: {0}")]
+    Config(String),
+    #[error("the identity provider could not be reached or answered badly: {0}")]
+    Upstream(String),
+    #[error("the identity provider's ID token was rejected: {0}")]
+    Token(String),
+}
+
+/// The HTTP client the `openidconnect` crate calls, over reqwest (no redirects followed).
+#[derive(Clone)]
+pub struct Http(reqwest::Client);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(String);
+
+impl Http {
+    pub fn new() -> Result<Self, String> {
+        // TLS to IdPs through rustls on ring; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map(Http)
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let (parts, body) = req.into_parts();
+        let url = parts.uri.to_string();
+        let resp = self
+            .0
+            .request(parts.method, &url)
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| HttpError(format!("{url}: {e}")))?;
+        let mut out = axum::http::Response::builder().status(resp.status());
+        for (k, v) in resp.headers() {
+            out = out.header(k, v);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| HttpError(format!("{url}: {e}")))?;
+        out.body(bytes.to_vec())
+            .map_err(|e| HttpError(format!("{url}: {e}")))
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for Http {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}
+
+/// Discovery documents by issuer, with when they were fetched.
+#[derive(Default)]
+pub struct MetadataCache(Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>);
+
+impl MetadataCache {
+    async fn get(
+        &self,
+        http: &Http,
+        issuer: &str,
+        fresh: bool,
+    ) -> Result<CoreProviderMetadata, RpError> {
+        if !fresh
+            && let Ok(map) = self.0.lock()
+            && let Some((at, md)) = map.get(issuer)
+            && at.elapsed() < METADATA_TTL
+        {
+            return Ok(md.clone());
+        }
+        let url = IssuerUrl::new(issuer.to_owned()).map_err(|e| RpError::Config(e.to_string()))?;
+        let md = CoreProviderMetadata::discover_async(url, http)
+            .await
+            .map_err(|e| RpError::Upstream(error_chain(&e)))?;
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(issuer.to_owned(), (Instant::now(), md.clone()));
+        }
+        Ok(md)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+/// What the connection needs for a login.
+pub struct RpConfig<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    pub scopes: &'a [String],
+}
+
+impl<'a> RpConfig<'a> {
+    pub fn of(
+        conn: &'a Connection,
+        client_secret: String,
+        redirect_uri: String,
+    ) -> Result<Self, RpError> {
+        Ok(RpConfig {
+            issuer: conn
+                .config
+                .oidc_issuer
+                .as_deref()
+                .ok_or_else(|| RpError::Config("no issuer".into()))?,
+            client_id: conn
+                .config
+                .oidc_client_id
+                .as_deref()
+                .ok_or_else(|| RpError::Config("no client id".into()))?,
+            client_secret,
+            redirect_uri,
+            scopes: &conn.config.oidc_scopes,
+        })
+    }
+}
+
+/// Where to send the browser, and what to keep for the callback.
+pub struct Started {
+    pub url: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+pub async fn start(
+    cache: &MetadataCache,
+    http: &Http,
+    cfg: &RpConfig<'_>,
+    state: &str,
+    login_hint: Option<&str>,
+) -> Result<Started, RpError> {
+    let md = cache.get(http, cfg.issuer, false).await?;
+    let client = CoreClient::from_provider_metadata(
+        md,
+        ClientId::new(cfg.client_id.to_owned()),
+        Some(ClientSecret::new(cfg.client_secret.clone())),
+    )
+    .set_redirect_uri(
+        RedirectUrl::new(cfg.redirect_uri.clone()).map_err(|e| RpError::Config(e.to_string()))?,
+    );
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = state.to_owned();
+    let mut req = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            move || CsrfToken::new(state),
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge);
+    for s in cfg.scopes {
+        req = req.add_scope(Scope::new(s.clone()));
+    }
+    if let Some(h) = login_hint {
+        req = req.add_extra_param("login_hint", h.to_owned());
+    }
+    let (url, _, nonce) = req.url();
+    Ok(Started {
+        url: url.to_string(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+    })
+}
+
+/// Exchanges the code, verifies the ID token and returns what the IdP asserts.
+pub async fn finish(
+    cache: &MetadataCache,
+    http: &Http,
+    cfg: &RpConfig<'_>,
+    code: &str,
+    nonce: &str,
+    pkce_verifier: &str,
+) -> Result<Assertion, RpError> {
+    let md = cache.get(http, cfg.issuer, false).await?;
+    let client = CoreClient::from_provider_metadata(
+        md,
+        ClientId::new(cfg.client_id.to_owned()),
+        Some(ClientSecret::new(cfg.client_secret.clone())),
+    )
+    .set_redirect_uri(
+        RedirectUrl::new(cfg.redirect_uri.clone()).map_err(|e| RpError::Config(e.to_string()))?,
+    );
+    let resp = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .map_err(|e| RpError::Config(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+        .request_async(http)
+        .await
+        .map_err(|e| RpError::Upstream(format!("token request failed: {}", error_chain(&e))))?;
+    let raw = resp
+        .id_token()
+        .ok_or_else(|| RpError::Token("the token response has no id_token".into()))?
+        .to_string();
+    let id_token: RawIdToken = raw
+        .parse()
+        .map_err(|e: serde_json::Error| RpError::Token(format!("malformed ID token: {e}")))?;
+    let nonce = Nonce::new(nonce.to_owned());
+    let verify = |client: &CoreClient<_, _, _, _, _, _>| {
+        let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
+        id_token
+            .claims(&verifier, &nonce)
+            .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+            .map_err(|e| error_chain(&e))
+    };
+    let claims = match verify(&client) {
+        Ok(c) => c,
+        // The IdP may have rotated its keys since the JWKS was cached: refetch once.
+        Err(first) if first.contains("key") || first.contains("signature") => {
+            let md = cache.get(http, cfg.issuer, true).await?;
+            let fresh = CoreClient::from_provider_metadata(
+                md,
+                ClientId::new(cfg.client_id.to_owned()),
+                Some(ClientSecret::new(cfg.client_secret.clone())),
+            );
+            verify(&fresh).map_err(RpError::Token)?
+        }
+        Err(e) => return Err(RpError::Token(e)),
+    };
+    let mut claims: Map<String, Value> = match claims {
+        Value::Object(m) => m,
+        _ => return Err(RpError::Token("ID token claims are not an object".into())),
+    };
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpError::Token("ID token has no sub".into()))?
+        .to_owned();
+    // Claims only in userinfo (the default of many IdPs for the code flow).
+    if !claims.contains_key("email")
+        && let Ok(req) = client.user_info(resp.access_token().clone(), None)
+    {
+        let info: Result<openidconnect::UserInfoClaims<AllClaims, CoreGenderClaim>, _> =
+            req.request_async(http).await;
+        match info {
+            Ok(info) => {
+                if info.subject().as_str() != subject {
+                    return Err(RpError::Token("userinfo is about another subject".into()));
+                }
+                if let Ok(Value::Object(extra)) = serde_json::to_value(&info) {
+                    for (k, v) in extra {
+                        claims.entry(k).or_insert(v);
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(RpError::Upstream(format!(
+                    "userinfo request failed: {}",
+                    error_chain(&e)
+                )));
+            }
+        }
+    }
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    Ok(Assertion {
+        subject,
+        claims,
+        email_verified,
+    })
+}

@@ -1,0 +1,127 @@
+//! What the browser sees when a login cannot go on: a plain page that says why (refusals,
+//! expired or foreign logins, misconfiguration), or a redirect that hands the app an OAuth
+//! error (the IdP said no).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::core::error::CoreError;
+use crate::core::jit::Refusal;
+use crate::core::sessions::AppRequest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    /// The policy refuses this person (deactivated, not provisioned, domain...).
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The IdP answered with an error (the user cancelled, or the IdP refused).
+    #[error("the identity provider did not sign you in: {0}")]
+    IdpError(String),
+    /// The IdP's answer failed verification.
+    #[error("the sign-in response was rejected: {0}")]
+    Rejected(String),
+    #[error("the identity provider cannot be reached: {0}")]
+    Upstream(String),
+    #[error("single sign-on is not set up correctly: {0}")]
+    Config(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl LoginFailure {
+    pub fn internal(e: CoreError) -> Self {
+        LoginFailure::Internal(e.to_string())
+    }
+
+    /// The IdP's own refusals go back to the app as `access_denied`; everything else is a
+    /// page here (the app cannot act on it, the person or an administrator can).
+    pub fn respond(self, app: &AppRequest) -> Response {
+        match &self {
+            LoginFailure::IdpError(m) => {
+                redirect_to_app(app, &[("error", "access_denied"), ("error_description", m)])
+            }
+            _ => self.into_response(),
+        }
+    }
+}
+
+impl IntoResponse for LoginFailure {
+    fn into_response(self) -> Response {
+        match self {
+            LoginFailure::Refused(r) => error_page(
+                StatusCode::FORBIDDEN,
+                &format!("You cannot sign in: {r}. Contact your administrator."),
+            ),
+            LoginFailure::Internal(m) => {
+                tracing::error!(error = %m, "login failed");
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Sign-in failed because of an internal error.",
+                )
+            }
+            LoginFailure::Rejected(m) => {
+                tracing::warn!(reason = %m, "IdP response rejected");
+                error_page(StatusCode::BAD_REQUEST, &format!("Sign-in failed: {m}."))
+            }
+            other => error_page(
+                StatusCode::BAD_GATEWAY,
+                &format!("Sign-in failed: {other}."),
+            ),
+        }
+    }
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Sign-in problem</title></head><body><main><h1>Sign-in problem</h1>\
+         <p id=\"message\">{}</p></main></body></html>",
+        html_escape(message)
+    );
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Redirects to the app's registered redirect URI with `params` and the app's `state`.
+pub fn redirect_to_app(app: &AppRequest, params: &[(&str, &str)]) -> Response {
+    let Ok(mut url) = url::Url::parse(&app.redirect_uri) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "The application's redirect URI is invalid.",
+        );
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+        if let Some(s) = &app.state {
+            q.append_pair("state", s);
+        }
+    }
+    let mut r = Redirect::to(url.as_str()).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

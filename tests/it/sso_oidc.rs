@@ -1,0 +1,597 @@
+//! End to end through a real OpenID provider (npm `oidc-provider`, `tests/peers/oidc-provider`):
+//! app → Roster `/oauth/authorize` → the IdP → Roster's callback (JIT, session) → the app's
+//! redirect URI with a code → `/oauth/token` → ID token verified by an independent OIDC
+//! client → userinfo, introspection, refresh rotation → SCIM deactivation ends it all.
+
+use std::process::Stdio;
+
+use base64::Engine;
+use reqwest::StatusCode;
+use roster::core::model::{Actor, Org};
+use roster::core::orgs::{self, OrgSlug};
+use roster::core::sessions;
+use roster::core::sso::{AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol};
+use roster::core::store::SsoStore;
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::backend_tests;
+use crate::common::TestApp;
+
+const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
+
+/// A running `oidc-provider`; it exits when `_stdin` drops.
+pub struct Idp {
+    pub issuer: String,
+    _child: tokio::process::Child,
+    _stdin: tokio::process::ChildStdin,
+}
+
+impl Idp {
+    pub async fn start(client_id: &str, secret: &str, redirect: &str, extra: &[&str]) -> Idp {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oidc-provider");
+        assert!(
+            std::path::Path::new(dir).join("node_modules").exists(),
+            "run .ci/install-node-peers.sh first (installs the oidc-provider test peer)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg(format!("{dir}/server.mjs"))
+            .args(["--port", "0", "--client"])
+            .arg(format!("{client_id}:{secret}:{redirect}"))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .expect("ready line");
+        let ready: Value = serde_json::from_str(&line).expect("ready JSON");
+        Idp {
+            issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
+            _child: child,
+            _stdin: stdin,
+        }
+    }
+
+    pub async fn account(&self, sub: &str, claims: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/__test/accounts", self.issuer))
+            .json(&json!({"sub": sub, "claims": claims}))
+            .send()
+            .await
+            .expect("register account");
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+}
+
+/// An organization with a verified domain and an OIDC connection to `idp`.
+async fn oidc_org(
+    app: &TestApp,
+    idp: &Idp,
+    slug: &str,
+    policy: impl FnOnce(&mut ConnectionConfig),
+) -> (Org, Connection) {
+    let s = &app.db.store;
+    let org = orgs::create_org(s, &OrgSlug::parse(slug).unwrap(), None, &Actor::Cli)
+        .await
+        .unwrap();
+    s.add_domain(&org, &format!("{slug}.test"), &Actor::Cli)
+        .await
+        .unwrap();
+    let id = roster::core::new_id();
+    let mut config = ConnectionConfig {
+        oidc_issuer: Some(idp.issuer.clone()),
+        oidc_client_id: Some("roster".into()),
+        oidc_scopes: vec!["groups".into()],
+        saml_idp_metadata: None,
+        allow_idp_initiated: false,
+        idp_initiated_app: None,
+        idp_initiated_redirect_uri: None,
+        attribute_map: AttributeMap::default(),
+        jit: JitMode::Create,
+        jit_allowed_domains: Vec::new(),
+        directory_authoritative: false,
+        trust_unverified_email: false,
+    };
+    policy(&mut config);
+    let conn = Connection {
+        secret_enc: Some(
+            app.db
+                .master_key()
+                .encrypt(&format!("connection:{id}"), b"roster-secret")
+                .unwrap(),
+        ),
+        id,
+        org_id: org.id.clone(),
+        protocol: Protocol::Oidc,
+        name: "test idp".into(),
+        idp: IdpKind::Generic,
+        config,
+        created_at: roster::core::now(),
+        disabled: false,
+    };
+    s.insert_connection(&conn, &Actor::Cli).await.unwrap();
+    (org, conn)
+}
+
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+/// Where a login ended: at the app with a code, or on a page of Roster's.
+#[derive(Debug)]
+pub enum Landing {
+    App(url::Url),
+    Page(StatusCode, String),
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Follows redirects from `url` until the app's redirect URI or a non-redirect page.
+    pub async fn follow(&self, url: &str) -> Landing {
+        let mut url = url::Url::parse(url).unwrap();
+        for _ in 0..20 {
+            if url.as_str().starts_with(APP_REDIRECT) {
+                return Landing::App(url);
+            }
+            let r = self.http.get(url.clone()).send().await.expect("GET");
+            let status = r.status();
+            if status.is_redirection() {
+                let loc = r.headers()["location"].to_str().unwrap().to_owned();
+                url = url.join(&loc).unwrap();
+                continue;
+            }
+            return Landing::Page(status, r.text().await.unwrap_or_default());
+        }
+        panic!("too many redirects");
+    }
+}
+
+fn pkce() -> (String, String) {
+    let verifier = format!("v-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+struct Client {
+    id: String,
+    secret: String,
+}
+
+impl Client {
+    async fn register(app: &TestApp) -> Client {
+        let (a, secret) = sessions::create_app(
+            &app.db.store,
+            "test app",
+            &[APP_REDIRECT.to_owned()],
+            &Actor::Cli,
+        )
+        .await
+        .unwrap();
+        Client { id: a.id, secret }
+    }
+
+    async fn post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", app.base()))
+            .basic_auth(&self.id, Some(&self.secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Runs a login for `org` with `login_hint`; returns where it landed and the PKCE verifier.
+async fn login(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Landing, String) {
+    let (verifier, challenge) = pkce();
+    let mut url = url::Url::parse(&format!("{}/oauth/authorize", app.base())).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.id)
+        .append_pair("redirect_uri", APP_REDIRECT)
+        .append_pair("scope", "openid email profile offline_access")
+        .append_pair("state", "app-state-1")
+        .append_pair("nonce", "app-nonce-1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("organization", org)
+        .append_pair("login_hint", hint);
+    (Browser::new().follow(url.as_str()).await, verifier)
+}
+
+fn code_of(landing: &Landing) -> String {
+    let Landing::App(url) = landing else {
+        panic!("login did not reach the app: {landing:?}");
+    };
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q.get("state").map(String::as_str), Some("app-state-1"));
+    q.get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code in {url}"))
+}
+
+/// The ID token's claims, verified by an independent OpenID client against Roster's
+/// discovery document and JWKS.
+async fn verify_id_token(app: &TestApp, client: &Client, raw: &str) -> Value {
+    use openidconnect::core::{
+        CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+        CoreProviderMetadata,
+    };
+    use openidconnect::{ClientId, ClientSecret, IdToken, IssuerUrl, Nonce};
+    let http = reqwest::Client::new();
+    let fetch = |req: openidconnect::HttpRequest| {
+        let http = http.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let r = http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
+            let mut out = axum::http::Response::builder().status(r.status());
+            for (k, v) in r.headers() {
+                out = out.header(k, v);
+            }
+            Ok::<_, reqwest::Error>(out.body(r.bytes().await?.to_vec()).unwrap())
+        }
+    };
+    let md = CoreProviderMetadata::discover_async(IssuerUrl::new(app.base()).unwrap(), &fetch)
+        .await
+        .expect("Roster's discovery document and JWKS are valid for an OIDC client");
+    let rp = CoreClient::from_provider_metadata(
+        md,
+        ClientId::new(client.id.clone()),
+        Some(ClientSecret::new(client.secret.clone())),
+    );
+    let token: IdToken<
+        roster::sso::oidc_rp::AllClaims,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    > = raw.parse().expect("JWT");
+    let claims = token
+        .claims(&rp.id_token_verifier(), &Nonce::new("app-nonce-1".into()))
+        .expect("ID token verifies");
+    serde_json::to_value(claims).unwrap()
+}
+
+async fn oidc_login_then_scim_deactivation_ends_every_token(app: &TestApp) {
+    let idp = Idp::start(
+        "roster",
+        "roster-secret",
+        &format!("{}/sso/oidc/callback", app.base()),
+        &[],
+    )
+    .await;
+    idp.account(
+        "alice-sub",
+        json!({"email": "Alice@Globex.test", "email_verified": true, "given_name": "Alice",
+               "family_name": "Liddell", "groups": ["eng", "admins"]}),
+    )
+    .await;
+    let (_org, _conn) = oidc_org(app, &idp, "globex", |_| {}).await;
+    let client = Client::register(app).await;
+
+    let (landing, verifier) = login(app, &client, "globex", "alice-sub").await;
+    let code = code_of(&landing);
+    let (status, tokens) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(claims["org"], "globex");
+    assert_eq!(claims["email"], "alice@globex.test");
+    assert_eq!(claims["given_name"], "Alice");
+    assert_eq!(claims["groups"], json!(["eng", "admins"]));
+    let user_id = claims["sub"].as_str().unwrap().to_owned();
+
+    // The user was JIT-created with provenance jit and a login time.
+    let globex = app.directory_token("globex", false).await;
+    let u = app
+        .call_with(
+            &globex,
+            reqwest::Method::GET,
+            &format!("/Users/{user_id}"),
+            None,
+            &[],
+        )
+        .await
+        .expect(200);
+    assert_eq!(u.body["userName"], "Alice@Globex.test");
+
+    // A code is good once; a second redemption fails.
+    let (status, again) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // A second login of the same person links to the same user (no duplicate).
+    let (landing, verifier) = login(app, &client, "globex", "alice-sub").await;
+    let code = code_of(&landing);
+    let (status, tokens) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (_, intro) = client
+        .post(app, "/oauth/introspect", &[("token", &access)])
+        .await;
+    assert_eq!(intro["active"], true);
+    assert_eq!(intro["sub"], user_id.as_str());
+    let info: Value = reqwest::Client::new()
+        .get(format!("{}/oauth/userinfo", app.base()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "alice@globex.test");
+
+    // Refresh rotation: the new pair works, the old refresh token is spent.
+    let (status, rotated) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let refresh2 = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let access2 = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh2, refresh);
+
+    // Deprovisioning over SCIM: the very next introspection says inactive, refresh fails.
+    app.call_with(
+        &globex,
+        reqwest::Method::PATCH,
+        &format!("/Users/{user_id}"),
+        Some(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "replace", "value": {"active": false}}]}),
+        ),
+        &[],
+    )
+    .await
+    .expect(200);
+    for t in [&access, &access2, &refresh2] {
+        let (_, intro) = client.post(app, "/oauth/introspect", &[("token", t)]).await;
+        assert_eq!(intro, json!({"active": false}));
+    }
+    let (status, denied) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh2),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), denied["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}/oauth/userinfo", app.base()))
+        .bearer_auth(&access2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let scope = roster::core::model::Scope {
+        org: _org.id.clone(),
+        actor: Actor::Cli,
+    };
+    assert_eq!(
+        app.db.store.live_sessions(&scope, &user_id).await.unwrap(),
+        0
+    );
+
+    // And a deactivated user cannot log in again.
+    let (landing, _) = login(app, &client, "globex", "alice-sub").await;
+    match landing {
+        Landing::Page(status, body) => {
+            assert_eq!(status, 403);
+            assert!(body.contains("deactivated"), "{body}");
+        }
+        other => panic!("a deactivated user logged in: {other:?}"),
+    }
+}
+
+async fn jit_policy_refusals_and_scim_linking(app: &TestApp) {
+    let idp = Idp::start(
+        "roster",
+        "roster-secret",
+        &format!("{}/sso/oidc/callback", app.base()),
+        &["--claims-in-id-token"],
+    )
+    .await;
+    idp.account(
+        "bob",
+        json!({"email": "bob@initech.test", "email_verified": true}),
+    )
+    .await;
+    idp.account(
+        "eve",
+        json!({"email": "eve@elsewhere.test", "email_verified": true}),
+    )
+    .await;
+    idp.account(
+        "mal",
+        json!({"email": "mal@initech.test", "email_verified": false}),
+    )
+    .await;
+    idp.account(
+        "carol",
+        json!({"email": "carol@initech.test", "email_verified": true}),
+    )
+    .await;
+    let (_org, _) = oidc_org(app, &idp, "initech", |c| c.directory_authoritative = true).await;
+    let client = Client::register(app).await;
+    let refused = |landing: Landing, needle: &str| match landing {
+        Landing::Page(status, body) => {
+            assert_eq!(status, 403, "{body}");
+            assert!(body.contains(needle), "expected {needle:?} in {body}");
+        }
+        other => panic!("login should have been refused ({needle}): {other:?}"),
+    };
+
+    // No directory yet: JIT creates within verified domains only, from verified emails only.
+    refused(
+        login(app, &client, "initech", "eve").await.0,
+        "elsewhere.test",
+    );
+    refused(
+        login(app, &client, "initech", "mal").await.0,
+        "did not verify",
+    );
+    let bob = code_of(&login(app, &client, "initech", "bob").await.0);
+    assert!(!bob.is_empty());
+
+    // Now the organization has a directory, and it is authoritative: Carol (never
+    // provisioned) is refused, even though JIT would create her.
+    let token = app.directory_token("initech", false).await;
+    refused(
+        login(app, &client, "initech", "carol").await.0,
+        "provisions accounts through its directory",
+    );
+
+    // The directory provisions Carol; her first login links to that account.
+    let created = app
+        .call_with(
+            &token,
+            reqwest::Method::POST,
+            "/Users",
+            Some(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "carol@initech.test",
+                "emails": [{"value": "Carol@Initech.test", "primary": true}]
+            })),
+            &[],
+        )
+        .await
+        .expect(201);
+    let carol_id = created.body["id"].as_str().unwrap().to_owned();
+    let (landing, verifier) = login(app, &client, "initech", "carol").await;
+    let code = code_of(&landing);
+    let (_, tokens) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(claims["sub"], carol_id.as_str(), "linked, not duplicated");
+
+    // Bob was created by JIT before the directory existed: a SCIM POST for him adopts that
+    // account (same id) instead of a conflict.
+    let bob_user = app
+        .call_with(
+            &token,
+            reqwest::Method::GET,
+            "/Users?filter=userName%20eq%20%22bob@initech.test%22",
+            None,
+            &[],
+        )
+        .await
+        .expect(200);
+    let bob_id = bob_user.body["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let adopted = app
+        .call_with(
+            &token,
+            reqwest::Method::POST,
+            "/Users",
+            Some(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "bob@initech.test",
+                "displayName": "Bob from the directory"
+            })),
+            &[],
+        )
+        .await
+        .expect(201);
+    assert_eq!(adopted.body["id"], bob_id.as_str());
+    assert_eq!(adopted.body["displayName"], "Bob from the directory");
+    // Adopted once: a second POST is a real conflict.
+    app.call_with(
+        &token,
+        reqwest::Method::POST,
+        "/Users",
+        Some(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "bob@initech.test"
+        })),
+        &[],
+    )
+    .await
+    .expect(409);
+}
+
+backend_tests!(
+    oidc_login_then_scim_deactivation_ends_every_token,
+    jit_policy_refusals_and_scim_linking
+);
