@@ -153,3 +153,125 @@ async fn cli_creates_org_directory_and_tokens_beside_a_running_server() {
     let _ = h.await;
     db.cleanup().await;
 }
+
+fn roster_fails(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("ROSTER_DATABASE_URL")
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run roster");
+    assert!(!out.status.success(), "roster {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
+    let dir = std::env::temp_dir().join(format!("roster-cli-sso-{}", uuid::Uuid::new_v4()));
+    roster(&dir, &["org", "create", "hooli", "--json"]);
+    let d = roster(
+        &dir,
+        &["domain", "add", "--org", "hooli", "Hooli.TEST", "--json"],
+    );
+    assert_eq!(d["domain"], "hooli.test", "domains are normalized");
+    let err = roster_fails(
+        &dir,
+        &["domain", "add", "--org", "hooli", "hooli.test"],
+        &[],
+    );
+    assert!(err.contains("already belongs"), "{err}");
+
+    let c = roster(
+        &dir,
+        &[
+            "connection",
+            "create",
+            "--org",
+            "hooli",
+            "--idp",
+            "entra",
+            "--oidc-issuer",
+            "https://login.example.test/tenant/v2.0",
+            "--client-id",
+            "cid",
+            "--client-secret",
+            "very-secret-value",
+            "--jit",
+            "create_and_update",
+            "--directory-authoritative",
+            "--map",
+            "groups=roles_claim",
+            "--json",
+        ],
+    );
+    let conn_id = c["connection_id"].as_str().unwrap();
+    assert_eq!(c["protocol"], "oidc");
+    assert_eq!(c["jit"], "create_and_update");
+    assert!(
+        c["redirect_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/sso/oidc/callback")
+    );
+    let list = roster(&dir, &["connection", "list", "--org", "hooli", "--json"]);
+    assert_eq!(list["connections"][0]["connection_id"], conn_id);
+
+    // The client secret is encrypted at rest: not in the database file in clear.
+    let db = std::fs::read(dir.join("roster.db")).unwrap();
+    let wal = std::fs::read(dir.join("roster.db-wal")).unwrap_or_default();
+    let needle = b"very-secret-value";
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "secret stored in clear"
+        );
+    }
+
+    let app = roster(
+        &dir,
+        &[
+            "app",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://app.example.test/cb",
+            "--json",
+        ],
+    );
+    assert!(app["client_id"].as_str().unwrap().starts_with("app_"));
+    assert!(app["client_secret"].as_str().unwrap().starts_with("rsc_"));
+    let apps = roster(&dir, &["app", "list", "--json"]);
+    assert!(
+        !apps
+            .to_string()
+            .contains(app["client_secret"].as_str().unwrap())
+    );
+    let err = roster_fails(
+        &dir,
+        &[
+            "app",
+            "create",
+            "--redirect-uri",
+            "http://app.example.test/cb",
+        ],
+        &[],
+    );
+    assert!(err.contains("https"), "{err}");
+
+    let k1 = roster(&dir, &["keys", "rotate", "--json"]);
+    let k2 = roster(&dir, &["keys", "rotate", "--json"]);
+    assert_ne!(k1["kid"], k2["kid"]);
+    let keys = roster(&dir, &["keys", "list", "--json"]);
+    assert_eq!(keys["keys"][0]["kid"], k2["kid"]);
+    assert!(keys["keys"][0]["retired_at"].is_null());
+    assert!(keys["keys"][1]["retired_at"].is_string());
+
+    // Another master key cannot use this database's secrets: refused, not garbled.
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let err = roster_fails(&dir, &["keys", "rotate"], &[("ROSTER_MASTER_KEY", other)]);
+    assert!(err.contains("another master key"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

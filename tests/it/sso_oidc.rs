@@ -21,6 +21,27 @@ use crate::common::TestApp;
 
 const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
 
+/// Installs the peer from its lock file (once per test run; a no-op when up to date), so
+/// `cargo test` alone works on a machine with Node.js and npm.
+fn install_peer() {
+    static INSTALL: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if *done {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/install-node-peers.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run .ci/install-node-peers.sh (needs Node.js >= 20.19 and npm)");
+    assert!(
+        status.success(),
+        "installing the oidc-provider test peer failed"
+    );
+    *done = true;
+}
+
 /// A running `oidc-provider`; it exits when `_stdin` drops.
 pub struct Idp {
     pub issuer: String,
@@ -31,10 +52,7 @@ pub struct Idp {
 impl Idp {
     pub async fn start(client_id: &str, secret: &str, redirect: &str, extra: &[&str]) -> Idp {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oidc-provider");
-        assert!(
-            std::path::Path::new(dir).join("node_modules").exists(),
-            "run .ci/install-node-peers.sh first (installs the oidc-provider test peer)"
-        );
+        install_peer();
         let mut child = tokio::process::Command::new("node")
             .arg(format!("{dir}/server.mjs"))
             .args(["--port", "0", "--client"])
