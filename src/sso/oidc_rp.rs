@@ -15,9 +15,10 @@ use openidconnect::core::{
     CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AdditionalClaims, AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    HttpRequest, HttpResponse, IdToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AdditionalClaims, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, CsrfToken, HttpRequest, HttpResponse, IdToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -273,21 +274,22 @@ pub async fn finish(
         id_token
             .claims(&verifier, &nonce)
             .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
-            .map_err(|e| error_chain(&e))
     };
     let claims = match verify(&client) {
         Ok(c) => c,
-        // The IdP may have rotated its keys since the JWKS was cached: refetch once.
-        Err(first) if first.contains("key") || first.contains("signature") => {
+        // The IdP rotated its keys since its JWKS was cached: refetch once, then judge.
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        )) => {
             let md = cache.get(http, cfg.issuer, true).await?;
             let fresh = CoreClient::from_provider_metadata(
                 md,
                 ClientId::new(cfg.client_id.to_owned()),
                 Some(ClientSecret::new(cfg.client_secret.clone())),
             );
-            verify(&fresh).map_err(RpError::Token)?
+            verify(&fresh).map_err(|e| RpError::Token(error_chain(&e)))?
         }
-        Err(e) => return Err(RpError::Token(e)),
+        Err(e) => return Err(RpError::Token(error_chain(&e))),
     };
     let mut claims: Map<String, Value> = match claims {
         Value::Object(m) => m,

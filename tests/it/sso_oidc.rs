@@ -609,7 +609,92 @@ async fn jit_policy_refusals_and_scim_linking(app: &TestApp) {
     .expect(409);
 }
 
+/// Both sides rotate keys: the IdP (Roster must refetch its JWKS, not fail logins) and Roster
+/// (`keys rotate`: new tokens use the new key, the old key stays published).
+async fn key_rotation_on_both_sides(app: &TestApp) {
+    let idp = Idp::start(
+        "roster",
+        "roster-secret",
+        &format!("{}/sso/oidc/callback", app.base()),
+        &["--claims-in-id-token"],
+    )
+    .await;
+    idp.account(
+        "dana",
+        json!({"email": "dana@umbrella.test", "email_verified": true}),
+    )
+    .await;
+    oidc_org(app, &idp, "umbrella", |_| {}).await;
+    let client = Client::register(app).await;
+    let redeem = |code: String, verifier: String| {
+        let client = &client;
+        async move {
+            let (status, tokens) = client
+                .post(
+                    app,
+                    "/oauth/token",
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", APP_REDIRECT),
+                        ("code_verifier", &verifier),
+                    ],
+                )
+                .await;
+            assert_eq!(status, 200, "{tokens}");
+            tokens["id_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let header_kid = |jwt: &str| -> String {
+        let head = jwt.split('.').next().unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(head)
+            .unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let (landing, verifier) = login(app, &client, "umbrella", "dana").await;
+    let first = redeem(code_of(&landing), verifier).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/__test/rotate-keys", idp.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // Roster cached the IdP's old JWKS; the login still succeeds.
+    let (landing, verifier) = login(app, &client, "umbrella", "dana").await;
+    let second = redeem(code_of(&landing), verifier).await;
+    assert_eq!(header_kid(&first), header_kid(&second));
+
+    let rotated = roster::core::keys::rotate(&app.db.store, &app.db.master_key())
+        .await
+        .unwrap();
+    let (landing, verifier) = login(app, &client, "umbrella", "dana").await;
+    let third = redeem(code_of(&landing), verifier).await;
+    assert_eq!(header_kid(&third), rotated.kid);
+    // Tokens signed before and after the rotation both verify against the published JWKS.
+    verify_id_token(app, &client, &third).await;
+    let jwks: Value = reqwest::get(format!("{}/oauth/jwks", app.base()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(kids.contains(&header_kid(&first).as_str()), "{kids:?}");
+    assert!(kids.contains(&rotated.kid.as_str()), "{kids:?}");
+}
+
 backend_tests!(
     oidc_login_then_scim_deactivation_ends_every_token,
-    jit_policy_refusals_and_scim_linking
+    jit_policy_refusals_and_scim_linking,
+    key_rotation_on_both_sides
 );
