@@ -368,31 +368,42 @@ pub async fn exchange_code<S: SsoStore>(
         (None, Some(_)) => return bad("no PKCE challenge was sent for this code"),
         (None, None) => {}
     }
-    let (access, refresh) = tokens_for(row)?;
-    let now = super::now();
+    redeem(store, app, state.row, "authorization code").await
+}
+
+/// Consumes a code or refresh token and issues its successors. A token consumed before is a
+/// replay: its whole session is revoked.
+async fn redeem<S: SsoStore>(
+    store: &S,
+    app: &App,
+    basis: TokenRow,
+    what: &str,
+) -> CoreResult<Result<Grant, GrantError>> {
+    let (access, refresh) = tokens_for(&basis)?;
     match store
-        .consume_token(row, &now, &[&access.row, &refresh.row])
+        .consume_token(&basis, &super::now(), &[&access.row, &refresh.row])
         .await?
     {
         Consumed::Done => Ok(Ok(Grant {
             access,
             refresh,
-            basis: state.row,
+            basis,
         })),
         Consumed::AlreadyUsed => {
+            let actor = Actor::App {
+                app_id: app.id.clone(),
+            };
+            let reason = format!("{what} reused");
             store
-                .revoke_session(
-                    &row.org_id,
-                    &row.session_id,
-                    &Actor::App {
-                        app_id: app.id.clone(),
-                    },
-                    "authorization code reused",
-                )
+                .revoke_session(&basis.org_id, &basis.session_id, &actor, &reason)
                 .await?;
-            bad("authorization code was already used; its session is revoked")
+            Ok(Err(GrantError::InvalidGrant(format!(
+                "{what} was already used; its session is revoked"
+            ))))
         }
-        Consumed::NotLive => bad("authorization code expired or its user is deprovisioned"),
+        Consumed::NotLive => Ok(Err(GrantError::InvalidGrant(format!(
+            "{what} expired, was revoked, or its user is deprovisioned"
+        )))),
     }
 }
 
@@ -422,32 +433,7 @@ pub async fn refresh<S: SsoStore>(
     if row.kind != TokenKind::Refresh || row.app_id != app.id {
         return bad("unknown refresh token");
     }
-    let (access, refresh) = tokens_for(row)?;
-    let now = super::now();
-    match store
-        .consume_token(row, &now, &[&access.row, &refresh.row])
-        .await?
-    {
-        Consumed::Done => Ok(Ok(Grant {
-            access,
-            refresh,
-            basis: state.row,
-        })),
-        Consumed::AlreadyUsed => {
-            store
-                .revoke_session(
-                    &row.org_id,
-                    &row.session_id,
-                    &Actor::App {
-                        app_id: app.id.clone(),
-                    },
-                    "refresh token reused",
-                )
-                .await?;
-            bad("refresh token was already used; its session is revoked")
-        }
-        Consumed::NotLive => bad("refresh token expired, revoked, or its user is deprovisioned"),
-    }
+    redeem(store, app, state.row, "refresh token").await
 }
 
 /// The live access or refresh token with this value (RFC 7662: anything else is inactive).

@@ -16,9 +16,9 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalClaims, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, HttpRequest, HttpResponse, IdToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    SignatureVerificationError, TokenResponse,
+    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, IdToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -188,6 +188,37 @@ impl<'a> RpConfig<'a> {
     }
 }
 
+/// The client `CoreClient::from_provider_metadata` makes: authorization endpoint set, token
+/// and userinfo endpoints as discovered.
+type RpClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+impl RpConfig<'_> {
+    /// A client from the (cached, or `fresh`) discovery document, with our redirect URI.
+    async fn client(
+        &self,
+        cache: &MetadataCache,
+        http: &Http,
+        fresh: bool,
+    ) -> Result<RpClient, RpError> {
+        let md = cache.get(http, self.issuer, fresh).await?;
+        let redirect = RedirectUrl::new(self.redirect_uri.clone())
+            .map_err(|e| RpError::Config(e.to_string()))?;
+        Ok(CoreClient::from_provider_metadata(
+            md,
+            ClientId::new(self.client_id.to_owned()),
+            Some(ClientSecret::new(self.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect))
+    }
+}
+
 /// Where to send the browser, and what to keep for the callback.
 pub struct Started {
     pub url: String,
@@ -202,15 +233,7 @@ pub async fn start(
     state: &str,
     login_hint: Option<&str>,
 ) -> Result<Started, RpError> {
-    let md = cache.get(http, cfg.issuer, false).await?;
-    let client = CoreClient::from_provider_metadata(
-        md,
-        ClientId::new(cfg.client_id.to_owned()),
-        Some(ClientSecret::new(cfg.client_secret.clone())),
-    )
-    .set_redirect_uri(
-        RedirectUrl::new(cfg.redirect_uri.clone()).map_err(|e| RpError::Config(e.to_string()))?,
-    );
+    let client = cfg.client(cache, http, false).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let state = state.to_owned();
     let mut req = client
@@ -245,15 +268,7 @@ pub async fn finish(
     nonce: &str,
     pkce_verifier: &str,
 ) -> Result<Assertion, RpError> {
-    let md = cache.get(http, cfg.issuer, false).await?;
-    let client = CoreClient::from_provider_metadata(
-        md,
-        ClientId::new(cfg.client_id.to_owned()),
-        Some(ClientSecret::new(cfg.client_secret.clone())),
-    )
-    .set_redirect_uri(
-        RedirectUrl::new(cfg.redirect_uri.clone()).map_err(|e| RpError::Config(e.to_string()))?,
-    );
+    let client = cfg.client(cache, http, false).await?;
     let resp = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(|e| RpError::Config(e.to_string()))?
@@ -269,7 +284,7 @@ pub async fn finish(
         .parse()
         .map_err(|e: serde_json::Error| RpError::Token(format!("malformed ID token: {e}")))?;
     let nonce = Nonce::new(nonce.to_owned());
-    let verify = |client: &CoreClient<_, _, _, _, _, _>| {
+    let verify = |client: &RpClient| {
         let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
         id_token
             .claims(&verifier, &nonce)
@@ -281,12 +296,7 @@ pub async fn finish(
         Err(ClaimsVerificationError::SignatureVerification(
             SignatureVerificationError::NoMatchingKey,
         )) => {
-            let md = cache.get(http, cfg.issuer, true).await?;
-            let fresh = CoreClient::from_provider_metadata(
-                md,
-                ClientId::new(cfg.client_id.to_owned()),
-                Some(ClientSecret::new(cfg.client_secret.clone())),
-            );
+            let fresh = cfg.client(cache, http, true).await?;
             verify(&fresh).map_err(|e| RpError::Token(error_chain(&e)))?
         }
         Err(e) => return Err(RpError::Token(error_chain(&e))),
