@@ -21,48 +21,9 @@ die() { echo "$prog: $*" >&2; exit 1; }
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 venv="${1:-$here/.venv-saml}"
-python="${PYTHON:-python3}"
 requirements="$repo/tests/peers/saml/requirements.txt"
-[[ -f "$requirements" ]] || die "$requirements not found"
-
-# Exit 0 when every NAME==VERSION line of requirements.txt is satisfied.
-pins_installed() {
-    [[ -x "$venv/bin/python" ]] || return 1
-    "$venv/bin/python" - "$requirements" <<'EOF' 2>/dev/null
-import sys
-from importlib.metadata import PackageNotFoundError, version
-
-for line in open(sys.argv[1]):
-    line = line.split("#", 1)[0].strip()
-    if not line:
-        continue
-    name, wanted = line.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-EOF
-}
-
-if pins_installed; then
-    echo "$prog: pinned packages already installed in $venv" >&2
-    exit 0
-fi
-
-if [[ ! -x "$venv/bin/python" ]]; then
-    command -v "$python" >/dev/null 2>&1 || die "'$python' not found (set PYTHON)"
-    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
-        die "$("$python" --version 2>&1) is too old: signxml 5 needs Python >= 3.9 (set PYTHON)"
-    echo "$prog: creating virtualenv $venv" >&2
-    "$python" -m venv "$venv"
-fi
-
-echo "$prog: installing $requirements into $venv" >&2
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-input \
-    --only-binary=:all: -r "$requirements"
-
-pins_installed || die "the pinned versions are not all installed in $venv after pip install"
+# signxml 5 needs Python >= 3.9; wheels only, so nothing is compiled.
+bash "$here/pinned-venv.sh" "$prog" "$venv" "$requirements" 9 --only-binary=:all:
 "$venv/bin/python" -c 'import signxml, lxml.etree, cryptography' ||
     die "signxml, lxml or cryptography fails to import in $venv"
 echo "$prog: done; run $venv/bin/python $repo/tests/peers/saml/idp.py" >&2
