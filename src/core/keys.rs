@@ -68,16 +68,29 @@ pub fn published(keys: &[SigningKeyRecord]) -> Vec<&SigningKeyRecord> {
         .collect()
 }
 
+/// Every signing key, newest first, after creating the first one if there is no current key.
+pub async fn ensure_current<S: SsoStore>(
+    store: &S,
+    master: &MasterKey,
+) -> CoreResult<Vec<SigningKeyRecord>> {
+    let keys = store.signing_keys().await?;
+    if keys.iter().any(|k| k.retired_at.is_none()) {
+        return Ok(keys);
+    }
+    rotate(store, master).await?;
+    store.signing_keys().await
+}
+
 /// The signing key: the newest unretired one (created on first use).
 pub async fn current<S: SsoStore>(
     store: &S,
     master: &MasterKey,
 ) -> CoreResult<(SigningKeyRecord, CoreRsaPrivateSigningKey)> {
-    let keys = store.signing_keys().await?;
-    let rec = match keys.into_iter().find(|k| k.retired_at.is_none()) {
-        Some(k) => k,
-        None => rotate(store, master).await?,
-    };
+    let rec = ensure_current(store, master)
+        .await?
+        .into_iter()
+        .find(|k| k.retired_at.is_none())
+        .ok_or_else(|| CoreError::Internal("no current signing key".into()))?;
     let pem = master.decrypt_string(&purpose(&rec.kid), &rec.private_enc)?;
     let signer = CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(rec.kid.clone())))
         .map_err(CoreError::Internal)?;

@@ -99,10 +99,6 @@ impl OAuthError {
     }
 }
 
-fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Response {
-    OAuthError::new(status, error, description).into_response()
-}
-
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let mut r = (
@@ -314,88 +310,70 @@ fn form(body: &[u8]) -> Result<TokenParams, OAuthError> {
     })
 }
 
+/// The form of a request an app authenticates (token, introspection, revocation).
+async fn app_form(
+    st: &SsoState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(App, TokenParams), OAuthError> {
+    let p = form(body)?;
+    let app = client_auth(st, headers, &p).await?;
+    Ok((app, p))
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
+    value
+        .as_deref()
+        .ok_or_else(|| OAuthError::bad("invalid_request", format!("{name} is missing")))
+}
+
 async fn token(
     State(st): State<Arc<SsoState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    let p = match form(&body) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
-    let app = match client_auth(&st, &headers, &p).await {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, OAuthError> {
+    let (app, p) = app_form(&st, &headers, &body).await?;
     let result = match p.grant_type.as_deref() {
         Some("authorization_code") => {
-            let Some(code) = p.code.as_deref() else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "code is missing",
-                );
-            };
             sessions::exchange_code(
                 &st.store,
                 &app,
-                code,
+                required(&p.code, "code")?,
                 p.redirect_uri.as_deref(),
                 p.code_verifier.as_deref(),
             )
             .await
         }
         Some("refresh_token") => {
-            let Some(rt) = p.refresh_token.as_deref() else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "refresh_token is missing",
-                );
-            };
-            sessions::refresh(&st.store, &app, rt).await
+            sessions::refresh(
+                &st.store,
+                &app,
+                required(&p.refresh_token, "refresh_token")?,
+            )
+            .await
         }
         _ => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
+            return Err(OAuthError::bad(
                 "unsupported_grant_type",
                 "use authorization_code or refresh_token",
-            );
+            ));
         }
     };
-    let grant = match result {
-        Ok(Ok(g)) => g,
-        Ok(Err(GrantError::InvalidGrant(m))) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &m);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "token request failed");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
-        }
+    let grant = match result.map_err(|e| OAuthError::internal("token request", e))? {
+        Ok(g) => g,
+        Err(GrantError::InvalidGrant(m)) => return Err(OAuthError::bad("invalid_grant", m)),
     };
-    let id_token = match claims::id_token(&st, &app, &grant).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot issue an ID token");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
-        }
-    };
-    no_store(json!({
+    let id_token = claims::id_token(&st, &app, &grant)
+        .await
+        .map_err(|e| OAuthError::internal("ID token issuance", e))?;
+    Ok(no_store(json!({
         "access_token": grant.access.value,
         "token_type": "Bearer",
         "expires_in": ACCESS_TTL.whole_seconds(),
         "refresh_token": grant.refresh.value,
         "id_token": id_token,
         "scope": grant.basis.data.get("scope"),
-    }))
+    })))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -406,7 +384,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn userinfo(State(st): State<Arc<SsoState>>, headers: HeaderMap) -> Response {
+async fn userinfo(
+    State(st): State<Arc<SsoState>>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
     let invalid = || {
         let mut r = (
             StatusCode::UNAUTHORIZED,
@@ -417,118 +398,73 @@ async fn userinfo(State(st): State<Arc<SsoState>>, headers: HeaderMap) -> Respon
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),
         );
-        r
+        Ok(r)
     };
     let Some(tok) = bearer(&headers) else {
         return invalid();
     };
-    let state = match sessions::introspect(&st.store, tok).await {
-        Ok(Some(s)) if s.row.kind == TokenKind::Access => s,
-        Ok(_) => return invalid(),
-        Err(e) => {
-            tracing::error!(error = %e, "userinfo failed");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
-        }
+    let internal = |e| OAuthError::internal("userinfo", e);
+    let state = match sessions::introspect(&st.store, tok)
+        .await
+        .map_err(internal)?
+    {
+        Some(s) if s.row.kind == TokenKind::Access => s,
+        _ => return invalid(),
     };
-    match claims::user_claims(&st, &state.row).await {
-        Ok(Some(c)) => no_store(Value::Object(c)),
-        Ok(None) => invalid(),
-        Err(e) => {
-            tracing::error!(error = %e, "userinfo failed");
-            oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
-        }
+    match claims::user_claims(&st, &state.row)
+        .await
+        .map_err(internal)?
+    {
+        Some(c) => Ok(no_store(Value::Object(c))),
+        None => invalid(),
     }
 }
 
-async fn jwks(State(st): State<Arc<SsoState>>) -> Response {
-    // Make sure there is a key to publish before any token is signed with it.
-    if let Err(e) = keys::current(&st.store, &st.master).await {
-        tracing::error!(error = %e, "no signing key");
-        return oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal error",
-        );
-    }
-    match st.store.signing_keys().await {
-        Ok(all) => {
-            let keys: Vec<&Value> = keys::published(&all)
-                .into_iter()
-                .map(|k| &k.public_jwk)
-                .collect();
-            let mut r = axum::Json(json!({"keys": keys})).into_response();
-            r.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            );
-            r
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "jwks failed");
-            oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
-        }
-    }
+async fn jwks(State(st): State<Arc<SsoState>>) -> Result<Response, OAuthError> {
+    // There is a key to publish before any token is signed with it.
+    let all = keys::ensure_current(&st.store, &st.master)
+        .await
+        .map_err(|e| OAuthError::internal("jwks", e))?;
+    let keys: Vec<&Value> = keys::published(&all)
+        .into_iter()
+        .map(|k| &k.public_jwk)
+        .collect();
+    let mut r = axum::Json(json!({"keys": keys})).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(r)
 }
 
 async fn introspect(
     State(st): State<Arc<SsoState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    let p = match form(&body) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
-    let app = match client_auth(&st, &headers, &p).await {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let Some(tok) = p.token.as_deref() else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "token is missing",
-        );
-    };
-    let state = match sessions::introspect(&st.store, tok).await {
+) -> Result<Response, OAuthError> {
+    let (app, p) = app_form(&st, &headers, &body).await?;
+    let tok = required(&p.token, "token")?;
+    let internal = |e| OAuthError::internal("introspection", e);
+    let state = match sessions::introspect(&st.store, tok)
+        .await
+        .map_err(internal)?
+    {
         // Another app's token is none of this app's business: inactive.
-        Ok(Some(s)) if s.row.app_id == app.id => s,
-        Ok(_) => return no_store(json!({"active": false})),
-        Err(e) => {
-            tracing::error!(error = %e, "introspection failed");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
-        }
+        Some(s) if s.row.app_id == app.id => s,
+        _ => return Ok(no_store(json!({"active": false}))),
     };
     let org = st
         .store
         .org_by_id(state.row.org_id.as_str())
         .await
-        .ok()
-        .flatten();
-    let unix = |t: &str| claims::unix_time(t);
-    no_store(json!({
+        .map_err(internal)?;
+    Ok(no_store(json!({
         "active": true,
         "client_id": state.row.app_id,
         "sub": state.row.user_id,
         "iss": st.public_url,
-        "exp": unix(&state.row.expires_at),
-        "iat": unix(&state.row.created_at),
+        "exp": claims::unix_time(&state.row.expires_at),
+        "iat": claims::unix_time(&state.row.created_at),
         "token_type": match state.row.kind {
             TokenKind::Refresh => "refresh_token",
             _ => "access_token",
@@ -537,38 +473,17 @@ async fn introspect(
         "sid": state.row.session_id,
         "org": org.map(|o| o.slug),
         "org_id": state.row.org_id.as_str(),
-    }))
+    })))
 }
 
 async fn revoke(
     State(st): State<Arc<SsoState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    let p = match form(&body) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
-    let app = match client_auth(&st, &headers, &p).await {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let Some(tok) = p.token.as_deref() else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "token is missing",
-        );
-    };
-    match sessions::revoke(&st.store, &app, tok).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "revocation failed");
-            oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
-        }
-    }
+) -> Result<Response, OAuthError> {
+    let (app, p) = app_form(&st, &headers, &body).await?;
+    sessions::revoke(&st.store, &app, required(&p.token, "token")?)
+        .await
+        .map_err(|e| OAuthError::internal("revocation", e))?;
+    Ok(StatusCode::OK.into_response())
 }

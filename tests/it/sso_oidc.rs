@@ -693,7 +693,89 @@ async fn key_rotation_on_both_sides(app: &TestApp) {
     assert!(kids.contains(&rotated.kid.as_str()), "{kids:?}");
 }
 
+/// The token endpoints' errors (RFC 6749 §5.2) and RFC 7009 revocation.
+async fn token_endpoint_errors_and_revocation(app: &TestApp) {
+    let idp = Idp::start(
+        "roster",
+        "roster-secret",
+        &format!("{}/sso/oidc/callback", app.base()),
+        &["--claims-in-id-token"],
+    )
+    .await;
+    idp.account(
+        "gus",
+        json!({"email": "gus@stark.test", "email_verified": true}),
+    )
+    .await;
+    oidc_org(app, &idp, "stark", |_| {}).await;
+    let client = Client::register(app).await;
+
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base()))
+        .basic_auth(&client.id, Some("wrong-secret"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    let (status, body) = client
+        .post(app, "/oauth/token", &[("grant_type", "authorization_code")])
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = client
+        .post(app, "/oauth/token", &[("grant_type", "password")])
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, body) = client.post(app, "/oauth/introspect", &[]).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    let (landing, verifier) = login(app, &client, "stark", "gus").await;
+    let code = code_of(&landing);
+    let (status, tokens) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    // Revoking the refresh token ends its session: the access token dies with it.
+    let (status, _) = client
+        .post(app, "/oauth/revoke", &[("token", refresh)])
+        .await;
+    assert_eq!(status, 200);
+    let (_, intro) = client
+        .post(app, "/oauth/introspect", &[("token", access)])
+        .await;
+    assert_eq!(intro, json!({"active": false}));
+    // Unknown tokens are revoked "successfully" (RFC 7009 §2.2).
+    let (status, _) = client
+        .post(app, "/oauth/revoke", &[("token", "nope")])
+        .await;
+    assert_eq!(status, 200);
+}
+
 backend_tests!(
+    token_endpoint_errors_and_revocation,
     oidc_login_then_scim_deactivation_ends_every_token,
     jit_policy_refusals_and_scim_linking,
     key_rotation_on_both_sides
