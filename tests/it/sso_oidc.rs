@@ -207,6 +207,21 @@ impl Client {
         Client { id: a.id, secret }
     }
 
+    /// Redeems an authorization code at `/oauth/token` with its PKCE verifier.
+    async fn redeem(&self, app: &TestApp, code: &str, verifier: &str) -> (StatusCode, Value) {
+        self.post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
     async fn post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let r = reqwest::Client::new()
             .post(format!("{}{path}", app.base()))
@@ -314,18 +329,7 @@ async fn oidc_login_then_scim_deactivation_ends_every_token(app: &TestApp) {
 
     let (landing, verifier) = login(app, &client, "globex", "alice-sub").await;
     let code = code_of(&landing);
-    let (status, tokens) = client
-        .post(
-            app,
-            "/oauth/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, tokens) = client.redeem(app, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
     assert_eq!(claims["org"], "globex");
@@ -349,18 +353,7 @@ async fn oidc_login_then_scim_deactivation_ends_every_token(app: &TestApp) {
     assert_eq!(u.body["userName"], "Alice@Globex.test");
 
     // A code is good once; a second redemption fails.
-    let (status, again) = client
-        .post(
-            app,
-            "/oauth/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, again) = client.redeem(app, &code, &verifier).await;
     assert_eq!(
         (status.as_u16(), again["error"].as_str()),
         (400, Some("invalid_grant"))
@@ -369,18 +362,7 @@ async fn oidc_login_then_scim_deactivation_ends_every_token(app: &TestApp) {
     // A second login of the same person links to the same user (no duplicate).
     let (landing, verifier) = login(app, &client, "globex", "alice-sub").await;
     let code = code_of(&landing);
-    let (status, tokens) = client
-        .post(
-            app,
-            "/oauth/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, tokens) = client.redeem(app, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -547,18 +529,7 @@ async fn jit_policy_refusals_and_scim_linking(app: &TestApp) {
     let carol_id = created.body["id"].as_str().unwrap().to_owned();
     let (landing, verifier) = login(app, &client, "initech", "carol").await;
     let code = code_of(&landing);
-    let (_, tokens) = client
-        .post(
-            app,
-            "/oauth/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (_, tokens) = client.redeem(app, &code, &verifier).await;
     let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
     assert_eq!(claims["sub"], carol_id.as_str(), "linked, not duplicated");
 
@@ -629,18 +600,7 @@ async fn key_rotation_on_both_sides(app: &TestApp) {
     let redeem = |code: String, verifier: String| {
         let client = &client;
         async move {
-            let (status, tokens) = client
-                .post(
-                    app,
-                    "/oauth/token",
-                    &[
-                        ("grant_type", "authorization_code"),
-                        ("code", &code),
-                        ("redirect_uri", APP_REDIRECT),
-                        ("code_verifier", &verifier),
-                    ],
-                )
-                .await;
+            let (status, tokens) = client.redeem(app, &code, &verifier).await;
             assert_eq!(status, 200, "{tokens}");
             tokens["id_token"].as_str().unwrap().to_owned()
         }
@@ -743,18 +703,7 @@ async fn token_endpoint_errors_and_revocation(app: &TestApp) {
 
     let (landing, verifier) = login(app, &client, "stark", "gus").await;
     let code = code_of(&landing);
-    let (status, tokens) = client
-        .post(
-            app,
-            "/oauth/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, tokens) = client.redeem(app, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
