@@ -10,4 +10,5 @@ mod scim_filter;
 mod scim_patch;
 mod scim_quirks;
 mod sso_oidc;
+mod sso_oidc_attacks;
 mod store_contract;

@@ -97,6 +97,17 @@ async fn oidc_org(
     slug: &str,
     policy: impl FnOnce(&mut ConnectionConfig),
 ) -> (Org, Connection) {
+    oidc_org_with_issuer(app, &idp.issuer, slug, policy).await
+}
+
+/// An organization with the verified domain `<slug>.test` and an OIDC connection to the
+/// provider at `issuer` (client `roster`, secret `roster-secret`).
+pub async fn oidc_org_with_issuer(
+    app: &TestApp,
+    issuer: &str,
+    slug: &str,
+    policy: impl FnOnce(&mut ConnectionConfig),
+) -> (Org, Connection) {
     let s = &app.db.store;
     let org = orgs::create_org(s, &OrgSlug::parse(slug).unwrap(), None, &Actor::Cli)
         .await
@@ -106,7 +117,7 @@ async fn oidc_org(
         .unwrap();
     let id = roster::core::new_id();
     let mut config = ConnectionConfig {
-        oidc_issuer: Some(idp.issuer.clone()),
+        oidc_issuer: Some(issuer.to_owned()),
         oidc_client_id: Some("roster".into()),
         oidc_scopes: vec!["groups".into()],
         saml_idp_metadata: None,
@@ -189,13 +200,13 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-struct Client {
+pub struct Client {
     id: String,
     secret: String,
 }
 
 impl Client {
-    async fn register(app: &TestApp) -> Client {
+    pub async fn register(app: &TestApp) -> Client {
         let (a, secret) = sessions::create_app(
             &app.db.store,
             "test app",
@@ -235,8 +246,8 @@ impl Client {
     }
 }
 
-/// Runs a login for `org` with `login_hint`; returns where it landed and the PKCE verifier.
-async fn login(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Landing, String) {
+/// The app's `/oauth/authorize` URL for `org` with `login_hint`, and its PKCE verifier.
+pub fn login_url(app: &TestApp, client: &Client, org: &str, hint: &str) -> (String, String) {
     let (verifier, challenge) = pkce();
     let mut url = url::Url::parse(&format!("{}/oauth/authorize", app.base())).unwrap();
     url.query_pairs_mut()
@@ -250,7 +261,13 @@ async fn login(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Landin
         .append_pair("code_challenge_method", "S256")
         .append_pair("organization", org)
         .append_pair("login_hint", hint);
-    (Browser::new().follow(url.as_str()).await, verifier)
+    (url.to_string(), verifier)
+}
+
+/// Runs a login for `org` with `login_hint`; returns where it landed and the PKCE verifier.
+async fn login(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Landing, String) {
+    let (url, verifier) = login_url(app, client, org, hint);
+    (Browser::new().follow(&url).await, verifier)
 }
 
 fn code_of(landing: &Landing) -> String {
