@@ -90,9 +90,15 @@ pub struct CreateConnection {
     /// OIDC: accept email addresses the IdP does not mark verified.
     #[arg(long)]
     trust_unverified_email: bool,
-    /// SAML: accept IdP-initiated logins.
-    #[arg(long)]
+    /// SAML: accept IdP-initiated logins (sent to --idp-initiated-app).
+    #[arg(long, requires_all = ["idp_initiated_app", "idp_initiated_redirect_uri"])]
     allow_idp_initiated: bool,
+    /// SAML: the app (client id) IdP-initiated logins go to.
+    #[arg(long)]
+    idp_initiated_app: Option<String>,
+    /// SAML: the app's redirect URI for IdP-initiated logins (one it registered).
+    #[arg(long)]
+    idp_initiated_redirect_uri: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -214,9 +220,10 @@ pub async fn connection(
                 oidc_client_id: None,
                 oidc_scopes: c.scopes.clone(),
                 saml_idp_metadata: None,
+                saml_sp_cert_pem: None,
                 allow_idp_initiated: c.allow_idp_initiated,
-                idp_initiated_app: None,
-                idp_initiated_redirect_uri: None,
+                idp_initiated_app: c.idp_initiated_app.clone(),
+                idp_initiated_redirect_uri: c.idp_initiated_redirect_uri.clone(),
                 attribute_map: overrides,
                 jit: JitMode::parse(&c.jit)?,
                 jit_allowed_domains,
@@ -243,11 +250,30 @@ pub async fn connection(
                     let enc = master.encrypt(&format!("connection:{id}"), secret.as_bytes())?;
                     (Protocol::Oidc, Some(enc))
                 }
-                (None, Some(_)) => {
-                    return Err(CoreError::InvalidValue(
-                        "SAML connections are not available in this build yet".into(),
-                    )
-                    .into());
+                (None, Some(source)) => {
+                    let xml = read_metadata(source).await?;
+                    crate::sso::saml_sp::check_idp_metadata(&xml)
+                        .map_err(|e| CoreError::InvalidValue(e.to_string()))?;
+                    let cn = crate::sso::saml_entity_id(public_url, &id);
+                    let (key, cert) = crate::sso::saml_sp::new_sp_keypair(&cn)
+                        .map_err(|e| CoreError::Internal(e.to_string()))?;
+                    if let Some(app_id) = &c.idp_initiated_app {
+                        let app = store
+                            .app(app_id)
+                            .await?
+                            .ok_or_else(|| CoreError::NotFound(format!("app \"{app_id}\"")))?;
+                        let uri = c.idp_initiated_redirect_uri.as_deref().unwrap_or_default();
+                        if !app.allows_redirect(uri) {
+                            return Err(CoreError::InvalidValue(format!(
+                                "\"{uri}\" is not a redirect URI of app {app_id}"
+                            ))
+                            .into());
+                        }
+                    }
+                    config.saml_idp_metadata = Some(xml);
+                    config.saml_sp_cert_pem = Some(cert);
+                    let enc = master.encrypt(&format!("connection:{id}"), key.as_bytes())?;
+                    (Protocol::Saml, Some(enc))
                 }
                 _ => {
                     return Err(CoreError::InvalidValue(
@@ -308,6 +334,36 @@ pub async fn connection(
         }
     }
     Ok(())
+}
+
+/// IdP metadata from a file, or from an https URL (http only on loopback).
+async fn read_metadata(source: &str) -> Result<String, CliError> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        let url = url::Url::parse(source)
+            .map_err(|_| CoreError::InvalidValue(format!("\"{source}\" is not a URL")))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !loopback {
+            return Err(CoreError::InvalidValue(
+                "IdP metadata URLs must be https (http only on loopback)".into(),
+            )
+            .into());
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let fetch = async {
+            let resp = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .build()?
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?;
+            resp.text().await
+        };
+        return fetch.await.map_err(|e| {
+            CoreError::InvalidValue(format!("cannot fetch IdP metadata from {source}: {e}")).into()
+        });
+    }
+    Ok(std::fs::read_to_string(source)?)
 }
 
 pub async fn app(store: &SqlStore, cmd: &AppCmd) -> Result<(), CliError> {

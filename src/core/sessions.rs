@@ -125,6 +125,14 @@ pub struct LoginData {
     /// SAML: the AuthnRequest ID the response must answer (`InResponseTo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saml_request_id: Option<String>,
+    /// The name of the browser-binding cookie, when it is not derived from this login's id
+    /// (the second half of a SAML login, after the IdP's cross-site POST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// SAML: the verified assertion, carried from the ACS to the browser-bound
+    /// continuation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::core::sso::Assertion>,
 }
 
 #[derive(Debug, Clone)]

@@ -269,6 +269,10 @@ pub struct ConnectionConfig {
     /// SAML: the IdP's metadata document, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saml_idp_metadata: Option<String>,
+    /// SAML: our certificate for this connection (its private key is the connection's
+    /// encrypted secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_sp_cert_pem: Option<String>,
     /// SAML: accept responses the IdP sends unasked (no AuthnRequest of ours).
     #[serde(default)]
     pub allow_idp_initiated: bool,
@@ -318,7 +322,7 @@ impl Connection {
 
 /// What an IdP said about the user, after its signature and conditions were verified by the
 /// protocol adapter: the subject and the claims (values are strings or arrays of strings).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Assertion {
     pub subject: String,
     pub claims: Map<String, Value>,

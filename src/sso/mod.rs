@@ -2,10 +2,14 @@
 //! it), from the app's `/oauth/authorize` to the IdP and back, ending in JIT
 //! (`core::jit`), a session and an authorization code for the app (`core::sessions`).
 //!
-//! Routes: `GET /sso/oidc/callback` (the one redirect URI to register at every OIDC IdP).
+//! Routes: `GET /sso/oidc/callback` (the one redirect URI to register at every OIDC IdP);
+//! per SAML connection `GET /sso/saml/{id}/metadata` and `POST /sso/saml/{id}/acs`, and
+//! `GET /sso/saml/continue`, where a SAML login comes back to the browser that started it
+//! (the IdP's cross-site POST carries no SameSite=Lax cookie; the redirect after it does).
 
 pub mod oidc_rp;
 pub mod pages;
+pub mod saml_sp;
 
 use std::sync::Arc;
 
@@ -41,14 +45,26 @@ impl SsoState {
     pub fn oidc_redirect_uri(&self) -> String {
         format!("{}/sso/oidc/callback", self.public_url)
     }
+    /// A SAML connection's entity id; its ACS and metadata URLs are below it.
+    pub fn saml_entity_id(&self, connection_id: &str) -> String {
+        saml_entity_id(&self.public_url, connection_id)
+    }
     fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
     }
 }
 
+/// A SAML connection's entity id at `public_url`.
+pub fn saml_entity_id(public_url: &str, connection_id: &str) -> String {
+    format!("{public_url}/sso/saml/{connection_id}")
+}
+
 pub fn router(state: Arc<SsoState>) -> Router {
     Router::new()
         .route("/sso/oidc/callback", get(oidc_callback))
+        .route("/sso/saml/continue", get(saml_continue))
+        .route("/sso/saml/{id}/metadata", get(saml_metadata))
+        .route("/sso/saml/{id}/acs", axum::routing::post(saml_acs))
         .with_state(state)
 }
 
@@ -99,9 +115,19 @@ pub async fn begin_login(
             started.url
         }
         Protocol::Saml => {
-            return Err(LoginFailure::Config(
-                "SAML connections are not yet supported by this server".into(),
-            ));
+            let mut rid = [0u8; 16];
+            crate::core::secrets::fill_random(&mut rid).map_err(LoginFailure::internal)?;
+            // An NCName: a letter or underscore first.
+            let request_id = format!("_{}", crate::core::secrets::hex(&rid));
+            let sp = saml_sp(st, conn).await?;
+            let relay = id.clone();
+            let rid2 = request_id.clone();
+            let url = tokio::task::spawn_blocking(move || sp.authn_redirect(&rid2, &relay))
+                .await
+                .map_err(|e| LoginFailure::Internal(e.to_string()))?
+                .map_err(|e| LoginFailure::Config(e.to_string()))?;
+            data.saml_request_id = Some(request_id);
+            url
         }
     };
     let login = LoginRequest {
@@ -133,7 +159,7 @@ fn connection_secret(st: &SsoState, conn: &Connection) -> Result<String, LoginFa
     let enc = conn
         .secret_enc
         .as_deref()
-        .ok_or_else(|| LoginFailure::Config("the connection has no client secret".into()))?;
+        .ok_or_else(|| LoginFailure::Config("the connection has no secret".into()))?;
     st.master
         .decrypt_string(&conn.secret_purpose(), enc)
         .map_err(LoginFailure::internal)
@@ -147,44 +173,67 @@ struct CallbackParams {
     error_description: Option<String>,
 }
 
+/// The login `id`, consumed, if it came back through the browser that started it (the
+/// login cookie hashes to its `browser_hash`); else the page to show.
+async fn take_bound_login(
+    st: &SsoState,
+    headers: &HeaderMap,
+    id: Option<&str>,
+) -> Result<(LoginRequest, String), Response> {
+    let Some(id) = id else {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in response has no state.",
+        ));
+    };
+    let login = match st.store.take_login(id).await {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return Err(error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in has expired or was already used. Start again from the application.",
+            ));
+        }
+        Err(e) => return Err(LoginFailure::internal(e).into_response()),
+    };
+    let cookie = login
+        .data
+        .cookie
+        .clone()
+        .unwrap_or_else(|| login_cookie_name(&login.id));
+    let bound = cookie_value(headers, &cookie)
+        .is_some_and(|v| secrets_equal(&hash_secret(v), &login.browser_hash));
+    if !bound {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was started in another browser. Start again from the application.",
+        ));
+    }
+    Ok((login, cookie))
+}
+
+/// `resp` with the login cookie cleared.
+fn clear_cookie(mut resp: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("{cookie}=; Path=/sso; Max-Age=0")) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
 async fn oidc_callback(
     State(st): State<Arc<SsoState>>,
     headers: HeaderMap,
     Query(p): Query<CallbackParams>,
 ) -> Response {
-    let Some(state) = p.state.as_deref() else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "The sign-in response has no state.",
-        );
+    let (login, cookie) = match take_bound_login(&st, &headers, p.state.as_deref()).await {
+        Ok(x) => x,
+        Err(page) => return page,
     };
-    let login = match st.store.take_login(state).await {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "This sign-in has expired or was already used. Start again from the application.",
-            );
-        }
-        Err(e) => return LoginFailure::internal(e).into_response(),
-    };
-    let cookie = login_cookie_name(&login.id);
-    let bound = cookie_value(&headers, &cookie)
-        .is_some_and(|v| secrets_equal(&hash_secret(v), &login.browser_hash));
-    if !bound {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "This sign-in was started in another browser. Start again from the application.",
-        );
-    }
-    let mut resp = match oidc_finish(&st, &login, &p).await {
+    let resp = match oidc_finish(&st, &login, &p).await {
         Ok(r) => r,
         Err(f) => f.respond(&login.data.app),
     };
-    if let Ok(v) = HeaderValue::from_str(&format!("{cookie}=; Path=/sso; Max-Age=0")) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    clear_cookie(resp, &cookie)
 }
 
 async fn oidc_finish(
@@ -280,4 +329,229 @@ pub async fn complete_login(
         app,
         &[("code", code.as_str()), ("iss", st.public_url.as_str())],
     ))
+}
+
+/// The SAML service provider of a connection (IdP metadata, our key and certificate).
+async fn saml_sp(st: &SsoState, conn: &Connection) -> Result<saml_sp::Sp, LoginFailure> {
+    let key = connection_secret(st, conn)?;
+    let (Some(md), Some(cert)) = (
+        conn.config.saml_idp_metadata.clone(),
+        conn.config.saml_sp_cert_pem.clone(),
+    ) else {
+        return Err(LoginFailure::Config(
+            "the connection has no IdP metadata or SP certificate".into(),
+        ));
+    };
+    let entity = st.saml_entity_id(&conn.id);
+    let acs = format!("{entity}/acs");
+    tokio::task::spawn_blocking(move || saml_sp::Sp::new(&entity, &acs, &md, &key, &cert))
+        .await
+        .map_err(|e| LoginFailure::Internal(e.to_string()))?
+        .map_err(|e| LoginFailure::Config(e.to_string()))
+}
+
+/// The SAML connection `id`, if it is one and enabled.
+async fn saml_connection(st: &SsoState, id: &str) -> Result<Connection, Response> {
+    match st.store.connection(id).await {
+        Ok(Some(c)) if c.protocol == Protocol::Saml && !c.disabled => Ok(c),
+        Ok(_) => Err(error_page(
+            StatusCode::NOT_FOUND,
+            "No such SAML connection.",
+        )),
+        Err(e) => Err(LoginFailure::internal(e).into_response()),
+    }
+}
+
+async fn saml_metadata(
+    State(st): State<Arc<SsoState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let conn = match saml_connection(&st, &id).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let sp = match saml_sp(&st, &conn).await {
+        Ok(sp) => sp,
+        Err(f) => return f.into_response(),
+    };
+    match sp.metadata_xml() {
+        Ok(xml) => (
+            [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+            xml,
+        )
+            .into_response(),
+        Err(e) => LoginFailure::Config(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// Verifies `b64` for `conn` off the async threads (libxml is synchronous), then records
+/// the assertion id until it expires: a replay is refused.
+async fn saml_verify(
+    st: &SsoState,
+    conn: &Connection,
+    b64: String,
+    request_id: Option<String>,
+) -> Result<Assertion, LoginFailure> {
+    let sp = saml_sp(st, conn).await?;
+    let verified = tokio::task::spawn_blocking(move || sp.verify(&b64, request_id.as_deref()))
+        .await
+        .map_err(|e| LoginFailure::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            saml_sp::SamlError::Config(m) => LoginFailure::Config(m),
+            saml_sp::SamlError::Rejected(m) => LoginFailure::Rejected(m),
+        })?;
+    let fresh = st
+        .store
+        .remember_assertion(&conn.id, &verified.assertion_id, &verified.expires_at)
+        .await
+        .map_err(LoginFailure::internal)?;
+    if !fresh {
+        return Err(LoginFailure::Rejected(
+            "this assertion was already used (replay)".into(),
+        ));
+    }
+    Ok(verified.assertion)
+}
+
+async fn saml_acs(
+    State(st): State<Arc<SsoState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::Form(form): axum::Form<AcsForm>,
+) -> Response {
+    let conn = match saml_connection(&st, &id).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let Some(b64) = form.saml_response else {
+        return error_page(StatusCode::BAD_REQUEST, "The request has no SAMLResponse.");
+    };
+    // SP-initiated: the RelayState names our login, which is consumed here (one response
+    // per request).
+    let login = match form.relay_state.as_deref() {
+        Some(relay) => match st.store.take_login(relay).await {
+            Ok(l) => l.filter(|l| l.connection_id == conn.id),
+            Err(e) => return LoginFailure::internal(e).into_response(),
+        },
+        None => None,
+    };
+    match login {
+        Some(login) => {
+            let app = login.data.app.clone();
+            match saml_sp_initiated(&st, &conn, login, b64).await {
+                Ok(r) => r,
+                Err(f) => f.respond(&app),
+            }
+        }
+        None => match saml_idp_initiated(&st, &conn, b64).await {
+            Ok(r) => r,
+            Err(f) => f.into_response(),
+        },
+    }
+}
+
+/// The verified assertion goes into a new login row bound to the same browser; the
+/// browser is sent to `/sso/saml/continue`, a same-site GET that carries the login cookie.
+async fn saml_sp_initiated(
+    st: &SsoState,
+    conn: &Connection,
+    login: LoginRequest,
+    b64: String,
+) -> Result<Response, LoginFailure> {
+    let assertion = saml_verify(st, conn, b64, login.data.saml_request_id.clone()).await?;
+    let next = LoginRequest {
+        id: random_token("").map_err(LoginFailure::internal)?,
+        org_id: login.org_id.clone(),
+        connection_id: conn.id.clone(),
+        browser_hash: login.browser_hash.clone(),
+        data: LoginData {
+            app: login.data.app.clone(),
+            cookie: Some(login_cookie_name(&login.id)),
+            verified: Some(assertion),
+            ..Default::default()
+        },
+        expires_at: expires_in(time::Duration::minutes(2)),
+    };
+    st.store
+        .insert_login(&next)
+        .await
+        .map_err(LoginFailure::internal)?;
+    let mut url = url::Url::parse(&format!("{}/sso/saml/continue", st.public_url))
+        .map_err(|e| LoginFailure::Internal(e.to_string()))?;
+    url.query_pairs_mut().append_pair("login", &next.id);
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+#[derive(Deserialize)]
+struct ContinueParams {
+    login: Option<String>,
+}
+
+async fn saml_continue(
+    State(st): State<Arc<SsoState>>,
+    headers: HeaderMap,
+    Query(p): Query<ContinueParams>,
+) -> Response {
+    let (login, cookie) = match take_bound_login(&st, &headers, p.login.as_deref()).await {
+        Ok(x) => x,
+        Err(page) => return page,
+    };
+    let result = async {
+        let assertion =
+            login.data.verified.clone().ok_or_else(|| {
+                LoginFailure::Internal("continuation without an assertion".into())
+            })?;
+        let (org, conn) = load(&st, &login).await?;
+        complete_login(&st, &org, &conn, &assertion, &login.data.app).await
+    }
+    .await;
+    let resp = match result {
+        Ok(r) => r,
+        Err(f) => f.respond(&login.data.app),
+    };
+    clear_cookie(resp, &cookie)
+}
+
+/// A response the IdP sent unasked: only where the connection allows it, to the app and
+/// redirect URI it names (there is no browser binding to check: that is the risk the
+/// setting accepts).
+async fn saml_idp_initiated(
+    st: &SsoState,
+    conn: &Connection,
+    b64: String,
+) -> Result<Response, LoginFailure> {
+    if !conn.config.allow_idp_initiated {
+        return Err(LoginFailure::Rejected(
+            "this sign-in was not started here, and the connection does not accept IdP-initiated sign-in".into(),
+        ));
+    }
+    let (Some(app_id), Some(redirect_uri)) = (
+        conn.config.idp_initiated_app.clone(),
+        conn.config.idp_initiated_redirect_uri.clone(),
+    ) else {
+        return Err(LoginFailure::Config(
+            "IdP-initiated sign-in has no application to go to".into(),
+        ));
+    };
+    let assertion = saml_verify(st, conn, b64, None).await?;
+    let org = st
+        .store
+        .org_by_id(conn.org_id.as_str())
+        .await
+        .map_err(LoginFailure::internal)?
+        .ok_or_else(|| LoginFailure::Config("the organization no longer exists".into()))?;
+    let app = AppRequest {
+        app_id,
+        redirect_uri,
+        scope: "openid email profile".into(),
+        ..Default::default()
+    };
+    complete_login(st, &org, conn, &assertion, &app).await
 }

@@ -61,7 +61,10 @@ impl IntoResponse for LoginFailure {
             }
             LoginFailure::Rejected(m) => {
                 tracing::warn!(reason = %m, "IdP response rejected");
-                error_page(StatusCode::BAD_REQUEST, &format!("Sign-in failed: {m}."))
+                error_page(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The sign-in response was rejected: {m}."),
+                )
             }
             other => error_page(
                 StatusCode::BAD_GATEWAY,

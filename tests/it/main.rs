@@ -11,4 +11,5 @@ mod scim_patch;
 mod scim_quirks;
 mod sso_oidc;
 mod sso_oidc_attacks;
+mod sso_saml;
 mod store_contract;

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::backend_tests;
 use crate::common::TestApp;
 
-const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
+pub const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
 
 /// Installs the peer from its lock file (once per test run; a no-op when up to date), so
 /// `cargo test` alone works on a machine with Node.js and npm.
@@ -121,6 +121,7 @@ pub async fn oidc_org_with_issuer(
         oidc_client_id: Some("roster".into()),
         oidc_scopes: vec!["groups".into()],
         saml_idp_metadata: None,
+        saml_sp_cert_pem: None,
         allow_idp_initiated: false,
         idp_initiated_app: None,
         idp_initiated_redirect_uri: None,
@@ -201,7 +202,7 @@ fn pkce() -> (String, String) {
 }
 
 pub struct Client {
-    id: String,
+    pub id: String,
     secret: String,
 }
 
@@ -219,7 +220,7 @@ impl Client {
     }
 
     /// Redeems an authorization code at `/oauth/token` with its PKCE verifier.
-    async fn redeem(&self, app: &TestApp, code: &str, verifier: &str) -> (StatusCode, Value) {
+    pub async fn redeem(&self, app: &TestApp, code: &str, verifier: &str) -> (StatusCode, Value) {
         self.post(
             app,
             "/oauth/token",

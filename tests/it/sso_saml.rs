@@ -1,0 +1,406 @@
+//! SAML logins against responses signed by a real XML-DSig library (`tests/peers/saml`,
+//! signxml): every valid form logs in (signed assertion, signed response, both, encrypted
+//! with AES-128/256 in GCM and CBC); every hostile form (XSW1–8, unsigned, SHA-1, wrong
+//! certificate, tampered, comment in NameID, expired, wrong audience/recipient/destination/
+//! InResponseTo/issuer, DOCTYPE, XXE, entity expansion, two assertions, XSLT, external
+//! references, RSA 1.5) stops at Roster's "rejected" page. Also: a replayed assertion, a
+//! response finished in another browser, IdP metadata without a signing certificate.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use roster::core::model::{Actor, Org};
+use roster::core::orgs::{self, OrgSlug};
+use roster::core::sso::{AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol};
+use roster::core::store::SsoStore;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::common::{Backend, TestApp};
+use crate::sso_oidc::{APP_REDIRECT, Browser, Client, login_url};
+
+pub const IDP_ENTITY: &str = "https://idp.example.test/metadata";
+pub const IDP_SSO: &str = "https://idp.example.test/sso";
+
+fn python() -> String {
+    static INSTALL: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut done = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if !*done {
+        let ok = Command::new("bash")
+            .arg(format!("{root}/.ci/install-saml-peer.sh"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run .ci/install-saml-peer.sh (needs python3 and PyPI)")
+            .success();
+        assert!(ok, "installing the SAML peer failed");
+        *done = true;
+    }
+    format!("{root}/.ci/.venv-saml/bin/python")
+}
+
+/// Runs `idp.py <args>` with `input` on stdin; returns stdout.
+pub fn idp(args: &[&str], input: &Value) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/saml/idp.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start idp.py");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "idp.py {args:?} failed");
+    out
+}
+
+struct Saml {
+    org: Org,
+    conn: Connection,
+    idp_key: String,
+    idp_cert: String,
+    sp_cert: String,
+}
+
+impl Saml {
+    fn entity(&self, app: &TestApp) -> String {
+        roster::sso::saml_entity_id(&app.base(), &self.conn.id)
+    }
+
+    /// Base64 SAMLResponses for `cases`, answering `in_response_to`.
+    fn responses(&self, app: &TestApp, in_response_to: Option<&str>, cases: &[&str]) -> Value {
+        let entity = self.entity(app);
+        let mut req = json!({
+            "idp_entity_id": IDP_ENTITY,
+            "idp_key_pem": self.idp_key, "idp_cert_pem": self.idp_cert,
+            "sp_entity_id": entity, "acs_url": format!("{entity}/acs"),
+            "name_id": "erin@saml.test",
+            "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            "attributes": {"email": ["erin@saml.test"], "firstName": ["Erin"], "groups": ["ops"]},
+            "session_index": "_s1",
+            "sp_cert_pem": self.sp_cert,
+            "cases": cases,
+        });
+        if let Some(id) = in_response_to {
+            req["in_response_to"] = json!(id);
+        }
+        let out: Value = serde_json::from_str(&idp(&["responses"], &req)).unwrap();
+        out["responses"].clone()
+    }
+}
+
+async fn saml_org(
+    app: &TestApp,
+    slug: &str,
+    with_signing_cert: bool,
+    policy: impl FnOnce(&mut ConnectionConfig),
+) -> Result<Saml, String> {
+    let s = &app.db.store;
+    let org = orgs::create_org(s, &OrgSlug::parse(slug).unwrap(), None, &Actor::Cli)
+        .await
+        .unwrap();
+    s.add_domain(&org, "saml.test", &Actor::Cli).await.unwrap();
+    let keys: Value = serde_json::from_str(&idp(&["keys"], &json!({}))).unwrap();
+    let mut md_args = vec!["metadata", "--sso-url", IDP_SSO];
+    if !with_signing_cert {
+        md_args.push("--omit-signing-cert");
+    }
+    let metadata = idp(
+        &md_args,
+        &json!({"idp_entity_id": IDP_ENTITY, "idp_cert_pem": keys["cert_pem"], "sso_url": IDP_SSO}),
+    );
+    roster::sso::saml_sp::check_idp_metadata(&metadata).map_err(|e| e.to_string())?;
+    let id = roster::core::new_id();
+    let (sp_key, sp_cert) =
+        roster::sso::saml_sp::new_sp_keypair("test sp").map_err(|e| e.to_string())?;
+    let mut config = ConnectionConfig {
+        oidc_issuer: None,
+        oidc_client_id: None,
+        oidc_scopes: Vec::new(),
+        saml_idp_metadata: Some(metadata),
+        saml_sp_cert_pem: Some(sp_cert.clone()),
+        allow_idp_initiated: false,
+        idp_initiated_app: None,
+        idp_initiated_redirect_uri: None,
+        attribute_map: AttributeMap::default(),
+        jit: JitMode::Create,
+        jit_allowed_domains: Vec::new(),
+        directory_authoritative: false,
+        trust_unverified_email: false,
+    };
+    policy(&mut config);
+    let conn = Connection {
+        secret_enc: Some(
+            app.db
+                .master_key()
+                .encrypt(&format!("connection:{id}"), sp_key.as_bytes())
+                .unwrap(),
+        ),
+        id,
+        org_id: org.id.clone(),
+        protocol: Protocol::Saml,
+        name: "saml idp".into(),
+        idp: IdpKind::Okta,
+        config,
+        created_at: roster::core::now(),
+        disabled: false,
+    };
+    s.insert_connection(&conn, &Actor::Cli).await.unwrap();
+    Ok(Saml {
+        org,
+        conn,
+        idp_key: keys["key_pem"].as_str().unwrap().to_owned(),
+        idp_cert: keys["cert_pem"].as_str().unwrap().to_owned(),
+        sp_cert,
+    })
+}
+
+/// Starts a login in `browser`: returns the AuthnRequest ID and the RelayState Roster sent.
+async fn start(app: &TestApp, browser: &Browser, client: &Client, org: &str) -> (String, String) {
+    let (url, _) = login_url(app, client, org, "erin@saml.test");
+    let r = browser.http.get(url).send().await.unwrap();
+    assert!(r.status().is_redirection(), "authorize: {}", r.status());
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(IDP_SSO), "{loc}");
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(&q["SAMLRequest"])
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    let id = xml
+        .split(" ID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("AuthnRequest ID")
+        .to_owned();
+    assert!(id.len() >= 33, "request ids carry 128 random bits: {id}");
+    (id, q["RelayState"].clone())
+}
+
+/// Posts a response to the ACS from `browser` and follows Roster's redirects: `Ok(code)`
+/// at the app, `Err((status, page))` on a page.
+async fn post(
+    app: &TestApp,
+    saml: &Saml,
+    browser: &Browser,
+    b64: &str,
+    relay: Option<&str>,
+) -> Result<String, (u16, String)> {
+    let mut form = vec![("SAMLResponse", b64)];
+    if let Some(r) = relay {
+        form.push(("RelayState", r));
+    }
+    let r = browser
+        .http
+        .post(format!("{}/acs", saml.entity(app)))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    if !status.is_redirection() {
+        return Err((status.as_u16(), r.text().await.unwrap_or_default()));
+    }
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    match browser.follow(&loc).await {
+        crate::sso_oidc::Landing::App(url) => Ok(url
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()),
+        crate::sso_oidc::Landing::Page(status, body) => Err((status.as_u16(), body)),
+    }
+}
+
+const VALID: [&str; 8] = [
+    "valid_signed_assertion",
+    "valid_signed_response",
+    "valid_signed_both",
+    "valid_encrypted",
+    "valid_encrypted_cbc",
+    "valid_encrypted_signed_response",
+    "valid_encrypted_aes256_gcm",
+    "valid_encrypted_aes256_cbc",
+];
+
+const HOSTILE: [&str; 29] = [
+    "encrypted_rsa1_5",
+    "unsigned",
+    "sha1_signature",
+    "wrong_cert",
+    "tampered",
+    "xsw1",
+    "xsw2",
+    "xsw3",
+    "xsw4",
+    "xsw5",
+    "xsw6",
+    "xsw7",
+    "xsw8",
+    "comment_in_nameid",
+    "expired",
+    "not_yet_valid",
+    "wrong_audience",
+    "wrong_destination",
+    "wrong_recipient",
+    "wrong_in_response_to",
+    "wrong_issuer",
+    "no_audience_restriction",
+    "doctype",
+    "xxe",
+    "billion_laughs",
+    "two_assertions",
+    "two_signed_assertions",
+    "xslt_transform",
+    "external_reference",
+];
+
+/// Every case of the peer, each answering its own login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_valid_logins_and_every_attack() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let saml = saml_org(&app, "samlco", true, |_| {}).await.unwrap();
+    let client = Client::register(&app).await;
+    for case in VALID.iter().chain(HOSTILE.iter()) {
+        let browser = Browser::new();
+        let (request_id, relay) = start(&app, &browser, &client, "samlco").await;
+        let responses = saml.responses(&app, Some(&request_id), &[case]);
+        let b64 = responses[*case].as_str().unwrap();
+        let outcome = post(&app, &saml, &browser, b64, Some(&relay)).await;
+        if VALID.contains(case) {
+            let code = outcome.unwrap_or_else(|e| panic!("{case} was refused: {e:?}"));
+            assert!(code.starts_with("rsn_c_"), "{case}: no code");
+        } else {
+            match outcome {
+                Err((400, body)) => assert!(body.contains("rejected"), "{case}: {body}"),
+                other => panic!("{case}: a hostile response was not rejected: {other:?}"),
+            }
+        }
+    }
+    // JIT made one user for all the valid logins (same NameID, linked after the first).
+    let token = app.directory_token("samlco", true).await;
+    let users = app
+        .call_with(&token, reqwest::Method::GET, "/Users", None, &[])
+        .await
+        .expect(200);
+    assert_eq!(users.body["totalResults"], 1, "{}", users.body);
+    assert_eq!(users.body["Resources"][0]["userName"], "erin@saml.test");
+    app.stop().await;
+}
+
+/// The happy path on both stores, a replay, another browser, IdP-initiated logins.
+async fn saml_login_replay_and_binding(app: &TestApp) {
+    let client = Client::register(app).await;
+    let saml = saml_org(app, "samlbind", true, |c| {
+        c.allow_idp_initiated = true;
+        c.idp_initiated_app = Some(client.id.clone());
+        c.idp_initiated_redirect_uri = Some(APP_REDIRECT.to_owned());
+    })
+    .await
+    .unwrap();
+
+    // Our SP metadata, for the IdP: entity id, ACS, signing and encryption certificates.
+    let md = reqwest::get(format!("{}/metadata", saml.entity(app)))
+        .await
+        .unwrap();
+    assert_eq!(md.status(), 200);
+    let md = md.text().await.unwrap();
+    assert!(md.contains(&format!("{}/acs", saml.entity(app))), "{md}");
+    assert!(md.contains("use=\"encryption\""), "{md}");
+
+    // A full SP-initiated login.
+    let browser = Browser::new();
+    let (request_id, relay) = start(app, &browser, &client, "samlbind").await;
+    let b64 = saml.responses(app, Some(&request_id), &["valid_signed_both"])["valid_signed_both"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = post(app, &saml, &browser, &b64, Some(&relay))
+        .await
+        .expect("login");
+    assert!(code.starts_with("rsn_c_"));
+
+    // The same response again (its login is spent): refused.
+    let again = post(app, &saml, &browser, &b64, Some(&relay)).await;
+    assert!(matches!(again, Err((400, _))), "{again:?}");
+
+    // A response finished in another browser than the one that started the login.
+    let (request_id, relay) = start(app, &browser, &client, "samlbind").await;
+    let b64 = saml.responses(app, Some(&request_id), &["valid_signed_assertion"])
+        ["valid_signed_assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = Browser::new();
+    match post(app, &saml, &other, &b64, Some(&relay)).await {
+        Err((400, body)) => assert!(body.contains("another browser"), "{body}"),
+        x => panic!("a login finished in another browser: {x:?}"),
+    }
+
+    // IdP-initiated (allowed on this connection): once per assertion (the replay cache,
+    // shared through the database), and never for a response that answers a request.
+    let unasked = saml.responses(app, None, &["valid_signed_assertion"])["valid_signed_assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = post(app, &saml, &Browser::new(), &unasked, None)
+        .await
+        .expect("IdP-initiated login");
+    assert!(code.starts_with("rsn_c_"));
+    match post(app, &saml, &Browser::new(), &unasked, None).await {
+        Err((400, body)) => assert!(body.contains("already used"), "{body}"),
+        x => panic!("a replayed assertion logged in: {x:?}"),
+    }
+    let answering = saml.responses(app, Some("_some-request"), &["valid_signed_assertion"])
+        ["valid_signed_assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    match post(app, &saml, &Browser::new(), &answering, None).await {
+        Err((400, body)) => assert!(body.contains("rejected"), "{body}"),
+        x => panic!("an unsolicited response answering a request logged in: {x:?}"),
+    }
+    // Everyone here is one JIT user of the org.
+    let scope = roster::core::model::Scope {
+        org: saml.org.id.clone(),
+        actor: Actor::Cli,
+    };
+    let users = app
+        .db
+        .store
+        .users_by_email(&scope, "erin@saml.test")
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+}
+
+/// A connection to IdP metadata without a signing certificate is refused up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_metadata_without_signing_cert_is_refused() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let err = saml_org(&app, "nocert", false, |_| {})
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.contains("signing certificate"), "{err}");
+    app.stop().await;
+}
+
+backend_tests!(saml_login_replay_and_binding);
