@@ -90,6 +90,9 @@ pub struct CreateConnection {
     /// OIDC: accept email addresses the IdP does not mark verified.
     #[arg(long)]
     trust_unverified_email: bool,
+    /// SAML: seconds of clock difference with the IdP to tolerate (default 60, at most 300).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=300))]
+    clock_skew_secs: Option<u32>,
     /// SAML: accept IdP-initiated logins (sent to --idp-initiated-app).
     #[arg(long, requires_all = ["idp_initiated_app", "idp_initiated_redirect_uri"])]
     allow_idp_initiated: bool,
@@ -221,6 +224,7 @@ pub async fn connection(
                 oidc_scopes: c.scopes.clone(),
                 saml_idp_metadata: None,
                 saml_sp_cert_pem: None,
+                saml_clock_skew_secs: c.clock_skew_secs,
                 allow_idp_initiated: c.allow_idp_initiated,
                 idp_initiated_app: c.idp_initiated_app.clone(),
                 idp_initiated_redirect_uri: c.idp_initiated_redirect_uri.clone(),

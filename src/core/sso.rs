@@ -273,6 +273,10 @@ pub struct ConnectionConfig {
     /// encrypted secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saml_sp_cert_pem: Option<String>,
+    /// SAML: allowance in seconds for clock differences with the IdP (default 60, at
+    /// most 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_clock_skew_secs: Option<u32>,
     /// SAML: accept responses the IdP sends unasked (no AuthnRequest of ours).
     #[serde(default)]
     pub allow_idp_initiated: bool,

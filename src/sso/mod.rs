@@ -344,7 +344,11 @@ async fn saml_sp(st: &SsoState, conn: &Connection) -> Result<saml_sp::Sp, LoginF
     };
     let entity = st.saml_entity_id(&conn.id);
     let acs = format!("{entity}/acs");
-    tokio::task::spawn_blocking(move || saml_sp::Sp::new(&entity, &acs, &md, &key, &cert))
+    let skew = conn
+        .config
+        .saml_clock_skew_secs
+        .unwrap_or(saml_sp::DEFAULT_CLOCK_SKEW_SECS);
+    tokio::task::spawn_blocking(move || saml_sp::Sp::new(&entity, &acs, &md, &key, &cert, skew))
         .await
         .map_err(|e| LoginFailure::Internal(e.to_string()))?
         .map_err(|e| LoginFailure::Config(e.to_string()))

@@ -125,21 +125,34 @@ pub fn check_idp_metadata(xml: &str) -> Result<String, SamlError> {
     let md: EntityDescriptor = xml
         .parse()
         .map_err(|e| SamlError::Config(format!("IdP metadata does not parse: {e}")))?;
-    let (key, cert) = new_sp_keypair("roster metadata check")?;
-    let sp = build(
-        "urn:roster:check",
-        "https://roster.invalid/acs",
-        md.clone(),
-        &key,
-        &cert,
-    )?;
+    let entity_id = md.entity_id.clone().unwrap_or_default();
+    let sp = ServiceProviderBuilder::default()
+        .idp_metadata(md)
+        .build()
+        .map_err(|e| SamlError::Config(format!("IdP metadata: {e}")))?;
+    require_signing_certs(&sp)?;
     if sp.sso_binding_location(HTTP_REDIRECT_BINDING).is_none() {
         return Err(SamlError::Config(
             "IdP metadata has no HTTP-Redirect SingleSignOnService".into(),
         ));
     }
-    Ok(md.entity_id.unwrap_or_default())
+    Ok(entity_id)
 }
+
+/// samael verifies nothing when the IdP metadata has no signing certificate: never run so.
+fn require_signing_certs(sp: &ServiceProvider) -> Result<(), SamlError> {
+    match sp.idp_signing_certs() {
+        Ok(Some(certs)) if !certs.is_empty() => Ok(()),
+        _ => Err(SamlError::Config(
+            "IdP metadata has no signing certificate".into(),
+        )),
+    }
+}
+
+/// Default allowance for clock differences with the IdP (NotBefore / NotOnOrAfter).
+pub const DEFAULT_CLOCK_SKEW_SECS: u32 = 60;
+/// The largest allowance a connection may set.
+pub const MAX_CLOCK_SKEW_SECS: u32 = 300;
 
 fn build(
     entity_id: &str,
@@ -147,6 +160,7 @@ fn build(
     idp: EntityDescriptor,
     sp_key_pem: &str,
     sp_cert_pem: &str,
+    clock_skew_secs: u32,
 ) -> Result<ServiceProvider, SamlError> {
     let cfg = |m: String| SamlError::Config(m);
     let key = PKey::private_key_from_pem(sp_key_pem.as_bytes())
@@ -157,17 +171,21 @@ fn build(
     let sp = ServiceProviderBuilder::default()
         .entity_id(entity_id.to_owned())
         .acs_url(acs_url.to_owned())
+        .metadata_url(format!("{entity_id}/metadata"))
+        // samael's metadata needs an SLO URL (its default is on localhost); Roster has no
+        // single logout endpoint, so `metadata_xml` leaves it out again.
+        .slo_url(format!("{entity_id}/slo"))
+        .max_clock_skew(chrono::Duration::seconds(i64::from(
+            clock_skew_secs.min(MAX_CLOCK_SKEW_SECS),
+        )))
         .key(key)
         .certificate(CertificateDer::from(cert))
         .idp_metadata(idp)
         .allowed_signature_algorithms(STRONG.to_vec())
         .build()
         .map_err(|e| cfg(format!("service provider: {e}")))?;
-    match sp.idp_signing_certs() {
-        Ok(Some(certs)) if !certs.is_empty() => Ok(sp),
-        // samael verifies nothing without a certificate: never run like that.
-        _ => Err(cfg("IdP metadata has no signing certificate".into())),
-    }
+    require_signing_certs(&sp)?;
+    Ok(sp)
 }
 
 /// One connection's service provider.
@@ -183,6 +201,7 @@ impl Sp {
         idp_metadata: &str,
         sp_key_pem: &str,
         sp_cert_pem: &str,
+        clock_skew_secs: u32,
     ) -> Result<Sp, SamlError> {
         if idp_metadata.contains("<!DOCTYPE") {
             return Err(SamlError::Config(
@@ -192,27 +211,31 @@ impl Sp {
         let md: EntityDescriptor = idp_metadata
             .parse()
             .map_err(|e| SamlError::Config(format!("IdP metadata does not parse: {e}")))?;
-        let sp = build(entity_id, acs_url, md, sp_key_pem, sp_cert_pem)?;
+        let sp = build(
+            entity_id,
+            acs_url,
+            md,
+            sp_key_pem,
+            sp_cert_pem,
+            clock_skew_secs,
+        )?;
         let key = PKey::private_key_from_pem(sp_key_pem.as_bytes())
             .map_err(|e| SamlError::Config(format!("SP key: {e}")))?;
         Ok(Sp { sp, key })
     }
 
-    /// Our SP metadata; the second key descriptor is for encryption (samael marks both
-    /// "signing").
+    /// Our SP metadata: the second key descriptor is for encryption (samael marks both
+    /// "signing"), and there is no single logout service.
     pub fn metadata_xml(&self) -> Result<String, SamlError> {
         let mut md = self
             .sp
             .metadata()
             .map_err(|e| SamlError::Config(format!("SP metadata: {e}")))?;
-        if let Some(d) = md
-            .sp_sso_descriptors
-            .as_mut()
-            .and_then(|v| v.first_mut())
-            .and_then(|d| d.key_descriptors.as_mut())
-            .and_then(|k| k.get_mut(1))
-        {
-            d.key_use = Some("encryption".into());
+        if let Some(sso) = md.sp_sso_descriptors.as_mut().and_then(|v| v.first_mut()) {
+            sso.single_logout_services = None;
+            if let Some(d) = sso.key_descriptors.as_mut().and_then(|k| k.get_mut(1)) {
+                d.key_use = Some("encryption".into());
+            }
         }
         md.to_string()
             .map_err(|e| SamlError::Config(format!("SP metadata: {e}")))

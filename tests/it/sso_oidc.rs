@@ -122,6 +122,7 @@ pub async fn oidc_org_with_issuer(
         oidc_scopes: vec!["groups".into()],
         saml_idp_metadata: None,
         saml_sp_cert_pem: None,
+        saml_clock_skew_secs: None,
         allow_idp_initiated: false,
         idp_initiated_app: None,
         idp_initiated_redirect_uri: None,
@@ -671,6 +672,62 @@ async fn key_rotation_on_both_sides(app: &TestApp) {
     assert!(kids.contains(&rotated.kid.as_str()), "{kids:?}");
 }
 
+/// Deprovisioning by SCIM PUT (`active: false`) and by SCIM DELETE ends every token too.
+async fn scim_put_and_delete_end_tokens(app: &TestApp) {
+    let idp = Idp::start(
+        "roster",
+        "roster-secret",
+        &format!("{}/sso/oidc/callback", app.base()),
+        &["--claims-in-id-token"],
+    )
+    .await;
+    for sub in ["put", "delete"] {
+        idp.account(
+            sub,
+            json!({"email": format!("{sub}@wayne.test"), "email_verified": true}),
+        )
+        .await;
+    }
+    oidc_org(app, &idp, "wayne", |_| {}).await;
+    let client = Client::register(app).await;
+    let scim = app.directory_token("wayne", false).await;
+    for sub in ["put", "delete"] {
+        let (landing, verifier) = login(app, &client, "wayne", sub).await;
+        let (status, tokens) = client.redeem(app, &code_of(&landing), &verifier).await;
+        assert_eq!(status, 200, "{tokens}");
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let (_, intro) = client
+            .post(app, "/oauth/introspect", &[("token", &access)])
+            .await;
+        let user_id = intro["sub"].as_str().unwrap().to_owned();
+        let path = format!("/Users/{user_id}");
+        if sub == "put" {
+            let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                              "userName": "put@wayne.test", "active": false});
+            app.call_with(&scim, reqwest::Method::PUT, &path, Some(&body), &[])
+                .await
+                .expect(200);
+        } else {
+            app.call_with(&scim, reqwest::Method::DELETE, &path, None, &[])
+                .await
+                .expect(204);
+        }
+        for t in [&access, &refresh] {
+            let (_, intro) = client.post(app, "/oauth/introspect", &[("token", t)]).await;
+            assert_eq!(intro, json!({"active": false}), "{sub}");
+        }
+        let (status, _) = client
+            .post(
+                app,
+                "/oauth/token",
+                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            )
+            .await;
+        assert_eq!(status, 400, "{sub}: refresh after deprovisioning");
+    }
+}
+
 /// The token endpoints' errors (RFC 6749 §5.2) and RFC 7009 revocation.
 async fn token_endpoint_errors_and_revocation(app: &TestApp) {
     let idp = Idp::start(
@@ -742,6 +799,7 @@ async fn token_endpoint_errors_and_revocation(app: &TestApp) {
 }
 
 backend_tests!(
+    scim_put_and_delete_end_tokens,
     token_endpoint_errors_and_revocation,
     oidc_login_then_scim_deactivation_ends_every_token,
     jit_policy_refusals_and_scim_linking,

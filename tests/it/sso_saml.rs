@@ -83,6 +83,17 @@ impl Saml {
 
     /// Base64 SAMLResponses for `cases`, answering `in_response_to`.
     fn responses(&self, app: &TestApp, in_response_to: Option<&str>, cases: &[&str]) -> Value {
+        self.responses_at(app, in_response_to, cases, None)
+    }
+
+    /// The same, made as if the IdP's clock read `now` (RFC 3339).
+    fn responses_at(
+        &self,
+        app: &TestApp,
+        in_response_to: Option<&str>,
+        cases: &[&str],
+        now: Option<&str>,
+    ) -> Value {
         let entity = self.entity(app);
         let mut req = json!({
             "idp_entity_id": IDP_ENTITY,
@@ -97,6 +108,9 @@ impl Saml {
         });
         if let Some(id) = in_response_to {
             req["in_response_to"] = json!(id);
+        }
+        if let Some(now) = now {
+            req["now"] = json!(now);
         }
         let out: Value = serde_json::from_str(&idp(&["responses"], &req)).unwrap();
         out["responses"].clone()
@@ -133,6 +147,7 @@ async fn saml_org(
         oidc_scopes: Vec::new(),
         saml_idp_metadata: Some(metadata),
         saml_sp_cert_pem: Some(sp_cert.clone()),
+        saml_clock_skew_secs: None,
         allow_idp_initiated: false,
         idp_initiated_app: None,
         idp_initiated_redirect_uri: None,
@@ -320,10 +335,15 @@ async fn saml_login_replay_and_binding(app: &TestApp) {
     let md = reqwest::get(format!("{}/metadata", saml.entity(app)))
         .await
         .unwrap();
-    assert_eq!(md.status(), 200);
+    let status = md.status();
     let md = md.text().await.unwrap();
+    assert_eq!(status, 200, "{md}");
     assert!(md.contains(&format!("{}/acs", saml.entity(app))), "{md}");
     assert!(md.contains("use=\"encryption\""), "{md}");
+    assert!(
+        !md.contains("localhost"),
+        "no default endpoints leak in: {md}"
+    );
 
     // A full SP-initiated login.
     let browser = Browser::new();
@@ -389,6 +409,36 @@ async fn saml_login_replay_and_binding(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(users.len(), 1);
+}
+
+/// An IdP whose clock runs 150 s ahead: refused with the default 60 s allowance, accepted
+/// by a connection that allows 300 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_clock_skew_is_configurable() {
+    let ahead = (time::OffsetDateTime::now_utc() + time::Duration::seconds(150))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (slug, skew, accepted) in [("skewstrict", None, false), ("skewlax", Some(300), true)] {
+        let app = TestApp::start(Backend::Sqlite).await;
+        let client = Client::register(&app).await;
+        let saml = saml_org(&app, slug, true, |c| c.saml_clock_skew_secs = skew)
+            .await
+            .unwrap();
+        let browser = Browser::new();
+        let (request_id, relay) = start(&app, &browser, &client, slug).await;
+        let b64 = saml.responses_at(
+            &app,
+            Some(&request_id),
+            &["valid_signed_assertion"],
+            Some(&ahead),
+        )["valid_signed_assertion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let outcome = post(&app, &saml, &browser, &b64, Some(&relay)).await;
+        assert_eq!(outcome.is_ok(), accepted, "{slug}: {outcome:?}");
+        app.stop().await;
+    }
 }
 
 /// A connection to IdP metadata without a signing certificate is refused up front.
