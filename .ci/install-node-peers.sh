@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Node.js test peers' dependencies from their lock files:
 #   - tests/peers/oidc-provider: the OpenID Connect provider (npm package
-#     oidc-provider) that the SSO integration tests start on 127.0.0.1.
+#     oidc-provider) that the SSO integration tests start on 127.0.0.1;
+#   - tests/peers/browser: playwright-core, which drives Debian's Chromium
+#     (.ci/install-browser.sh) through one complete login.
 #
 # Usage: .ci/install-node-peers.sh
 # Needs node (>= 20.19) and npm on PATH, and the npm registry the first time.
@@ -15,7 +17,7 @@ prog="install-node-peers"
 die() { echo "$prog: $*" >&2; exit 1; }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-peers=(tests/peers/oidc-provider)
+peers=(tests/peers/oidc-provider tests/peers/browser)
 
 command -v node >/dev/null 2>&1 || die "node not found on PATH (install Node.js >= 20.19 with npm)"
 command -v npm >/dev/null 2>&1 || die "npm not found on PATH"

@@ -2,6 +2,7 @@
 //! port 0, once on SQLite and once on PostgreSQL (`backend_tests!`).
 
 mod architecture;
+mod browser;
 mod cli;
 mod common;
 mod scim_bulk;

@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::backend_tests;
 use crate::common::TestApp;
 
+/// The test app's redirect URI: never contacted, the tests stop where Roster sends it.
 pub const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
 
 /// Installs the peer from its lock file (once per test run; a no-op when up to date), so
@@ -91,7 +92,7 @@ impl Idp {
 }
 
 /// An organization with a verified domain and an OIDC connection to `idp`.
-async fn oidc_org(
+pub async fn oidc_org(
     app: &TestApp,
     idp: &Idp,
     slug: &str,
@@ -205,19 +206,28 @@ fn pkce() -> (String, String) {
 pub struct Client {
     pub id: String,
     secret: String,
+    pub redirect: String,
 }
 
 impl Client {
     pub async fn register(app: &TestApp) -> Client {
+        Self::register_with(app, APP_REDIRECT).await
+    }
+
+    pub async fn register_with(app: &TestApp, redirect: &str) -> Client {
         let (a, secret) = sessions::create_app(
             &app.db.store,
             "test app",
-            &[APP_REDIRECT.to_owned()],
+            &[redirect.to_owned()],
             &Actor::Cli,
         )
         .await
         .unwrap();
-        Client { id: a.id, secret }
+        Client {
+            id: a.id,
+            secret,
+            redirect: redirect.to_owned(),
+        }
     }
 
     /// Redeems an authorization code at `/oauth/token` with its PKCE verifier.
@@ -228,7 +238,7 @@ impl Client {
             &[
                 ("grant_type", "authorization_code"),
                 ("code", code),
-                ("redirect_uri", APP_REDIRECT),
+                ("redirect_uri", &self.redirect),
                 ("code_verifier", verifier),
             ],
         )
@@ -255,7 +265,7 @@ pub fn login_url(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Stri
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &client.id)
-        .append_pair("redirect_uri", APP_REDIRECT)
+        .append_pair("redirect_uri", &client.redirect)
         .append_pair("scope", "openid email profile offline_access")
         .append_pair("state", "app-state-1")
         .append_pair("nonce", "app-nonce-1")
