@@ -83,6 +83,9 @@ enum Cmd {
     /// ID token signing keys.
     #[command(subcommand)]
     Keys(sso::KeysCmd),
+    /// Users of an organization.
+    #[command(subcommand)]
+    User(sso::UserCmd),
 }
 
 #[derive(Subcommand)]
@@ -242,6 +245,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             sso::connection(store, &master, &public_url(&cli.db, None), c).await?;
         }
         Cmd::App(c) => sso::app(store, c).await?,
+        Cmd::User(c) => sso::user(store, c).await?,
         Cmd::Keys(c) => {
             let master = master_key(&cli.db)?;
             sso::keys(store, &master, c).await?;

@@ -13,7 +13,7 @@ use crate::core::sessions;
 use crate::core::sso::{
     AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol, normalize_domain,
 };
-use crate::core::store::SsoStore;
+use crate::core::store::{SsoStore, Store};
 use crate::store::SqlStore;
 
 #[derive(Subcommand)]
@@ -137,6 +137,56 @@ pub enum KeysCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Deactivate a user (by id or userName): every session and token ends at once.
+    Deactivate {
+        #[arg(long)]
+        org: String,
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reactivate a user (by id or userName).
+    Reactivate {
+        #[arg(long)]
+        org: String,
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn user(store: &SqlStore, cmd: &UserCmd) -> Result<(), CliError> {
+    let (org, user, active, json) = match cmd {
+        UserCmd::Deactivate { org, user, json } => (org, user, false, *json),
+        UserCmd::Reactivate { org, user, json } => (org, user, true, *json),
+    };
+    let org = orgs::org(store, org).await?;
+    let scope = crate::core::model::Scope {
+        org: org.id.clone(),
+        actor: Actor::Cli,
+    };
+    let found = match store.get_user(&scope, user).await? {
+        Some(u) => Some(u),
+        None => store.user_by_user_name(&scope, user).await?,
+    };
+    let found =
+        found.ok_or_else(|| CoreError::NotFound(format!("user \"{user}\" in {}", org.slug)))?;
+    let u = crate::core::resources::set_active(store, &scope, &found.id, active).await?;
+    print(
+        json,
+        json!({"id": u.id, "userName": u.user_name(), "active": u.active()}),
+        format!(
+            "{} {} ({})",
+            if active { "reactivated" } else { "deactivated" },
+            u.user_name(),
+            u.id
+        ),
+    );
+    Ok(())
 }
 
 pub async fn domain(store: &SqlStore, cmd: &DomainCmd) -> Result<(), CliError> {

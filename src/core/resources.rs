@@ -173,6 +173,23 @@ pub async fn replace_user_attrs<S: Store>(
         .await
 }
 
+/// An administrator activates or deactivates a user; deactivation revokes every session and
+/// token in the same transaction, as a directory's would.
+pub async fn set_active<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    active: bool,
+) -> CoreResult<User> {
+    store
+        .update_user(scope, id, move |cur| {
+            let mut next = cur.attrs.clone();
+            next.insert("active".into(), Value::Bool(active));
+            Ok(user_change(id, cur, next, None))
+        })
+        .await
+}
+
 /// PUT: the body replaces every writable attribute.
 pub async fn replace_user<S: Store>(
     store: &S,

@@ -682,7 +682,32 @@ async fn key_rotation_on_both_sides(app: &TestApp) {
     assert!(kids.contains(&rotated.kid.as_str()), "{kids:?}");
 }
 
-/// Deprovisioning by SCIM PUT (`active: false`) and by SCIM DELETE ends every token too.
+/// Runs the `roster` binary on the test's database (as an administrator would, beside the
+/// running server).
+fn roster_cli(app: &TestApp, args: &[&str]) -> Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+    match app.db.location() {
+        roster::store::StoreLocation::SqliteDir(dir) => {
+            cmd.arg("--data-dir")
+                .arg(dir)
+                .env_remove("ROSTER_DATABASE_URL");
+        }
+        roster::store::StoreLocation::Postgres { url, schema } => {
+            cmd.env("ROSTER_DATABASE_URL", url)
+                .env("ROSTER_DATABASE_SCHEMA", schema.unwrap_or_default());
+        }
+    }
+    let out = cmd.args(args).output().expect("run roster");
+    assert!(
+        out.status.success(),
+        "roster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Deprovisioning by SCIM PUT (`active: false`), by SCIM DELETE, and by an administrator
+/// (`roster user deactivate`) ends every token too.
 async fn scim_put_and_delete_end_tokens(app: &TestApp) {
     let idp = Idp::start(
         "roster",
@@ -691,7 +716,7 @@ async fn scim_put_and_delete_end_tokens(app: &TestApp) {
         &["--claims-in-id-token"],
     )
     .await;
-    for sub in ["put", "delete"] {
+    for sub in ["put", "delete", "admin"] {
         idp.account(
             sub,
             json!({"email": format!("{sub}@wayne.test"), "email_verified": true}),
@@ -701,7 +726,7 @@ async fn scim_put_and_delete_end_tokens(app: &TestApp) {
     oidc_org(app, &idp, "wayne", |_| {}).await;
     let client = Client::register(app).await;
     let scim = app.directory_token("wayne", false).await;
-    for sub in ["put", "delete"] {
+    for sub in ["put", "delete", "admin"] {
         let (landing, verifier) = login(app, &client, "wayne", sub).await;
         let (status, tokens) = client.redeem(app, &code_of(&landing), &verifier).await;
         assert_eq!(status, 200, "{tokens}");
@@ -718,10 +743,24 @@ async fn scim_put_and_delete_end_tokens(app: &TestApp) {
             app.call_with(&scim, reqwest::Method::PUT, &path, Some(&body), &[])
                 .await
                 .expect(200);
-        } else {
+        } else if sub == "delete" {
             app.call_with(&scim, reqwest::Method::DELETE, &path, None, &[])
                 .await
                 .expect(204);
+        } else {
+            let out = roster_cli(
+                app,
+                &[
+                    "user",
+                    "deactivate",
+                    "--org",
+                    "wayne",
+                    "admin@wayne.test",
+                    "--json",
+                ],
+            );
+            assert_eq!(out["active"], false);
+            assert_eq!(out["id"], user_id.as_str());
         }
         for t in [&access, &refresh] {
             let (_, intro) = client.post(app, "/oauth/introspect", &[("token", t)]).await;
