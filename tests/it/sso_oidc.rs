@@ -682,6 +682,49 @@ async fn key_rotation_on_both_sides(app: &TestApp) {
     assert!(kids.contains(&rotated.kid.as_str()), "{kids:?}");
 }
 
+/// `jit: create_and_update` refreshes a known user's profile at each login (`create` does
+/// not); `domain_hint` picks the organization by its verified domain.
+async fn jit_refresh_and_domain_hint(app: &TestApp) {
+    let idp = Idp::start(
+        "roster",
+        "roster-secret",
+        &format!("{}/sso/oidc/callback", app.base()),
+        &["--claims-in-id-token"],
+    )
+    .await;
+    let client = Client::register(app).await;
+    for (slug, mode, refreshed) in [
+        ("refresher", JitMode::CreateAndUpdate, true),
+        ("keeper", JitMode::Create, false),
+    ] {
+        oidc_org(app, &idp, slug, |c| c.jit = mode).await;
+        let sub = format!("hank-{slug}");
+        let email = format!("hank@{slug}.test");
+        let name =
+            |given: &str| json!({"email": email, "email_verified": true, "given_name": given});
+        idp.account(&sub, name("Hank")).await;
+        let (url, verifier) = login_url(app, &client, slug, &sub);
+        // Choose the organization by domain instead of slug.
+        let url = url.replace(
+            &format!("organization={slug}"),
+            &format!("domain_hint={slug}.test"),
+        );
+        let code = code_of(&Browser::new().follow(&url).await);
+        let (status, tokens) = client.redeem(app, &code, &verifier).await;
+        assert_eq!(status, 200, "{tokens}");
+        let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
+        assert_eq!(claims["org"], slug);
+        assert_eq!(claims["given_name"], "Hank");
+
+        idp.account(&sub, name("Henry")).await;
+        let (landing, verifier) = login(app, &client, slug, &sub).await;
+        let (_, tokens) = client.redeem(app, &code_of(&landing), &verifier).await;
+        let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
+        let want = if refreshed { "Henry" } else { "Hank" };
+        assert_eq!(claims["given_name"], want, "{slug}");
+    }
+}
+
 /// Runs the `roster` binary on the test's database (as an administrator would, beside the
 /// running server).
 fn roster_cli(app: &TestApp, args: &[&str]) -> Value {
@@ -848,6 +891,7 @@ async fn token_endpoint_errors_and_revocation(app: &TestApp) {
 }
 
 backend_tests!(
+    jit_refresh_and_domain_hint,
     scim_put_and_delete_end_tokens,
     token_endpoint_errors_and_revocation,
     oidc_login_then_scim_deactivation_ends_every_token,
