@@ -269,11 +269,7 @@ pub async fn connection(
                 .map(|d| normalize_domain(d))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut config = ConnectionConfig {
-                oidc_issuer: None,
-                oidc_client_id: None,
                 oidc_scopes: c.scopes.clone(),
-                saml_idp_metadata: None,
-                saml_sp_cert_pem: None,
                 saml_clock_skew_secs: c.clock_skew_secs,
                 allow_idp_initiated: c.allow_idp_initiated,
                 idp_initiated_app: c.idp_initiated_app.clone(),
@@ -283,6 +279,7 @@ pub async fn connection(
                 jit_allowed_domains,
                 directory_authoritative: c.directory_authoritative,
                 trust_unverified_email: c.trust_unverified_email,
+                ..Default::default()
             };
             let id = crate::core::new_id();
             let (protocol, secret_enc) = match (&c.oidc_issuer, &c.saml_metadata) {

@@ -300,6 +300,28 @@ pub struct ConnectionConfig {
     pub trust_unverified_email: bool,
 }
 
+impl Default for ConnectionConfig {
+    /// A connection that JIT-creates users and trusts nothing beyond the defaults.
+    fn default() -> Self {
+        ConnectionConfig {
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_scopes: Vec::new(),
+            saml_idp_metadata: None,
+            saml_sp_cert_pem: None,
+            saml_clock_skew_secs: None,
+            allow_idp_initiated: false,
+            idp_initiated_app: None,
+            idp_initiated_redirect_uri: None,
+            attribute_map: AttributeMap::default(),
+            jit: JitMode::Create,
+            jit_allowed_domains: Vec::new(),
+            directory_authoritative: false,
+            trust_unverified_email: false,
+        }
+    }
+}
+
 /// An IdP connection of an organization.
 #[derive(Debug, Clone)]
 pub struct Connection {

@@ -23,6 +23,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::error_chain;
 use crate::core::sso::{Assertion, Connection};
 
 /// Every claim of an ID token or userinfo response, standard or not (`groups`, `roles`, ...).
@@ -142,17 +143,6 @@ impl MetadataCache {
         }
         Ok(md)
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 /// What the connection needs for a login.

@@ -30,6 +30,7 @@ use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use samael::traits::ToXml;
 use serde_json::{Map, Value};
 
+use super::error_chain;
 use crate::core::sso::Assertion;
 
 const NS_SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
@@ -64,17 +65,6 @@ pub enum SamlError {
 
 fn rejected(m: impl Into<String>) -> SamlError {
     SamlError::Rejected(m.into())
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
 }
 
 /// A fresh SP key pair for a connection: RSA-2048 and a self-signed certificate (PEM).
@@ -117,14 +107,7 @@ pub fn new_sp_keypair(common_name: &str) -> Result<(String, String), SamlError> 
 /// Parses IdP metadata and checks it can be trusted for verification: it must carry a
 /// signing certificate and an SSO endpoint. Returns the IdP's entity id.
 pub fn check_idp_metadata(xml: &str) -> Result<String, SamlError> {
-    if xml.contains("<!DOCTYPE") {
-        return Err(SamlError::Config(
-            "IdP metadata must not have a DOCTYPE".into(),
-        ));
-    }
-    let md: EntityDescriptor = xml
-        .parse()
-        .map_err(|e| SamlError::Config(format!("IdP metadata does not parse: {e}")))?;
+    let md = parse_idp_metadata(xml)?;
     let entity_id = md.entity_id.clone().unwrap_or_default();
     let sp = ServiceProviderBuilder::default()
         .idp_metadata(md)
@@ -137,6 +120,17 @@ pub fn check_idp_metadata(xml: &str) -> Result<String, SamlError> {
         ));
     }
     Ok(entity_id)
+}
+
+/// IdP metadata, refusing a DOCTYPE (no entity tricks in what we trust for keys).
+fn parse_idp_metadata(xml: &str) -> Result<EntityDescriptor, SamlError> {
+    if xml.contains("<!DOCTYPE") {
+        return Err(SamlError::Config(
+            "IdP metadata must not have a DOCTYPE".into(),
+        ));
+    }
+    xml.parse()
+        .map_err(|e| SamlError::Config(format!("IdP metadata does not parse: {e}")))
 }
 
 /// samael verifies nothing when the IdP metadata has no signing certificate: never run so.
@@ -203,14 +197,7 @@ impl Sp {
         sp_cert_pem: &str,
         clock_skew_secs: u32,
     ) -> Result<Sp, SamlError> {
-        if idp_metadata.contains("<!DOCTYPE") {
-            return Err(SamlError::Config(
-                "IdP metadata must not have a DOCTYPE".into(),
-            ));
-        }
-        let md: EntityDescriptor = idp_metadata
-            .parse()
-            .map_err(|e| SamlError::Config(format!("IdP metadata does not parse: {e}")))?;
+        let md = parse_idp_metadata(idp_metadata)?;
         let sp = build(
             entity_id,
             acs_url,
@@ -305,7 +292,7 @@ impl Sp {
                 return Err(rejected("nested encrypted assertion"));
             }
             sp.parse_xml_response(&inner, expected)
-                .map_err(|e| rejected(chain(&e)))?
+                .map_err(|e| rejected(error_chain(&e)))?
         } else {
             if request_id.is_none() && shape.in_response_to {
                 return Err(rejected(
@@ -313,7 +300,7 @@ impl Sp {
                 ));
             }
             sp.parse_xml_response(&xml, expected)
-                .map_err(|e| rejected(chain(&e)))?
+                .map_err(|e| rejected(error_chain(&e)))?
         };
         let ours = self.sp.entity_id.as_ref();
         let audience_ok = assertion
@@ -385,7 +372,7 @@ impl Sp {
             ReduceMode::ValidateAndMarkNoAncestors,
             Some(&STRONG),
         )
-        .map_err(|e| rejected(format!("response signature: {}", chain(&e))))?;
+        .map_err(|e| rejected(format!("response signature: {}", error_chain(&e))))?;
         let r: Response = reduced
             .parse()
             .map_err(|e| rejected(format!("signed response: {e}")))?;
@@ -572,7 +559,7 @@ fn decrypt_assertion(xml: &str, sp_key: &PKey<Private>) -> Result<String, String
         return Err(format!("key transport {kmethod} is not allowed"));
     }
     let cek = XmlSec::decrypt_assertion_key_info(ekey, kmethod, sp_key)
-        .map_err(|e| format!("cannot decrypt the content key: {}", chain(&e)))?;
+        .map_err(|e| format!("cannot decrypt the content key: {}", error_chain(&e)))?;
     let (evalue, vmethod) = ea.encrypted_value_info().ok_or("no CipherValue")?;
     let (cipher, gcm) = match vmethod.as_str() {
         "http://www.w3.org/2001/04/xmlenc#aes128-cbc" => (Cipher::aes_128_cbc(), false),

@@ -3,8 +3,6 @@
 //! Roster and the IdP (`oidc-provider`) and back, following the real redirects and cookies.
 //! A screenshot of where it landed is kept in `target/screenshots/` (a CI artifact).
 
-use std::process::Stdio;
-
 use serde_json::{Value, json};
 
 use crate::common::{Backend, TestApp};
@@ -13,21 +11,9 @@ use crate::sso_oidc::{Client, Idp, login_url, oidc_org};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_completes_an_oidc_login() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let ok = std::process::Command::new("bash")
-        .arg(format!("{root}/.ci/install-browser.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("run .ci/install-browser.sh")
-        .success();
-    assert!(ok, "installing Chromium failed");
+    crate::common::install_once("install-browser.sh", "root and Debian's chromium package");
     let app = TestApp::start(Backend::Sqlite).await;
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &[],
-    )
-    .await;
+    let idp = Idp::for_app(&app, &[]).await;
     idp.account(
         "frank",
         json!({"email": "frank@acme-browser.test", "email_verified": true, "name": "Frank"}),

@@ -306,3 +306,22 @@ macro_rules! backend_tests {
         )*
     };
 }
+
+/// Runs `.ci/<script>` once per test run (the installers of the test peers are idempotent but
+/// not free); panics with `needs` when it fails.
+pub fn install_once(script: &str, needs: &str) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if done.iter().any(|s| s == script) {
+        return;
+    }
+    let path = format!("{}/.ci/{script}", env!("CARGO_MANIFEST_DIR"));
+    let ok = std::process::Command::new("bash")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {path}: {e}"))
+        .success();
+    assert!(ok, "{path} failed (it needs {needs})");
+    done.push(script.to_owned());
+}

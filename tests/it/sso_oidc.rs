@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use roster::core::model::{Actor, Org};
 use roster::core::orgs::{self, OrgSlug};
 use roster::core::sessions;
-use roster::core::sso::{AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol};
+use roster::core::sso::{Connection, ConnectionConfig, IdpKind, JitMode, Protocol};
 use roster::core::store::SsoStore;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -22,27 +22,6 @@ use crate::common::TestApp;
 /// The test app's redirect URI: never contacted, the tests stop where Roster sends it.
 pub const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
 
-/// Installs the peer from its lock file (once per test run; a no-op when up to date), so
-/// `cargo test` alone works on a machine with Node.js and npm.
-fn install_peer() {
-    static INSTALL: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut done = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    if *done {
-        return;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/install-node-peers.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .stdout(Stdio::null())
-        .status()
-        .expect("run .ci/install-node-peers.sh (needs Node.js >= 20.19 and npm)");
-    assert!(
-        status.success(),
-        "installing the oidc-provider test peer failed"
-    );
-    *done = true;
-}
-
 /// A running `oidc-provider`; it exits when `_stdin` drops.
 pub struct Idp {
     pub issuer: String,
@@ -53,7 +32,7 @@ pub struct Idp {
 impl Idp {
     pub async fn start(client_id: &str, secret: &str, redirect: &str, extra: &[&str]) -> Idp {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oidc-provider");
-        install_peer();
+        crate::common::install_once("install-node-peers.sh", "Node.js >= 20.19 and npm");
         let mut child = tokio::process::Command::new("node")
             .arg(format!("{dir}/server.mjs"))
             .args(["--port", "0", "--client"])
@@ -78,6 +57,12 @@ impl Idp {
             _child: child,
             _stdin: stdin,
         }
+    }
+
+    /// A provider whose client `roster` (secret `roster-secret`) redirects to `app`'s callback.
+    pub async fn for_app(app: &TestApp, extra: &[&str]) -> Idp {
+        let callback = format!("{}/sso/oidc/callback", app.base());
+        Idp::start("roster", "roster-secret", &callback, extra).await
     }
 
     pub async fn account(&self, sub: &str, claims: Value) {
@@ -121,17 +106,7 @@ pub async fn oidc_org_with_issuer(
         oidc_issuer: Some(issuer.to_owned()),
         oidc_client_id: Some("roster".into()),
         oidc_scopes: vec!["groups".into()],
-        saml_idp_metadata: None,
-        saml_sp_cert_pem: None,
-        saml_clock_skew_secs: None,
-        allow_idp_initiated: false,
-        idp_initiated_app: None,
-        idp_initiated_redirect_uri: None,
-        attribute_map: AttributeMap::default(),
-        jit: JitMode::Create,
-        jit_allowed_domains: Vec::new(),
-        directory_authoritative: false,
-        trust_unverified_email: false,
+        ..Default::default()
     };
     policy(&mut config);
     let conn = Connection {
@@ -340,13 +315,7 @@ async fn verify_id_token(app: &TestApp, client: &Client, raw: &str) -> Value {
 }
 
 async fn oidc_login_then_scim_deactivation_ends_every_token(app: &TestApp) {
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &[],
-    )
-    .await;
+    let idp = Idp::for_app(app, &[]).await;
     idp.account(
         "alice-sub",
         json!({"email": "Alice@Globex.test", "email_verified": true, "given_name": "Alice",
@@ -483,13 +452,7 @@ async fn oidc_login_then_scim_deactivation_ends_every_token(app: &TestApp) {
 }
 
 async fn jit_policy_refusals_and_scim_linking(app: &TestApp) {
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &["--claims-in-id-token"],
-    )
-    .await;
+    let idp = Idp::for_app(app, &["--claims-in-id-token"]).await;
     idp.account(
         "bob",
         json!({"email": "bob@initech.test", "email_verified": true}),
@@ -612,13 +575,7 @@ async fn jit_policy_refusals_and_scim_linking(app: &TestApp) {
 /// Both sides rotate keys: the IdP (Roster must refetch its JWKS, not fail logins) and Roster
 /// (`keys rotate`: new tokens use the new key, the old key stays published).
 async fn key_rotation_on_both_sides(app: &TestApp) {
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &["--claims-in-id-token"],
-    )
-    .await;
+    let idp = Idp::for_app(app, &["--claims-in-id-token"]).await;
     idp.account(
         "dana",
         json!({"email": "dana@umbrella.test", "email_verified": true}),
@@ -685,13 +642,7 @@ async fn key_rotation_on_both_sides(app: &TestApp) {
 /// `jit: create_and_update` refreshes a known user's profile at each login (`create` does
 /// not); `domain_hint` picks the organization by its verified domain.
 async fn jit_refresh_and_domain_hint(app: &TestApp) {
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &["--claims-in-id-token"],
-    )
-    .await;
+    let idp = Idp::for_app(app, &["--claims-in-id-token"]).await;
     let client = Client::register(app).await;
     for (slug, mode, refreshed) in [
         ("refresher", JitMode::CreateAndUpdate, true),
@@ -752,13 +703,7 @@ fn roster_cli(app: &TestApp, args: &[&str]) -> Value {
 /// Deprovisioning by SCIM PUT (`active: false`), by SCIM DELETE, and by an administrator
 /// (`roster user deactivate`) ends every token too.
 async fn scim_put_and_delete_end_tokens(app: &TestApp) {
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &["--claims-in-id-token"],
-    )
-    .await;
+    let idp = Idp::for_app(app, &["--claims-in-id-token"]).await;
     for sub in ["put", "delete", "admin"] {
         idp.account(
             sub,
@@ -822,13 +767,7 @@ async fn scim_put_and_delete_end_tokens(app: &TestApp) {
 
 /// The token endpoints' errors (RFC 6749 §5.2) and RFC 7009 revocation.
 async fn token_endpoint_errors_and_revocation(app: &TestApp) {
-    let idp = Idp::start(
-        "roster",
-        "roster-secret",
-        &format!("{}/sso/oidc/callback", app.base()),
-        &["--claims-in-id-token"],
-    )
-    .await;
+    let idp = Idp::for_app(app, &["--claims-in-id-token"]).await;
     idp.account(
         "gus",
         json!({"email": "gus@stark.test", "email_verified": true}),

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use roster::core::model::{Actor, Org};
 use roster::core::orgs::{self, OrgSlug};
-use roster::core::sso::{AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol};
+use roster::core::sso::{Connection, ConnectionConfig, IdpKind, Protocol};
 use roster::core::store::SsoStore;
 use serde_json::{Value, json};
 
@@ -24,20 +24,8 @@ pub const IDP_ENTITY: &str = "https://idp.example.test/metadata";
 pub const IDP_SSO: &str = "https://idp.example.test/sso";
 
 fn python() -> String {
-    static INSTALL: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let root = env!("CARGO_MANIFEST_DIR");
-    let mut done = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    if !*done {
-        let ok = Command::new("bash")
-            .arg(format!("{root}/.ci/install-saml-peer.sh"))
-            .stdout(Stdio::null())
-            .status()
-            .expect("run .ci/install-saml-peer.sh (needs python3 and PyPI)")
-            .success();
-        assert!(ok, "installing the SAML peer failed");
-        *done = true;
-    }
-    format!("{root}/.ci/.venv-saml/bin/python")
+    crate::common::install_once("install-saml-peer.sh", "python3 and PyPI");
+    format!("{}/.ci/.venv-saml/bin/python", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs `idp.py <args>` with `input` on stdin; returns stdout.
@@ -142,20 +130,9 @@ async fn saml_org(
     let (sp_key, sp_cert) =
         roster::sso::saml_sp::new_sp_keypair("test sp").map_err(|e| e.to_string())?;
     let mut config = ConnectionConfig {
-        oidc_issuer: None,
-        oidc_client_id: None,
-        oidc_scopes: Vec::new(),
         saml_idp_metadata: Some(metadata),
         saml_sp_cert_pem: Some(sp_cert.clone()),
-        saml_clock_skew_secs: None,
-        allow_idp_initiated: false,
-        idp_initiated_app: None,
-        idp_initiated_redirect_uri: None,
-        attribute_map: AttributeMap::default(),
-        jit: JitMode::Create,
-        jit_allowed_domains: Vec::new(),
-        directory_authoritative: false,
-        trust_unverified_email: false,
+        ..Default::default()
     };
     policy(&mut config);
     let conn = Connection {
