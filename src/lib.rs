@@ -2,9 +2,12 @@
 //! provider for the app.
 //! See ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod cli;
 pub mod core;
+pub mod delivery;
 pub mod http;
+pub mod metrics;
 pub mod oidc;
 pub mod scim;
 pub mod sso;

@@ -1,6 +1,7 @@
 //! The `roster` command line: `serve` and the administration commands, which work on the
 //! same data directory or database as a running server.
 
+mod lifecycle;
 mod sso;
 
 use std::path::PathBuf;
@@ -64,6 +65,17 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Delays between webhook retries (units ms, s, m, h); after the last, a delivery
+        /// is marked failed.
+        #[arg(
+            long,
+            env = "ROSTER_WEBHOOK_RETRY_SCHEDULE",
+            default_value = "5s,5m,30m,2h,5h,10h,10h,10h"
+        )]
+        webhook_retry_schedule: String,
+        /// Delete audit entries older than this many days (hourly); default: keep all.
+        #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS")]
+        audit_retention_days: Option<u32>,
     },
     /// Organizations.
     #[command(subcommand)]
@@ -86,6 +98,21 @@ enum Cmd {
     /// Users of an organization.
     #[command(subcommand)]
     User(sso::UserCmd),
+    /// Webhook endpoints and their deliveries.
+    #[command(subcommand)]
+    Webhook(lifecycle::WebhookCmd),
+    /// Admin API keys.
+    #[command(subcommand)]
+    AdminKey(lifecycle::AdminKeyCmd),
+    /// The hash-chained audit log: export, verify, prune.
+    #[command(subcommand)]
+    Audit(lifecycle::AuditCmd),
+    /// Group-to-role mappings of an organization.
+    #[command(subcommand)]
+    RoleMapping(lifecycle::RoleMappingCmd),
+    /// Reports.
+    #[command(subcommand)]
+    Report(lifecycle::ReportCmd),
 }
 
 #[derive(Subcommand)]
@@ -250,10 +277,27 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             let master = master_key(&cli.db)?;
             sso::keys(store, &master, c).await?;
         }
-        Cmd::Serve { listen } => {
+        Cmd::Webhook(c) => {
             let master = master_key(&cli.db)?;
+            lifecycle::webhook(store, &master, c).await?;
+        }
+        Cmd::AdminKey(c) => lifecycle::admin_key(store, c).await?,
+        Cmd::Audit(c) => lifecycle::audit_cmd(store, c).await?,
+        Cmd::RoleMapping(c) => lifecycle::role_mapping(store, c).await?,
+        Cmd::Report(c) => lifecycle::report(store, c).await?,
+        Cmd::Serve {
+            listen,
+            webhook_retry_schedule,
+            audit_retention_days,
+        } => {
+            let master = master_key(&cli.db)?;
+            let schedule = crate::delivery::parse_schedule(webhook_retry_schedule)
+                .map_err(|m| CoreError::InvalidValue(format!("--webhook-retry-schedule: {m}")))?;
             let server =
-                Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master).await?;
+                Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master)
+                    .await?
+                    .webhook_schedule_ms(schedule)
+                    .audit_retention_days(*audit_retention_days);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

@@ -3,6 +3,8 @@
 //! [`store::Store`].
 
 pub mod attrs;
+pub mod audit;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod jit;
@@ -11,12 +13,15 @@ pub mod model;
 pub mod orgs;
 pub mod patch;
 pub mod query;
+pub mod report;
 pub mod resources;
+pub mod roles;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;
 pub mod sso;
 pub mod store;
+pub mod webhooks;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -49,4 +54,16 @@ pub fn format_time(t: OffsetDateTime) -> String {
 /// Parses an RFC 3339 date-time (any offset) into the storage format.
 pub fn parse_time(s: &str) -> Option<String> {
     OffsetDateTime::parse(s, &Rfc3339).ok().map(format_time)
+}
+
+/// The storage-format time `secs` seconds from now (negative: in the past).
+pub fn now_plus_secs(secs: i64) -> String {
+    format_time(OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+}
+
+/// The storage-format time `ms` milliseconds from now.
+pub fn now_plus_ms(ms: u64) -> String {
+    format_time(
+        OffsetDateTime::now_utc() + time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)),
+    )
 }

@@ -31,6 +31,10 @@ pub enum Actor {
     Connection { connection_id: String },
     /// An application using Roster as its OpenID provider (token revocation).
     App { app_id: String },
+    /// A caller of the admin API, by its key.
+    AdminKey { key_id: String },
+    /// Roster itself (webhook delivery bookkeeping, retention).
+    System,
 }
 
 impl Actor {
@@ -40,6 +44,26 @@ impl Actor {
             Actor::Cli => "cli",
             Actor::Connection { .. } => "connection",
             Actor::App { .. } => "app",
+            Actor::AdminKey { .. } => "admin_key",
+            Actor::System => "system",
+        }
+    }
+
+    /// The actor in full, as events and audit entries record it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Actor::Directory {
+                directory_id,
+                token_id,
+            } => json!({"type": "directory", "directory_id": directory_id, "token_id": token_id}),
+            Actor::Cli => json!({"type": "cli"}),
+            Actor::Connection { connection_id } => {
+                json!({"type": "connection", "connection_id": connection_id})
+            }
+            Actor::App { app_id } => json!({"type": "app", "app_id": app_id}),
+            Actor::AdminKey { key_id } => json!({"type": "admin_key", "admin_key_id": key_id}),
+            Actor::System => json!({"type": "system"}),
         }
     }
     pub fn id(&self) -> String {
@@ -48,6 +72,8 @@ impl Actor {
             Actor::Cli => String::new(),
             Actor::Connection { connection_id } => connection_id.clone(),
             Actor::App { app_id } => app_id.clone(),
+            Actor::AdminKey { key_id } => key_id.clone(),
+            Actor::System => String::new(),
         }
     }
 }
@@ -148,6 +174,8 @@ pub struct User {
     pub last_login_at: Option<String>,
     /// The groups the user is a direct member of (read with the user, in one query).
     pub groups: Vec<GroupRef>,
+    /// The app roles the user holds through group-to-role mappings (read with the user).
+    pub roles: Vec<String>,
 }
 
 /// A group as seen from one of its members.

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::attrs::normalize;
+use super::audit::{self, AuditDraft};
 use super::error::{CoreError, CoreResult};
 use super::events::EventDraft;
 use super::model::{Group, Provenance, Scope, User};
@@ -13,61 +14,56 @@ use super::patch::{self, PatchOp};
 use super::schema::{GROUP_TYPE, USER_TYPE};
 use super::store::{GroupChange, MemberOp, NewGroup, NewUser, Store, UserChange};
 
-/// Names of the top-level attributes whose values differ between two documents.
-fn changed_attrs(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<String> {
-    let mut keys: Vec<String> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .cloned()
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
 fn active(attrs: &Map<String, Value>) -> bool {
     attrs.get("active").and_then(Value::as_bool).unwrap_or(true)
 }
 
-/// The events and deprovisioning flag for a user going from `before` to `after`.
+/// The events, audit entry and deprovisioning flag for a user going from `before` to `after`.
 fn user_change(
     id: &str,
     before: &User,
     after: Map<String, Value>,
     expect_version: Option<i64>,
 ) -> UserChange {
-    let changed = changed_attrs(&before.attrs, &after);
+    let changes = audit::diff(&before.attrs, &after);
     let mut events = Vec::new();
     let was = active(&before.attrs);
     let is = active(&after);
-    if !changed.is_empty() {
+    let user_name = after.get("userName").cloned().unwrap_or(Value::Null);
+    if !changes.is_empty() {
         events.push(EventDraft::new(
             "user.updated",
             "User",
             id,
-            json!({"userName": after.get("userName"), "changed": changed}),
+            json!({"userName": user_name, "changes": changes}),
         ));
     }
-    if was && !is {
+    let action = if was && !is {
         events.push(EventDraft::new(
             "user.deactivated",
             "User",
             id,
-            json!({"userName": after.get("userName")}),
+            json!({"userName": user_name}),
         ));
+        "user.deactivated"
     } else if !was && is {
         events.push(EventDraft::new(
             "user.reactivated",
             "User",
             id,
-            json!({"userName": after.get("userName")}),
+            json!({"userName": user_name}),
         ));
-    }
+        "user.reactivated"
+    } else {
+        "user.updated"
+    };
+    let audit = (!changes.is_empty())
+        .then(|| AuditDraft::new(action, "User", id, Value::Object(changes)));
     UserChange {
         attrs: after,
         expect_version,
         events,
+        audit,
         // Deprovisioning: sessions die in the same transaction as the deactivation.
         revoke_sessions: was && !is,
     }
@@ -85,7 +81,8 @@ pub async fn create_user<S: Store>(
         "user.created",
         "User",
         &id,
-        json!({"userName": attrs.get("userName"), "active": active(&attrs), "provenance": provenance.as_str()}),
+        json!({"userName": attrs.get("userName"), "active": active(&attrs), "provenance": provenance.as_str(),
+               "attributes": attrs}),
     );
     let user_name = attrs
         .get("userName")
@@ -265,67 +262,55 @@ pub async fn create_group<S: Store>(
         "group.created",
         "Group",
         &id,
-        json!({"displayName": attrs.get("displayName"), "members": members.len()}),
+        json!({"displayName": attrs.get("displayName"), "attributes": attrs, "members": members.len()}),
     );
     store
         .insert_group(scope, NewGroup { id, attrs, members }, ev)
         .await
 }
 
+/// The attribute events and audit entry of a group change. Membership events are appended
+/// by the store, one per membership that actually changed (set-based, in SQL).
 fn group_events(
     id: &str,
     before: &Group,
     after: &Map<String, Value>,
     ops: &[MemberOp],
-) -> Vec<EventDraft> {
+) -> (Vec<EventDraft>, Option<AuditDraft>) {
     let mut events = Vec::new();
-    let changed = changed_attrs(&before.attrs, after);
-    if !changed.is_empty() {
+    let changes = audit::diff(&before.attrs, after);
+    if !changes.is_empty() {
         events.push(EventDraft::new(
             "group.updated",
             "Group",
             id,
-            json!({"changed": changed}),
+            json!({"displayName": after.get("displayName"), "changes": changes}),
         ));
     }
-    for op in ops {
-        match op {
-            MemberOp::Add(refs) => {
-                let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
-                events.push(EventDraft::new(
-                    "group.member_added",
-                    "Group",
-                    id,
-                    json!({"members": ids}),
-                ));
-            }
-            MemberOp::Remove(ids) => {
-                events.push(EventDraft::new(
-                    "group.member_removed",
-                    "Group",
-                    id,
-                    json!({"members": ids}),
-                ));
-            }
-            MemberOp::RemoveAll => {
-                events.push(EventDraft::new(
-                    "group.member_removed",
-                    "Group",
-                    id,
-                    json!({"all": true}),
-                ));
-            }
-            MemberOp::RemoveWhere(f) => {
-                events.push(EventDraft::new(
-                    "group.member_removed",
-                    "Group",
-                    id,
-                    json!({"filter": format!("{f:?}")}),
-                ));
-            }
-        }
+    let mut facts = changes;
+    if !ops.is_empty() {
+        facts.insert("members".into(), json!(member_ops_summary(ops)));
     }
-    events
+    let audit = (!facts.is_empty())
+        .then(|| AuditDraft::new("group.updated", "Group", id, Value::Object(facts)));
+    (events, audit)
+}
+
+/// What membership operations asked for, for the audit entry (the events list what changed).
+fn member_ops_summary(ops: &[MemberOp]) -> Vec<Value> {
+    ops.iter()
+        .map(|op| match op {
+            MemberOp::Add(refs) => {
+                json!({"add": refs.iter().map(|m| m.id.as_str()).collect::<Vec<_>>()})
+            }
+            MemberOp::Remove(ids) => json!({"remove": ids}),
+            MemberOp::RemoveAll => json!({"remove": "all"}),
+            MemberOp::Replace(refs) => {
+                json!({"replace": refs.iter().map(|m| m.id.as_str()).collect::<Vec<_>>()})
+            }
+            MemberOp::RemoveWhere(f) => json!({"remove_where": format!("{f:?}")}),
+        })
+        .collect()
 }
 
 pub async fn replace_group<S: Store>(
@@ -337,19 +322,18 @@ pub async fn replace_group<S: Store>(
 ) -> CoreResult<Group> {
     let (rest, members) = split_members(body)?;
     let attrs = normalize(&GROUP_TYPE, &rest)?;
-    // PUT replaces the member list: a body without members empties the group.
-    let ops = vec![
-        MemberOp::RemoveAll,
-        MemberOp::Add(members.unwrap_or_default()),
-    ];
+    // PUT replaces the member list: a body without members empties the group. Members
+    // already in it stay (no remove-and-add events for them).
+    let ops = vec![MemberOp::Replace(members.unwrap_or_default())];
     store
         .update_group(scope, id, move |cur| {
-            let events = group_events(id, cur, &attrs, &ops);
+            let (events, audit) = group_events(id, cur, &attrs, &ops);
             Ok(GroupChange {
                 attrs,
                 member_ops: ops,
                 expect_version,
                 events,
+                audit,
             })
         })
         .await
@@ -365,12 +349,13 @@ pub async fn patch_group<S: Store>(
     store
         .update_group(scope, id, move |cur| {
             let p = patch::apply(&GROUP_TYPE, id, &cur.attrs, ops)?;
-            let events = group_events(id, cur, &p.attrs, &p.member_ops);
+            let (events, audit) = group_events(id, cur, &p.attrs, &p.member_ops);
             Ok(GroupChange {
                 attrs: p.attrs,
                 member_ops: p.member_ops,
                 expect_version,
                 events,
+                audit,
             })
         })
         .await

@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use super::audit::AuditDraft;
 use super::error::CoreResult;
 use super::events::EventDraft;
 use super::keys::SigningKeyRecord;
@@ -49,6 +50,8 @@ pub enum MemberOp {
     /// Removes these member ids.
     Remove(Vec<String>),
     RemoveAll,
+    /// Makes these the members: removes the others, adds the missing (PUT).
+    Replace(Vec<MemberRef>),
 }
 
 /// The outcome of a read-modify-write on a user, computed by the core from the current state.
@@ -58,6 +61,8 @@ pub struct UserChange {
     /// When set, the write only happens if the stored version still equals it.
     pub expect_version: Option<i64>,
     pub events: Vec<EventDraft>,
+    /// The audit entry, if anything changed.
+    pub audit: Option<AuditDraft>,
     /// Revoke every session and token of the user in the same transaction (deprovisioning).
     pub revoke_sessions: bool,
 }
@@ -68,6 +73,7 @@ pub struct GroupChange {
     pub member_ops: Vec<MemberOp>,
     pub expect_version: Option<i64>,
     pub events: Vec<EventDraft>,
+    pub audit: Option<AuditDraft>,
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -237,4 +243,165 @@ pub trait SsoStore: Send + Sync + 'static {
     ) -> CoreResult<()>;
     /// Live sessions of a user (the drift report's invariant: zero for inactive users).
     async fn live_sessions(&self, scope: &Scope, user_id: &str) -> CoreResult<u64>;
+}
+
+/// A group-to-role mapping of an organization.
+#[derive(Debug, Clone)]
+pub struct RoleMapping {
+    pub id: String,
+    pub org_id: OrgId,
+    /// `displayName` (compared case-insensitively) or `externalId` (exact).
+    pub match_on: String,
+    pub group_value: String,
+    pub role: String,
+    pub created_at: String,
+}
+
+/// An admin API key as found by its hash.
+#[derive(Debug, Clone)]
+pub struct AdminKeyGrant {
+    pub key_id: String,
+    /// `None`: every organization.
+    pub org: Option<OrgId>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminKeyInfo {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub name: String,
+    pub read_only: bool,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// One webhook delivery (an event for an endpoint) and how it went.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub first_attempt_at: String,
+    pub last_attempt_at: String,
+    pub next_attempt_at: Option<String>,
+    pub response_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one delivery attempt, recorded under the endpoint's lease.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub event_id: i64,
+    pub org_id: Option<String>,
+    pub at: String,
+    pub response_status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// `delivered`, `pending` (retry at `next_attempt_at`) or `failed` (retries exhausted).
+    pub status: &'static str,
+    pub next_attempt_at: Option<String>,
+}
+
+/// SCIM traffic counted by one node since its last flush.
+#[derive(Debug, Clone)]
+pub struct TrafficCount {
+    pub directory_id: String,
+    pub minute: String,
+    pub user_agent: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub last_request_at: String,
+}
+
+/// Storage for lifecycle events: the feed, webhooks, the audit log, role mappings, admin
+/// keys and what the drift report reads.
+pub trait LifecycleStore: Send + Sync + 'static {
+    /// Events after `after` in cursor order, of one organization or all.
+    async fn events_after(
+        &self,
+        after: i64,
+        org: Option<&OrgId>,
+        limit: i64,
+    ) -> CoreResult<Vec<crate::core::webhooks::EventRecord>>;
+    /// The newest event's cursor (0 when there is none).
+    async fn last_event_cursor(&self) -> CoreResult<i64>;
+
+    async fn insert_webhook(
+        &self,
+        ep: &crate::core::webhooks::Endpoint,
+        actor: &Actor,
+    ) -> CoreResult<()>;
+    async fn list_webhooks(
+        &self,
+        org: Option<&OrgId>,
+    ) -> CoreResult<Vec<crate::core::webhooks::Endpoint>>;
+    async fn disable_webhook(&self, id: &str, actor: &Actor) -> CoreResult<bool>;
+    /// Leases up to `limit` enabled endpoints that are due and have events after their
+    /// cursor and no live lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+    async fn lease_webhooks(
+        &self,
+        node: &str,
+        now: &str,
+        until: &str,
+        limit: i64,
+    ) -> CoreResult<Vec<crate::core::webhooks::Endpoint>>;
+    /// Records attempts and moves the endpoint's cursor and next attempt, only while `node`
+    /// still holds the lease (extended to `until`); `false` if the lease was lost.
+    async fn settle_webhook(
+        &self,
+        endpoint_id: &str,
+        node: &str,
+        attempts: &[Attempt],
+        cursor: i64,
+        next_attempt_at: &str,
+        until: &str,
+    ) -> CoreResult<bool>;
+    async fn release_webhook(&self, endpoint_id: &str, node: &str) -> CoreResult<()>;
+    /// How many attempts an endpoint has made at an event so far.
+    async fn delivery_attempts(&self, endpoint_id: &str, event_id: i64) -> CoreResult<i64>;
+    async fn deliveries(
+        &self,
+        endpoint_id: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> CoreResult<Vec<Delivery>>;
+
+    /// Audit chains, with their anchors (set by retention).
+    async fn audit_chains(&self) -> CoreResult<Vec<(String, Option<crate::core::audit::Anchor>)>>;
+    /// A chain's entries in order, from `since` (a time) if given.
+    async fn audit_entries(
+        &self,
+        chain: &str,
+        since: Option<&str>,
+    ) -> CoreResult<Vec<crate::core::audit::StoredEntry>>;
+    /// Deletes a chain's entries older than `before`, anchoring the chain at the last one.
+    async fn prune_audit(&self, chain: &str, before: &str) -> CoreResult<u64>;
+
+    async fn insert_role_mapping(&self, m: &RoleMapping, actor: &Actor) -> CoreResult<()>;
+    async fn delete_role_mapping(&self, org: &OrgId, id: &str, actor: &Actor)
+    -> CoreResult<bool>;
+    async fn role_mappings(&self, org: &OrgId) -> CoreResult<Vec<RoleMapping>>;
+    /// The roles a user holds through mappings.
+    async fn user_roles(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<String>>;
+
+    async fn insert_admin_key(
+        &self,
+        info: &AdminKeyInfo,
+        key_hash: &str,
+        actor: &Actor,
+    ) -> CoreResult<()>;
+    async fn admin_key_grant(&self, key_hash: &str) -> CoreResult<Option<AdminKeyGrant>>;
+    async fn list_admin_keys(&self) -> CoreResult<Vec<AdminKeyInfo>>;
+    async fn revoke_admin_key(&self, id: &str, actor: &Actor) -> CoreResult<bool>;
+
+    async fn add_traffic(&self, counts: &[TrafficCount]) -> CoreResult<()>;
+    async fn drift_report(
+        &self,
+        org: &Org,
+        stale_days: i64,
+        now: &str,
+    ) -> CoreResult<crate::core::report::DriftReport>;
 }

@@ -3,13 +3,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+
+use crate::core::context::{self, Origin};
+use crate::delivery::{self, Dispatcher};
+use crate::scim::traffic::Traffic;
 
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::secrets::MasterKey;
@@ -21,15 +28,71 @@ use crate::store::SqlStore;
 pub struct Server {
     listener: TcpListener,
     app: Router,
+    store: SqlStore,
+    master: MasterKey,
+    traffic: Arc<Traffic>,
+    webhook_schedule_ms: Vec<u64>,
+    audit_retention_days: Option<u32>,
+}
+
+/// Runs each request as an [`Origin`]: its request id (the client's `x-request-id` if it is
+/// short and printable, else a new one, echoed back), source address and arrival time, which
+/// events and audit entries record.
+async fn origin(req: Request, next: Next) -> Response {
+    let received = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(crate::core::new_id, str::to_owned);
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let o = Origin {
+        request_id: Some(request_id.clone()),
+        source_ip,
+        received_at: Some(crate::core::now()),
+        received: Some(received),
+    };
+    let mut resp = context::with_origin(o, next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
 }
 
 /// Builds the application router over a store.
 pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Result<Router> {
+    app_with(store, public_url, master, Arc::default())
+}
+
+fn app_with(
+    store: SqlStore,
+    public_url: &str,
+    master: MasterKey,
+    traffic: Arc<Traffic>,
+) -> std::io::Result<Router> {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
         store: store.clone(),
         base_url: format!("{public_url}/scim/v2"),
         tokens: Default::default(),
+        traffic,
+    });
+    let api_state = Arc::new(crate::api::ApiState {
+        store: store.clone(),
     });
     let sso_state = Arc::new(SsoState {
         store: store.clone(),
@@ -41,11 +104,14 @@ pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Res
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(store)
         .nest("/scim/v2", scim::router(scim_state))
+        .nest("/api/v1", crate::api::router(api_state))
         .merge(sso::router(sso_state.clone()))
         .merge(crate::oidc::router(sso_state))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
+        .layer(axum::middleware::from_fn(origin))
         .layer(TraceLayer::new_for_http()))
 }
 
@@ -85,23 +151,88 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let url = public_url.map_or_else(|| format!("http://{local}"), str::to_owned);
+        let traffic = Arc::<Traffic>::default();
         Ok(Server {
             listener,
-            app: app(store, &url, master)?,
+            app: app_with(store.clone(), &url, master.clone(), traffic.clone())?,
+            store,
+            master,
+            traffic,
+            webhook_schedule_ms: delivery::default_schedule_ms(),
+            audit_retention_days: None,
         })
+    }
+
+    /// Delays between webhook retries (default: [`delivery::default_schedule_ms`]).
+    pub fn webhook_schedule_ms(mut self, schedule: Vec<u64>) -> Self {
+        self.webhook_schedule_ms = schedule;
+        self
+    }
+
+    /// Deletes audit entries older than this many days (hourly; chains stay verifiable).
+    pub fn audit_retention_days(mut self, days: Option<u32>) -> Self {
+        self.audit_retention_days = days;
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests. Webhook delivery,
+    /// traffic counting and audit retention run beside it.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let dispatcher = Dispatcher::new(
+            self.store.clone(),
+            self.master.clone(),
+            self.webhook_schedule_ms.clone(),
+        )
+        .map_err(std::io::Error::other)?
+        .spawn();
+        let flusher = self
+            .traffic
+            .spawn_flusher(self.store.clone(), Duration::from_secs(5));
+        let retention = self
+            .audit_retention_days
+            .map(|days| spawn_retention(self.store.clone(), days));
+        let served = axum::serve(
+            self.listener,
+            self.app
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        dispatcher.abort();
+        flusher.abort();
+        if let Some(r) = retention {
+            r.abort();
+        }
+        self.traffic.flush(&self.store).await;
+        served
     }
+}
+
+/// Prunes audit entries older than `days`, hourly, anchoring each chain (see `core::audit`).
+fn spawn_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
+    use crate::core::store::LifecycleStore;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = crate::core::now_plus_secs(-i64::from(days) * 86_400);
+            match store.audit_chains().await {
+                Ok(chains) => {
+                    for (chain, _) in chains {
+                        if let Err(e) = store.prune_audit(&chain, &before).await {
+                            tracing::warn!(error = %e, "audit retention failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            }
+        }
+    })
 }

@@ -72,7 +72,8 @@ async fn subject(st: &SsoState, row: &TokenRow) -> CoreResult<Option<Subject>> {
             groups.push(g);
         }
     }
-    let roles = user
+    // The directory's own `roles` values, then the roles group mappings grant.
+    let mut roles: Vec<String> = user
         .attrs
         .get("roles")
         .and_then(Value::as_array)
@@ -82,6 +83,11 @@ async fn subject(st: &SsoState, row: &TokenRow) -> CoreResult<Option<Subject>> {
                 .collect()
         })
         .unwrap_or_default();
+    for r in &user.roles {
+        if !roles.contains(r) {
+            roles.push(r.clone());
+        }
+    }
     Ok(Some(Subject {
         user,
         org_slug: org.slug,

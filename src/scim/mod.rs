@@ -9,6 +9,7 @@ pub mod error;
 pub mod filter;
 mod ops;
 pub mod resolve;
+pub mod traffic;
 pub mod wire;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub struct ScimState {
     /// Absolute base URL of the SCIM endpoint (`https://host/scim/v2`), for `location`s.
     pub base_url: String,
     pub tokens: auth::TokenCache,
+    pub traffic: Arc<traffic::Traffic>,
 }
 
 /// An authenticated caller: its organization scope and whether it may write.
@@ -79,6 +81,9 @@ impl FromRequestParts<Arc<ScimState>> for Caller {
             .grant(&state.store, token)
             .await?
             .ok_or_else(ScimError::unauthorized)?;
+        if let Some(slot) = parts.extensions.get::<traffic::DirectorySlot>() {
+            let _ = slot.0.set(grant.directory_id.clone());
+        }
         Ok(Caller {
             scope: Scope {
                 org: grant.org,
@@ -111,6 +116,10 @@ pub fn router(state: Arc<ScimState>) -> Router {
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
         .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            traffic::count,
+        ))
         .with_state(state)
 }
 

@@ -65,6 +65,23 @@ pub fn user_json(rt: &ResourceTypeDef, base: &str, u: User) -> Map<String, Value
             .collect();
         out.insert("groups".into(), Value::Array(list));
     }
+    // Roles granted by group-to-role mappings join the directory's own `roles` values,
+    // marked `type: "mapped"` (each role once).
+    if !u.roles.is_empty() {
+        let mut list = match out.remove("roles") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
+        for r in &u.roles {
+            let present = list
+                .iter()
+                .any(|v| v.get("value").and_then(Value::as_str) == Some(r.as_str()));
+            if !present {
+                list.push(json!({"value": r, "display": r, "type": "mapped"}));
+            }
+        }
+        out.insert("roles".into(), Value::Array(list));
+    }
     out.insert(
         "meta".into(),
         meta_json(rt, &u.meta, format!("{base}/Users/{}", u.id)),

@@ -3,18 +3,45 @@
 //! a batch goes as one multi-statement command there. PostgreSQL runs the statements one
 //! after another on its connection (no thread hop to save).
 
-use sqlx::AnyConnection;
+use std::collections::HashMap;
 
-use super::Dialect;
+use sqlx::{AnyConnection, Row};
+
 use super::filter_sql::Arg;
+use crate::core::audit::{self, AuditDraft, GENESIS};
+use crate::core::context;
 use crate::core::events::EventDraft;
 use crate::core::model::{Actor, OrgId};
 use crate::core::now;
 
+/// The advisory lock (PostgreSQL) every transaction that appends events or audit entries
+/// holds from its first append to its commit: event cursors then commit in cursor order (a
+/// feed reader never skips a later-committing lower cursor) and audit chains grow one link
+/// at a time. SQLite has one writer, so its order is already the commit order.
+const APPEND_LOCK: i64 = 0x726f_7374_6572;
+
+/// Columns of an event row, in the order `event` and `events_select` fill them.
+const EVENT_COLS: &str = "INSERT INTO events (org_id, kind, resource_type, resource_id, actor_kind, actor_id, \
+                          actor, request_id, received_at, data, created_at)";
+
+#[derive(Debug, Clone)]
+pub struct PendingAudit {
+    chain: String,
+    actor: Actor,
+    draft: AuditDraft,
+}
+
 #[derive(Default)]
 pub struct Batch {
     stmts: Vec<(String, Vec<Arg>)>,
+    audits: Vec<PendingAudit>,
+    /// The audit entry of an action that gave none explicitly: its first event.
+    derived: Option<PendingAudit>,
+    events: bool,
 }
+
+/// The last entry of each audit chain a transaction has seen: (seq, hash).
+pub type AuditHeads = HashMap<String, (i64, String)>;
 
 /// Renumbers `$n` placeholders by `offset` (batch statements hold no `$` in literals).
 fn shift(sql: &str, offset: usize) -> String {
@@ -44,27 +71,147 @@ fn shift(sql: &str, offset: usize) -> String {
     out
 }
 
+fn chain_of(org: Option<&OrgId>) -> String {
+    org.map_or_else(|| audit::DEPLOYMENT_CHAIN.to_owned(), |o| o.as_str().to_owned())
+}
+
+/// The actor and request columns of an event row.
+fn provenance_args(actor: &Actor) -> Vec<Arg> {
+    let origin = context::current();
+    vec![
+        Arg::Str(actor.kind().to_owned()),
+        Arg::Str(actor.id()),
+        Arg::Str(actor.to_json().to_string()),
+        Arg::opt(origin.request_id),
+        Arg::opt(origin.received_at),
+    ]
+}
+
 impl Batch {
     pub fn push(&mut self, sql: impl Into<String>, args: Vec<Arg>) {
         self.stmts.push((sql.into(), args));
     }
 
+    /// Whether the batch appends events (its commit wakes event consumers).
+    pub fn has_events(&self) -> bool {
+        self.events
+    }
+
     /// Appends the outbox row of an event.
     pub fn event(&mut self, org: Option<&OrgId>, actor: &Actor, ev: &EventDraft) {
+        self.events = true;
+        if self.derived.is_none() {
+            self.derived = Some(PendingAudit {
+                chain: chain_of(org),
+                actor: actor.clone(),
+                draft: AuditDraft::new(ev.kind, ev.resource_type, &ev.resource_id, ev.data.clone()),
+            });
+        }
+        let mut args = vec![
+            Arg::opt(org.map(|o| o.as_str().to_owned())),
+            Arg::Str(ev.kind.to_owned()),
+            Arg::Str(ev.resource_type.to_owned()),
+            Arg::Str(ev.resource_id.clone()),
+        ];
+        args.extend(provenance_args(actor));
+        args.push(Arg::Str(ev.data.to_string()));
+        args.push(Arg::Str(now()));
         self.push(
-            "INSERT INTO events (org_id, kind, resource_type, resource_id, actor_kind, actor_id, data, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            vec![
-                Arg::opt(org.map(|o| o.as_str().to_owned())),
-                Arg::Str(ev.kind.to_owned()),
-                Arg::Str(ev.resource_type.to_owned()),
-                Arg::Str(ev.resource_id.clone()),
-                Arg::Str(actor.kind().to_owned()),
-                Arg::Str(actor.id()),
-                Arg::Str(ev.data.to_string()),
-                Arg::Str(now()),
-            ],
+            format!("{EVENT_COLS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            args,
         );
+    }
+
+    /// Appends one event per row of `from` (a `FROM … WHERE …` clause over `args`), set-based:
+    /// `resource_id` and `data` are SQL expressions over those rows (`data` JSON text).
+    #[allow(clippy::too_many_arguments)]
+    pub fn events_select(
+        &mut self,
+        org: &OrgId,
+        actor: &Actor,
+        kind: &'static str,
+        resource_type: &'static str,
+        resource_id: &str,
+        data: &str,
+        from: &str,
+        mut args: Vec<Arg>,
+    ) {
+        self.events = true;
+        let n = args.len();
+        let p = |i: usize| format!("${}", n + i);
+        let sql = format!(
+            "{EVENT_COLS} SELECT {}, {}, {}, {resource_id}, {}, {}, {}, {}, {}, {data}, {} {from}",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9)
+        );
+        args.push(Arg::Str(org.as_str().to_owned()));
+        args.push(Arg::Str(kind.to_owned()));
+        args.push(Arg::Str(resource_type.to_owned()));
+        args.extend(provenance_args(actor));
+        args.push(Arg::Str(now()));
+        self.push(sql, args);
+    }
+
+    /// The audit entry of this action (instead of one derived from its first event).
+    pub fn audit(&mut self, org: Option<&OrgId>, actor: &Actor, draft: AuditDraft) {
+        self.audits.push(PendingAudit {
+            chain: chain_of(org),
+            actor: actor.clone(),
+            draft,
+        });
+    }
+
+    fn pending_audits(&mut self) -> Vec<PendingAudit> {
+        let explicit = std::mem::take(&mut self.audits);
+        if explicit.is_empty() {
+            self.derived.take().into_iter().collect()
+        } else {
+            explicit
+        }
+    }
+
+    /// Turns the action's audit entries into inserts linked to the chain heads, reading a
+    /// head from `c` the first time a chain is seen; `heads` advances with each entry.
+    pub async fn link_audits(
+        &mut self,
+        c: &mut AnyConnection,
+        heads: &mut AuditHeads,
+    ) -> Result<(), sqlx::Error> {
+        let pending = self.pending_audits();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let origin = context::current();
+        for p in pending {
+            let (seq, prev) = match heads.get(&p.chain) {
+                Some(h) => h.clone(),
+                None => audit_head(c, &p.chain).await?,
+            };
+            let at = now();
+            let seq = seq + 1;
+            let body = audit::entry_body(&p.chain, seq, &at, &p.actor, &origin, &p.draft);
+            let hash = audit::link_hash(&prev, &body);
+            self.push(
+                "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    Arg::Str(p.chain.clone()),
+                    Arg::I64(seq),
+                    Arg::Str(at),
+                    Arg::Str(body),
+                    Arg::Str(prev),
+                    Arg::Str(hash.clone()),
+                ],
+            );
+            heads.insert(p.chain, (seq, hash));
+        }
+        Ok(())
     }
 
     /// The statements as one SQLite command, with `before` and `after` statements (fixed
@@ -88,26 +235,43 @@ impl Batch {
         (sql, args)
     }
 
-    pub async fn run(self, d: Dialect, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        match d {
-            Dialect::Sqlite => {
-                let (sql, args) = self.joined(None, None);
-                if sql.is_empty() {
-                    return Ok(());
-                }
-                super::sql_store::bind_all(sqlx::query(&sql), &args)
-                    .execute(&mut *c)
-                    .await?;
-            }
-            Dialect::Postgres => {
-                for (s, a) in &self.stmts {
-                    super::sql_store::bind_all(sqlx::query(s), a)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            }
+    /// Runs the batch on PostgreSQL: under the append lock if it appends anything, audit
+    /// entries linked to the chain heads read under that lock.
+    pub async fn run_pg(mut self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if self.events || !self.audits.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *c)
+                .await?;
+            self.link_audits(c, &mut AuditHeads::new()).await?;
+        }
+        for (s, a) in &self.stmts {
+            super::sql_store::bind_all(sqlx::query(s), a)
+                .execute(&mut *c)
+                .await?;
         }
         Ok(())
+    }
+}
+
+/// The last entry of an audit chain, or its anchor if retention emptied it, or genesis.
+pub async fn audit_head(c: &mut AnyConnection, chain: &str) -> Result<(i64, String), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(chain)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(r) = row {
+        return Ok((r.try_get("seq")?, r.try_get("hash")?));
+    }
+    let row = sqlx::query("SELECT seq, hash FROM audit_anchors WHERE chain = $1")
+        .bind(chain)
+        .fetch_optional(&mut *c)
+        .await?;
+    match row {
+        Some(r) => Ok((r.try_get("seq")?, r.try_get("hash")?)),
+        None => Ok((0, GENESIS.to_owned())),
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod batch;
 mod filter_sql;
+mod lifecycle_store;
 mod positions;
+mod roles;
 mod sql_store;
 mod sso_store;
 mod write;
@@ -50,6 +52,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sso",
         include_str!("../../migrations/sqlite/0002_sso.sql"),
     ),
+    (
+        3,
+        "events",
+        include_str!("../../migrations/sqlite/0003_events.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -61,6 +68,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "sso",
         include_str!("../../migrations/postgres/0002_sso.sql"),
+    ),
+    (
+        3,
+        "events",
+        include_str!("../../migrations/postgres/0003_events.sql"),
     ),
 ];
 
@@ -268,6 +280,20 @@ impl Dialect {
         }
     }
 
+    /// A scalar subquery: the mapped roles of user row `t` as a JSON array of strings.
+    pub fn user_roles_json(self, t: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "(SELECT json_group_array(role) FROM (SELECT DISTINCT r.role FROM role_grants r \
+                 WHERE r.user_id = {t}.id ORDER BY r.role))"
+            ),
+            Dialect::Postgres => format!(
+                "(SELECT COALESCE(json_agg(DISTINCT r.role ORDER BY r.role), '[]'::json)::text \
+                 FROM role_grants r WHERE r.user_id = {t}.id)"
+            ),
+        }
+    }
+
     /// ORDER BY for a sort key expression `key` (or creation order) with tie-breaker `pos`:
     /// NULLs last either way, then positions, so pages are stable.
     pub fn order_clause(&self, key: Option<&str>, desc: bool, pos: &str) -> String {
@@ -290,6 +316,39 @@ impl Dialect {
             Dialect::Postgres => format!(
                 "COALESCE(json_agg(json_build_array({elems}) ORDER BY {order}), '[]'::json)::text"
             ),
+        }
+    }
+
+    /// A JSON object built in SQL, as text: `pairs` are (key, SQL expression); keys are
+    /// literals from the code.
+    pub fn json_object(self, pairs: &[(&str, &str)]) -> String {
+        let args: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("'{k}', {v}"))
+            .collect();
+        match self {
+            Dialect::Sqlite => format!("json_object({})", args.join(", ")),
+            Dialect::Postgres => format!("json_build_object({})::text", args.join(", ")),
+        }
+    }
+
+    /// A table of the strings in JSON array parameter `$n`, one row each, column `value`.
+    pub fn json_strings(self, n: usize, alias: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_each(${n}) AS {alias}"),
+            Dialect::Postgres => {
+                format!("jsonb_array_elements_text(CAST(${n} AS JSONB)) AS {alias}(value)")
+            }
+        }
+    }
+
+    /// A table of the strings in the JSON array held by text column expression `col`.
+    pub fn json_strings_of(self, col: &str, alias: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_each({col}) AS {alias}"),
+            Dialect::Postgres => {
+                format!("jsonb_array_elements_text(CAST({col} AS JSONB)) AS {alias}(value)")
+            }
         }
     }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::batch::Batch;
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
 use super::positions;
-use super::write::{GroupCommit, WriteTx};
+use super::roles;
+use super::write::{EventSignal, GroupCommit, WriteTx};
 use super::{Dialect, db_err};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
@@ -30,6 +31,8 @@ pub struct SqlStore {
     pub(super) read: AnyPool,
     /// SQLite only: the single writer connection, group-committed.
     group_commit: Option<Arc<GroupCommit>>,
+    /// Bumped after each commit that appended events.
+    pub(super) signal: EventSignal,
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -86,6 +89,7 @@ type UserTuple = (
     Option<String>,
     Option<String>,
     Vec<(String, String)>,
+    Vec<String>,
 );
 
 /// One group of a page: the columns of `group_cols`, in order.
@@ -93,7 +97,7 @@ type GroupTuple = (String, Map<String, Value>, i64, String, String);
 
 /// A user from its columns, however they were read (one row, or one element of a page).
 fn user_of(t: UserTuple) -> User {
-    let (id, attrs, version, created, last_modified, prov, sync, login, groups) = t;
+    let (id, attrs, version, created, last_modified, prov, sync, login, groups, roles) = t;
     User {
         id,
         attrs,
@@ -106,6 +110,7 @@ fn user_of(t: UserTuple) -> User {
         last_directory_sync_at: sync,
         last_login_at: login,
         groups: group_refs(groups),
+        roles,
     }
 }
 
@@ -151,7 +156,22 @@ fn group_refs(pairs: Vec<(String, String)>) -> Vec<GroupRef> {
 /// In a batch: revokes every live session of a user (deprovisioning, same transaction).
 /// Every token of those sessions goes with them (a token is also checked against its session
 /// and user whenever it is used; revoking the rows makes the state plain to see).
-fn revoke_sessions_in(b: &mut Batch, scope: &Scope, user_id: &str) {
+fn revoke_sessions_in(b: &mut Batch, d: Dialect, scope: &Scope, user_id: &str, reason: &str) {
+    // One `session.revoked` per live session, before the sessions change.
+    b.events_select(
+        &scope.org,
+        &scope.actor,
+        "session.revoked",
+        "Session",
+        "s.id",
+        &d.json_object(&[("user_id", "s.user_id"), ("reason", "CAST($3 AS TEXT)")]),
+        "FROM sessions s WHERE s.org_id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+        vec![
+            Arg::Str(scope.org.as_str().to_owned()),
+            Arg::Str(user_id.to_owned()),
+            Arg::Str(reason.to_owned()),
+        ],
+    );
     let args = || {
         vec![
             Arg::Str(now()),
@@ -171,7 +191,26 @@ fn revoke_sessions_in(b: &mut Batch, scope: &Scope, user_id: &str) {
 
 /// In a batch: deletes a user or group row with its memberships (as member, and for a
 /// group as container) and gives its position back (see `positions`).
-fn delete_row_in(b: &mut Batch, scope: &Scope, kind: ResourceKind, id: &str) {
+/// The resource's memberships *as a member* end with it: one `group.member_removed` each.
+/// A deleted group's own members get no per-member event (`group.deleted` says it).
+fn delete_row_in(b: &mut Batch, d: Dialect, scope: &Scope, kind: ResourceKind, id: &str) {
+    b.events_select(
+        &scope.org,
+        &scope.actor,
+        "group.member_removed",
+        "Group",
+        "gm.group_id",
+        &d.json_object(&[
+            ("group_id", "gm.group_id"),
+            ("member_id", "gm.member_id"),
+            ("member_type", "gm.member_type"),
+        ]),
+        "FROM group_members gm WHERE gm.org_id = $1 AND gm.member_id = $2",
+        vec![
+            Arg::Str(scope.org.as_str().to_owned()),
+            Arg::Str(id.to_owned()),
+        ],
+    );
     let (table, kind_s, memberships) = match kind {
         ResourceKind::User => ("users", "User", "member_id = $2"),
         ResourceKind::Group => ("org_groups", "Group", "(group_id = $2 OR member_id = $2)"),
@@ -248,7 +287,13 @@ impl SqlStore {
             write,
             read,
             group_commit,
+            signal: Arc::new(tokio::sync::watch::channel(0).0),
         }
+    }
+
+    /// A receiver that changes after every local commit that appended events.
+    pub fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.signal.subscribe()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -277,9 +322,10 @@ impl SqlStore {
     pub(super) fn user_cols(&self) -> String {
         format!(
             "t.id, {} AS attrs, t.version, t.created_at, t.updated_at, t.provenance, \
-             t.last_directory_sync_at, t.last_login_at, {} AS groups_json",
+             t.last_directory_sync_at, t.last_login_at, {} AS groups_json, {} AS roles_json",
             self.d.json_out("t.attrs"),
-            self.d.user_groups_json("t")
+            self.d.user_groups_json("t"),
+            self.d.user_roles_json("t")
         )
     }
 
@@ -309,10 +355,11 @@ impl SqlStore {
     }
 
     async fn begin_with(&self, fresh: bool) -> CoreResult<WriteTx> {
-        match &self.group_commit {
-            Some(gc) => gc.begin(fresh).await,
-            None => Ok(WriteTx::Pg(Some(self.write.begin().await.map_err(e)?))),
-        }
+        let tx = match &self.group_commit {
+            Some(gc) => gc.begin(fresh).await?,
+            None => WriteTx::pg(self.write.begin().await.map_err(e)?),
+        };
+        Ok(tx.with_signal(self.signal.clone()))
     }
 
     pub(super) fn org_from_row(row: &AnyRow) -> CoreResult<Org> {
@@ -355,6 +402,7 @@ impl SqlStore {
             get(row, "last_directory_sync_at")?,
             get(row, "last_login_at")?,
             serde_json::from_str(&get::<String>(row, "groups_json")?).map_err(page_err)?,
+            serde_json::from_str(&get::<String>(row, "roles_json")?).map_err(page_err)?,
         )))
     }
 
@@ -427,6 +475,7 @@ impl SqlStore {
                 "x.last_directory_sync_at".to_owned(),
                 "x.last_login_at".to_owned(),
                 d.embed_json("x.groups_json"),
+                d.embed_json("x.roles_json"),
             ]);
         }
         v
@@ -579,7 +628,7 @@ impl SqlStore {
         let refs: Vec<&MemberRef> = ops
             .iter()
             .filter_map(|op| match op {
-                MemberOp::Add(refs) => Some(refs.iter()),
+                MemberOp::Add(refs) | MemberOp::Replace(refs) => Some(refs.iter()),
                 _ => None,
             })
             .flatten()
@@ -633,55 +682,156 @@ impl SqlStore {
     }
 
     /// In a batch: one membership change, as a set operation (members checked beforehand
-    /// by `check_members`; the type of each comes from where its id is found).
+    /// by `check_members`; the type of each comes from where its id is found). Each
+    /// membership that actually changes gets its event and moves its roles; nothing else of
+    /// the group is read or written.
     fn member_op_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, op: &MemberOp) {
-        let org = scope.org.as_str();
         match op {
             MemberOp::Add(refs) => {
                 for m in refs {
-                    b.push(
-                        "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
-                         SELECT org_id, $2, id, kind FROM ( \
-                           SELECT org_id, id, 'User' AS kind FROM users WHERE org_id = $1 AND id = $3 \
-                           UNION ALL \
-                           SELECT org_id, id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id = $3 AND id <> $2 \
-                         ) x WHERE 1 = 1 \
-                         ON CONFLICT (group_id, member_id) DO NOTHING",
-                        vec![
-                            Arg::Str(org.to_owned()),
-                            Arg::Str(group_id.to_owned()),
-                            Arg::Str(m.id.clone()),
-                        ],
-                    );
+                    self.add_member_in(b, scope, group_id, &m.id);
                 }
             }
             MemberOp::Remove(ids) => {
                 for id in ids {
-                    b.push(
-                        "DELETE FROM group_members WHERE group_id = $1 AND member_id = $2",
-                        vec![Arg::Str(group_id.to_owned()), Arg::Str(id.clone())],
+                    self.remove_members_in(
+                        b,
+                        scope,
+                        group_id,
+                        "gm.member_id = $3",
+                        vec![Arg::Str(id.clone())],
                     );
                 }
             }
-            MemberOp::RemoveAll => {
-                b.push(
-                    "DELETE FROM group_members WHERE group_id = $1",
-                    vec![Arg::Str(group_id.to_owned())],
-                );
-            }
+            MemberOp::RemoveAll => self.remove_members_in(b, scope, group_id, "1 = 1", Vec::new()),
             MemberOp::RemoveWhere(cond) => {
                 let mut sb = SqlBuilder::new(
                     self.d,
                     ResourceKind::Group,
-                    vec![Arg::Str(group_id.to_owned())],
+                    vec![
+                        Arg::Str(scope.org.as_str().to_owned()),
+                        Arg::Str(group_id.to_owned()),
+                    ],
                 );
-                let w = sb.related(cond, "group_members");
-                b.push(
-                    format!("DELETE FROM group_members WHERE group_id = $1 AND {w}"),
-                    sb.args,
+                let w = sb.related(cond, "gm");
+                let extra = sb.args.split_off(2);
+                self.remove_members_in(b, scope, group_id, &w, extra);
+            }
+            MemberOp::Replace(refs) => {
+                let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
+                let list = Value::from(ids).to_string();
+                let keep = self.d.json_strings(3, "keep");
+                self.remove_members_in(
+                    b,
+                    scope,
+                    group_id,
+                    &format!("gm.member_id NOT IN (SELECT keep.value FROM {keep})"),
+                    vec![Arg::Str(list)],
                 );
+                for m in refs {
+                    self.add_member_in(b, scope, group_id, &m.id);
+                }
             }
         }
+    }
+
+    /// Adds one member unless present: its event, its roles, its row.
+    fn add_member_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, member: &str) {
+        let args = || {
+            vec![
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(group_id.to_owned()),
+                Arg::Str(member.to_owned()),
+            ]
+        };
+        let candidate = "SELECT org_id, id, 'User' AS kind FROM users WHERE org_id = $1 AND id = $3 \
+                         UNION ALL \
+                         SELECT org_id, id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id = $3 AND id <> $2";
+        let new_member = format!(
+            "FROM ({candidate}) x WHERE NOT EXISTS \
+             (SELECT 1 FROM group_members gm WHERE gm.group_id = $2 AND gm.member_id = x.id)"
+        );
+        b.events_select(
+            &scope.org,
+            &scope.actor,
+            "group.member_added",
+            "Group",
+            "CAST($2 AS TEXT)",
+            &self.d.json_object(&[
+                ("group_id", "CAST($2 AS TEXT)"),
+                ("member_id", "x.id"),
+                ("member_type", "x.kind"),
+            ]),
+            &new_member,
+            args(),
+        );
+        roles::grant_group_roles(
+            b,
+            self.d,
+            &scope.org,
+            &scope.actor,
+            group_id,
+            &format!("SELECT x.id AS user_id {new_member} AND x.kind = 'User'"),
+            vec![Arg::Str(member.to_owned())],
+        );
+        b.push(
+            format!(
+                "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
+                 SELECT org_id, $2, id, kind FROM ({candidate}) x WHERE 1 = 1 \
+                 ON CONFLICT (group_id, member_id) DO NOTHING"
+            ),
+            args(),
+        );
+    }
+
+    /// Removes the members `gm` of the group matching `cond` (over `$1` org, `$2` group,
+    /// `$3…` = `extra`): their events, their roles through this group, their rows.
+    fn remove_members_in(
+        &self,
+        b: &mut Batch,
+        scope: &Scope,
+        group_id: &str,
+        cond: &str,
+        extra: Vec<Arg>,
+    ) {
+        let args = || {
+            let mut a = vec![
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(group_id.to_owned()),
+            ];
+            a.extend(extra.iter().cloned());
+            a
+        };
+        let from = format!("FROM group_members gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}");
+        b.events_select(
+            &scope.org,
+            &scope.actor,
+            "group.member_removed",
+            "Group",
+            "gm.group_id",
+            &self.d.json_object(&[
+                ("group_id", "gm.group_id"),
+                ("member_id", "gm.member_id"),
+                ("member_type", "gm.member_type"),
+            ]),
+            &from,
+            args(),
+        );
+        roles::revoke_group_roles(
+            b,
+            self.d,
+            &scope.org,
+            &scope.actor,
+            group_id,
+            &format!("SELECT gm.member_id {from} AND gm.member_type = 'User'"),
+            extra.clone(),
+        );
+        b.push(
+            format!(
+                "DELETE FROM group_members WHERE (group_id, member_id) IN (SELECT gm.group_id, gm.member_id {from})"
+            ),
+            args(),
+        );
     }
 }
 
@@ -976,6 +1126,7 @@ impl Store for SqlStore {
             last_directory_sync_at: sync,
             last_login_at: None,
             groups: Vec::new(),
+            roles: Vec::new(),
         })
     }
 
@@ -1048,15 +1199,21 @@ impl Store for SqlStore {
             ],
         );
         if change.revoke_sessions {
-            revoke_sessions_in(&mut b, scope, id);
+            revoke_sessions_in(&mut b, self.d, scope, id, "user_deactivated");
         }
         for ev in &change.events {
             b.event(Some(&scope.org), &scope.actor, ev);
+        }
+        if let Some(a) = change.audit {
+            b.audit(Some(&scope.org), &scope.actor, a);
         }
         tx.finish(self.d, b)
             .await
             .map_err(|err| user_name_conflict(e(err), &user_name))?;
         tx.commit().await?;
+        if change.revoke_sessions {
+            crate::metrics::deprovisioned(crate::core::context::current().received);
+        }
         Ok(User {
             id: current.id,
             attrs: change.attrs,
@@ -1069,6 +1226,7 @@ impl Store for SqlStore {
             last_directory_sync_at: sync,
             last_login_at: current.last_login_at,
             groups: current.groups,
+            roles: current.roles,
         })
     }
 
@@ -1085,11 +1243,14 @@ impl Store for SqlStore {
         };
         check_version(expect_version, current.meta.version)?;
         let mut b = Batch::default();
-        revoke_sessions_in(&mut b, scope, id);
-        delete_row_in(&mut b, scope, ResourceKind::User, id);
+        // The user's event first: it is also the action's audit entry.
         b.event(Some(&scope.org), &scope.actor, &event);
+        revoke_sessions_in(&mut b, self.d, scope, id, "user_deleted");
+        roles::drop_user_roles(&mut b, self.d, &scope.org, &scope.actor, id);
+        delete_row_in(&mut b, self.d, scope, ResourceKind::User, id);
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
+        crate::metrics::deprovisioned(crate::core::context::current().received);
         Ok(true)
     }
 
@@ -1189,11 +1350,20 @@ impl Store for SqlStore {
                 Arg::Str(id.to_owned()),
             ],
         );
-        for op in &change.member_ops {
-            self.member_op_in(&mut b, scope, id, op);
-        }
         for ev in &change.events {
             b.event(Some(&scope.org), &scope.actor, ev);
+        }
+        if let Some(a) = change.audit {
+            b.audit(Some(&scope.org), &scope.actor, a);
+        }
+        // A new name or externalId can change what the group maps to.
+        if str_attr(&current.attrs, "displayName") != str_attr(&change.attrs, "displayName")
+            || str_attr(&current.attrs, "externalId") != str_attr(&change.attrs, "externalId")
+        {
+            roles::refresh_group_roles(&mut b, self.d, &scope.org, &scope.actor, id);
+        }
+        for op in &change.member_ops {
+            self.member_op_in(&mut b, scope, id, op);
         }
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
@@ -1221,8 +1391,9 @@ impl Store for SqlStore {
         };
         check_version(expect_version, current.meta.version)?;
         let mut b = Batch::default();
-        delete_row_in(&mut b, scope, ResourceKind::Group, id);
         b.event(Some(&scope.org), &scope.actor, &event);
+        roles::drop_group_roles(&mut b, self.d, &scope.org, &scope.actor, id);
+        delete_row_in(&mut b, self.d, scope, ResourceKind::Group, id);
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)

@@ -7,7 +7,8 @@ use sqlx::any::AnyRow;
 
 use super::batch::Batch;
 use super::filter_sql::Arg;
-use super::sql_store::{SqlStore, e, get};
+use super::roles;
+use super::sql_store::{SqlStore, e, fold, get};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::keys::SigningKeyRecord;
@@ -113,7 +114,7 @@ fn insert_token_in(b: &mut Batch, t: &TokenRow) -> CoreResult<()> {
 
 impl SqlStore {
     /// One write: `b`'s statements and nothing else, committed.
-    async fn write_batch(&self, b: Batch) -> CoreResult<()> {
+    pub(super) async fn write_batch(&self, b: Batch) -> CoreResult<()> {
         let mut tx = self.begin_fresh().await?;
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await
@@ -338,10 +339,11 @@ impl SsoStore for SqlStore {
         let ts = now();
         let mut b = Batch::default();
         b.push(
-            "INSERT INTO user_identities (connection_id, subject, org_id, user_id, idp_groups, created_at, last_login_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+            "INSERT INTO user_identities (connection_id, subject, org_id, user_id, idp_groups, created_at, last_login_at, idp_groups_norm) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
              ON CONFLICT (connection_id, subject) DO UPDATE SET user_id = excluded.user_id, \
-             idp_groups = excluded.idp_groups, last_login_at = excluded.last_login_at",
+             idp_groups = excluded.idp_groups, last_login_at = excluded.last_login_at, \
+             idp_groups_norm = excluded.idp_groups_norm",
             vec![
                 Arg::Str(connection_id.to_owned()),
                 Arg::Str(subject.to_owned()),
@@ -349,8 +351,13 @@ impl SsoStore for SqlStore {
                 Arg::Str(user_id.to_owned()),
                 Arg::Str(to_json(&idp_groups)?),
                 Arg::Str(ts.clone()),
+                Arg::Str(to_json(
+                    &idp_groups.iter().map(|g| fold(g)).collect::<Vec<_>>(),
+                )?),
             ],
         );
+        // The claims decide the user's login-sourced roles.
+        roles::refresh_idp_roles(&mut b, self.d, &scope.org, &scope.actor, user_id);
         b.push(
             "UPDATE users SET last_login_at = $1 WHERE org_id = $2 AND id = $3",
             vec![

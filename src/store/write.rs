@@ -14,7 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
-use super::batch::Batch;
+use super::batch::{AuditHeads, Batch};
 use super::sql_store::bind_all;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 
@@ -31,6 +31,9 @@ pub struct Writer {
     /// The write's SAVEPOINT is not sent yet: it goes first in the write's batch.
     savepoint_pending: bool,
     waiters: Vec<Waiter>,
+    /// Audit chain heads as of the open transaction (valid until it ends: no other
+    /// connection can write meanwhile).
+    audit_heads: AuditHeads,
 }
 
 /// Group commit for the SQLite writer.
@@ -85,6 +88,7 @@ impl Writer {
     /// Rolls the whole batch back and tells every write in it (none was acknowledged).
     async fn abort_batch(&mut self, reason: String) {
         let _ = self.conn.execute("ROLLBACK").await;
+        self.audit_heads.clear();
         self.savepoint_open = false;
         self.savepoint_pending = false;
         self.in_batch = false;
@@ -103,6 +107,7 @@ impl GroupCommit {
                 savepoint_open: false,
                 savepoint_pending: false,
                 waiters: Vec::new(),
+                audit_heads: AuditHeads::new(),
             })),
             waiting: AtomicUsize::new(0),
         }
@@ -127,6 +132,10 @@ impl GroupCommit {
                 (true, false) => Some("SAVEPOINT w"),
                 (false, false) => Some("BEGIN IMMEDIATE; SAVEPOINT w"),
             };
+            if !w.in_batch {
+                // Another process may have written since the last batch.
+                w.audit_heads.clear();
+            }
             if let Some(sql) = sql {
                 w.conn.execute(sql).await.map_err(err)?;
             }
@@ -138,10 +147,10 @@ impl GroupCommit {
         let guard = started.await.map_err(|e| {
             CoreError::Store(StoreError::Other(format!("writer task failed: {e}")))
         })??;
-        Ok(WriteTx::Lite(Some(LiteTx {
+        Ok(WriteTx::new(Inner::Lite(Some(LiteTx {
             guard,
             gc: self.clone(),
-        })))
+        }))))
     }
 
     /// Commits whatever is pending; used at shutdown.
@@ -188,8 +197,18 @@ pub struct LiteTx {
     gc: Arc<GroupCommit>,
 }
 
+/// Bumped after every commit that appended events: feed readers and webhook dispatch wait
+/// on it instead of polling (other nodes' events are still found by polling).
+pub type EventSignal = Arc<tokio::sync::watch::Sender<u64>>;
+
 /// A write transaction; derefs to the connection it runs on.
-pub enum WriteTx {
+pub struct WriteTx {
+    inner: Inner,
+    signal: Option<EventSignal>,
+    events: bool,
+}
+
+enum Inner {
     /// `None` once committed.
     Pg(Option<sqlx::Transaction<'static, Any>>),
     /// `None` once committed.
@@ -199,10 +218,15 @@ pub enum WriteTx {
 impl WriteTx {
     /// Runs a write's last statements: on SQLite as one command that also opens the write's
     /// savepoint (if still pending) and releases it, leaving `commit()` only the COMMIT.
-    pub async fn finish(&mut self, d: super::Dialect, b: Batch) -> Result<(), sqlx::Error> {
-        match self {
-            WriteTx::Lite(Some(lt)) => {
+    pub async fn finish(&mut self, d: super::Dialect, mut b: Batch) -> Result<(), sqlx::Error> {
+        self.events |= b.has_events();
+        match &mut self.inner {
+            Inner::Lite(Some(lt)) => {
                 let w = &mut lt.guard;
+                // Link audit entries to the chain heads; the heads advance only once the
+                // write's statements ran (a failed write leaves the chain as it was).
+                let mut heads = w.audit_heads.clone();
+                b.link_audits(&mut w.conn, &mut heads).await?;
                 let before = w.savepoint_pending.then_some("SAVEPOINT w");
                 let (sql, args) = b.joined(before, Some("RELEASE w"));
                 // Until the command succeeds the savepoint may exist: clean() undoes it.
@@ -212,20 +236,56 @@ impl WriteTx {
                     .execute(&mut *w.conn)
                     .await?;
                 w.savepoint_open = false;
+                w.audit_heads = heads;
                 Ok(())
             }
-            other => b.run(d, other).await,
+            Inner::Pg(Some(tx)) => b.run_pg(tx).await,
+            Inner::Pg(None) | Inner::Lite(None) => {
+                let _ = d;
+                Err(sqlx::Error::Protocol(
+                    "write transaction used after commit".into(),
+                ))
+            }
         }
+    }
+
+    /// Wakes event consumers after the commit if the transaction appended events.
+    pub fn with_signal(mut self, signal: EventSignal) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+
+    fn new(inner: Inner) -> Self {
+        WriteTx {
+            inner,
+            signal: None,
+            events: false,
+        }
+    }
+
+    pub fn pg(tx: sqlx::Transaction<'static, Any>) -> Self {
+        WriteTx::new(Inner::Pg(Some(tx)))
     }
 
     /// Commits; returns once the change is durable.
     pub async fn commit(mut self) -> CoreResult<()> {
-        match &mut self {
-            WriteTx::Pg(slot) => match slot.take() {
+        let r = self.commit_inner().await;
+        if r.is_ok()
+            && self.events
+            && let Some(s) = &self.signal
+        {
+            s.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        r
+    }
+
+    async fn commit_inner(&mut self) -> CoreResult<()> {
+        match &mut self.inner {
+            Inner::Pg(slot) => match slot.take() {
                 Some(tx) => tx.commit().await.map_err(err),
                 None => Ok(()),
             },
-            WriteTx::Lite(slot) => {
+            Inner::Lite(slot) => {
                 let Some(lt) = slot.take() else {
                     return Ok(());
                 };
@@ -268,7 +328,7 @@ impl Drop for WriteTx {
     fn drop(&mut self) {
         // A write dropped without commit (an error path): roll back its savepoint and, if it
         // was the last in line, commit what the batch already holds, off the async path.
-        if let WriteTx::Lite(slot) = self
+        if let Inner::Lite(slot) = &mut self.inner
             && let Some(LiteTx { mut guard, gc }) = slot.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
@@ -282,10 +342,10 @@ impl Drop for WriteTx {
 impl Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        match self {
-            WriteTx::Pg(Some(tx)) => tx,
-            WriteTx::Lite(Some(lt)) => &lt.guard.conn,
-            WriteTx::Pg(None) | WriteTx::Lite(None) => {
+        match &self.inner {
+            Inner::Pg(Some(tx)) => tx,
+            Inner::Lite(Some(lt)) => &lt.guard.conn,
+            Inner::Pg(None) | Inner::Lite(None) => {
                 unreachable!("a committed write transaction is not used again")
             }
         }
@@ -294,10 +354,10 @@ impl Deref for WriteTx {
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            WriteTx::Pg(Some(tx)) => &mut *tx,
-            WriteTx::Lite(Some(lt)) => &mut lt.guard.conn,
-            WriteTx::Pg(None) | WriteTx::Lite(None) => {
+        match &mut self.inner {
+            Inner::Pg(Some(tx)) => &mut *tx,
+            Inner::Lite(Some(lt)) => &mut lt.guard.conn,
+            Inner::Pg(None) | Inner::Lite(None) => {
                 unreachable!("a committed write transaction is not used again")
             }
         }

@@ -1,0 +1,99 @@
+//! SCIM traffic per directory and client (User-Agent), for the drift report: counted in
+//! memory per minute and added to the store every few seconds (a write per request would
+//! cost more than the request).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::ScimState;
+use crate::core::now;
+use crate::core::store::{LifecycleStore, TrafficCount};
+use crate::store::SqlStore;
+
+/// Set by the authenticated `Caller`: which directory a request spoke for.
+#[derive(Clone, Default)]
+pub struct DirectorySlot(pub Arc<OnceLock<String>>);
+
+type Key = (String, String, String);
+
+#[derive(Default)]
+pub struct Traffic {
+    counts: Mutex<HashMap<Key, (i64, i64, String)>>,
+}
+
+/// Longest User-Agent kept (the rest is cut).
+const MAX_AGENT: usize = 120;
+
+impl Traffic {
+    fn record(&self, directory: String, agent: &str, error: bool) {
+        let at = now();
+        let minute = at.get(..16).unwrap_or(&at).to_owned();
+        let agent: String = agent.chars().take(MAX_AGENT).collect();
+        if let Ok(mut m) = self.counts.lock() {
+            let e = m
+                .entry((directory, minute, agent))
+                .or_insert((0, 0, String::new()));
+            e.0 += 1;
+            e.1 += i64::from(error);
+            e.2 = at;
+        }
+    }
+
+    /// Adds what was counted since the last flush to the store.
+    pub async fn flush(&self, store: &SqlStore) {
+        let taken: Vec<TrafficCount> = match self.counts.lock() {
+            Ok(mut m) => m
+                .drain()
+                .map(|((directory_id, minute, user_agent), (requests, errors, last))| TrafficCount {
+                    directory_id,
+                    minute,
+                    user_agent,
+                    requests,
+                    errors,
+                    last_request_at: last,
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        if let Err(e) = store.add_traffic(&taken).await {
+            tracing::warn!(error = %e, "could not record SCIM traffic");
+        }
+    }
+
+    /// Flushes every `every` until the task is aborted.
+    pub fn spawn_flusher(self: &Arc<Self>, store: SqlStore, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                me.flush(&store).await;
+            }
+        })
+    }
+}
+
+/// Counts each authenticated SCIM request under its directory and client; responses with
+/// status ≥ 400 count as errors.
+pub async fn count(State(st): State<Arc<ScimState>>, mut req: Request, next: Next) -> Response {
+    let slot = DirectorySlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let resp = next.run(req).await;
+    if let Some(dir) = slot.0.get() {
+        st.traffic
+            .record(dir.clone(), &agent, resp.status().as_u16() >= 400);
+    }
+    resp
+}
