@@ -283,15 +283,20 @@ async fn create_mapping(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     admin.check_write()?;
     let org = admin.org(&st.store, &org).await?;
-    let m: NewMapping = serde_json::from_slice(&body)
-        .map_err(|e| bad(format!("expected {{\"group\", \"role\", \"match_on\"}}: {e}")))?;
+    let m: NewMapping = serde_json::from_slice(&body).map_err(|e| {
+        bad(format!(
+            "expected {{\"group\", \"role\", \"match_on\"}}: {e}"
+        ))
+    })?;
     let mapping = crate::core::roles::new_mapping(
         &org.id,
         m.match_on.as_deref().unwrap_or("displayName"),
         &m.group,
         &m.role,
     )?;
-    st.store.insert_role_mapping(&mapping, &admin.actor()).await?;
+    st.store
+        .insert_role_mapping(&mapping, &admin.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(mapping_json(&mapping))))
 }
 

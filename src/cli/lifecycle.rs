@@ -176,7 +176,9 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
             let parsed = url::Url::parse(url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .ok_or_else(|| CoreError::InvalidValue(format!("\"{url}\" is not an http(s) URL")))?;
+                .ok_or_else(|| {
+                    CoreError::InvalidValue(format!("\"{url}\" is not an http(s) URL"))
+                })?;
             let event_types = webhooks::parse_patterns(events)?;
             let secret = webhooks::new_secret()?;
             let id = new_id();
@@ -223,7 +225,11 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
                     w.event_types.join(","),
                     w.cursor,
                     failed,
-                    if w.disabled_at.is_some() { "\tdisabled" } else { "" }
+                    if w.disabled_at.is_some() {
+                        "\tdisabled"
+                    } else {
+                        ""
+                    }
                 ));
             }
             print(*json, json!({"webhooks": items}), lines.join("\n"));
@@ -232,7 +238,11 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
             if !store.disable_webhook(id, &Actor::Cli).await? {
                 return Err(CoreError::NotFound(format!("enabled webhook {id}")).into());
             }
-            print(*json, json!({"id": id, "disabled": true}), format!("disabled {id}"));
+            print(
+                *json,
+                json!({"id": id, "disabled": true}),
+                format!("disabled {id}"),
+            );
         }
         WebhookCmd::Deliveries {
             id,
@@ -302,12 +312,21 @@ pub async fn admin_key(store: &SqlStore, c: &AdminKeyCmd) -> Result<(), CliError
             let list = store.list_admin_keys().await?;
             let items: Vec<_> = list
                 .iter()
-                .map(|k| json!({"id": k.id, "org_id": k.org_id, "name": k.name, "read_only": k.read_only,
-                    "created_at": k.created_at, "revoked_at": k.revoked_at}))
+                .map(|k| {
+                    json!({"id": k.id, "org_id": k.org_id, "name": k.name, "read_only": k.read_only,
+                    "created_at": k.created_at, "revoked_at": k.revoked_at})
+                })
                 .collect();
             let text = list
                 .iter()
-                .map(|k| format!("{}\t{}\t{}", k.id, k.name, k.org_id.as_deref().unwrap_or("*")))
+                .map(|k| {
+                    format!(
+                        "{}\t{}\t{}",
+                        k.id,
+                        k.name,
+                        k.org_id.as_deref().unwrap_or("*")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             print(*json, json!({"admin_keys": items}), text);
@@ -316,7 +335,11 @@ pub async fn admin_key(store: &SqlStore, c: &AdminKeyCmd) -> Result<(), CliError
             if !store.revoke_admin_key(id, &Actor::Cli).await? {
                 return Err(CoreError::NotFound(format!("live admin key {id}")).into());
             }
-            print(*json, json!({"id": id, "revoked": true}), format!("revoked {id}"));
+            print(
+                *json,
+                json!({"id": id, "revoked": true}),
+                format!("revoked {id}"),
+            );
         }
     }
     Ok(())
@@ -453,7 +476,11 @@ pub async fn role_mapping(store: &SqlStore, c: &RoleMappingCmd) -> Result<(), Cl
             if !store.delete_role_mapping(&org.id, id, &Actor::Cli).await? {
                 return Err(CoreError::NotFound(format!("role mapping {id}")).into());
             }
-            print(*json, json!({"id": id, "removed": true}), format!("removed {id}"));
+            print(
+                *json,
+                json!({"id": id, "removed": true}),
+                format!("removed {id}"),
+            );
         }
     }
     Ok(())
@@ -496,7 +523,11 @@ pub async fn report(store: &SqlStore, c: &ReportCmd) -> Result<(), CliError> {
         for c in &d.by_client {
             text.push(format!(
                 "  {}: {} requests, {} errors",
-                if c.user_agent.is_empty() { "(no User-Agent)" } else { &c.user_agent },
+                if c.user_agent.is_empty() {
+                    "(no User-Agent)"
+                } else {
+                    &c.user_agent
+                },
                 c.requests,
                 c.errors
             ));

@@ -293,11 +293,10 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             let master = master_key(&cli.db)?;
             let schedule = crate::delivery::parse_schedule(webhook_retry_schedule)
                 .map_err(|m| CoreError::InvalidValue(format!("--webhook-retry-schedule: {m}")))?;
-            let server =
-                Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master)
-                    .await?
-                    .webhook_schedule_ms(schedule)
-                    .audit_retention_days(*audit_retention_days);
+            let server = Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master)
+                .await?
+                .webhook_schedule_ms(schedule)
+                .audit_retention_days(*audit_retention_days);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

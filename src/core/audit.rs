@@ -163,9 +163,13 @@ pub fn verify_chain(
                 "hash does not match the entry's content".into(),
             ));
         }
-        let named: Option<(String, i64)> = serde_json::from_str::<Value>(&e.body)
-            .ok()
-            .and_then(|v| Some((v.get("chain")?.as_str()?.to_owned(), v.get("seq")?.as_i64()?)));
+        let named: Option<(String, i64)> =
+            serde_json::from_str::<Value>(&e.body).ok().and_then(|v| {
+                Some((
+                    v.get("chain")?.as_str()?.to_owned(),
+                    v.get("seq")?.as_i64()?,
+                ))
+            });
         if named != Some((chain.to_owned(), e.seq)) {
             return Err(broken(
                 e.seq,

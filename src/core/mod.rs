@@ -64,6 +64,7 @@ pub fn now_plus_secs(secs: i64) -> String {
 /// The storage-format time `ms` milliseconds from now.
 pub fn now_plus_ms(ms: u64) -> String {
     format_time(
-        OffsetDateTime::now_utc() + time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)),
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)),
     )
 }

@@ -495,9 +495,7 @@ fn members_op(
             _ => Ok(vec![MemberOp::RemoveAll]),
         },
         (PatchKind::Add, None) => Ok(vec![MemberOp::Add(member_refs(need_value(value)?)?)]),
-        (PatchKind::Replace, None) => Ok(vec![MemberOp::Replace(member_refs(need_value(
-            value,
-        )?)?)]),
+        (PatchKind::Replace, None) => Ok(vec![MemberOp::Replace(member_refs(need_value(value)?)?)]),
         (_, Some(_)) => Err(CoreError::InvalidPath(
             "members can be added or replaced only as whole values".into(),
         )),

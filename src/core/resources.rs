@@ -57,8 +57,8 @@ fn user_change(
     } else {
         "user.updated"
     };
-    let audit = (!changes.is_empty())
-        .then(|| AuditDraft::new(action, "User", id, Value::Object(changes)));
+    let audit =
+        (!changes.is_empty()).then(|| AuditDraft::new(action, "User", id, Value::Object(changes)));
     UserChange {
         attrs: after,
         expect_version,

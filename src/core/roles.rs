@@ -8,7 +8,12 @@ use super::store::RoleMapping;
 use super::{new_id, now};
 
 /// A validated new mapping.
-pub fn new_mapping(org: &OrgId, match_on: &str, group: &str, role: &str) -> CoreResult<RoleMapping> {
+pub fn new_mapping(
+    org: &OrgId,
+    match_on: &str,
+    group: &str,
+    role: &str,
+) -> CoreResult<RoleMapping> {
     let match_on = match match_on {
         m if m.eq_ignore_ascii_case("displayName") => "displayName",
         m if m.eq_ignore_ascii_case("externalId") => "externalId",

@@ -381,8 +381,7 @@ pub trait LifecycleStore: Send + Sync + 'static {
     async fn prune_audit(&self, chain: &str, before: &str) -> CoreResult<u64>;
 
     async fn insert_role_mapping(&self, m: &RoleMapping, actor: &Actor) -> CoreResult<()>;
-    async fn delete_role_mapping(&self, org: &OrgId, id: &str, actor: &Actor)
-    -> CoreResult<bool>;
+    async fn delete_role_mapping(&self, org: &OrgId, id: &str, actor: &Actor) -> CoreResult<bool>;
     async fn role_mappings(&self, org: &OrgId) -> CoreResult<Vec<RoleMapping>>;
     /// The roles a user holds through mappings.
     async fn user_roles(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<String>>;

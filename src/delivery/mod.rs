@@ -145,7 +145,11 @@ impl Dispatcher {
         if let Err(e) = self.serve_inner(ep).await {
             tracing::warn!(endpoint = %id, error = %e, "webhook delivery stopped");
         }
-        let _ = self.inner.store.release_webhook(&id, &self.inner.node).await;
+        let _ = self
+            .inner
+            .store
+            .release_webhook(&id, &self.inner.node)
+            .await;
     }
 
     async fn serve_inner(&self, ep: Endpoint) -> CoreResult<()> {
@@ -263,7 +267,9 @@ impl Dispatcher {
             }
             ("delivered", None)
         } else {
-            let n = usize::try_from(prior).unwrap_or(usize::MAX).saturating_add(1);
+            let n = usize::try_from(prior)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
             match webhooks::retry_delay_ms(&self.inner.schedule_ms, n, rand::random::<f64>()) {
                 Some(delay) => ("pending", Some(now_plus_ms(delay))),
                 None => ("failed", None),
@@ -304,7 +310,8 @@ fn error_text(e: reqwest::Error) -> String {
 
 /// Seconds from a storage-format time until now.
 fn seconds_since(t: &str) -> Option<f64> {
-    let then = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    let then =
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
     let d = time::OffsetDateTime::now_utc() - then;
     Some(d.as_seconds_f64().max(0.0))
 }
@@ -315,7 +322,10 @@ mod tests {
 
     #[test]
     fn schedules_parse_with_units() {
-        assert_eq!(parse_schedule("200ms, 1s,2m,1h").unwrap(), vec![200, 1000, 120_000, 3_600_000]);
+        assert_eq!(
+            parse_schedule("200ms, 1s,2m,1h").unwrap(),
+            vec![200, 1000, 120_000, 3_600_000]
+        );
         assert!(parse_schedule("5").is_err());
         assert!(parse_schedule("xs").is_err());
     }

@@ -200,8 +200,7 @@ impl Server {
             .map(|days| spawn_retention(self.store.clone(), days));
         let served = axum::serve(
             self.listener,
-            self.app
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;

@@ -50,14 +50,16 @@ impl Traffic {
         let taken: Vec<TrafficCount> = match self.counts.lock() {
             Ok(mut m) => m
                 .drain()
-                .map(|((directory_id, minute, user_agent), (requests, errors, last))| TrafficCount {
-                    directory_id,
-                    minute,
-                    user_agent,
-                    requests,
-                    errors,
-                    last_request_at: last,
-                })
+                .map(
+                    |((directory_id, minute, user_agent), (requests, errors, last))| TrafficCount {
+                        directory_id,
+                        minute,
+                        user_agent,
+                        requests,
+                        errors,
+                        last_request_at: last,
+                    },
+                )
                 .collect(),
             Err(_) => return,
         };
@@ -67,7 +69,11 @@ impl Traffic {
     }
 
     /// Flushes every `every` until the task is aborted.
-    pub fn spawn_flusher(self: &Arc<Self>, store: SqlStore, every: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_flusher(
+        self: &Arc<Self>,
+        store: SqlStore,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);

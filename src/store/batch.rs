@@ -72,7 +72,10 @@ fn shift(sql: &str, offset: usize) -> String {
 }
 
 fn chain_of(org: Option<&OrgId>) -> String {
-    org.map_or_else(|| audit::DEPLOYMENT_CHAIN.to_owned(), |o| o.as_str().to_owned())
+    org.map_or_else(
+        || audit::DEPLOYMENT_CHAIN.to_owned(),
+        |o| o.as_str().to_owned(),
+    )
 }
 
 /// The actor and request columns of an event row.
@@ -256,12 +259,11 @@ impl Batch {
 
 /// The last entry of an audit chain, or its anchor if retention emptied it, or genesis.
 pub async fn audit_head(c: &mut AnyConnection, chain: &str) -> Result<(i64, String), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(chain)
-    .fetch_optional(&mut *c)
-    .await?;
+    let row =
+        sqlx::query("SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(chain)
+            .fetch_optional(&mut *c)
+            .await?;
     if let Some(r) = row {
         return Ok((r.try_get("seq")?, r.try_get("hash")?));
     }

@@ -23,7 +23,8 @@ use crate::core::webhooks::{Endpoint, EventRecord};
 const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
                           request_id, received_at, data, created_at";
 
-const ENDPOINT_COLS: &str = "id, org_id, url, event_types, secret_enc, created_at, disabled_at, cursor, next_attempt_at";
+const ENDPOINT_COLS: &str =
+    "id, org_id, url, event_types, secret_enc, created_at, disabled_at, cursor, next_attempt_at";
 
 fn bad(what: &str) -> CoreError {
     CoreError::Store(StoreError::Other(format!("malformed {what} row")))
@@ -33,7 +34,9 @@ fn event_from_row(r: &AnyRow) -> CoreResult<EventRecord> {
     let actor = match get::<Option<String>>(r, "actor")? {
         Some(a) => serde_json::from_str(&a).map_err(|_| bad("event"))?,
         // Events written before actors were recorded in full.
-        None => json!({"type": get::<String>(r, "actor_kind")?, "id": get::<String>(r, "actor_id")?}),
+        None => {
+            json!({"type": get::<String>(r, "actor_kind")?, "id": get::<String>(r, "actor_id")?})
+        }
     };
     Ok(EventRecord {
         cursor: get(r, "id")?,
@@ -161,16 +164,14 @@ impl LifecycleStore for SqlStore {
         limit: i64,
     ) -> CoreResult<Vec<EventRecord>> {
         let rows = match org {
-            Some(o) => {
-                sqlx::query(&format!(
-                    "SELECT {EVENT_COLS} FROM events WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-                ))
-                .bind(o.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.read)
-                .await
-            }
+            Some(o) => sqlx::query(&format!(
+                "SELECT {EVENT_COLS} FROM events WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(o.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await,
             None => {
                 sqlx::query(&format!(
                     "SELECT {EVENT_COLS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
@@ -439,7 +440,11 @@ impl LifecycleStore for SqlStore {
             .collect()
     }
 
-    async fn audit_entries(&self, chain: &str, since: Option<&str>) -> CoreResult<Vec<StoredEntry>> {
+    async fn audit_entries(
+        &self,
+        chain: &str,
+        since: Option<&str>,
+    ) -> CoreResult<Vec<StoredEntry>> {
         let rows = sqlx::query(
             "SELECT chain, seq, at, body, prev_hash, hash FROM audit_log \
              WHERE chain = $1 AND at >= $2 ORDER BY seq",
@@ -537,13 +542,15 @@ impl LifecycleStore for SqlStore {
         self.refresh_for_mapping(&mut b, &m.org_id, actor, &m.match_on, &m.group_value)
             .await?;
         let mut tx = self.begin_fresh().await?;
-        tx.finish(self.d, b).await.map_err(|err| match super::db_err(err) {
-            StoreError::Unique(_) => CoreError::Uniqueness(format!(
-                "group {} \"{}\" already maps to role \"{}\"",
-                m.match_on, m.group_value, m.role
-            )),
-            other => CoreError::Store(other),
-        })?;
+        tx.finish(self.d, b)
+            .await
+            .map_err(|err| match super::db_err(err) {
+                StoreError::Unique(_) => CoreError::Uniqueness(format!(
+                    "group {} \"{}\" already maps to role \"{}\"",
+                    m.match_on, m.group_value, m.role
+                )),
+                other => CoreError::Store(other),
+            })?;
         tx.commit().await
     }
 
@@ -807,4 +814,3 @@ impl LifecycleStore for SqlStore {
         })
     }
 }
-

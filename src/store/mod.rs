@@ -322,10 +322,7 @@ impl Dialect {
     /// A JSON object built in SQL, as text: `pairs` are (key, SQL expression); keys are
     /// literals from the code.
     pub fn json_object(self, pairs: &[(&str, &str)]) -> String {
-        let args: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("'{k}', {v}"))
-            .collect();
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
         match self {
             Dialect::Sqlite => format!("json_object({})", args.join(", ")),
             Dialect::Postgres => format!("json_build_object({})::text", args.join(", ")),

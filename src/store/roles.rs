@@ -33,7 +33,10 @@ pub fn grant_group_roles(
     extra: Vec<Arg>,
 ) {
     let args = || {
-        let mut a = vec![Arg::Str(org.as_str().to_owned()), Arg::Str(group.to_owned())];
+        let mut a = vec![
+            Arg::Str(org.as_str().to_owned()),
+            Arg::Str(group.to_owned()),
+        ];
         a.extend(extra.iter().cloned());
         a
     };
@@ -188,12 +191,7 @@ pub fn refresh_idp_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, 
 
 /// Removes every grant of a user being deleted, with `role.unassigned` per role.
 pub fn drop_user_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, user: &str) {
-    let args = || {
-        vec![
-            Arg::Str(org.as_str().to_owned()),
-            Arg::Str(user.to_owned()),
-        ]
-    };
+    let args = || vec![Arg::Str(org.as_str().to_owned()), Arg::Str(user.to_owned())];
     b.events_select(
         org,
         actor,

@@ -802,7 +802,8 @@ impl SqlStore {
             a.extend(extra.iter().cloned());
             a
         };
-        let from = format!("FROM group_members gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}");
+        let from =
+            format!("FROM group_members gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}");
         b.events_select(
             &scope.org,
             &scope.actor,

@@ -65,6 +65,17 @@ impl TestStore {
         }
     }
 
+    /// A second handle on the same database (another node): same location and master key.
+    /// Only the original is cleaned up.
+    pub fn from_store(store: SqlStore, other: &TestStore) -> TestStore {
+        TestStore {
+            store,
+            backend: other.backend,
+            dir: other.dir.clone(),
+            schema: other.schema.clone(),
+        }
+    }
+
     /// The master key a server on this store uses: on SQLite the data directory's key file
     /// (the one the `roster` binary would generate and use); on PostgreSQL a key per test.
     pub fn master_key(&self) -> MasterKey {

@@ -5,6 +5,7 @@ mod architecture;
 mod browser;
 mod cli;
 mod common;
+mod lifecycle;
 mod scim_bulk;
 mod scim_core;
 mod scim_filter;

@@ -1,0 +1,868 @@
+//! Lifecycle events end to end: exact events in the change's transaction, the event feed
+//! with long-poll, signed webhooks (retries, failure, restart, two nodes), the audit chain,
+//! group-to-role mappings and the drift report — each on SQLite and PostgreSQL.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use roster::core::audit;
+use roster::core::model::Actor;
+use roster::core::store::{AdminKeyInfo, LifecycleStore, Store};
+use roster::core::webhooks::Endpoint;
+use roster::http::Server;
+use roster::store::{SqlStore, StoreLocation};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::backend_tests;
+use crate::common::{Backend, TestApp, TestStore, patch_op};
+
+/// A raw connection to the test's database, for fault injection and inspection.
+async fn raw(loc: &StoreLocation) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    match loc {
+        StoreLocation::SqliteDir(d) => {
+            sqlx::AnyPool::connect(&format!("sqlite://{}", d.join("roster.db").display()))
+                .await
+                .unwrap()
+        }
+        StoreLocation::Postgres { url, schema } => {
+            let s = schema.clone().unwrap_or_default();
+            sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .after_connect(move |c, _| {
+                    let s = s.clone();
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        c.execute(format!("SET search_path TO \"{s}\"").as_str())
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+fn is_pg(loc: &StoreLocation) -> bool {
+    matches!(loc, StoreLocation::Postgres { .. })
+}
+
+async fn admin_key(store: &SqlStore, org: Option<&str>) -> String {
+    let org_id = match org {
+        Some(slug) => Some(
+            store
+                .org_by_slug(slug)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let key = roster::api::new_key().unwrap();
+    let info = AdminKeyInfo {
+        id: roster::core::new_id(),
+        org_id,
+        name: "test".into(),
+        read_only: false,
+        created_at: roster::core::now(),
+        revoked_at: None,
+    };
+    store
+        .insert_admin_key(
+            &info,
+            &roster::core::secrets::hash_secret(&key),
+            &Actor::Cli,
+        )
+        .await
+        .unwrap();
+    key
+}
+
+async fn feed(app: &TestApp, key: &str, query: &str) -> Value {
+    app.call_with(
+        key,
+        Method::GET,
+        &format!("{}/api/v1/events?{query}", app.base()),
+        None,
+        &[],
+    )
+    .await
+    .expect(200)
+    .body
+}
+
+fn kinds_of(page: &Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn group_with(app: &TestApp, name: &str, members: &[&str]) -> String {
+    let m: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+    app.post(
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": m}),
+    )
+    .await
+    .expect(201)
+    .id()
+}
+
+/// Membership events name exactly the memberships that changed, whichever way the client
+/// phrased the change; the feed shows them in order with their actor and request.
+async fn membership_events_are_exact(app: &TestApp) {
+    let key = admin_key(&app.db.store, None).await;
+    let a = app.user("a@x.com").await;
+    let b = app.user("b@x.com").await;
+    let c = app.user("c@x.com").await;
+    let g = group_with(app, "Team", &[&a, &b]).await;
+    let start = feed(app, &key, "limit=1000").await["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // PUT keeps b: only a leaves and c joins.
+    app.put(
+        &format!("/Groups/{g}"),
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Team",
+                "members": [{"value": b}, {"value": c}]}),
+    )
+    .await
+    .expect(200);
+    // Adding a present member changes nothing; Entra's remove-by-value removes only c.
+    app.patch(
+        &format!("/Groups/{g}"),
+        &patch_op(json!([{"op": "Add", "path": "members", "value": [{"value": b}]}])),
+    )
+    .await;
+    app.patch(
+        &format!("/Groups/{g}"),
+        &patch_op(json!([{"op": "Remove", "path": "members", "value": [{"value": c}]}])),
+    )
+    .await;
+    let page = feed(app, &key, &format!("after={start}")).await;
+    let member_events: Vec<(String, String)> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("group.member"))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["data"]["member_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        member_events,
+        [
+            ("group.member_removed".to_owned(), a.clone()),
+            ("group.member_added".to_owned(), c.clone()),
+            ("group.member_removed".to_owned(), c.clone()),
+        ]
+    );
+    let ev = &page["events"][0];
+    assert_eq!(ev["actor"]["type"], "directory");
+    assert!(ev["actor"]["token_id"].is_string() && ev["actor"]["directory_id"].is_string());
+    assert!(ev["request_id"].is_string());
+    let cursors: Vec<i64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cursor"].as_i64().unwrap())
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+
+    // Deleting a member user removes it from the group with an event; deactivation revokes.
+    app.patch(
+        &format!("/Users/{b}"),
+        &patch_op(json!([{"op": "replace", "value": {"active": false}}])),
+    )
+    .await
+    .expect(200);
+    app.delete(&format!("/Users/{b}")).await.expect(204);
+    let tail = feed(
+        app,
+        &key,
+        &format!("after={}", page["next_cursor"].as_str().unwrap()),
+    )
+    .await;
+    let updated = &tail["events"][0];
+    assert_eq!(updated["type"], "user.updated");
+    assert_eq!(updated["data"]["changes"]["active"]["before"], Value::Null);
+    assert_eq!(updated["data"]["changes"]["active"]["after"], false);
+    assert_eq!(
+        kinds_of(&tail),
+        [
+            "user.updated",
+            "user.deactivated",
+            "user.deleted",
+            "group.member_removed"
+        ]
+    );
+}
+
+/// A write that fails halfway leaves neither its change nor its events (and the reverse).
+async fn failed_transactions_leave_nothing(app: &TestApp) {
+    let loc = app.db.location();
+    let pool = raw(&loc).await;
+    let u = app.user("f@x.com").await;
+    let g = group_with(app, "Fail", &[]).await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let r: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            r
+        }
+    };
+    let events_before = count("SELECT COUNT(*) FROM events").await;
+    // 1. The events insert fails after the membership row was written.
+    let (install, remove) = if is_pg(&loc) {
+        (
+            vec![
+                "CREATE FUNCTION fail_ev() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
+                "CREATE TRIGGER fail_ev BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.kind = 'user.updated') EXECUTE FUNCTION fail_ev()",
+                "CREATE TRIGGER fail_gm BEFORE INSERT ON group_members FOR EACH ROW EXECUTE FUNCTION fail_ev()",
+            ],
+            vec![
+                "DROP TRIGGER fail_ev ON events",
+                "DROP TRIGGER fail_gm ON group_members",
+            ],
+        )
+    } else {
+        (
+            vec![
+                "CREATE TRIGGER fail_ev BEFORE INSERT ON events WHEN NEW.kind = 'user.updated' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                "CREATE TRIGGER fail_gm BEFORE INSERT ON group_members BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            ],
+            vec!["DROP TRIGGER fail_ev", "DROP TRIGGER fail_gm"],
+        )
+    };
+    for s in &install {
+        sqlx::query(s).execute(&pool).await.unwrap();
+    }
+    // The user update runs its UPDATE first, then its events: the event insert fails.
+    let r = app
+        .patch(
+            &format!("/Users/{u}"),
+            &patch_op(json!([{"op": "replace", "path": "displayName", "value": "Changed"}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    // The membership insert fails after its event row was written.
+    let r = app
+        .patch(
+            &format!("/Groups/{g}"),
+            &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": u}]}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    for s in &remove {
+        sqlx::query(s).execute(&pool).await.unwrap();
+    }
+    assert_eq!(count("SELECT COUNT(*) FROM events").await, events_before);
+    assert_eq!(count("SELECT COUNT(*) FROM group_members").await, 0);
+    let user = app.get(&format!("/Users/{u}")).await.expect(200);
+    assert!(user.body.get("displayName").is_none(), "{}", user.body);
+    assert_eq!(user.body["meta"]["version"], "W/\"1\"");
+    pool.close().await;
+}
+
+/// The feed answers at once when events exist and holds an empty page until one arrives;
+/// a key scoped to one organization sees only that organization.
+async fn feed_long_polls_and_scopes(app: &TestApp) {
+    let key = admin_key(&app.db.store, None).await;
+    app.directory_token("other", false).await;
+    let other_key = admin_key(&app.db.store, Some("other")).await;
+    app.user("lp@x.com").await;
+    let now = feed(app, &key, "org=acme&limit=1000").await;
+    let cursor = now["next_cursor"].as_str().unwrap().to_owned();
+    let other = feed(app, &other_key, "limit=1000").await;
+    assert!(kinds_of(&other).iter().all(|k| !k.starts_with("user.")));
+    app.call_with(
+        &other_key,
+        Method::GET,
+        &format!("{}/api/v1/events?org=acme", app.base()),
+        None,
+        &[],
+    )
+    .await
+    .expect(404);
+    app.call_with(
+        "rak_wrong",
+        Method::GET,
+        &format!("{}/api/v1/events", app.base()),
+        None,
+        &[],
+    )
+    .await
+    .expect(401);
+
+    let started = Instant::now();
+    let poll = {
+        let client = app.client.clone();
+        let url = format!(
+            "{}/api/v1/events?org=acme&after={cursor}&wait=20s",
+            app.base()
+        );
+        let key = key.clone();
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.user("late@x.com").await;
+    let page = poll.await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(kinds_of(&page), ["user.created"]);
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(10));
+    // Nothing new: the wait runs out and an empty page comes back with the same cursor.
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let empty = feed(app, &key, &format!("org=acme&after={next}&wait=300ms")).await;
+    assert_eq!(empty["events"], json!([]));
+    assert_eq!(empty["next_cursor"], next);
+}
+
+/// Every provisioning action leaves one chained audit entry with actor, before/after,
+/// request id and source address; an edit anywhere is found.
+async fn audit_chain_verifies_and_detects_tampering(app: &TestApp) {
+    let u = app.user("au@x.com").await;
+    app.patch(
+        &format!("/Users/{u}"),
+        &patch_op(json!([{"op": "replace", "path": "title", "value": "CTO"}])),
+    )
+    .await
+    .expect(200);
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let entries = store.audit_entries(org.id.as_str(), None).await.unwrap();
+    let last: Value = serde_json::from_str(&entries.last().unwrap().body).unwrap();
+    assert_eq!(last["action"], "user.updated");
+    assert_eq!(
+        last["changes"]["title"],
+        json!({"before": null, "after": "CTO"})
+    );
+    assert_eq!(last["actor"]["type"], "directory");
+    assert_eq!(last["source_ip"], "127.0.0.1");
+    assert!(last["request_id"].is_string());
+    for (chain, anchor) in store.audit_chains().await.unwrap() {
+        let e = store.audit_entries(&chain, None).await.unwrap();
+        audit::verify_chain(&chain, anchor.as_ref(), e).expect("intact chain");
+    }
+    // The table refuses updates; someone with raw access drops the guard and edits.
+    let loc = app.db.location();
+    let pool = raw(&loc).await;
+    let upd =
+        "UPDATE audit_log SET body = REPLACE(body, 'CTO', 'CEO') WHERE chain = $1 AND seq = $2";
+    let seq = entries.last().unwrap().seq;
+    assert!(
+        sqlx::query(upd)
+            .bind(org.id.as_str())
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+    let drop = if is_pg(&loc) {
+        "DROP TRIGGER audit_log_append_only ON audit_log"
+    } else {
+        "DROP TRIGGER audit_log_append_only"
+    };
+    sqlx::query(drop).execute(&pool).await.unwrap();
+    sqlx::query(upd)
+        .bind(org.id.as_str())
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let e = store.audit_entries(org.id.as_str(), None).await.unwrap();
+    let broken = audit::verify_chain(org.id.as_str(), None, e).unwrap_err();
+    assert_eq!(broken.seq, seq);
+    pool.close().await;
+}
+
+async fn roles_of(app: &TestApp, key: &str, user: &str) -> Vec<String> {
+    let r = app
+        .call_with(
+            key,
+            Method::GET,
+            &format!("{}/api/v1/orgs/acme/users/{user}/roles", app.base()),
+            None,
+            &[],
+        )
+        .await
+        .expect(200);
+    serde_json::from_value(r.body["roles"].clone()).unwrap()
+}
+
+/// Group membership drives roles through mappings; a role stays while any group grants it;
+/// renames move it; roles show in SCIM and the admin API, with role.* events.
+async fn group_membership_drives_roles(app: &TestApp) {
+    let key = admin_key(&app.db.store, None).await;
+    let u = app.user("r@x.com").await;
+    let eng = group_with(app, "Engineering", &[]).await;
+    let ops = group_with(app, "ops-team", &[&u]).await;
+    let map =
+        |group: &str, role: &str, on: &str| json!({"group": group, "role": role, "match_on": on});
+    let url = format!("{}/api/v1/orgs/acme/role-mappings", app.base());
+    app.call_with(
+        &key,
+        Method::POST,
+        &url,
+        Some(&map("engineering", "developer", "displayName")),
+        &[],
+    )
+    .await
+    .expect(201);
+    app.call_with(
+        &key,
+        Method::POST,
+        &url,
+        Some(&map("OPS-TEAM", "developer", "displayName")),
+        &[],
+    )
+    .await
+    .expect(201);
+    // The existing ops-team member got the role when the mapping appeared.
+    assert_eq!(roles_of(app, &key, &u).await, ["developer"]);
+    let start = feed(app, &key, "limit=1000").await["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.patch(
+        &format!("/Groups/{eng}"),
+        &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": u}]}])),
+    )
+    .await;
+    // Leaving one of two granting groups keeps the role: no event.
+    app.patch(
+        &format!("/Groups/{ops}"),
+        &patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{u}\"]")}])),
+    )
+    .await;
+    assert_eq!(roles_of(app, &key, &u).await, ["developer"]);
+    let scim_user = app.get(&format!("/Users/{u}")).await.expect(200).body;
+    assert_eq!(
+        scim_user["roles"],
+        json!([{"value": "developer", "display": "developer", "type": "mapped"}])
+    );
+    // Renaming the last granting group takes the role away.
+    app.patch(
+        &format!("/Groups/{eng}"),
+        &patch_op(json!([{"op": "replace", "path": "displayName", "value": "Eng (old)"}])),
+    )
+    .await;
+    assert!(roles_of(app, &key, &u).await.is_empty());
+    let page = feed(app, &key, &format!("after={start}")).await;
+    let role_events: Vec<String> = kinds_of(&page)
+        .into_iter()
+        .filter(|k| k.starts_with("role."))
+        .collect();
+    assert_eq!(role_events, ["role.unassigned"]);
+    assert!(
+        app.get(&format!("/Users/{u}"))
+            .await
+            .body
+            .get("roles")
+            .is_none()
+    );
+}
+
+/// The drift report lists JIT users the directory never saw, keeps the deprovisioning
+/// invariant at zero and shows directory traffic by client.
+async fn drift_report_and_traffic(app: &TestApp) {
+    let key = admin_key(&app.db.store, None).await;
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let scope = roster::core::model::Scope {
+        org: org.id.clone(),
+        actor: Actor::Connection {
+            connection_id: "c1".into(),
+        },
+    };
+    roster::core::resources::create_user(
+        store,
+        &scope,
+        json!({"userName": "jit@x.com"}).as_object().unwrap(),
+        roster::core::model::Provenance::Jit,
+    )
+    .await
+    .unwrap();
+    let u = app.user("dir@x.com").await;
+    app.call_with(
+        &app.token,
+        Method::PATCH,
+        &format!("/Users/{u}"),
+        Some(&patch_op(
+            json!([{"op": "replace", "value": {"active": false}}]),
+        )),
+        &[("user-agent", "Okta SCIM Client 1.0")],
+    )
+    .await
+    .expect(200);
+    app.call_with(
+        &app.token,
+        Method::GET,
+        "/Users/nope",
+        None,
+        &[("user-agent", "Okta SCIM Client 1.0")],
+    )
+    .await
+    .expect(404);
+    // Traffic reaches the store within the flush interval (5 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let report = loop {
+        let r = app
+            .call_with(
+                &key,
+                Method::GET,
+                &format!("{}/api/v1/orgs/acme/report/drift", app.base()),
+                None,
+                &[],
+            )
+            .await
+            .expect(200)
+            .body;
+        let okta = r["directories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["by_client"].as_array().unwrap().clone())
+            .find(|c| c["user_agent"] == "Okta SCIM Client 1.0");
+        if okta.is_some() || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(report["jit_never_synced"]["count"], 1);
+    assert_eq!(
+        report["jit_never_synced"]["users"][0]["user_name"],
+        "jit@x.com"
+    );
+    assert_eq!(report["deactivated_with_live_access"]["count"], 0);
+    let okta = report["directories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["by_client"].as_array().unwrap().clone())
+        .find(|c| c["user_agent"] == "Okta SCIM Client 1.0")
+        .expect("Okta traffic recorded");
+    assert_eq!(okta["requests"], 2);
+    assert_eq!(okta["errors"], 1);
+    // The deactivation was measured.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base()))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("roster_deprovision_revoke_seconds_count"),
+        "{text}"
+    );
+}
+
+backend_tests!(
+    membership_events_are_exact,
+    failed_transactions_leave_nothing,
+    feed_long_polls_and_scopes,
+    audit_chain_verifies_and_detects_tampering,
+    group_membership_drives_roles,
+    drift_report_and_traffic,
+);
+
+// ---- webhooks -------------------------------------------------------------------------
+
+/// A webhook receiver: verifies Standard Webhooks signatures, records message ids in arrival
+/// order, and answers per `plan` (status codes, consumed front to back; then 200).
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<(String, Value)>>>,
+    plan: Arc<Mutex<Vec<u16>>>,
+}
+
+fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let ts: i64 = h("webhook-timestamp").parse().unwrap_or(0);
+    let fresh = (time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 300;
+    fresh
+        && h("webhook-signature")
+            .split(' ')
+            .any(|s| s.strip_prefix("v1,") == Some(want.as_str()))
+}
+
+impl Receiver {
+    async fn start(secret: Arc<Mutex<String>>, delay: Duration) -> Receiver {
+        let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let plan: Arc<Mutex<Vec<u16>>> = Arc::default();
+        let (g, p) = (got.clone(), plan.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (g, p, secret) = (g.clone(), p.clone(), secret.clone());
+                async move {
+                    tokio::time::sleep(delay).await;
+                    let s = secret.lock().unwrap().clone();
+                    assert!(verify_signature(&s, &headers, &body), "bad signature");
+                    let status = {
+                        let mut p = p.lock().unwrap();
+                        if p.is_empty() { 200 } else { p.remove(0) }
+                    };
+                    if status == 200 {
+                        let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                        g.lock()
+                            .unwrap()
+                            .push((id, serde_json::from_slice(&body).unwrap()));
+                    }
+                    StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        Receiver { url, got, plan }
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.trim_start_matches("evt_").parse().unwrap())
+            .collect()
+    }
+
+    async fn wait_for(&self, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.got.lock().unwrap().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} deliveries arrived",
+                self.got.lock().unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn add_webhook(
+    store: &SqlStore,
+    master: &roster::core::secrets::MasterKey,
+    org: &str,
+    url: &str,
+    events: &str,
+) -> (String, String) {
+    let org = store.org_by_slug(org).await.unwrap().unwrap();
+    let secret = roster::core::webhooks::new_secret().unwrap();
+    let id = roster::core::new_id();
+    let ep = Endpoint {
+        secret_enc: master
+            .encrypt(&roster::delivery::secret_purpose(&id), secret.as_bytes())
+            .unwrap(),
+        id: id.clone(),
+        org_id: Some(org.id),
+        url: url.to_owned(),
+        event_types: roster::core::webhooks::parse_patterns(events).unwrap(),
+        created_at: roster::core::now(),
+        disabled_at: None,
+        cursor: 0,
+        next_attempt_at: roster::core::now(),
+    };
+    store.insert_webhook(&ep, &Actor::Cli).await.unwrap();
+    (id, secret)
+}
+
+/// A node: a server on `db` with a short retry schedule; returns its URL and a kill switch.
+async fn node(db: &TestStore, schedule: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let server = Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
+        .await
+        .unwrap()
+        .webhook_schedule_ms(roster::delivery::parse_schedule(schedule).unwrap());
+    let url = format!("http://{}", server.local_addr().unwrap());
+    let h = tokio::spawn(async move {
+        let _ = server.run(std::future::pending()).await;
+    });
+    (url, h)
+}
+
+async fn scim_token(db: &TestStore) -> String {
+    let s = &db.store;
+    let org = roster::core::orgs::create_org(
+        s,
+        &roster::core::orgs::OrgSlug::parse("acme").unwrap(),
+        None,
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    roster::core::orgs::create_directory(s, &org, None, false, &Actor::Cli)
+        .await
+        .unwrap()
+        .2
+}
+
+async fn create_users(base: &str, token: &str, prefix: &str, n: usize) {
+    let c = reqwest::Client::new();
+    for i in 0..n {
+        let r = c
+            .post(format!("{base}/scim/v2/Users"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(json!({"userName": format!("{prefix}{i}@x.com")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
+fn strictly_increasing(ids: &[i64]) -> bool {
+    ids.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Signed deliveries in order; failures retried with backoff, later events waiting; after
+/// the last retry the delivery is marked failed and visible, and the endpoint moves on.
+async fn webhooks_retry_then_fail(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let token = scim_token(&db).await;
+    let secret = Arc::new(Mutex::new(String::new()));
+    let rx = Receiver::start(secret.clone(), Duration::ZERO).await;
+    let (ep, s) = add_webhook(&db.store, &db.master_key(), "acme", &rx.url, "user.*").await;
+    *secret.lock().unwrap() = s;
+    // Two failures, then success on the third attempt of the first event.
+    rx.plan.lock().unwrap().extend([500, 503]);
+    let (base, h) = node(&db, "100ms,200ms").await;
+    create_users(&base, &token, "w", 3).await;
+    rx.wait_for(3, Duration::from_secs(20)).await;
+    let ids = rx.ids();
+    assert!(strictly_increasing(&ids), "{ids:?}");
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got[0].1["type"], "user.created");
+    assert_eq!(got[0].1["data"]["data"]["userName"], "w0@x.com");
+    let first = db.store.deliveries(&ep, None, 10).await.unwrap();
+    let d0 = first.iter().find(|d| d.event_id == ids[0]).unwrap();
+    assert_eq!((d0.status.as_str(), d0.attempts), ("delivered", 3));
+    // Now every attempt of the next event fails: 1 + 2 retries, then `failed`, then on.
+    rx.plan.lock().unwrap().extend([500, 500, 500]);
+    create_users(&base, &token, "x", 2).await;
+    rx.wait_for(4, Duration::from_secs(20)).await;
+    // The outcome is settled right after the next delivery.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let f = db.store.deliveries(&ep, Some("failed"), 10).await.unwrap();
+        if !f.is_empty() || Instant::now() > deadline {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 3);
+    assert!(failed[0].last_error.as_deref().unwrap().contains("500"));
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got[3].1["data"]["data"]["userName"], "x1@x.com");
+    h.abort();
+    db.cleanup().await;
+}
+
+/// Killing the server mid-delivery loses nothing and reorders nothing; a restart resumes
+/// from the last settled cursor (a resent event keeps its webhook-id).
+async fn webhooks_survive_a_restart(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let token = scim_token(&db).await;
+    let secret = Arc::new(Mutex::new(String::new()));
+    let rx = Receiver::start(secret.clone(), Duration::from_millis(100)).await;
+    let (_, s) = add_webhook(&db.store, &db.master_key(), "acme", &rx.url, "*").await;
+    *secret.lock().unwrap() = s;
+    let (base, h) = node(&db, "100ms").await;
+    create_users(&base, &token, "k", 20).await;
+    rx.wait_for(3, Duration::from_secs(20)).await;
+    h.abort();
+    let _ = h.await;
+    let at_kill = rx.got.lock().unwrap().len();
+    assert!(at_kill < 20, "the kill came too late to test anything");
+    let (_, h2) = node(&db, "100ms").await;
+    rx.wait_for(20, Duration::from_secs(30)).await;
+    let mut ids = rx.ids();
+    // At-least-once: an event in flight at the kill may arrive twice, adjacent and equal.
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    assert!(strictly_increasing(&ids), "{ids:?}");
+    h2.abort();
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_retry_then_fail_sqlite() {
+    webhooks_retry_then_fail(Backend::Sqlite).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_retry_then_fail_postgres() {
+    webhooks_retry_then_fail(Backend::Postgres).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_survive_a_restart_sqlite() {
+    webhooks_survive_a_restart(Backend::Sqlite).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_survive_a_restart_postgres() {
+    webhooks_survive_a_restart(Backend::Postgres).await;
+}
+
+/// Two nodes on one PostgreSQL: each event is delivered by one node, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_each_event_once() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let token = scim_token(&db).await;
+    let secret = Arc::new(Mutex::new(String::new()));
+    let rx = Receiver::start(secret.clone(), Duration::from_millis(5)).await;
+    let (_, s) = add_webhook(&db.store, &db.master_key(), "acme", &rx.url, "user.created").await;
+    *secret.lock().unwrap() = s;
+    let second = roster::store::open(&db.location()).await.unwrap();
+    let db2 = TestStore::from_store(second, &db);
+    let (a, ha) = node(&db, "100ms").await;
+    let (b, hb) = node(&db2, "100ms").await;
+    let (t1, t2) = (token.clone(), token.clone());
+    let w1 = tokio::spawn(async move { create_users(&a, &t1, "n1-", 25).await });
+    let w2 = tokio::spawn(async move { create_users(&b, &t2, "n2-", 25).await });
+    w1.await.unwrap();
+    w2.await.unwrap();
+    rx.wait_for(50, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = rx.ids();
+    assert_eq!(ids.len(), 50, "duplicates: {ids:?}");
+    assert!(strictly_increasing(&ids), "{ids:?}");
+    ha.abort();
+    hb.abort();
+    db.cleanup().await;
+}
