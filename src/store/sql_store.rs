@@ -688,9 +688,8 @@ impl SqlStore {
     fn member_op_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, op: &MemberOp) {
         match op {
             MemberOp::Add(refs) => {
-                for m in refs {
-                    self.add_member_in(b, scope, group_id, &m.id);
-                }
+                let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
+                self.add_members_in(b, scope, group_id, &ids);
             }
             MemberOp::Remove(ids) => {
                 for id in ids {
@@ -719,7 +718,7 @@ impl SqlStore {
             }
             MemberOp::Replace(refs) => {
                 let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
-                let list = Value::from(ids).to_string();
+                let list = Value::from(ids.clone()).to_string();
                 let keep = self.d.json_strings(3, "keep");
                 self.remove_members_in(
                     b,
@@ -728,25 +727,31 @@ impl SqlStore {
                     &format!("gm.member_id NOT IN (SELECT keep.value FROM {keep})"),
                     vec![Arg::Str(list)],
                 );
-                for m in refs {
-                    self.add_member_in(b, scope, group_id, &m.id);
-                }
+                self.add_members_in(b, scope, group_id, &ids);
             }
         }
     }
 
-    /// Adds one member unless present: its event, its roles, its row.
-    fn add_member_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, member: &str) {
+    /// Adds members unless present, as one set operation over the id list (a JSON array
+    /// parameter): an event per new member, their roles, their rows.
+    fn add_members_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, members: &[&str]) {
+        if members.is_empty() {
+            return;
+        }
+        let list = Value::from(members.to_vec()).to_string();
         let args = || {
             vec![
                 Arg::Str(scope.org.as_str().to_owned()),
                 Arg::Str(group_id.to_owned()),
-                Arg::Str(member.to_owned()),
+                Arg::Str(list.clone()),
             ]
         };
-        let candidate = "SELECT org_id, id, 'User' AS kind FROM users WHERE org_id = $1 AND id = $3 \
-                         UNION ALL \
-                         SELECT org_id, id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id = $3 AND id <> $2";
+        let ids = format!("SELECT k.value FROM {}", self.d.json_strings(3, "k"));
+        let candidate = format!(
+            "SELECT org_id, id, 'User' AS kind FROM users WHERE org_id = $1 AND id IN ({ids}) \
+             UNION ALL \
+             SELECT org_id, id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id IN ({ids}) AND id <> $2"
+        );
         let new_member = format!(
             "FROM ({candidate}) x WHERE NOT EXISTS \
              (SELECT 1 FROM group_members gm WHERE gm.group_id = $2 AND gm.member_id = x.id)"
@@ -772,7 +777,7 @@ impl SqlStore {
             &scope.actor,
             group_id,
             &format!("SELECT x.id AS user_id {new_member} AND x.kind = 'User'"),
-            vec![Arg::Str(member.to_owned())],
+            vec![Arg::Str(list.clone())],
         );
         b.push(
             format!(
