@@ -18,6 +18,10 @@ pub enum Command {
     /// Load users and a group into a SCIM 2.0 server, then time reads, filters,
     /// group PATCHes and list pages against it.
     Scim(ScimArgs),
+    /// Receive a SCIM server's signed webhooks (Standard Webhooks) and time
+    /// event delivery: throughput under concurrent creates, then the latency
+    /// from a deactivation PATCH to its `user.deactivated` webhook.
+    Events(EventsArgs),
 }
 
 /// Options of the `scim` benchmark.
@@ -117,5 +121,96 @@ impl ScimArgs {
     /// Per-request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout_secs)
+    }
+}
+
+/// Options of the `events` benchmark.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Base URL of the SCIM service, e.g. http://127.0.0.1:8080/scim/v2
+    /// (plain HTTP only).
+    #[arg(long)]
+    pub url: String,
+
+    /// Bearer token sent in the Authorization header.
+    #[arg(long, default_value = "")]
+    pub token: String,
+
+    /// Address the webhook receiver listens on; the server's webhook endpoint
+    /// must point at it (any path).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+
+    /// The endpoint's signing secret (`whsec_<base64>`); every delivery's
+    /// `webhook-signature` is checked against it.
+    #[arg(long)]
+    pub webhook_secret: String,
+
+    /// Users created in the throughput phase (one `user.created` event each).
+    #[arg(long, default_value_t = 5000)]
+    pub users: u64,
+
+    /// Concurrent SCIM connections of the throughput phase.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+
+    /// Users deactivated one at a time in the deprovisioning phase (at most
+    /// --users).
+    #[arg(long, default_value_t = 500)]
+    pub deprovision: u64,
+
+    /// First userName index, so that runs against one server do not collide.
+    #[arg(long, default_value_t = 0)]
+    pub first_index: u64,
+
+    /// Per-request timeout, in seconds; a request that takes longer is an error.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_secs: f64,
+
+    /// How long to wait for a webhook still missing (no new delivery for this
+    /// long ends the wait), in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub webhook_timeout_secs: f64,
+
+    /// Worker threads of the client runtime (default: one per core).
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+
+    /// Print one JSON object with every figure instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EventsArgs {
+    /// Checks the options that clap cannot check by itself.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.users == 0 || self.connections == 0 {
+            return Err("--users and --connections must be at least 1".into());
+        }
+        if self.deprovision > self.users {
+            return Err("--deprovision cannot exceed --users".into());
+        }
+        for (name, v) in [
+            ("--timeout-secs", self.timeout_secs),
+            ("--webhook-timeout-secs", self.webhook_timeout_secs),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if !self.webhook_secret.starts_with("whsec_") {
+            return Err("--webhook-secret must be a whsec_<base64> secret".into());
+        }
+        Ok(())
+    }
+
+    /// Per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_secs)
+    }
+
+    /// Longest wait for a webhook without any delivery arriving.
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.webhook_timeout_secs)
     }
 }

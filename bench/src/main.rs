@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod encode;
+mod events;
 mod load;
 mod memory;
 mod payload;
@@ -16,6 +17,7 @@ mod report;
 mod rng;
 mod scim;
 mod stats;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -24,30 +26,56 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let Command::Scim(args) = Cli::parse().command;
-    if let Err(e) = args.validate() {
+    match Cli::parse().command {
+        Command::Scim(args) => execute(
+            args.validate(),
+            args.client_threads,
+            args.json,
+            scim::run(&args),
+            |r| (report::to_json(r), report::to_table(r), r.total_errors()),
+        ),
+        Command::Events(args) => execute(
+            args.validate(),
+            args.client_threads,
+            args.json,
+            events::run(&args),
+            |r| (events::to_json(r), events::to_table(r), r.total_errors()),
+        ),
+    }
+}
+
+/// Runs one benchmark on a fresh runtime and prints its report: the JSON
+/// object, the table and the error count come from `render`.
+fn execute<R>(
+    valid: Result<(), String>,
+    client_threads: Option<usize>,
+    json: bool,
+    benchmark: impl Future<Output = Result<R, String>>,
+    render: impl Fn(&R) -> (serde_json::Value, String, u64),
+) -> ExitCode {
+    if let Err(e) = valid {
         eprintln!("roster-bench: {e}");
         return ExitCode::FAILURE;
     }
-
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Some(threads) = args.client_threads {
+    if let Some(threads) = client_threads {
         runtime.worker_threads(threads.max(1));
     }
     let report = match runtime.build() {
-        Ok(rt) => rt.block_on(scim::run(&args)),
+        Ok(rt) => rt.block_on(benchmark),
         Err(e) => Err(format!("cannot start the runtime: {e}")),
     };
 
     match report {
         Ok(report) => {
-            if args.json {
-                println!("{}", report::to_json(&report));
+            let (value, table, errors) = render(&report);
+            if json {
+                println!("{value}");
             } else {
-                print!("{}", report::to_table(&report));
+                print!("{table}");
             }
-            if report.total_errors() == 0 {
+            if errors == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)

@@ -56,6 +56,11 @@ pub fn remove_member(id: &str) -> Bytes {
     patch(json!({ "op": "remove", "path": format!("members[value eq {quoted}]") }))
 }
 
+/// PATCH body deactivating a user (`active` replaced by `false`).
+pub fn deactivate() -> Bytes {
+    patch(json!({ "op": "replace", "value": { "active": false } }))
+}
+
 fn patch(operation: Value) -> Bytes {
     to_bytes(&json!({ "schemas": [PATCH_SCHEMA], "Operations": [operation] }))
 }
@@ -109,6 +114,13 @@ mod tests {
             body["Operations"][0]["path"],
             r#"members[value eq "ab\"c"]"#
         );
+    }
+
+    #[test]
+    fn deactivate_replaces_active() {
+        let body = parse(&deactivate());
+        assert_eq!(body["schemas"][0], PATCH_SCHEMA);
+        assert_eq!(body["Operations"][0]["value"]["active"], false);
     }
 
     #[test]

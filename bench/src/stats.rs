@@ -77,6 +77,7 @@ impl Recorder {
             },
             p50_ms: percentile_ms(&self.latencies_us, 0.50),
             p99_ms: percentile_ms(&self.latencies_us, 0.99),
+            max_ms: percentile_ms(&self.latencies_us, 1.0),
             first_error: self.first_error,
         }
     }
@@ -96,6 +97,8 @@ pub struct Summary {
     pub rate: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The slowest request.
+    pub max_ms: f64,
     /// Description of the first error, with its response body.
     pub first_error: Option<String>,
 }
@@ -150,6 +153,7 @@ mod tests {
         assert_eq!(s.rate, 50.0);
         assert_eq!(s.p50_ms, 50.0);
         assert_eq!(s.p99_ms, 99.0);
+        assert_eq!(s.max_ms, 100.0);
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn secret_purpose(endpoint_id: &str) -> String {
 
 impl Dispatcher {
     pub fn new(store: SqlStore, master: MasterKey, schedule_ms: Vec<u64>) -> CoreResult<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -173,8 +174,7 @@ impl Dispatcher {
                     cursor = ev.cursor;
                     continue;
                 }
-                let prior = st.store.delivery_attempts(&ep.id, ev.cursor).await?;
-                let attempt = self.attempt(&ep, &secret, &ev, prior).await;
+                let attempt = self.attempt(&ep, &secret, &ev).await?;
                 let status = attempt.status;
                 let next = attempt.next_attempt_at.clone();
                 attempts.push(attempt);
@@ -226,8 +226,8 @@ impl Dispatcher {
         Ok(kept)
     }
 
-    /// One signed POST of `ev`; `prior` earlier attempts of it failed.
-    async fn attempt(&self, ep: &Endpoint, secret: &str, ev: &EventRecord, prior: i64) -> Attempt {
+    /// One signed POST of `ev`, and what comes next if it failed (from the attempts so far).
+    async fn attempt(&self, ep: &Endpoint, secret: &str, ev: &EventRecord) -> CoreResult<Attempt> {
         let body = ev.webhook_body();
         let ts = time::OffsetDateTime::now_utc().unix_timestamp();
         let msg_id = ev.message_id();
@@ -267,6 +267,11 @@ impl Dispatcher {
             }
             ("delivered", None)
         } else {
+            let prior = self
+                .inner
+                .store
+                .delivery_attempts(&ep.id, ev.cursor)
+                .await?;
             let n = usize::try_from(prior)
                 .unwrap_or(usize::MAX)
                 .saturating_add(1);
@@ -283,7 +288,7 @@ impl Dispatcher {
         m.webhook_attempts
             .get_or_create(&crate::metrics::ResultLabel { result })
             .inc();
-        Attempt {
+        Ok(Attempt {
             event_id: ev.cursor,
             org_id: ev.org_id.clone(),
             at,
@@ -292,7 +297,7 @@ impl Dispatcher {
             duration_ms,
             status,
             next_attempt_at,
-        }
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::{Backend, TestStore};
 
-fn roster(dir: &std::path::Path, args: &[&str]) -> Value {
+pub(crate) fn roster(dir: &std::path::Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_roster"))
         .arg("--data-dir")
         .arg(dir)
@@ -154,7 +154,7 @@ async fn cli_creates_org_directory_and_tokens_beside_a_running_server() {
     db.cleanup().await;
 }
 
-fn roster_fails(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> String {
+pub(crate) fn roster_fails(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_roster"))
         .arg("--data-dir")
         .arg(dir)

@@ -370,6 +370,41 @@ async fn audit_chain_verifies_and_detects_tampering(app: &TestApp) {
         let e = store.audit_entries(&chain, None).await.unwrap();
         audit::verify_chain(&chain, anchor.as_ref(), e).expect("intact chain");
     }
+    // Retention: everything so far is pruned; the chain goes on from its anchor.
+    let through = store
+        .prune_audit(org.id.as_str(), &roster::core::now_plus_secs(1))
+        .await
+        .unwrap();
+    assert!(through >= 2);
+    assert!(
+        store
+            .audit_entries(org.id.as_str(), None)
+            .await
+            .unwrap()
+            .len()
+            <= 1
+    );
+    app.patch(
+        &format!("/Users/{u}"),
+        &patch_op(json!([{"op": "replace", "path": "title", "value": "CTO"}])),
+    )
+    .await
+    .expect(200);
+    let patched = app
+        .patch(
+            &format!("/Users/{u}"),
+            &patch_op(json!([{"op": "replace", "path": "title", "value": "CFO"}])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched.body["title"], "CFO");
+    let chains = store.audit_chains().await.unwrap();
+    let (_, anchor) = chains.iter().find(|(c, _)| c == org.id.as_str()).unwrap();
+    assert!(anchor.is_some());
+    let entries = store.audit_entries(org.id.as_str(), None).await.unwrap();
+    audit::verify_chain(org.id.as_str(), anchor.as_ref(), entries.clone())
+        .expect("verifies from its anchor");
+    assert!(audit::verify_chain(org.id.as_str(), None, entries.clone()).is_err());
     // The table refuses updates; someone with raw access drops the guard and edits.
     let loc = app.db.location();
     let pool = raw(&loc).await;
@@ -397,7 +432,7 @@ async fn audit_chain_verifies_and_detects_tampering(app: &TestApp) {
         .await
         .unwrap();
     let e = store.audit_entries(org.id.as_str(), None).await.unwrap();
-    let broken = audit::verify_chain(org.id.as_str(), None, e).unwrap_err();
+    let broken = audit::verify_chain(org.id.as_str(), anchor.as_ref(), e).unwrap_err();
     assert_eq!(broken.seq, seq);
     pool.close().await;
 }
@@ -864,5 +899,255 @@ async fn two_nodes_deliver_each_event_once() {
     assert!(strictly_increasing(&ids), "{ids:?}");
     ha.abort();
     hb.abort();
+    db.cleanup().await;
+}
+
+/// The CLI end to end beside a running server: role mapping, admin key, webhook (signed
+/// delivery to a receiver), audit export and verify (and a tampered log failing), drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lifecycle_commands() {
+    use crate::cli::{roster, roster_fails};
+    let db = TestStore::new(Backend::Sqlite).await;
+    let StoreLocation::SqliteDir(dir) = db.location() else {
+        unreachable!()
+    };
+    roster(&dir, &["org", "create", "umbrella", "--json"]);
+    let d = roster(
+        &dir,
+        &["directory", "create", "--org", "umbrella", "--json"],
+    );
+    let token = d["token"].as_str().unwrap().to_owned();
+    let m = roster(
+        &dir,
+        &[
+            "role-mapping",
+            "add",
+            "--org",
+            "umbrella",
+            "--group",
+            "Staff",
+            "--role",
+            "member",
+            "--json",
+        ],
+    );
+    assert_eq!(m["match_on"], "displayName");
+    let listed = roster(
+        &dir,
+        &["role-mapping", "list", "--org", "umbrella", "--json"],
+    );
+    assert_eq!(listed["role_mappings"][0]["role"], "member");
+    let key = roster(
+        &dir,
+        &[
+            "admin-key",
+            "create",
+            "--org",
+            "umbrella",
+            "--read-only",
+            "--json",
+        ],
+    );
+    let key = key["key"].as_str().unwrap().to_owned();
+
+    let secret = Arc::new(Mutex::new(String::new()));
+    let rx = Receiver::start(secret.clone(), Duration::ZERO).await;
+    let w = roster(
+        &dir,
+        &[
+            "webhook", "create", "--org", "umbrella", "--url", &rx.url, "--events", "user.*",
+            "--json",
+        ],
+    );
+    *secret.lock().unwrap() = w["secret"].as_str().unwrap().to_owned();
+    let wid = w["id"].as_str().unwrap().to_owned();
+    roster_fails(
+        &dir,
+        &[
+            "webhook", "create", "--org", "umbrella", "--url", "ftp://x", "--json",
+        ],
+        &[],
+    );
+
+    let (base, h) = node(&db, "100ms").await;
+    create_users(&base, &token, "cli", 2).await;
+    rx.wait_for(2, Duration::from_secs(20)).await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got[0].1["data"]["data"]["userName"], "cli0@x.com");
+    // The read-only admin key reads the feed of its organization.
+    let feed: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/events?limit=1000"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(kinds_of(&feed).contains(&"user.created".to_owned()));
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/orgs/umbrella/role-mappings"))
+        .bearer_auth(&key)
+        .json(&json!({"group": "x", "role": "y"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    h.abort();
+
+    let deliveries = roster(&dir, &["webhook", "deliveries", &wid, "--json"]);
+    assert_eq!(deliveries["deliveries"].as_array().unwrap().len(), 2);
+    let out = dir.join("audit.jsonl");
+    let out_s = out.to_str().unwrap();
+    let export = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    export(&["audit", "export", "--org", "umbrella", "--out", out_s]);
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["entry"]["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"user.created") && actions.contains(&"role_mapping.created"),
+        "{actions:?}"
+    );
+    assert!(lines.windows(2).all(|w| w[1]["prev_hash"] == w[0]["hash"]));
+    let ok = roster(&dir, &["audit", "verify", "--json"]);
+    assert_eq!(ok["ok"], true);
+    let drift = roster(&dir, &["report", "drift", "--org", "umbrella", "--json"]);
+    assert_eq!(drift["deactivated_with_live_access"]["count"], 0);
+
+    // Someone edits an entry directly in the database: verify names the entry and fails.
+    let pool = raw(&db.location()).await;
+    sqlx::query("DROP TRIGGER audit_log_append_only")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET body = REPLACE(body, 'cli1@x.com', 'someone@x.com')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let err = roster_fails(&dir, &["audit", "verify"], &[]);
+    assert!(err.contains("does not verify"), "{err}");
+    db.cleanup().await;
+}
+
+/// The Standard Webhooks reference library (Python `standardwebhooks`, a real third-party
+/// peer) verifies Roster's signatures; a wrong secret fails there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_webhooks_library_verifies_deliveries() {
+    use std::io::{BufRead, BufReader};
+    crate::common::install_once("install-webhook-peer.sh", "python3 and PyPI");
+    let python = format!(
+        "{}/.ci/.venv-webhooks/bin/python",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let script = format!(
+        "{}/tests/peers/webhooks/receiver.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    struct Peer(std::process::Child);
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Peer(
+        std::process::Command::new(python)
+            .arg(script)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the webhook peer"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .to_owned();
+    let peer = format!("http://127.0.0.1:{port}");
+
+    let db = TestStore::new(Backend::Sqlite).await;
+    let token = scim_token(&db).await;
+    let (_, secret) = add_webhook(
+        &db.store,
+        &db.master_key(),
+        "acme",
+        &format!("{peer}/hook"),
+        "user.*",
+    )
+    .await;
+    // The server installs the TLS crypto provider reqwest needs; start it first.
+    let (base, h) = node(&db, "100ms,100ms").await;
+    let http = reqwest::Client::new();
+    http.post(format!("{peer}/__test/secret"))
+        .body(secret)
+        .send()
+        .await
+        .unwrap();
+    create_users(&base, &token, "py", 3).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let d: Vec<Value> = http
+            .get(format!("{peer}/__test/deliveries"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if d.len() >= 3 || Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|d| d["verified"] == true && d["type"] == "user.created"),
+        "{got:?}"
+    );
+    // With another secret the library refuses, and Roster retries (401 is a failure).
+    http.post(format!("{peer}/__test/secret"))
+        .body(roster::core::webhooks::new_secret().unwrap())
+        .send()
+        .await
+        .unwrap();
+    create_users(&base, &token, "py-late", 1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d: Vec<Value> = http
+            .get(format!("{peer}/__test/deliveries"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if d.len() >= 5 {
+            assert!(d[3..].iter().all(|x| x["verified"] == false), "{d:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no retry arrived: {d:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.abort();
+    drop(child);
     db.cleanup().await;
 }

@@ -829,7 +829,118 @@ async fn token_endpoint_errors_and_revocation(app: &TestApp) {
     assert_eq!(status, 200);
 }
 
+/// The payload of a JWT (already verified elsewhere in this file; here only its claims).
+fn jwt_payload(raw: &str) -> Value {
+    use base64::Engine;
+    let part = raw.split('.').nth(1).expect("JWT payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Group claims of a login and directory group memberships both drive role mappings; a
+/// role change shows in the very next token (a refresh), with `role.*` events.
+async fn login_groups_and_directory_groups_drive_roles(app: &TestApp) {
+    use roster::core::store::LifecycleStore;
+    let idp = Idp::for_app(app, &[]).await;
+    idp.account(
+        "rita-sub",
+        json!({"email": "rita@initech.test", "email_verified": true, "groups": ["Admins", "eng"]}),
+    )
+    .await;
+    oidc_org(app, &idp, "initech", |_| {}).await;
+    let store = &app.db.store;
+    let org = roster::core::store::Store::org_by_slug(store, "initech")
+        .await
+        .unwrap()
+        .unwrap();
+    for (group, role) in [("admins", "admin"), ("Payroll", "payroll-approver")] {
+        let m = roster::core::roles::new_mapping(&org.id, "displayName", group, role).unwrap();
+        store.insert_role_mapping(&m, &Actor::Cli).await.unwrap();
+    }
+    let client = Client::register(app).await;
+    let (landing, verifier) = login(app, &client, "initech", "rita-sub").await;
+    let (status, tokens) = client.redeem(app, &code_of(&landing), &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = verify_id_token(app, &client, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(claims["roles"], json!(["admin"]));
+    let user_id = claims["sub"].as_str().unwrap().to_owned();
+
+    // The directory puts the user in Payroll: the next token carries the new role.
+    let initech = app.directory_token("initech", false).await;
+    let group = app
+        .call_with(
+            &initech,
+            reqwest::Method::POST,
+            "/Groups",
+            Some(
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                         "displayName": "Payroll", "members": [{"value": user_id}]}),
+            ),
+            &[],
+        )
+        .await
+        .expect(201)
+        .id();
+    let (status, refreshed) = client
+        .post(
+            app,
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let mut roles: Vec<String> = serde_json::from_value(
+        jwt_payload(refreshed["id_token"].as_str().unwrap())["roles"].clone(),
+    )
+    .unwrap();
+    roles.sort();
+    assert_eq!(roles, ["admin", "payroll-approver"]);
+
+    // The IdP drops the Admins group: the next login takes the role away.
+    idp.account(
+        "rita-sub",
+        json!({"email": "rita@initech.test", "email_verified": true, "groups": ["eng"]}),
+    )
+    .await;
+    let (landing, verifier) = login(app, &client, "initech", "rita-sub").await;
+    let (status, tokens) = client.redeem(app, &code_of(&landing), &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["roles"], json!(["payroll-approver"]));
+    app.call_with(
+        &initech,
+        reqwest::Method::DELETE,
+        &format!("/Groups/{group}"),
+        None,
+        &[],
+    )
+    .await
+    .expect(204);
+    let events = store.events_after(0, Some(&org.id), 1000).await.unwrap();
+    let roles: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("role."))
+        .map(|e| (e.kind.clone(), e.data["role"].as_str().unwrap().to_owned()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("role.assigned", "admin"),
+        ("role.assigned", "payroll-approver"),
+        ("role.unassigned", "admin"),
+        ("role.unassigned", "payroll-approver"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(roles, want);
+}
+
 backend_tests!(
+    login_groups_and_directory_groups_drive_roles,
     jit_refresh_and_domain_hint,
     scim_put_and_delete_end_tokens,
     token_endpoint_errors_and_revocation,
