@@ -31,9 +31,25 @@ pub struct PendingAudit {
     draft: AuditDraft,
 }
 
+/// One statement of a batch.
+enum Stmt {
+    Sql(String, Vec<Arg>),
+    /// One event row: the 11 values of `EVENT_COLS`.
+    Event(Vec<Arg>),
+    /// Event rows from a query. SQLite runs `insert` (`INSERT … SELECT`) in place. PostgreSQL
+    /// runs `select` (`resource_id`, `data` per row) in place over the first `query_args` of
+    /// `args`, and inserts the rows at the end under the append lock.
+    Events {
+        insert: String,
+        select: String,
+        args: Vec<Arg>,
+        query_args: usize,
+    },
+}
+
 #[derive(Default)]
 pub struct Batch {
-    stmts: Vec<(String, Vec<Arg>)>,
+    stmts: Vec<Stmt>,
     audits: Vec<PendingAudit>,
     /// The audit entry of an action that gave none explicitly: its first event.
     derived: Option<PendingAudit>,
@@ -92,7 +108,7 @@ fn provenance_args(actor: &Actor) -> Vec<Arg> {
 
 impl Batch {
     pub fn push(&mut self, sql: impl Into<String>, args: Vec<Arg>) {
-        self.stmts.push((sql.into(), args));
+        self.stmts.push(Stmt::Sql(sql.into(), args));
     }
 
     /// Whether the batch appends events (its commit wakes event consumers).
@@ -119,10 +135,7 @@ impl Batch {
         args.extend(provenance_args(actor));
         args.push(Arg::Str(ev.data.to_string()));
         args.push(Arg::Str(now()));
-        self.push(
-            format!("{EVENT_COLS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            args,
-        );
+        self.stmts.push(Stmt::Event(args));
     }
 
     /// Appends one event per row of `from` (a `FROM … WHERE …` clause over `args`), set-based:
@@ -142,7 +155,8 @@ impl Batch {
         self.events = true;
         let n = args.len();
         let p = |i: usize| format!("${}", n + i);
-        let sql = format!(
+        let select = format!("SELECT {resource_id} AS rid, {data} AS data {from}");
+        let insert = format!(
             "{EVENT_COLS} SELECT {}, {}, {}, {resource_id}, {}, {}, {}, {}, {}, {data}, {} {from}",
             p(1),
             p(2),
@@ -159,7 +173,12 @@ impl Batch {
         args.push(Arg::Str(resource_type.to_owned()));
         args.extend(provenance_args(actor));
         args.push(Arg::Str(now()));
-        self.push(sql, args);
+        self.stmts.push(Stmt::Events {
+            insert,
+            select,
+            args,
+            query_args: n,
+        });
     }
 
     /// The audit entry of this action (instead of one derived from its first event).
@@ -226,7 +245,15 @@ impl Batch {
             sql.push_str(b);
             sql.push_str(";\n");
         }
-        for (s, a) in self.stmts {
+        for st in self.stmts {
+            let (s, a) = match st {
+                Stmt::Sql(s, a) => (s, a),
+                Stmt::Event(a) => (
+                    format!("{EVENT_COLS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+                    a,
+                ),
+                Stmt::Events { insert, args, .. } => (insert, args),
+            };
             sql.push_str(&shift(&s, args.len()));
             sql.push_str(";\n");
             args.extend(a);
@@ -240,18 +267,66 @@ impl Batch {
 
     /// Runs the batch on PostgreSQL: under the append lock if it appends anything, audit
     /// entries linked to the chain heads read under that lock.
+    ///
+    /// The lock is taken only after the change's own statements: event rows are gathered as
+    /// the statements run (set-based ones by reading what they would insert) and inserted at
+    /// the end, so the lock is held for the appends and the commit, not for the whole write.
     pub async fn run_pg(mut self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        if self.events || !self.audits.is_empty() {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(APPEND_LOCK)
-                .execute(&mut *c)
-                .await?;
-            self.link_audits(c, &mut AuditHeads::new()).await?;
+        use super::sql_store::bind_all;
+        let mut rows: Vec<Vec<Arg>> = Vec::new();
+        for st in std::mem::take(&mut self.stmts) {
+            match st {
+                Stmt::Sql(s, a) => {
+                    bind_all(sqlx::query(&s), &a).execute(&mut *c).await?;
+                }
+                Stmt::Event(a) => rows.push(a),
+                Stmt::Events {
+                    select,
+                    args,
+                    query_args,
+                    ..
+                } => {
+                    let found = bind_all(sqlx::query(&select), &args[..query_args])
+                        .fetch_all(&mut *c)
+                        .await?;
+                    let k = &args[query_args..];
+                    for r in found {
+                        // org, kind, resource_type, then the row's id, provenance, data, time.
+                        let mut row = k[..3].to_vec();
+                        row.push(Arg::Str(r.try_get::<String, _>("rid")?));
+                        row.extend(k[3..8].iter().cloned());
+                        row.push(Arg::Str(r.try_get::<String, _>("data")?));
+                        row.push(k[8].clone());
+                        rows.push(row);
+                    }
+                }
+            }
         }
-        for (s, a) in &self.stmts {
-            super::sql_store::bind_all(sqlx::query(s), a)
-                .execute(&mut *c)
-                .await?;
+        if rows.is_empty() && self.audits.is_empty() && self.derived.is_none() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *c)
+            .await?;
+        for chunk in rows.chunks(500) {
+            let mut sql = format!("{EVENT_COLS} VALUES ");
+            let mut args = Vec::with_capacity(chunk.len() * 11);
+            for (i, row) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let ph: Vec<String> = (1..=11).map(|j| format!("${}", i * 11 + j)).collect();
+                sql.push_str(&format!("({})", ph.join(", ")));
+                args.extend(row.iter().cloned());
+            }
+            bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
+        }
+        self.link_audits(c, &mut AuditHeads::new()).await?;
+        for st in std::mem::take(&mut self.stmts) {
+            if let Stmt::Sql(s, a) = st {
+                bind_all(sqlx::query(&s), &a).execute(&mut *c).await?;
+            }
         }
         Ok(())
     }

@@ -110,13 +110,7 @@ fn revoke_where(
         ),
         args(),
     );
-    b.push(
-        format!(
-            "DELETE FROM role_grants WHERE (user_id, role, source) IN \
-             (SELECT r.user_id, r.role, r.source FROM role_grants r WHERE {cond})"
-        ),
-        args(),
-    );
+    b.push(format!("DELETE FROM role_grants AS r WHERE {cond}"), args());
 }
 
 /// Brings the grants through group `group` in line with what the group maps to now (after

@@ -458,6 +458,34 @@ impl SqlStore {
         row.as_ref().map(Self::group_from_row).transpose()
     }
 
+    /// The group for a write (locked on PostgreSQL), and whether any role mapping matches it
+    /// now: membership changes of a group no mapping matches move no roles, so their role
+    /// statements are left out.
+    async fn fetch_group_for_write(
+        &self,
+        c: &mut AnyConnection,
+        scope: &Scope,
+        id: &str,
+    ) -> CoreResult<Option<(Group, bool)>> {
+        let sql = format!(
+            "SELECT {}, CAST(CASE WHEN EXISTS (SELECT 1 FROM role_mappings rm WHERE rm.org_id = t.org_id AND \
+             ((rm.match_on = 'displayName' AND rm.group_value_norm = t.display_name_norm) OR \
+             (rm.match_on = 'externalId' AND rm.group_value = t.external_id))) THEN 1 ELSE 0 END AS BIGINT) AS maps \
+             FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{}",
+            self.group_cols(),
+            self.for_update()
+        );
+        let row = sqlx::query(&sql)
+            .bind(scope.org.as_str())
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(e)?;
+        row.as_ref()
+            .map(|r| Ok((Self::group_from_row(r)?, get::<i64>(r, "maps")? != 0)))
+            .transpose()
+    }
+
     /// The JSON elements a list row is aggregated into (see `Dialect::json_rows`), over the
     /// columns of `user_cols`/`group_cols` aliased `x`.
     fn json_elems(&self, kind: ResourceKind) -> Vec<String> {
@@ -685,11 +713,18 @@ impl SqlStore {
     /// by `check_members`; the type of each comes from where its id is found). Each
     /// membership that actually changes gets its event and moves its roles; nothing else of
     /// the group is read or written.
-    fn member_op_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, op: &MemberOp) {
+    fn member_op_in(
+        &self,
+        b: &mut Batch,
+        scope: &Scope,
+        group_id: &str,
+        op: &MemberOp,
+        roles: bool,
+    ) {
         match op {
             MemberOp::Add(refs) => {
                 let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
-                self.add_members_in(b, scope, group_id, &ids);
+                self.add_members_in(b, scope, group_id, &ids, roles);
             }
             MemberOp::Remove(ids) => {
                 for id in ids {
@@ -699,10 +734,13 @@ impl SqlStore {
                         group_id,
                         "gm.member_id = $3",
                         vec![Arg::Str(id.clone())],
+                        roles,
                     );
                 }
             }
-            MemberOp::RemoveAll => self.remove_members_in(b, scope, group_id, "1 = 1", Vec::new()),
+            MemberOp::RemoveAll => {
+                self.remove_members_in(b, scope, group_id, "1 = 1", Vec::new(), roles)
+            }
             MemberOp::RemoveWhere(cond) => {
                 let mut sb = SqlBuilder::new(
                     self.d,
@@ -714,7 +752,7 @@ impl SqlStore {
                 );
                 let w = sb.related(cond, "gm");
                 let extra = sb.args.split_off(2);
-                self.remove_members_in(b, scope, group_id, &w, extra);
+                self.remove_members_in(b, scope, group_id, &w, extra, roles);
             }
             MemberOp::Replace(refs) => {
                 let ids: Vec<&str> = refs.iter().map(|m| m.id.as_str()).collect();
@@ -726,19 +764,34 @@ impl SqlStore {
                     group_id,
                     &format!("gm.member_id NOT IN (SELECT keep.value FROM {keep})"),
                     vec![Arg::Str(list)],
+                    roles,
                 );
-                self.add_members_in(b, scope, group_id, &ids);
+                self.add_members_in(b, scope, group_id, &ids, roles);
             }
         }
     }
 
     /// Adds members unless present, as one set operation over the id list (a JSON array
     /// parameter): an event per new member, their roles, their rows.
-    fn add_members_in(&self, b: &mut Batch, scope: &Scope, group_id: &str, members: &[&str]) {
+    fn add_members_in(
+        &self,
+        b: &mut Batch,
+        scope: &Scope,
+        group_id: &str,
+        members: &[&str],
+        roles: bool,
+    ) {
         if members.is_empty() {
             return;
         }
-        let list = Value::from(members.to_vec()).to_string();
+        // Each id once: a repeated id would otherwise be two candidates (two events).
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&str> = members
+            .iter()
+            .copied()
+            .filter(|m| seen.insert(*m))
+            .collect();
+        let list = Value::from(unique).to_string();
         let args = || {
             vec![
                 Arg::Str(scope.org.as_str().to_owned()),
@@ -746,11 +799,16 @@ impl SqlStore {
                 Arg::Str(list.clone()),
             ]
         };
-        let ids = format!("SELECT k.value FROM {}", self.d.json_strings(3, "k"));
+        // Driven by the list (CROSS JOIN keeps SQLite from scanning the organization's users
+        // for ids in the list): a lookup by id per listed member.
+        let list_k = self.d.json_strings(3, "k");
+        let list_j = self.d.json_strings(3, "j");
         let candidate = format!(
-            "SELECT org_id, id, 'User' AS kind FROM users WHERE org_id = $1 AND id IN ({ids}) \
+            "SELECT u.org_id, u.id, 'User' AS kind FROM {list_k} CROSS JOIN users u \
+               WHERE u.id = k.value AND u.org_id = $1 \
              UNION ALL \
-             SELECT org_id, id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id IN ({ids}) AND id <> $2"
+             SELECT g.org_id, g.id, 'Group' AS kind FROM {list_j} CROSS JOIN org_groups g \
+               WHERE g.id = j.value AND g.org_id = $1 AND g.id <> $2"
         );
         let new_member = format!(
             "FROM ({candidate}) x WHERE NOT EXISTS \
@@ -770,15 +828,17 @@ impl SqlStore {
             &new_member,
             args(),
         );
-        roles::grant_group_roles(
-            b,
-            self.d,
-            &scope.org,
-            &scope.actor,
-            group_id,
-            &format!("SELECT x.id AS user_id {new_member} AND x.kind = 'User'"),
-            vec![Arg::Str(list.clone())],
-        );
+        if roles {
+            roles::grant_group_roles(
+                b,
+                self.d,
+                &scope.org,
+                &scope.actor,
+                group_id,
+                &format!("SELECT x.id AS user_id {new_member} AND x.kind = 'User'"),
+                vec![Arg::Str(list.clone())],
+            );
+        }
         b.push(
             format!(
                 "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
@@ -798,6 +858,7 @@ impl SqlStore {
         group_id: &str,
         cond: &str,
         extra: Vec<Arg>,
+        roles: bool,
     ) {
         let args = || {
             let mut a = vec![
@@ -823,18 +884,20 @@ impl SqlStore {
             &from,
             args(),
         );
-        roles::revoke_group_roles(
-            b,
-            self.d,
-            &scope.org,
-            &scope.actor,
-            group_id,
-            &format!("SELECT gm.member_id {from} AND gm.member_type = 'User'"),
-            extra.clone(),
-        );
+        if roles {
+            roles::revoke_group_roles(
+                b,
+                self.d,
+                &scope.org,
+                &scope.actor,
+                group_id,
+                &format!("SELECT gm.member_id {from} AND gm.member_type = 'User'"),
+                extra.clone(),
+            );
+        }
         b.push(
             format!(
-                "DELETE FROM group_members WHERE (group_id, member_id) IN (SELECT gm.group_id, gm.member_id {from})"
+                "DELETE FROM group_members AS gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}"
             ),
             args(),
         );
@@ -1294,7 +1357,7 @@ impl Store for SqlStore {
         );
         let add = [MemberOp::Add(g.members.clone())];
         if !g.members.is_empty() {
-            self.member_op_in(&mut b, scope, &g.id, &add[0]);
+            self.member_op_in(&mut b, scope, &g.id, &add[0], true);
         }
         b.event(Some(&scope.org), &scope.actor, &event);
         let mut tx = self.begin_fresh().await?;
@@ -1327,8 +1390,8 @@ impl Store for SqlStore {
         F: FnOnce(&Group) -> CoreResult<GroupChange> + Send,
     {
         let mut tx = self.begin_fresh().await?;
-        let current = self
-            .fetch_group(&mut tx, scope, id, true)
+        let (current, maps) = self
+            .fetch_group_for_write(&mut tx, scope, id)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("Group {id}")))?;
         let change = f(&current)?;
@@ -1363,13 +1426,14 @@ impl Store for SqlStore {
             b.audit(Some(&scope.org), &scope.actor, a);
         }
         // A new name or externalId can change what the group maps to.
-        if str_attr(&current.attrs, "displayName") != str_attr(&change.attrs, "displayName")
-            || str_attr(&current.attrs, "externalId") != str_attr(&change.attrs, "externalId")
-        {
+        let renamed = str_attr(&current.attrs, "displayName")
+            != str_attr(&change.attrs, "displayName")
+            || str_attr(&current.attrs, "externalId") != str_attr(&change.attrs, "externalId");
+        if renamed {
             roles::refresh_group_roles(&mut b, self.d, &scope.org, &scope.actor, id);
         }
         for op in &change.member_ops {
-            self.member_op_in(&mut b, scope, id, op);
+            self.member_op_in(&mut b, scope, id, op, maps || renamed);
         }
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;

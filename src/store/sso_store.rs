@@ -9,6 +9,7 @@ use super::batch::Batch;
 use super::filter_sql::Arg;
 use super::roles;
 use super::sql_store::{SqlStore, e, fold, get};
+use crate::core::audit::AuditDraft;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::keys::SigningKeyRecord;
@@ -700,6 +701,23 @@ impl SsoStore for SqlStore {
     ) -> CoreResult<()> {
         let ts = now();
         let mut b = Batch::default();
+        // The event only if the session was live: no event without its change.
+        b.events_select(
+            org,
+            actor,
+            "session.revoked",
+            "Session",
+            "s.id",
+            &self
+                .d
+                .json_object(&[("user_id", "s.user_id"), ("reason", "CAST($3 AS TEXT)")]),
+            "FROM sessions s WHERE s.org_id = $1 AND s.id = $2 AND s.revoked_at IS NULL",
+            vec![
+                Arg::Str(org.as_str().to_owned()),
+                Arg::Str(session_id.to_owned()),
+                Arg::Str(reason.to_owned()),
+            ],
+        );
         b.push(
             "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL",
             vec![
@@ -716,10 +734,10 @@ impl SsoStore for SqlStore {
                 Arg::Str(session_id.to_owned()),
             ],
         );
-        b.event(
+        b.audit(
             Some(org),
             actor,
-            &EventDraft::new(
+            AuditDraft::new(
                 "session.revoked",
                 "Session",
                 session_id,
