@@ -9,8 +9,9 @@ use std::time::Instant;
 pub struct Origin {
     pub request_id: Option<String>,
     pub source_ip: Option<String>,
-    /// When the request arrived (storage time format), for deprovisioning latency.
-    pub received_at: Option<String>,
+    /// When the request arrived (wall clock), for deprovisioning latency; formatted only
+    /// when a write records it.
+    pub received_at: Option<time::OffsetDateTime>,
     /// The same instant on this node's monotonic clock.
     pub received: Option<Instant>,
 }

@@ -339,6 +339,9 @@ pub trait LifecycleStore: Send + Sync + 'static {
         org: Option<&OrgId>,
     ) -> CoreResult<Vec<crate::core::webhooks::Endpoint>>;
     async fn disable_webhook(&self, id: &str, actor: &Actor) -> CoreResult<bool>;
+    /// Whether any endpoint is due and unleased with events to deliver (a read: nodes check
+    /// this before taking leases, which is a write).
+    async fn webhooks_due(&self, now: &str) -> CoreResult<bool>;
     /// Leases up to `limit` enabled endpoints that are due and have events after their
     /// cursor and no live lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
     async fn lease_webhooks(

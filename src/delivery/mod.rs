@@ -33,6 +33,9 @@ const PAGE: i64 = 200;
 const PARALLEL: i64 = 8;
 /// How often to look for work written by other nodes (local commits wake it at once).
 const POLL: Duration = Duration::from_millis(500);
+/// After a local commit wakes the dispatcher, it waits this long so a burst of commits
+/// costs one look.
+const COALESCE: Duration = Duration::from_millis(2);
 /// Per-request timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -115,7 +118,9 @@ impl Dispatcher {
         loop {
             while running.try_join_next().is_some() {}
             let free = PARALLEL - i64::try_from(running.len()).unwrap_or(PARALLEL);
-            if free > 0 {
+            // A read first: most wake-ups (any commit with events) find nothing to lease.
+            let due = free > 0 && self.inner.store.webhooks_due(&now()).await.unwrap_or(true);
+            if due {
                 let until = now_plus_ms(LEASE.as_millis() as u64);
                 match self
                     .inner
@@ -133,7 +138,10 @@ impl Dispatcher {
                 }
             }
             tokio::select! {
-                _ = signal.changed() => {}
+                _ = signal.changed() => {
+                    // Commits come in bursts: look at most once per COALESCE.
+                    tokio::time::sleep(COALESCE).await;
+                }
                 _ = tokio::time::sleep(POLL) => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }

@@ -45,7 +45,7 @@ async fn origin(req: Request, next: Next) -> Response {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
-        .map_or_else(crate::core::new_id, str::to_owned);
+        .map_or_else(new_request_id, str::to_owned);
     let source_ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -53,7 +53,7 @@ async fn origin(req: Request, next: Next) -> Response {
     let o = Origin {
         request_id: Some(request_id.clone()),
         source_ip,
-        received_at: Some(crate::core::now()),
+        received_at: Some(time::OffsetDateTime::now_utc()),
         received: Some(received),
     };
     let mut resp = context::with_origin(o, next.run(req)).await;
@@ -61,6 +61,17 @@ async fn origin(req: Request, next: Next) -> Response {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// A request id unique across nodes and restarts without a random draw per request: a
+/// random per-process prefix and a counter.
+fn new_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| crate::core::new_id()[..13].replace('-', ""));
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::ScimState;
-use crate::core::now;
+use crate::core::format_time;
 use crate::core::store::{LifecycleStore, TrafficCount};
 use crate::store::SqlStore;
 
@@ -20,11 +20,13 @@ use crate::store::SqlStore;
 #[derive(Clone, Default)]
 pub struct DirectorySlot(pub Arc<OnceLock<String>>);
 
-type Key = (String, String, String);
+/// (directory, minute since the Unix epoch, User-Agent).
+type Key = (String, i64, String);
 
 #[derive(Default)]
 pub struct Traffic {
-    counts: Mutex<HashMap<Key, (i64, i64, String)>>,
+    /// Requests, errors and the last request's time per key.
+    counts: Mutex<HashMap<Key, (i64, i64, time::OffsetDateTime)>>,
 }
 
 /// Longest User-Agent kept (the rest is cut).
@@ -32,13 +34,11 @@ const MAX_AGENT: usize = 120;
 
 impl Traffic {
     fn record(&self, directory: String, agent: &str, error: bool) {
-        let at = now();
-        let minute = at.get(..16).unwrap_or(&at).to_owned();
+        let at = time::OffsetDateTime::now_utc();
+        let minute = at.unix_timestamp().div_euclid(60);
         let agent: String = agent.chars().take(MAX_AGENT).collect();
         if let Ok(mut m) = self.counts.lock() {
-            let e = m
-                .entry((directory, minute, agent))
-                .or_insert((0, 0, String::new()));
+            let e = m.entry((directory, minute, agent)).or_insert((0, 0, at));
             e.0 += 1;
             e.1 += i64::from(error);
             e.2 = at;
@@ -51,13 +51,18 @@ impl Traffic {
             Ok(mut m) => m
                 .drain()
                 .map(
-                    |((directory_id, minute, user_agent), (requests, errors, last))| TrafficCount {
-                        directory_id,
-                        minute,
-                        user_agent,
-                        requests,
-                        errors,
-                        last_request_at: last,
+                    |((directory_id, minute, user_agent), (requests, errors, last))| {
+                        let start =
+                            time::OffsetDateTime::from_unix_timestamp(minute * 60).unwrap_or(last);
+                        let minute = format_time(start);
+                        TrafficCount {
+                            directory_id,
+                            minute: minute.get(..16).unwrap_or(&minute).to_owned(),
+                            user_agent,
+                            requests,
+                            errors,
+                            last_request_at: format_time(last),
+                        }
                     },
                 )
                 .collect(),

@@ -102,7 +102,7 @@ fn provenance_args(actor: &Actor) -> Vec<Arg> {
         Arg::Str(actor.id()),
         Arg::Str(actor.to_json().to_string()),
         Arg::opt(origin.request_id),
-        Arg::opt(origin.received_at),
+        Arg::opt(origin.received_at.map(crate::core::format_time)),
     ]
 }
 

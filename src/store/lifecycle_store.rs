@@ -262,6 +262,20 @@ impl LifecycleStore for SqlStore {
         Ok(true)
     }
 
+    async fn webhooks_due(&self, now: &str) -> CoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS due FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND w.next_attempt_at <= $1 \
+             AND (w.lease_until IS NULL OR w.lease_until < $1) \
+             AND EXISTS (SELECT 1 FROM events ev WHERE ev.id > w.cursor AND (w.org_id IS NULL OR ev.org_id = w.org_id)) \
+             LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(e)?;
+        Ok(row.is_some())
+    }
+
     async fn lease_webhooks(
         &self,
         node: &str,

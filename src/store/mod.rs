@@ -280,15 +280,15 @@ impl Dialect {
         }
     }
 
-    /// A scalar subquery: the mapped roles of user row `t` as a JSON array of strings.
+    /// A scalar subquery: the mapped roles of user row `t` as a JSON array of strings (in
+    /// no particular order; callers sort).
     pub fn user_roles_json(self, t: &str) -> String {
         match self {
             Dialect::Sqlite => format!(
-                "(SELECT json_group_array(role) FROM (SELECT DISTINCT r.role FROM role_grants r \
-                 WHERE r.user_id = {t}.id ORDER BY r.role))"
+                "(SELECT json_group_array(DISTINCT r.role) FROM role_grants r WHERE r.user_id = {t}.id)"
             ),
             Dialect::Postgres => format!(
-                "(SELECT COALESCE(json_agg(DISTINCT r.role ORDER BY r.role), '[]'::json)::text \
+                "(SELECT COALESCE(json_agg(DISTINCT r.role), '[]'::json)::text \
                  FROM role_grants r WHERE r.user_id = {t}.id)"
             ),
         }

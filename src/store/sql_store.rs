@@ -110,7 +110,11 @@ fn user_of(t: UserTuple) -> User {
         last_directory_sync_at: sync,
         last_login_at: login,
         groups: group_refs(groups),
-        roles,
+        roles: {
+            let mut r = roles;
+            r.sort();
+            r
+        },
     }
 }
 
