@@ -51,6 +51,22 @@ async fn raw(loc: &StoreLocation) -> sqlx::AnyPool {
     }
 }
 
+/// Polls `probe` until it gives `Some`, for at most `within`; fails the test naming `what`.
+async fn eventually<T>(
+    within: Duration,
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn is_pg(loc: &StoreLocation) -> bool {
     matches!(loc, StoreLocation::Postgres { .. })
 }
@@ -566,43 +582,40 @@ async fn drift_report_and_traffic(app: &TestApp) {
     .await
     .expect(404);
     // Traffic reaches the store within the flush interval (5 s).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let report = loop {
-        let r = app
-            .call_with(
-                &key,
-                Method::GET,
-                &format!("{}/api/v1/orgs/acme/report/drift", app.base()),
-                None,
-                &[],
-            )
-            .await
-            .expect(200)
-            .body;
-        let okta = r["directories"]
+    let okta_of = |r: &Value| {
+        r["directories"]
             .as_array()
             .unwrap()
             .iter()
             .flat_map(|d| d["by_client"].as_array().unwrap().clone())
-            .find(|c| c["user_agent"] == "Okta SCIM Client 1.0");
-        if okta.is_some() || Instant::now() > deadline {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+            .find(|c| c["user_agent"] == "Okta SCIM Client 1.0")
     };
+    let report = eventually(
+        Duration::from_secs(15),
+        "Okta traffic in the report",
+        async || {
+            let r = app
+                .call_with(
+                    &key,
+                    Method::GET,
+                    &format!("{}/api/v1/orgs/acme/report/drift", app.base()),
+                    None,
+                    &[],
+                )
+                .await
+                .expect(200)
+                .body;
+            okta_of(&r).is_some().then_some(r)
+        },
+    )
+    .await;
     assert_eq!(report["jit_never_synced"]["count"], 1);
     assert_eq!(
         report["jit_never_synced"]["users"][0]["user_name"],
         "jit@x.com"
     );
     assert_eq!(report["deactivated_with_live_access"]["count"], 0);
-    let okta = report["directories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|d| d["by_client"].as_array().unwrap().clone())
-        .find(|c| c["user_agent"] == "Okta SCIM Client 1.0")
-        .expect("Okta traffic recorded");
+    let okta = okta_of(&report).expect("Okta traffic recorded");
     assert_eq!(okta["requests"], 2);
     assert_eq!(okta["errors"], 1);
     // The deactivation was measured.
@@ -806,29 +819,31 @@ async fn webhooks_retry_then_fail(backend: Backend) {
     assert_eq!(got[0].1["type"], "user.created");
     assert_eq!(got[0].1["data"]["data"]["userName"], "w0@x.com");
     // Outcomes are settled right after the deliveries.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let d0 = loop {
-        let all = db.store.deliveries(&ep, None, 10).await.unwrap();
-        match all.into_iter().find(|d| d.event_id == ids[0]) {
-            Some(d) if d.status == "delivered" => break d,
-            other => assert!(Instant::now() < deadline, "not settled: {other:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let d0 = eventually(
+        Duration::from_secs(10),
+        "first delivery settled",
+        async || {
+            let all = db.store.deliveries(&ep, None, 10).await.unwrap();
+            all.into_iter()
+                .find(|d| d.event_id == ids[0] && d.status == "delivered")
+        },
+    )
+    .await;
     assert_eq!(d0.attempts, 3);
     // Now every attempt of the next event fails: 1 + 2 retries, then `failed`, then on.
     rx.plan.lock().unwrap().extend([500, 500, 500]);
     create_users(&base, &token, "x", 2).await;
     rx.wait_for(4, Duration::from_secs(20)).await;
     // The outcome is settled right after the next delivery.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failed = loop {
-        let f = db.store.deliveries(&ep, Some("failed"), 10).await.unwrap();
-        if !f.is_empty() || Instant::now() > deadline {
-            break f;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let failed = eventually(
+        Duration::from_secs(10),
+        "failed delivery recorded",
+        async || {
+            let f = db.store.deliveries(&ep, Some("failed"), 10).await.unwrap();
+            (!f.is_empty()).then_some(f)
+        },
+    )
+    .await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].attempts, 3);
     assert!(failed[0].last_error.as_deref().unwrap().contains("500"));
@@ -1110,8 +1125,7 @@ async fn standard_webhooks_library_verifies_deliveries() {
         .await
         .unwrap();
     create_users(&base, &token, "py", 3).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let got = loop {
+    let deliveries = async |n: usize| {
         let d: Vec<Value> = http
             .get(format!("{peer}/__test/deliveries"))
             .send()
@@ -1120,11 +1134,12 @@ async fn standard_webhooks_library_verifies_deliveries() {
             .json()
             .await
             .unwrap();
-        if d.len() >= 3 || Instant::now() > deadline {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        (d.len() >= n).then_some(d)
     };
+    let got = eventually(Duration::from_secs(20), "3 deliveries", async || {
+        deliveries(3).await
+    })
+    .await;
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(
         got.iter()
@@ -1138,23 +1153,11 @@ async fn standard_webhooks_library_verifies_deliveries() {
         .await
         .unwrap();
     create_users(&base, &token, "py-late", 1).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d: Vec<Value> = http
-            .get(format!("{peer}/__test/deliveries"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if d.len() >= 5 {
-            assert!(d[3..].iter().all(|x| x["verified"] == false), "{d:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no retry arrived: {d:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let d = eventually(Duration::from_secs(20), "a retry", async || {
+        deliveries(5).await
+    })
+    .await;
+    assert!(d[3..].iter().all(|x| x["verified"] == false), "{d:?}");
     h.abort();
     drop(child);
     db.cleanup().await;
