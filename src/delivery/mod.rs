@@ -23,10 +23,11 @@ use crate::core::webhooks::{self, Endpoint, EventRecord};
 use crate::core::{new_id, now, now_plus_ms};
 use crate::store::SqlStore;
 
-/// How long a lease lasts; renewed with every settle.
-const LEASE: Duration = Duration::from_secs(60);
-/// Settle at least this often while sending a run of events.
-const SETTLE_EVERY: Duration = Duration::from_secs(5);
+/// How long a lease lasts by default; renewed with every settle (at least every third of
+/// it). After a node dies, its endpoints wait this long before another node takes them.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Outcomes are recorded at least every this many deliveries.
+const SETTLE_EVENTS: usize = 50;
 /// Events read per round.
 const PAGE: i64 = 200;
 /// Endpoints one node serves at once.
@@ -81,6 +82,7 @@ struct Inner {
     http: reqwest::Client,
     node: String,
     schedule_ms: Vec<u64>,
+    lease: Duration,
 }
 
 /// The purpose (associated data) an endpoint's secret is encrypted under.
@@ -89,7 +91,12 @@ pub fn secret_purpose(endpoint_id: &str) -> String {
 }
 
 impl Dispatcher {
-    pub fn new(store: SqlStore, master: MasterKey, schedule_ms: Vec<u64>) -> CoreResult<Self> {
+    pub fn new(
+        store: SqlStore,
+        master: MasterKey,
+        schedule_ms: Vec<u64>,
+        lease: Duration,
+    ) -> CoreResult<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
@@ -103,13 +110,43 @@ impl Dispatcher {
                 http,
                 node: new_id(),
                 schedule_ms,
+                lease,
             }),
         })
     }
 
+    /// Outcomes are recorded at least this often: it bounds what a crash makes a node
+    /// send again, and renews the lease well before it runs out.
+    fn settle_every(&self) -> Duration {
+        (self.inner.lease / 3).min(Duration::from_secs(1))
+    }
+
+    fn lease_until(&self) -> String {
+        now_plus_ms(u64::try_from(self.inner.lease.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Gives up this node's leases (at shutdown): another node, or this one restarted,
+    /// continues at once instead of after the lease runs out.
+    pub async fn release_all(&self) {
+        for ep in self
+            .inner
+            .store
+            .list_webhooks(None)
+            .await
+            .unwrap_or_default()
+        {
+            let _ = self
+                .inner
+                .store
+                .release_webhook(&ep.id, &self.inner.node)
+                .await;
+        }
+    }
+
     /// Runs until the task is dropped or aborted.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move { self.run().await })
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move { me.run().await })
     }
 
     async fn run(self) {
@@ -121,7 +158,7 @@ impl Dispatcher {
             // A read first: most wake-ups (any commit with events) find nothing to lease.
             let due = free > 0 && self.inner.store.webhooks_due(&now()).await.unwrap_or(true);
             if due {
-                let until = now_plus_ms(LEASE.as_millis() as u64);
+                let until = self.lease_until();
                 match self
                     .inner
                     .store
@@ -177,6 +214,7 @@ impl Dispatcher {
             }
             let mut attempts = Vec::new();
             let mut started = Instant::now();
+            let mut settled_after = 0usize;
             for ev in events {
                 if !webhooks::matches(&ep.event_types, &ev.kind) {
                     cursor = ev.cursor;
@@ -193,12 +231,14 @@ impl Dispatcher {
                     return Ok(());
                 }
                 cursor = ev.cursor;
-                if started.elapsed() > SETTLE_EVERY {
+                settled_after += 1;
+                if settled_after >= SETTLE_EVENTS || started.elapsed() > self.settle_every() {
                     if !self.settle(&ep.id, &attempts, cursor, &now()).await? {
                         return Ok(());
                     }
                     attempts.clear();
                     started = Instant::now();
+                    settled_after = 0;
                 }
             }
             if !self.settle(&ep.id, &attempts, cursor, &now()).await? {
@@ -215,7 +255,7 @@ impl Dispatcher {
         cursor: i64,
         next_attempt_at: &str,
     ) -> CoreResult<bool> {
-        let until = now_plus_ms(LEASE.as_millis() as u64);
+        let until = self.lease_until();
         let kept = self
             .inner
             .store

@@ -32,6 +32,7 @@ pub struct Server {
     master: MasterKey,
     traffic: Arc<Traffic>,
     webhook_schedule_ms: Vec<u64>,
+    webhook_lease: Duration,
     audit_retention_days: Option<u32>,
 }
 
@@ -170,6 +171,7 @@ impl Server {
             master,
             traffic,
             webhook_schedule_ms: delivery::default_schedule_ms(),
+            webhook_lease: delivery::DEFAULT_LEASE,
             audit_retention_days: None,
         })
     }
@@ -177,6 +179,13 @@ impl Server {
     /// Delays between webhook retries (default: [`delivery::default_schedule_ms`]).
     pub fn webhook_schedule_ms(mut self, schedule: Vec<u64>) -> Self {
         self.webhook_schedule_ms = schedule;
+        self
+    }
+
+    /// How long a node's hold on a webhook endpoint lasts without renewal (default
+    /// [`delivery::DEFAULT_LEASE`]): after a crash, its endpoints resume after this long.
+    pub fn webhook_lease(mut self, lease: Duration) -> Self {
+        self.webhook_lease = lease;
         self
     }
 
@@ -196,32 +205,41 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Background tasks end with this future, also when it is dropped (a task abort).
         let dispatcher = Dispatcher::new(
             self.store.clone(),
             self.master.clone(),
             self.webhook_schedule_ms.clone(),
+            self.webhook_lease,
         )
-        .map_err(std::io::Error::other)?
-        .spawn();
-        let flusher = self
-            .traffic
-            .spawn_flusher(self.store.clone(), Duration::from_secs(5));
-        let retention = self
+        .map_err(std::io::Error::other)?;
+        let delivering = AbortOnDrop(dispatcher.spawn());
+        let _flusher = AbortOnDrop(
+            self.traffic
+                .spawn_flusher(self.store.clone(), Duration::from_secs(5)),
+        );
+        let _retention = self
             .audit_retention_days
-            .map(|days| spawn_retention(self.store.clone(), days));
+            .map(|days| AbortOnDrop(spawn_retention(self.store.clone(), days)));
         let served = axum::serve(
             self.listener,
             self.app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        dispatcher.abort();
-        flusher.abort();
-        if let Some(r) = retention {
-            r.abort();
-        }
+        drop(delivering);
+        dispatcher.release_all().await;
         self.traffic.flush(&self.store).await;
         served
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
