@@ -196,11 +196,11 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
             store.insert_webhook(&ep, &Actor::Cli).await?;
             print(
                 *json,
-                json!({"id": ep.id, "url": ep.url, "org": org.as_ref().map(|o| &o.slug), "events": ep.event_types, "secret": secret}),
+                json!({"id": ep.id, "url": webhooks::display_url(&ep.url), "org": org.as_ref().map(|o| &o.slug), "events": ep.event_types, "secret": secret}),
                 format!(
                     "webhook {}\nURL: {}\nevents: {}\nsigning secret (shown once): {secret}",
                     ep.id,
-                    ep.url,
+                    webhooks::display_url(&ep.url),
                     ep.event_types.join(",")
                 ),
             );
@@ -215,13 +215,13 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
             let mut lines = Vec::new();
             for w in &list {
                 let failed = store.deliveries(&w.id, Some("failed"), 1000).await?.len();
-                items.push(json!({"id": w.id, "org_id": w.org_id.as_ref().map(|o| o.as_str()), "url": w.url,
+                items.push(json!({"id": w.id, "org_id": w.org_id.as_ref().map(|o| o.as_str()), "url": webhooks::display_url(&w.url),
                     "events": w.event_types, "cursor": w.cursor, "next_attempt_at": w.next_attempt_at,
                     "disabled_at": w.disabled_at, "failed_deliveries": failed}));
                 lines.push(format!(
                     "{}\t{}\t{}\tcursor {}\tfailed {}{}",
                     w.id,
-                    w.url,
+                    webhooks::display_url(&w.url),
                     w.event_types.join(","),
                     w.cursor,
                     failed,

@@ -74,6 +74,19 @@ impl EventRecord {
     }
 }
 
+/// An endpoint URL as events and audit entries may show it: without a password, which a
+/// URL can carry (`https://user:secret@host/`).
+pub fn display_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
+
 /// Whether `kind` matches one of `patterns`: `*` (all), `user.*` (a family) or an exact type.
 pub fn matches(patterns: &[String], kind: &str) -> bool {
     patterns.iter().any(|p| {
@@ -152,6 +165,18 @@ mod tests {
         assert!(matches(&parse_patterns("").unwrap(), "anything.at_all"));
         assert!(parse_patterns("user.*.x").is_err());
         assert!(parse_patterns("User.Created").is_err());
+    }
+
+    #[test]
+    fn urls_lose_their_password_in_events() {
+        assert_eq!(
+            display_url("https://hook:s3cret@app.example/in?x=1"),
+            "https://hook:redacted@app.example/in?x=1"
+        );
+        assert_eq!(
+            display_url("https://app.example/in"),
+            "https://app.example/in"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::core::report::{
     ClientTraffic, DirectoryHealth, DriftReport, LIST_LIMIT, Section, UserLine,
 };
 use crate::core::store::*;
-use crate::core::webhooks::{Endpoint, EventRecord};
+use crate::core::webhooks::{self, Endpoint, EventRecord};
 
 const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
                           request_id, received_at, data, created_at";
@@ -215,7 +215,7 @@ impl LifecycleStore for SqlStore {
                 "webhook.created",
                 "Webhook",
                 &ep.id,
-                json!({"url": ep.url, "event_types": ep.event_types}),
+                json!({"url": webhooks::display_url(&ep.url), "event_types": ep.event_types}),
             ),
         );
         self.write_batch(b).await
@@ -256,7 +256,12 @@ impl LifecycleStore for SqlStore {
         b.event(
             ep.org_id.as_ref(),
             actor,
-            &EventDraft::new("webhook.disabled", "Webhook", id, json!({"url": ep.url})),
+            &EventDraft::new(
+                "webhook.disabled",
+                "Webhook",
+                id,
+                json!({"url": webhooks::display_url(&ep.url)}),
+            ),
         );
         self.write_batch(b).await?;
         Ok(true)
