@@ -210,28 +210,14 @@ impl Batch {
         if pending.is_empty() {
             return Ok(());
         }
-        let origin = context::current();
         for p in pending {
-            let (seq, prev) = match heads.get(&p.chain) {
+            let head = match heads.get(&p.chain) {
                 Some(h) => h.clone(),
                 None => audit_head(c, &p.chain).await?,
             };
-            let at = now();
-            let seq = seq + 1;
-            let body = audit::entry_body(&p.chain, seq, &at, &p.actor, &origin, &p.draft);
-            let hash = audit::link_hash(&prev, &body);
-            self.push(
-                "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-                vec![
-                    Arg::Str(p.chain.clone()),
-                    Arg::I64(seq),
-                    Arg::Str(at),
-                    Arg::Str(body),
-                    Arg::Str(prev),
-                    Arg::Str(hash.clone()),
-                ],
-            );
-            heads.insert(p.chain, (seq, hash));
+            let (sql, args) = audit_insert(&p, head, false);
+            heads.insert(p.chain.clone(), audit_new_head(&args));
+            self.push(sql, args);
         }
         Ok(())
     }
@@ -271,7 +257,15 @@ impl Batch {
     /// The lock is taken only after the change's own statements: event rows are gathered as
     /// the statements run (set-based ones by reading what they would insert) and inserted at
     /// the end, so the lock is held for the appends and the commit, not for the whole write.
-    pub async fn run_pg(mut self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    ///
+    /// Audit entries link to `hints` (heads this process committed) with a conditional
+    /// insert, re-reading the head only if another node appended since. Returns the heads
+    /// the batch made.
+    pub async fn run_pg(
+        mut self,
+        c: &mut AnyConnection,
+        hints: &AuditHeads,
+    ) -> Result<AuditHeads, sqlx::Error> {
         use super::sql_store::bind_all;
         let mut rows: Vec<Vec<Arg>> = Vec::new();
         for st in std::mem::take(&mut self.stmts) {
@@ -303,15 +297,28 @@ impl Batch {
             }
         }
         if rows.is_empty() && self.audits.is_empty() && self.derived.is_none() {
-            return Ok(());
+            return Ok(AuditHeads::new());
         }
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *c)
-            .await?;
-        for chunk in rows.chunks(500) {
-            let mut sql = format!("{EVENT_COLS} VALUES ");
-            let mut args = Vec::with_capacity(chunk.len() * 11);
+        if rows.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *c)
+                .await?;
+        }
+        for (n, chunk) in rows.chunks(500).enumerate() {
+            // The first insert takes the lock itself (one round trip less in the section the
+            // lock serializes): its rows, and so their identity values, exist only once the
+            // lock subquery has run. Reads that must see the previous holder's commit (the
+            // audit head) come in later statements, with a snapshot taken after the lock.
+            let mut sql = format!("{EVENT_COLS} SELECT v.* FROM ");
+            let mut args = Vec::with_capacity(chunk.len() * 11 + 1);
+            if n == 0 {
+                sql.push_str(&format!(
+                    "(SELECT pg_advisory_xact_lock(${})) AS l, ",
+                    chunk.len() * 11 + 1
+                ));
+            }
+            sql.push_str("(VALUES ");
             for (i, row) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push_str(", ");
@@ -320,15 +327,66 @@ impl Batch {
                 sql.push_str(&format!("({})", ph.join(", ")));
                 args.extend(row.iter().cloned());
             }
+            sql.push_str(
+                ") AS v(org_id, kind, resource_type, resource_id, actor_kind, actor_id, actor, \
+                          request_id, received_at, data, created_at)",
+            );
+            if n == 0 {
+                args.push(Arg::I64(APPEND_LOCK));
+            }
             bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
         }
-        self.link_audits(c, &mut AuditHeads::new()).await?;
-        for st in std::mem::take(&mut self.stmts) {
-            if let Stmt::Sql(s, a) = st {
-                bind_all(sqlx::query(&s), &a).execute(&mut *c).await?;
+        let mut made = AuditHeads::new();
+        for p in self.pending_audits() {
+            let hinted = made.get(&p.chain).or_else(|| hints.get(&p.chain)).cloned();
+            if let Some(head) = hinted {
+                let (sql, args) = audit_insert(&p, head, true);
+                let done = bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
+                if done.rows_affected() == 1 {
+                    made.insert(p.chain.clone(), audit_new_head(&args));
+                    continue;
+                }
             }
+            let head = audit_head(c, &p.chain).await?;
+            let (sql, args) = audit_insert(&p, head, false);
+            bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
+            made.insert(p.chain.clone(), audit_new_head(&args));
         }
-        Ok(())
+        Ok(made)
+    }
+}
+
+/// The insert of audit entry `p` after `head` (seq, hash). `conditional`: only if nothing
+/// has been appended after `head` (nor pruned past it) meanwhile — 0 rows otherwise.
+fn audit_insert(p: &PendingAudit, head: (i64, String), conditional: bool) -> (String, Vec<Arg>) {
+    let (seq, prev) = head;
+    let at = now();
+    let seq = seq + 1;
+    let body = audit::entry_body(&p.chain, seq, &at, &p.actor, &context::current(), &p.draft);
+    let hash = audit::link_hash(&prev, &body);
+    let sql = if conditional {
+        "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6 \
+         WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE chain = $1 AND seq >= $2) \
+         AND NOT EXISTS (SELECT 1 FROM audit_anchors WHERE chain = $1 AND seq >= $2)"
+    } else {
+        "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)"
+    };
+    let args = vec![
+        Arg::Str(p.chain.clone()),
+        Arg::I64(seq),
+        Arg::Str(at),
+        Arg::Str(body),
+        Arg::Str(prev),
+        Arg::Str(hash),
+    ];
+    (sql.to_owned(), args)
+}
+
+/// The chain head an `audit_insert` makes: its seq and hash.
+fn audit_new_head(args: &[Arg]) -> (i64, String) {
+    match (&args[1], &args[5]) {
+        (Arg::I64(seq), Arg::Str(hash)) => (*seq, hash.clone()),
+        _ => (0, GENESIS.to_owned()),
     }
 }
 

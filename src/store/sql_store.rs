@@ -11,7 +11,7 @@ use super::batch::Batch;
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
 use super::positions;
 use super::roles;
-use super::write::{EventSignal, GroupCommit, WriteTx};
+use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
 use super::{Dialect, db_err};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
@@ -33,6 +33,8 @@ pub struct SqlStore {
     group_commit: Option<Arc<GroupCommit>>,
     /// Bumped after each commit that appended events.
     pub(super) signal: EventSignal,
+    /// PostgreSQL: audit chain heads this process committed (hints, see `WriteTx`).
+    audit_heads: SharedHeads,
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -292,6 +294,7 @@ impl SqlStore {
             read,
             group_commit,
             signal: Arc::new(tokio::sync::watch::channel(0).0),
+            audit_heads: SharedHeads::default(),
         }
     }
 
@@ -363,7 +366,9 @@ impl SqlStore {
             Some(gc) => gc.begin(fresh).await?,
             None => WriteTx::pg(self.write.begin().await.map_err(e)?),
         };
-        Ok(tx.with_signal(self.signal.clone()))
+        Ok(tx
+            .with_signal(self.signal.clone())
+            .with_heads(self.audit_heads.clone()))
     }
 
     pub(super) fn org_from_row(row: &AnyRow) -> CoreResult<Org> {

@@ -201,11 +201,19 @@ pub struct LiteTx {
 /// on it instead of polling (other nodes' events are still found by polling).
 pub type EventSignal = Arc<tokio::sync::watch::Sender<u64>>;
 
+/// PostgreSQL: the audit chain heads this process last committed. A hint only: an append
+/// based on it is conditional, and re-reads the head when another node moved it.
+pub type SharedHeads = Arc<std::sync::Mutex<AuditHeads>>;
+
 /// A write transaction; derefs to the connection it runs on.
 pub struct WriteTx {
     inner: Inner,
     signal: Option<EventSignal>,
     events: bool,
+    /// PostgreSQL: the process's head hints, and the heads this transaction made (merged
+    /// into the hints only once it commits).
+    heads: Option<SharedHeads>,
+    new_heads: AuditHeads,
 }
 
 enum Inner {
@@ -239,7 +247,16 @@ impl WriteTx {
                 w.audit_heads = heads;
                 Ok(())
             }
-            Inner::Pg(Some(tx)) => b.run_pg(tx).await,
+            Inner::Pg(Some(tx)) => {
+                let hints = self
+                    .heads
+                    .as_ref()
+                    .and_then(|h| h.lock().ok().map(|h| h.clone()))
+                    .unwrap_or_default();
+                let made = b.run_pg(tx, &hints).await?;
+                self.new_heads.extend(made);
+                Ok(())
+            }
             Inner::Pg(None) | Inner::Lite(None) => {
                 let _ = d;
                 Err(sqlx::Error::Protocol(
@@ -255,11 +272,19 @@ impl WriteTx {
         self
     }
 
+    /// PostgreSQL: audit head hints shared by the process's writes.
+    pub fn with_heads(mut self, heads: SharedHeads) -> Self {
+        self.heads = Some(heads);
+        self
+    }
+
     fn new(inner: Inner) -> Self {
         WriteTx {
             inner,
             signal: None,
             events: false,
+            heads: None,
+            new_heads: AuditHeads::new(),
         }
     }
 
@@ -270,6 +295,13 @@ impl WriteTx {
     /// Commits; returns once the change is durable.
     pub async fn commit(mut self) -> CoreResult<()> {
         let r = self.commit_inner().await;
+        if r.is_ok()
+            && !self.new_heads.is_empty()
+            && let Some(h) = &self.heads
+            && let Ok(mut h) = h.lock()
+        {
+            h.extend(std::mem::take(&mut self.new_heads));
+        }
         if r.is_ok()
             && self.events
             && let Some(s) = &self.signal

@@ -947,6 +947,14 @@ async fn two_nodes_deliver_each_event_once() {
     let ids = rx.ids();
     assert_eq!(ids.len(), 50, "duplicates: {ids:?}");
     assert!(strictly_increasing(&ids), "{ids:?}");
+    // Both nodes appended to the organization's audit chain (each from its own head hints):
+    // it is one unbroken chain.
+    let mut entries = 0;
+    for (chain, anchor) in db.store.audit_chains().await.unwrap() {
+        let e = db.store.audit_entries(&chain, None).await.unwrap();
+        entries += audit::verify_chain(&chain, anchor.as_ref(), e).expect("one chain");
+    }
+    assert!(entries >= 50, "{entries}");
     ha.abort();
     hb.abort();
     db.cleanup().await;
