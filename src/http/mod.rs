@@ -142,9 +142,14 @@ pub async fn check_master_key(store: &SqlStore, master: &MasterKey) -> CoreResul
     Ok(())
 }
 
+/// Ready when the database answers and has every migration this binary expects.
 async fn readyz(State(store): State<SqlStore>) -> (StatusCode, &'static str) {
-    match store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
+    match store.migrations_current().await {
+        Ok(true) => (StatusCode::OK, "ready"),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database migrations are not current",
+        ),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
     }
 }

@@ -76,6 +76,15 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The newest migration this binary has for `dialect`.
+pub(crate) fn latest_migration(dialect: Dialect) -> i64 {
+    let list = match dialect {
+        Dialect::Sqlite => SQLITE_MIGRATIONS,
+        Dialect::Postgres => POSTGRES_MIGRATIONS,
+    };
+    list.iter().map(|(v, _, _)| *v).max().unwrap_or(0)
+}
+
 fn migrator(dialect: Dialect) -> Migrator {
     let list = match dialect {
         Dialect::Sqlite => SQLITE_MIGRATIONS,

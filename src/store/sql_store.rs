@@ -307,13 +307,18 @@ impl SqlStore {
         self.d
     }
 
-    /// Cheap readiness probe.
-    pub async fn ping(&self) -> CoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(e)?;
-        Ok(())
+    /// Whether the database has every migration this binary knows, and no failed one.
+    pub async fn migrations_current(&self) -> CoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) AS v, \
+             CAST(SUM(CASE WHEN success THEN 0 ELSE 1 END) AS BIGINT) AS failed FROM _sqlx_migrations",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(e)?;
+        let applied: i64 = get(&row, "v")?;
+        let failed: Option<i64> = get(&row, "failed")?;
+        Ok(applied >= super::latest_migration(self.d) && failed.unwrap_or(0) == 0)
     }
 
     pub async fn close(&self) {

@@ -23,7 +23,7 @@ use crate::backend_tests;
 use crate::common::{Backend, TestApp, TestStore, patch_op};
 
 /// A raw connection to the test's database, for fault injection and inspection.
-async fn raw(loc: &StoreLocation) -> sqlx::AnyPool {
+pub(crate) async fn raw(loc: &StoreLocation) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     match loc {
         StoreLocation::SqliteDir(d) => {

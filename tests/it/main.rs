@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod lifecycle;
+mod ops;
 mod scim_bulk;
 mod scim_core;
 mod scim_filter;
