@@ -26,8 +26,24 @@ use crate::store::{self, SqlStore, StoreLocation};
 struct Cli {
     #[command(flatten)]
     db: DbArgs,
+    /// Log lines as text or as JSON objects (one per line, with the request id of the
+    /// request they belong to); `RUST_LOG` filters them.
+    #[arg(
+        long,
+        env = "ROSTER_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -183,7 +199,7 @@ pub(crate) enum CliError {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let serve = matches!(cli.cmd, Cmd::Serve { .. });
-    init_tracing(serve);
+    init_tracing(serve, cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -203,14 +219,21 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing(serve: bool) {
+fn init_tracing(serve: bool, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if serve { "info,sqlx=warn" } else { "warn" })
     });
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => fmt.try_init(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// The master key: `ROSTER_MASTER_KEY`, else the key file in the data directory (generated

@@ -13,6 +13,7 @@ use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::core::context::{self, Origin};
 use crate::delivery::{self, Dispatcher};
@@ -57,7 +58,9 @@ async fn origin(req: Request, next: Next) -> Response {
         received_at: Some(time::OffsetDateTime::now_utc()),
         received: Some(received),
     };
-    let mut resp = context::with_origin(o, next.run(req)).await;
+    // Log lines written while serving the request carry its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut resp = context::with_origin(o, next.run(req).instrument(span)).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
