@@ -365,6 +365,8 @@ pub trait LifecycleStore: Send + Sync + 'static {
     async fn release_webhook(&self, endpoint_id: &str, node: &str) -> CoreResult<()>;
     /// How many attempts an endpoint has made at an event so far.
     async fn delivery_attempts(&self, endpoint_id: &str, event_id: i64) -> CoreResult<i64>;
+    /// Per enabled endpoint: id, cursor and failed deliveries (for `/metrics`).
+    async fn webhook_stats(&self) -> CoreResult<Vec<(String, i64, i64)>>;
     async fn deliveries(
         &self,
         endpoint_id: &str,

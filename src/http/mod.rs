@@ -42,6 +42,8 @@ pub struct Server {
 /// events and audit entries record.
 async fn origin(req: Request, next: Next) -> Response {
     let received = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -64,6 +66,7 @@ async fn origin(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    crate::metrics::http_request(&method, &path, resp.status().as_u16(), received);
     resp
 }
 
@@ -78,13 +81,45 @@ fn new_request_id() -> String {
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+/// `/metrics`: the registry, plus webhook gauges read from the database at scrape time
+/// (so every node reports the deployment's queue, not only its own share).
+async fn metrics(
+    State(store): State<SqlStore>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    use crate::core::store::LifecycleStore;
+    use std::fmt::Write;
+    let mut extra = String::new();
+    if let (Ok(stats), Ok(last)) = (store.webhook_stats().await, store.last_event_cursor().await) {
+        let _ = writeln!(
+            extra,
+            "# HELP roster_webhook_backlog_events Events after an endpoint's cursor (an upper bound: not all may match its types).\n\
+             # TYPE roster_webhook_backlog_events gauge"
+        );
+        for (id, cursor, _) in &stats {
+            let _ = writeln!(
+                extra,
+                "roster_webhook_backlog_events{{endpoint=\"{id}\"}} {}",
+                (last - cursor).max(0)
+            );
+        }
+        let _ = writeln!(
+            extra,
+            "# HELP roster_webhook_failed_deliveries Deliveries that ran out of retries.\n\
+             # TYPE roster_webhook_failed_deliveries gauge"
+        );
+        for (id, _, failed) in &stats {
+            let _ = writeln!(
+                extra,
+                "roster_webhook_failed_deliveries{{endpoint=\"{id}\"}} {failed}"
+            );
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::render(),
+        crate::metrics::render(&extra),
     )
 }
 

@@ -101,8 +101,10 @@ pub async fn count(State(st): State<Arc<ScimState>>, mut req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
     if let Some(dir) = slot.0.get() {
+        crate::metrics::scim_op(dir, &method, resp.status().as_u16());
         st.traffic
             .record(dir.clone(), &agent, resp.status().as_u16() >= 400);
     }

@@ -391,6 +391,20 @@ impl LifecycleStore for SqlStore {
         self.write_batch(b).await
     }
 
+    async fn webhook_stats(&self) -> CoreResult<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.cursor, (SELECT COUNT(*) FROM webhook_deliveries d \
+             WHERE d.endpoint_id = w.id AND d.status = 'failed') AS failed \
+             FROM webhook_endpoints w WHERE w.disabled_at IS NULL ORDER BY w.created_at",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(e)?;
+        rows.iter()
+            .map(|r| Ok((get(r, "id")?, get(r, "cursor")?, get(r, "failed")?)))
+            .collect()
+    }
+
     async fn delivery_attempts(&self, endpoint_id: &str, event_id: i64) -> CoreResult<i64> {
         let r = sqlx::query(
             "SELECT attempts FROM webhook_deliveries WHERE endpoint_id = $1 AND event_id = $2",

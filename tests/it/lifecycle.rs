@@ -630,6 +630,18 @@ async fn drift_report_and_traffic(app: &TestApp) {
         text.contains("roster_deprovision_revoke_seconds_count"),
         "{text}"
     );
+    // Requests by route (ids hidden) and SCIM operations by directory.
+    assert!(
+        text.contains(
+            r#"roster_http_requests_total{method="PATCH",route="/scim/v2/Users/{id}",status="200"}"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"method="GET",status="4xx"}"#)
+            && text.contains("roster_scim_operations_total{directory=\""),
+        "{text}"
+    );
 }
 
 backend_tests!(
@@ -851,6 +863,21 @@ async fn webhooks_retry_then_fail(backend: Backend) {
     assert!(failed[0].last_error.as_deref().unwrap().contains("500"));
     let got = rx.got.lock().unwrap().clone();
     assert_eq!(got[3].1["data"]["data"]["userName"], "x1@x.com");
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "roster_webhook_failed_deliveries{{endpoint=\"{ep}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "roster_webhook_backlog_events{{endpoint=\"{ep}\"}}"
+    )));
     h.abort();
     db.cleanup().await;
 }
