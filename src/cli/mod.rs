@@ -24,6 +24,10 @@ use crate::store::{self, SqlStore, StoreLocation};
     about = "Self-hosted user provisioning: SCIM 2.0, SSO with JIT, one roster per organization"
 )]
 struct Cli {
+    /// A TOML file of settings (keys: the flags' names with `_`, e.g. `data_dir`, `listen`);
+    /// flags and environment variables override it.
+    #[arg(long, env = "ROSTER_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
     /// Log lines as text or as JSON objects (one per line, with the request id of the
@@ -196,8 +200,85 @@ pub(crate) enum CliError {
     Store(#[from] crate::core::error::StoreError),
 }
 
+/// Settings a configuration file may hold; each is the default its flag falls back to.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    database_schema: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<String>,
+    listen: Option<String>,
+    webhook_retry_schedule: Option<String>,
+    audit_retention_days: Option<u32>,
+}
+
+/// The configuration file named by `--config` or `ROSTER_CONFIG`, if any.
+fn config_path() -> Option<PathBuf> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_string_lossy().into_owned();
+        if a == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(p) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(p));
+        }
+    }
+    std::env::var_os("ROSTER_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The command line with the configuration file's values as defaults, so that flags, then
+/// environment variables, then the file, then built-in defaults decide.
+fn parse_cli() -> Result<Cli, String> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    if let Some(path) = config_path() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let f: FileConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let global = [
+            ("data_dir", f.data_dir),
+            ("database_url", f.database_url),
+            ("database_schema", f.database_schema),
+            ("public_url", f.public_url),
+            ("log_format", f.log_format),
+        ];
+        for (id, v) in global {
+            if let Some(v) = v {
+                cmd = cmd.mut_arg(id, |a| a.default_value(v));
+            }
+        }
+        let serve = [
+            ("listen", f.listen),
+            ("webhook_retry_schedule", f.webhook_retry_schedule),
+            (
+                "audit_retention_days",
+                f.audit_retention_days.map(|d| d.to_string()),
+            ),
+        ];
+        for (id, v) in serve {
+            if let Some(v) = v {
+                cmd = cmd.mut_subcommand("serve", |c| c.mut_arg(id, |a| a.default_value(v)));
+            }
+        }
+    }
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+}
+
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let serve = matches!(cli.cmd, Cmd::Serve { .. });
     init_tracing(serve, cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()

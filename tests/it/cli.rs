@@ -275,3 +275,76 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
     assert!(err.contains("another master key"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--config` (or `ROSTER_CONFIG`) names a TOML file of defaults; flags override it, and an
+/// unknown key is an error, not silently ignored.
+#[test]
+fn config_file_gives_defaults_that_flags_override() {
+    let base = std::env::temp_dir().join(format!("roster-cfg-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&base).unwrap();
+    let file = base.join("roster.toml");
+    let from_file = base.join("from-file");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
+            from_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], env: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_roster"));
+        c.args(args)
+            .env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_DATA_DIR");
+        if let Some(p) = env {
+            c.env("ROSTER_CONFIG", p);
+        }
+        c.output().expect("run roster")
+    };
+    let out = run(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "org",
+            "create",
+            "filed",
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(from_file.join("roster.db").exists());
+    // The same file through the environment; the listing sees the organization.
+    let out = run(&["org", "list", "--json"], Some(&file));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["organizations"][0]["slug"], "filed");
+    // A flag wins over the file.
+    let flagged = base.join("flagged");
+    let out = run(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            flagged.to_str().unwrap(),
+            "org",
+            "list",
+            "--json",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    assert!(flagged.join("roster.db").exists());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["organizations"], serde_json::json!([]));
+    // Unknown keys are refused.
+    std::fs::write(&file, "data_dri = \"x\"\n").unwrap();
+    let out = run(&["--config", file.to_str().unwrap(), "org", "list"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `data_dri`"));
+    let _ = std::fs::remove_dir_all(&base);
+}
