@@ -96,6 +96,10 @@ enum Cmd {
         /// Delete audit entries older than this many days (hourly); default: keep all.
         #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u32>,
+        /// SCIM requests per second each bearer token may make on this node (bursts of twice
+        /// that); over it, 429 with Retry-After. 0: no limit.
+        #[arg(long, env = "ROSTER_SCIM_RATE_LIMIT", default_value_t = 0)]
+        scim_rate_limit: u32,
     },
     /// Organizations.
     #[command(subcommand)]
@@ -212,6 +216,7 @@ struct FileConfig {
     listen: Option<String>,
     webhook_retry_schedule: Option<String>,
     audit_retention_days: Option<u32>,
+    scim_rate_limit: Option<u32>,
 }
 
 /// The configuration file named by `--config` or `ROSTER_CONFIG`, if any.
@@ -260,6 +265,7 @@ fn parse_cli() -> Result<Cli, String> {
                 "audit_retention_days",
                 f.audit_retention_days.map(|d| d.to_string()),
             ),
+            ("scim_rate_limit", f.scim_rate_limit.map(|d| d.to_string())),
         ];
         for (id, v) in serve {
             if let Some(v) = v {
@@ -393,6 +399,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             listen,
             webhook_retry_schedule,
             audit_retention_days,
+            scim_rate_limit,
         } => {
             let master = master_key(&cli.db)?;
             let schedule = crate::delivery::parse_schedule(webhook_retry_schedule)
@@ -400,7 +407,8 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             let server = Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master)
                 .await?
                 .webhook_schedule_ms(schedule)
-                .audit_retention_days(*audit_retention_days);
+                .audit_retention_days(*audit_retention_days)
+                .scim_rate_limit(*scim_rate_limit);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

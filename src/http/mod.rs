@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::core::context::{self, Origin};
 use crate::delivery::{self, Dispatcher};
+use crate::scim::limit::RateLimiter;
 use crate::scim::traffic::Traffic;
 
 use crate::core::error::{CoreError, CoreResult};
@@ -35,6 +36,7 @@ pub struct Server {
     webhook_schedule_ms: Vec<u64>,
     webhook_lease: Duration,
     audit_retention_days: Option<u32>,
+    limits: Arc<RateLimiter>,
 }
 
 /// Runs each request as an [`Origin`]: its request id (the client's `x-request-id` if it is
@@ -125,7 +127,7 @@ async fn metrics(
 
 /// Builds the application router over a store.
 pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Result<Router> {
-    app_with(store, public_url, master, Arc::default())
+    app_with(store, public_url, master, Arc::default(), Arc::default())
 }
 
 fn app_with(
@@ -133,6 +135,7 @@ fn app_with(
     public_url: &str,
     master: MasterKey,
     traffic: Arc<Traffic>,
+    limits: Arc<RateLimiter>,
 ) -> std::io::Result<Router> {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
@@ -140,6 +143,7 @@ fn app_with(
         base_url: format!("{public_url}/scim/v2"),
         tokens: Default::default(),
         traffic,
+        limits,
     });
     let api_state = Arc::new(crate::api::ApiState {
         store: store.clone(),
@@ -207,9 +211,17 @@ impl Server {
         let local = listener.local_addr()?;
         let url = public_url.map_or_else(|| format!("http://{local}"), str::to_owned);
         let traffic = Arc::<Traffic>::default();
+        let limits = Arc::<RateLimiter>::default();
         Ok(Server {
             listener,
-            app: app_with(store.clone(), &url, master.clone(), traffic.clone())?,
+            app: app_with(
+                store.clone(),
+                &url,
+                master.clone(),
+                traffic.clone(),
+                limits.clone(),
+            )?,
+            limits,
             store,
             master,
             traffic,
@@ -222,6 +234,13 @@ impl Server {
     /// Delays between webhook retries (default: [`delivery::default_schedule_ms`]).
     pub fn webhook_schedule_ms(mut self, schedule: Vec<u64>) -> Self {
         self.webhook_schedule_ms = schedule;
+        self
+    }
+
+    /// SCIM requests per second each bearer token may make on this node (0: no limit); over
+    /// it, 429 with `Retry-After`.
+    pub fn scim_rate_limit(self, per_sec: u32) -> Self {
+        self.limits.set_rate(per_sec);
         self
     }
 

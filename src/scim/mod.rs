@@ -7,6 +7,7 @@ mod bulk;
 mod discovery;
 pub mod error;
 pub mod filter;
+pub mod limit;
 mod ops;
 pub mod resolve;
 pub mod traffic;
@@ -41,6 +42,7 @@ pub struct ScimState {
     pub base_url: String,
     pub tokens: auth::TokenCache,
     pub traffic: Arc<traffic::Traffic>,
+    pub limits: Arc<limit::RateLimiter>,
 }
 
 /// An authenticated caller: its organization scope and whether it may write.
@@ -81,6 +83,10 @@ impl FromRequestParts<Arc<ScimState>> for Caller {
             .grant(&state.store, token)
             .await?
             .ok_or_else(ScimError::unauthorized)?;
+        state
+            .limits
+            .check(&grant.token_id)
+            .map_err(ScimError::too_many)?;
         if let Some(slot) = parts.extensions.get::<traffic::DirectorySlot>() {
             let _ = slot.0.set(grant.directory_id.clone());
         }

@@ -68,3 +68,59 @@ fn logs_can_be_json_lines() {
             .starts_with("127.0.0.1:")
     );
 }
+
+/// With `--scim-rate-limit`, a token over its rate gets 429 with `Retry-After` and a SCIM
+/// error body; other tokens are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_tokens_are_rate_limited() {
+    use roster::core::model::Actor;
+    use roster::core::orgs::{self, OrgSlug};
+    let db = crate::common::TestStore::new(crate::common::Backend::Sqlite).await;
+    let org = orgs::create_org(
+        &db.store,
+        &OrgSlug::parse("acme").unwrap(),
+        None,
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let (_, _, busy) = orgs::create_directory(&db.store, &org, None, false, &Actor::Cli)
+        .await
+        .unwrap();
+    let (_, _, calm) = orgs::create_directory(&db.store, &org, None, false, &Actor::Cli)
+        .await
+        .unwrap();
+    let server = roster::http::Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
+        .await
+        .unwrap()
+        .scim_rate_limit(5);
+    let url = format!("http://{}/scim/v2/Users", server.local_addr().unwrap());
+    let h = tokio::spawn(server.run(std::future::pending()));
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..15 {
+        let r = client.get(&url).bearer_auth(&busy).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS && limited.is_none() {
+            let retry = r.headers()["retry-after"].to_str().unwrap().to_owned();
+            let body: serde_json::Value = r.json().await.unwrap();
+            limited = Some((retry, body));
+        }
+    }
+    // A burst of two seconds' worth passes; then the token waits.
+    // (One more may pass if the requests took over 200 ms: the bucket refills at 5/s.)
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!((10..=11).contains(&ok), "{statuses:?}");
+    let (retry, body) = limited.expect("a 429");
+    assert_eq!(retry, "1");
+    assert_eq!(body["status"], "429");
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    let other = client.get(&url).bearer_auth(&calm).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    h.abort();
+    db.cleanup().await;
+}
