@@ -100,6 +100,12 @@ enum Cmd {
         /// that); over it, 429 with Retry-After. 0: no limit.
         #[arg(long, env = "ROSTER_SCIM_RATE_LIMIT", default_value_t = 0)]
         scim_rate_limit: u32,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, env = "ROSTER_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Organizations.
     #[command(subcommand)]
@@ -217,6 +223,8 @@ struct FileConfig {
     webhook_retry_schedule: Option<String>,
     audit_retention_days: Option<u32>,
     scim_rate_limit: Option<u32>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 /// The configuration file named by `--config` or `ROSTER_CONFIG`, if any.
@@ -266,6 +274,8 @@ fn parse_cli() -> Result<Cli, String> {
                 f.audit_retention_days.map(|d| d.to_string()),
             ),
             ("scim_rate_limit", f.scim_rate_limit.map(|d| d.to_string())),
+            ("tls_cert", f.tls_cert),
+            ("tls_key", f.tls_key),
         ];
         for (id, v) in serve {
             if let Some(v) = v {
@@ -400,15 +410,23 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             webhook_retry_schedule,
             audit_retention_days,
             scim_rate_limit,
+            tls_cert,
+            tls_key,
         } => {
             let master = master_key(&cli.db)?;
             let schedule = crate::delivery::parse_schedule(webhook_retry_schedule)
                 .map_err(|m| CoreError::InvalidValue(format!("--webhook-retry-schedule: {m}")))?;
-            let server = Server::bind(listen, store.clone(), cli.db.public_url.as_deref(), master)
-                .await?
-                .webhook_schedule_ms(schedule)
-                .audit_retention_days(*audit_retention_days)
-                .scim_rate_limit(*scim_rate_limit);
+            let server = Server::bind_tls(
+                listen,
+                store.clone(),
+                cli.db.public_url.as_deref(),
+                master,
+                tls_cert.as_deref().zip(tls_key.as_deref()),
+            )
+            .await?
+            .webhook_schedule_ms(schedule)
+            .audit_retention_days(*audit_retention_days)
+            .scim_rate_limit(*scim_rate_limit);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

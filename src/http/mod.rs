@@ -2,6 +2,7 @@
 //! the protocol adapters, and serves until shutdown.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
@@ -37,6 +39,7 @@ pub struct Server {
     webhook_lease: Duration,
     audit_retention_days: Option<u32>,
     limits: Arc<RateLimiter>,
+    tls: Option<RustlsConfig>,
 }
 
 /// Runs each request as an [`Origin`]: its request id (the client's `x-request-id` if it is
@@ -204,12 +207,41 @@ impl Server {
         public_url: Option<&str>,
         master: MasterKey,
     ) -> std::io::Result<Self> {
+        Self::bind_tls(addr, store, public_url, master, None).await
+    }
+
+    /// Binds `addr`, serving HTTPS with the PEM certificate chain and private key `tls`
+    /// (rustls) when given; `public_url` then defaults to `https://<bound address>`.
+    pub async fn bind_tls(
+        addr: &str,
+        store: SqlStore,
+        public_url: Option<&str>,
+        master: MasterKey,
+        tls: Option<(&Path, &Path)>,
+    ) -> std::io::Result<Self> {
         check_master_key(&store, &master)
             .await
             .map_err(std::io::Error::other)?;
+        let tls = match tls {
+            Some((cert, key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                Some(RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "TLS certificate {} / key {}: {e}",
+                            cert.display(),
+                            key.display()
+                        ),
+                    )
+                })?)
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let url = public_url.map_or_else(|| format!("http://{local}"), str::to_owned);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = public_url.map_or_else(|| format!("{scheme}://{local}"), str::to_owned);
         let traffic = Arc::<Traffic>::default();
         let limits = Arc::<RateLimiter>::default();
         Ok(Server {
@@ -228,6 +260,7 @@ impl Server {
             webhook_schedule_ms: delivery::default_schedule_ms(),
             webhook_lease: delivery::DEFAULT_LEASE,
             audit_retention_days: None,
+            tls,
         })
     }
 
@@ -283,12 +316,27 @@ impl Server {
         let _retention = self
             .audit_retention_days
             .map(|days| AbortOnDrop(spawn_retention(self.store.clone(), days)));
-        let served = axum::serve(
-            self.listener,
-            self.app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let served = match self.tls {
+            None => {
+                axum::serve(self.listener, make)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(config) => {
+                let handle = axum_server::Handle::new();
+                let stop = handle.clone();
+                let _stopper = AbortOnDrop(tokio::spawn(async move {
+                    shutdown.await;
+                    // Let in-flight requests finish, as the plain listener does.
+                    stop.graceful_shutdown(None);
+                }));
+                axum_server::from_tcp_rustls(self.listener.into_std()?, config)?
+                    .handle(handle)
+                    .serve(make)
+                    .await
+            }
+        };
         drop(delivering);
         dispatcher.release_all().await;
         self.traffic.flush(&self.store).await;

@@ -124,3 +124,102 @@ async fn scim_tokens_are_rate_limited() {
     h.abort();
     db.cleanup().await;
 }
+
+/// A self-signed certificate for 127.0.0.1 (PEM certificate, PEM PKCS#8 key).
+fn localhost_cert() -> (Vec<u8>, Vec<u8>) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{ExtendedKeyUsage, SubjectAlternativeName};
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "roster test").unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (
+        b.build().to_pem().unwrap(),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+}
+
+/// `--tls-cert/--tls-key`: the server speaks HTTPS (rustls) and still shuts down cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_a_pem_certificate() {
+    let db = crate::common::TestStore::new(crate::common::Backend::Sqlite).await;
+    let dir = std::env::temp_dir().join(format!("roster-tls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = localhost_cert();
+    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &key).unwrap();
+    let server = roster::http::Server::bind_tls(
+        "127.0.0.1:0",
+        db.store.clone(),
+        None,
+        db.master_key(),
+        Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "ok");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = reqwest::get(format!("http://{addr}/healthz")).await;
+    assert!(plain.map_or(true, |r| !r.status().is_success()));
+    // A clean shutdown finishes.
+    tx.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), h)
+        .await
+        .expect("shut down")
+        .unwrap()
+        .unwrap();
+    // A missing key file is a clear start-up error.
+    let err = roster::http::Server::bind_tls(
+        "127.0.0.1:0",
+        db.store.clone(),
+        None,
+        db.master_key(),
+        Some((&dir.join("cert.pem"), &dir.join("missing.pem"))),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    db.cleanup().await;
+}
