@@ -4,17 +4,15 @@
 //! `user.deactivated` webhook from the PATCH being sent.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::cli::EventsArgs;
-use crate::client::{Failure, ScimClient};
-use crate::payload;
+use crate::client::ScimClient;
 use crate::stats::{Recorder, Summary, round3};
 use crate::webhook::{EventKey, Receiver, Tally};
+use crate::{load, payload};
 
 /// How often the wait for outstanding webhooks looks again.
 const POLL: Duration = Duration::from_millis(5);
@@ -134,53 +132,20 @@ pub async fn run(args: &EventsArgs) -> Result<EventsReport, String> {
     })
 }
 
-/// Creates the users over `--connections` connections.
+/// Creates the users over `--connections` connections, in the order they were sent.
 async fn create_users(client: &ScimClient, args: &EventsArgs) -> (Vec<Created>, Summary) {
-    let next = Arc::new(AtomicU64::new(args.first_index));
     let end = args.first_index + args.users;
-    let started = Instant::now();
-    let workers: Vec<_> = (0..args.connections)
-        .map(|_| {
-            let client = client.fork();
-            let next = Arc::clone(&next);
-            tokio::spawn(async move {
-                let mut created = Vec::new();
-                let mut recorder = Recorder::default();
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= end {
-                        break;
-                    }
-                    let sent = Instant::now();
-                    let outcome = client
-                        .post("/Users", payload::user(index))
-                        .await
-                        .and_then(|r| r.string_attr("id"));
-                    match outcome {
-                        Ok(id) => {
-                            recorder.ok(sent.elapsed());
-                            created.push(Created { id, sent });
-                        }
-                        Err(failure) => recorder.error(sent.elapsed(), &failure),
-                    }
-                }
-                (created, recorder)
-            })
+    let (mut users, summary) =
+        load::create_users(client, args.first_index, end, args.connections).await;
+    users.sort_unstable_by_key(|u| u.sent);
+    let created = users
+        .into_iter()
+        .map(|u| Created {
+            id: u.id,
+            sent: u.sent,
         })
         .collect();
-    let mut created = Vec::new();
-    let mut recorder = Recorder::default();
-    for worker in workers {
-        match worker.await {
-            Ok((c, rec)) => {
-                created.extend(c);
-                recorder.merge(rec);
-            }
-            Err(e) => recorder.error(Duration::ZERO, &Failure::Transport(e.to_string())),
-        }
-    }
-    created.sort_unstable_by_key(|c| c.sent);
-    (created, recorder.summarize(started.elapsed()))
+    (created, summary)
 }
 
 fn created_key(id: &str) -> EventKey {

@@ -18,6 +18,8 @@ pub struct User {
     pub index: u64,
     /// The `id` the server assigned.
     pub id: String,
+    /// When its `POST /Users` was sent.
+    pub sent: Instant,
 }
 
 /// Creates the users with indexes `from..to` over `connections` concurrent
@@ -71,7 +73,11 @@ async fn create_worker(client: ScimClient, next: Arc<AtomicU64>, to: u64) -> (Ve
         match outcome {
             Ok(id) => {
                 recorder.ok(started.elapsed());
-                users.push(User { index, id });
+                users.push(User {
+                    index,
+                    id,
+                    sent: started,
+                });
             }
             Err(failure) => recorder.error(started.elapsed(), &failure),
         }
