@@ -48,6 +48,15 @@ pub enum WebhookCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Send one event to an endpoint again now (e.g. a delivery that failed for good).
+    Resend {
+        id: String,
+        /// The event's cursor (`roster webhook deliveries` lists them).
+        #[arg(long)]
+        event: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// An endpoint's deliveries, newest first (`--status failed` for the ones that gave up).
     Deliveries {
         id: String,
@@ -243,6 +252,31 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
                 json!({"id": id, "disabled": true}),
                 format!("disabled {id}"),
             );
+        }
+        WebhookCmd::Resend { id, event, json } => {
+            let d = crate::delivery::Dispatcher::new(
+                store.clone(),
+                master.clone(),
+                crate::delivery::default_schedule_ms(),
+                crate::delivery::DEFAULT_LEASE,
+            )?;
+            let a = d.resend(id, *event, &Actor::Cli).await?;
+            print(
+                *json,
+                json!({"event_cursor": a.event_id, "status": a.status, "response_status": a.response_status, "error": a.error}),
+                format!(
+                    "event {}: {}{}",
+                    a.event_id,
+                    a.status,
+                    a.error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ),
+            );
+            if a.status != "delivered" {
+                return Err(CoreError::Internal("the resend failed".into()).into());
+            }
         }
         WebhookCmd::Deliveries {
             id,

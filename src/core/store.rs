@@ -363,6 +363,13 @@ pub trait LifecycleStore: Send + Sync + 'static {
         until: &str,
     ) -> CoreResult<bool>;
     async fn release_webhook(&self, endpoint_id: &str, node: &str) -> CoreResult<()>;
+    /// Records an operator's resend of one event (outside the endpoint's order and lease).
+    async fn record_resend(
+        &self,
+        endpoint_id: &str,
+        attempt: &Attempt,
+        actor: &Actor,
+    ) -> CoreResult<()>;
     /// How many attempts an endpoint has made at an event so far.
     async fn delivery_attempts(&self, endpoint_id: &str, event_id: i64) -> CoreResult<i64>;
     /// Per enabled endpoint: id, cursor and failed deliveries (for `/metrics`).

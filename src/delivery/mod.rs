@@ -276,36 +276,12 @@ impl Dispatcher {
 
     /// One signed POST of `ev`, and what comes next if it failed (from the attempts so far).
     async fn attempt(&self, ep: &Endpoint, secret: &str, ev: &EventRecord) -> CoreResult<Attempt> {
-        let body = ev.webhook_body();
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let msg_id = ev.message_id();
-        let at = now();
-        let started = Instant::now();
-        let result = match webhooks::sign(secret, &msg_id, ts, &body) {
-            Ok(sig) => self
-                .inner
-                .http
-                .post(&ep.url)
-                .header("content-type", "application/json")
-                .header("user-agent", "Roster-Webhooks/1")
-                .header("webhook-id", &msg_id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .map_err(error_text),
-            Err(e) => Err(e.to_string()),
-        };
-        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let (code, error) = match result {
-            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
-            Ok(resp) => (
-                Some(resp.status().as_u16()),
-                Some(format!("HTTP {}", resp.status())),
-            ),
-            Err(e) => (None, Some(e)),
-        };
+        let Posted {
+            at,
+            code,
+            error,
+            duration_ms,
+        } = self.post(ep, secret, ev).await;
         let m = crate::metrics::get();
         let (status, next_attempt_at) = if error.is_none() {
             if matches!(ev.kind.as_str(), "user.deactivated" | "user.deleted")
@@ -346,6 +322,104 @@ impl Dispatcher {
             status,
             next_attempt_at,
         })
+    }
+}
+
+/// What one signed POST came to.
+struct Posted {
+    at: String,
+    code: Option<u16>,
+    error: Option<String>,
+    duration_ms: i64,
+}
+
+impl Dispatcher {
+    /// One signed POST of `ev` to the endpoint (the same `webhook-id` on every attempt).
+    async fn post(&self, ep: &Endpoint, secret: &str, ev: &EventRecord) -> Posted {
+        let body = ev.webhook_body();
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let msg_id = ev.message_id();
+        let at = now();
+        let started = Instant::now();
+        let result = match webhooks::sign(secret, &msg_id, ts, &body) {
+            Ok(sig) => self
+                .inner
+                .http
+                .post(&ep.url)
+                .header("content-type", "application/json")
+                .header("user-agent", "Roster-Webhooks/1")
+                .header("webhook-id", &msg_id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .map_err(error_text),
+            Err(e) => Err(e.to_string()),
+        };
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (code, error) = match result {
+            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
+            Ok(resp) => (
+                Some(resp.status().as_u16()),
+                Some(format!("HTTP {}", resp.status())),
+            ),
+            Err(e) => (None, Some(e)),
+        };
+        Posted {
+            at,
+            code,
+            error,
+            duration_ms,
+        }
+    }
+
+    /// Sends one event to an endpoint again, now, outside its order (an operator's resend,
+    /// e.g. of a delivery that failed for good), and records the attempt: `delivered`, or
+    /// `failed` (a resend is not retried).
+    pub async fn resend(
+        &self,
+        endpoint_id: &str,
+        cursor: i64,
+        actor: &crate::core::model::Actor,
+    ) -> CoreResult<Attempt> {
+        let st = &self.inner;
+        let ep = st
+            .store
+            .list_webhooks(None)
+            .await?
+            .into_iter()
+            .find(|w| w.id == endpoint_id)
+            .ok_or_else(|| CoreError::NotFound(format!("webhook {endpoint_id}")))?;
+        let ev = st
+            .store
+            .events_after(cursor - 1, ep.org_id.as_ref(), 1)
+            .await?
+            .into_iter()
+            .find(|e| e.cursor == cursor)
+            .ok_or_else(|| {
+                CoreError::NotFound(format!("event {cursor} of this webhook's organization"))
+            })?;
+        let secret = st
+            .master
+            .decrypt_string(&secret_purpose(&ep.id), &ep.secret_enc)?;
+        let p = self.post(&ep, &secret, &ev).await;
+        let attempt = Attempt {
+            event_id: ev.cursor,
+            org_id: ev.org_id.clone(),
+            at: p.at,
+            response_status: p.code.map(i64::from),
+            status: if p.error.is_none() {
+                "delivered"
+            } else {
+                "failed"
+            },
+            error: p.error,
+            duration_ms: p.duration_ms,
+            next_attempt_at: None,
+        };
+        st.store.record_resend(&ep.id, &attempt, actor).await?;
+        Ok(attempt)
     }
 }
 

@@ -90,6 +90,43 @@ fn user_line(r: &AnyRow) -> CoreResult<UserLine> {
     })
 }
 
+/// In a batch: one delivery attempt, its delivery's state and its attempt row.
+fn attempt_in(b: &mut Batch, endpoint_id: &str, node: &str, a: &Attempt) {
+    let delivery = format!("{endpoint_id}:{}", a.event_id);
+    b.push(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, org_id, status, attempts, first_attempt_at, \
+         last_attempt_at, next_attempt_at, response_status, last_error) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7, $8, $9) \
+         ON CONFLICT (endpoint_id, event_id) DO UPDATE SET status = excluded.status, \
+         attempts = webhook_deliveries.attempts + 1, last_attempt_at = excluded.last_attempt_at, \
+         next_attempt_at = excluded.next_attempt_at, response_status = excluded.response_status, \
+         last_error = excluded.last_error",
+        vec![
+            Arg::Str(delivery.clone()),
+            Arg::Str(endpoint_id.to_owned()),
+            Arg::I64(a.event_id),
+            Arg::opt(a.org_id.clone()),
+            Arg::Str(a.status.to_owned()),
+            Arg::Str(a.at.clone()),
+            Arg::opt(a.next_attempt_at.clone()),
+            a.response_status.map_or(Arg::Null, Arg::I64),
+            Arg::opt(a.error.clone()),
+        ],
+    );
+    b.push(
+        "INSERT INTO webhook_attempts (delivery_id, attempt, at, response_status, error, duration_ms, node) \
+         SELECT $1, attempts, $2, $3, $4, $5, $6 FROM webhook_deliveries WHERE id = $1",
+        vec![
+            Arg::Str(delivery),
+            Arg::Str(a.at.clone()),
+            a.response_status.map_or(Arg::Null, Arg::I64),
+            Arg::opt(a.error.clone()),
+            Arg::I64(a.duration_ms),
+            Arg::Str(node.to_owned()),
+        ],
+    );
+}
+
 impl SqlStore {
     async fn section(&self, cond: &str, args: &[Arg]) -> CoreResult<Section> {
         let count: i64 = bind_all(
@@ -343,43 +380,34 @@ impl LifecycleStore for SqlStore {
         }
         let mut b = Batch::default();
         for a in attempts {
-            let delivery = format!("{endpoint_id}:{}", a.event_id);
-            b.push(
-                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, org_id, status, attempts, first_attempt_at, \
-                 last_attempt_at, next_attempt_at, response_status, last_error) \
-                 VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7, $8, $9) \
-                 ON CONFLICT (endpoint_id, event_id) DO UPDATE SET status = excluded.status, \
-                 attempts = webhook_deliveries.attempts + 1, last_attempt_at = excluded.last_attempt_at, \
-                 next_attempt_at = excluded.next_attempt_at, response_status = excluded.response_status, \
-                 last_error = excluded.last_error",
-                vec![
-                    Arg::Str(delivery.clone()),
-                    Arg::Str(endpoint_id.to_owned()),
-                    Arg::I64(a.event_id),
-                    Arg::opt(a.org_id.clone()),
-                    Arg::Str(a.status.to_owned()),
-                    Arg::Str(a.at.clone()),
-                    Arg::opt(a.next_attempt_at.clone()),
-                    a.response_status.map_or(Arg::Null, Arg::I64),
-                    Arg::opt(a.error.clone()),
-                ],
-            );
-            b.push(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, at, response_status, error, duration_ms, node) \
-                 SELECT $1, attempts, $2, $3, $4, $5, $6 FROM webhook_deliveries WHERE id = $1",
-                vec![
-                    Arg::Str(delivery),
-                    Arg::Str(a.at.clone()),
-                    a.response_status.map_or(Arg::Null, Arg::I64),
-                    Arg::opt(a.error.clone()),
-                    Arg::I64(a.duration_ms),
-                    Arg::Str(node.to_owned()),
-                ],
-            );
+            attempt_in(&mut b, endpoint_id, node, a);
         }
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn record_resend(
+        &self,
+        endpoint_id: &str,
+        attempt: &Attempt,
+        actor: &Actor,
+    ) -> CoreResult<()> {
+        let mut b = Batch::default();
+        attempt_in(&mut b, endpoint_id, "resend", attempt);
+        let org = attempt.org_id.clone().map(OrgId::from_store);
+        b.audit(
+            org.as_ref(),
+            actor,
+            AuditDraft::new(
+                "webhook.resent",
+                "Webhook",
+                endpoint_id,
+                json!({"event_cursor": attempt.event_id, "result": attempt.status,
+                       "response_status": attempt.response_status}),
+            ),
+        );
+        self.write_batch(b).await
     }
 
     async fn release_webhook(&self, endpoint_id: &str, node: &str) -> CoreResult<()> {

@@ -878,6 +878,24 @@ async fn webhooks_retry_then_fail(backend: Backend) {
     assert!(metrics.contains(&format!(
         "roster_webhook_backlog_events{{endpoint=\"{ep}\"}}"
     )));
+    // The operator resends the failed event: delivered now, the same webhook-id again.
+    let dispatcher = roster::delivery::Dispatcher::new(
+        db.store.clone(),
+        db.master_key(),
+        roster::delivery::default_schedule_ms(),
+        roster::delivery::DEFAULT_LEASE,
+    )
+    .unwrap();
+    let resent = dispatcher
+        .resend(&ep, failed[0].event_id, &Actor::Cli)
+        .await
+        .unwrap();
+    assert_eq!(resent.status, "delivered");
+    let last = rx.got.lock().unwrap().last().unwrap().0.clone();
+    assert_eq!(last, format!("evt_{}", failed[0].event_id));
+    let d = db.store.deliveries(&ep, None, 10).await.unwrap();
+    let again = d.iter().find(|d| d.event_id == failed[0].event_id).unwrap();
+    assert_eq!((again.status.as_str(), again.attempts), ("delivered", 4));
     h.abort();
     db.cleanup().await;
 }
@@ -1082,6 +1100,17 @@ async fn cli_lifecycle_commands() {
 
     let deliveries = roster(&dir, &["webhook", "deliveries", &wid, "--json"]);
     assert_eq!(deliveries["deliveries"].as_array().unwrap().len(), 2);
+    // A resend from the command line (the receiver is still up; the server is not).
+    let cursor = deliveries["deliveries"][0]["event_cursor"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let resent = roster(
+        &dir,
+        &["webhook", "resend", &wid, "--event", &cursor, "--json"],
+    );
+    assert_eq!(resent["status"], "delivered");
+    assert_eq!(rx.got.lock().unwrap().len(), 3);
     let out = dir.join("audit.jsonl");
     let out_s = out.to_str().unwrap();
     let export = |args: &[&str]| {
