@@ -952,22 +952,26 @@ async fn webhooks_survive_a_restart(backend: Backend) {
     db.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_retry_then_fail_sqlite() {
-    webhooks_retry_then_fail(Backend::Sqlite).await;
+/// Declares each test once per backend, for tests that start their own nodes: each is a
+/// function of the backend.
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
 }
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_retry_then_fail_postgres() {
-    webhooks_retry_then_fail(Backend::Postgres).await;
-}
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_survive_a_restart_sqlite() {
-    webhooks_survive_a_restart(Backend::Sqlite).await;
-}
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_survive_a_restart_postgres() {
-    webhooks_survive_a_restart(Backend::Postgres).await;
-}
+
+per_backend!(webhooks_retry_then_fail, webhooks_survive_a_restart);
 
 /// Two nodes on one PostgreSQL: each event is delivered by one node, once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
