@@ -363,6 +363,8 @@ pub trait LifecycleStore: Send + Sync + 'static {
         until: &str,
     ) -> CoreResult<bool>;
     async fn release_webhook(&self, endpoint_id: &str, node: &str) -> CoreResult<()>;
+    /// Gives up every lease `node` holds.
+    async fn release_webhooks(&self, node: &str) -> CoreResult<()>;
     /// Records an operator's resend of one event (outside the endpoint's order and lease).
     async fn record_resend(
         &self,

@@ -128,19 +128,7 @@ impl Dispatcher {
     /// Gives up this node's leases (at shutdown): another node, or this one restarted,
     /// continues at once instead of after the lease runs out.
     pub async fn release_all(&self) {
-        for ep in self
-            .inner
-            .store
-            .list_webhooks(None)
-            .await
-            .unwrap_or_default()
-        {
-            let _ = self
-                .inner
-                .store
-                .release_webhook(&ep.id, &self.inner.node)
-                .await;
-        }
+        let _ = self.inner.store.release_webhooks(&self.inner.node).await;
     }
 
     /// Runs until the task is dropped or aborted.

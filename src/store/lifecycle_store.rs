@@ -419,6 +419,15 @@ impl LifecycleStore for SqlStore {
         self.write_batch(b).await
     }
 
+    async fn release_webhooks(&self, node: &str) -> CoreResult<()> {
+        let mut b = Batch::default();
+        b.push(
+            "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            vec![Arg::Str(node.to_owned())],
+        );
+        self.write_batch(b).await
+    }
+
     async fn webhook_stats(&self) -> CoreResult<Vec<(String, i64, i64)>> {
         let rows = sqlx::query(
             "SELECT w.id, w.cursor, (SELECT COUNT(*) FROM webhook_deliveries d \

@@ -17,6 +17,14 @@ const GROUP_ROLES: &str = "SELECT DISTINCT rm.role FROM role_mappings rm JOIN or
      WHERE rm.org_id = $1 AND g.id = $2 AND ((rm.match_on = 'displayName' AND rm.group_value_norm = g.display_name_norm) \
      OR (rm.match_on = 'externalId' AND rm.group_value = g.external_id))";
 
+/// `$1` the organization, `$2` a group id or source, `$3…` the caller's `extra`: the
+/// parameter layout every membership and grant statement here shares.
+pub fn keyed_args(org: &OrgId, key: &str, extra: &[Arg]) -> Vec<Arg> {
+    let mut a = vec![Arg::Str(org.as_str().to_owned()), Arg::Str(key.to_owned())];
+    a.extend(extra.iter().cloned());
+    a
+}
+
 fn role_event_data(d: Dialect, user: &str, role: &str) -> String {
     d.json_object(&[("user_id", user), ("role", role)])
 }
@@ -32,14 +40,7 @@ pub fn grant_group_roles(
     users: &str,
     extra: Vec<Arg>,
 ) {
-    let args = || {
-        let mut a = vec![
-            Arg::Str(org.as_str().to_owned()),
-            Arg::Str(group.to_owned()),
-        ];
-        a.extend(extra.iter().cloned());
-        a
-    };
+    let args = || keyed_args(org, group, &extra);
     let from = format!(
         "FROM ({users}) u, ({GROUP_ROLES}) gr WHERE NOT EXISTS \
          (SELECT 1 FROM role_grants x WHERE x.user_id = u.user_id AND x.role = gr.role)"
@@ -89,14 +90,7 @@ fn revoke_where(
     cond: &str,
     extra: Vec<Arg>,
 ) {
-    let args = || {
-        let mut a = vec![
-            Arg::Str(org.as_str().to_owned()),
-            Arg::Str(source.to_owned()),
-        ];
-        a.extend(extra.iter().cloned());
-        a
-    };
+    let args = || keyed_args(org, source, &extra);
     b.events_select(
         org,
         actor,
@@ -153,13 +147,7 @@ pub fn refresh_idp_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, 
         idp_roles(d)
     );
     revoke_where(b, d, org, actor, IDP_SOURCE, &cond, extra.clone());
-    let args = || {
-        vec![
-            Arg::Str(org.as_str().to_owned()),
-            Arg::Str(IDP_SOURCE.to_owned()),
-            Arg::Str(user.to_owned()),
-        ]
-    };
+    let args = || keyed_args(org, IDP_SOURCE, &extra);
     let roles = idp_roles(d);
     b.events_select(
         org,

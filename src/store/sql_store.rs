@@ -874,14 +874,7 @@ impl SqlStore {
         extra: Vec<Arg>,
         roles: bool,
     ) {
-        let args = || {
-            let mut a = vec![
-                Arg::Str(scope.org.as_str().to_owned()),
-                Arg::Str(group_id.to_owned()),
-            ];
-            a.extend(extra.iter().cloned());
-            a
-        };
+        let args = || roles::keyed_args(&scope.org, group_id, &extra);
         let from =
             format!("FROM group_members gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}");
         b.events_select(
