@@ -1,114 +1,360 @@
-//! The admin API at `/api/v1`, authenticated by admin API keys (`roster admin-key create`):
-//! the event feed (with long-poll), role mappings, a user's roles and the drift report.
+//! The admin API at `/api/v1`, authenticated by admin API keys (`roster admin-key create`,
+//! stored hashed, scoped to every organization or one, read-only or read-write).
+//!
+//! `setup.rs`: organizations, domains, connections, directories and their tokens, apps.
+//! `people.rs`: users (with their timeline), groups and members.
+//! `lifecycle.rs`: the event feed, webhooks and deliveries, the audit log, role mappings and
+//! the drift report. `openapi.rs` assembles the OpenAPI 3.1 document from the handlers'
+//! annotations; it is served at `/api/v1/openapi.json`.
+//!
+//! Conventions: lists are `{"data": […], "next_cursor": "…" | null}` (pass `cursor` back for
+//! the next page; `limit` 1–200); errors are `{"error": {"code", "message"}}`; bad query
+//! strings and bodies are 400 with that body, never a framework's plain text.
+
+pub mod lifecycle;
+pub mod openapi;
+pub mod people;
+pub mod setup;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::core::error::CoreError;
-use crate::core::model::{Actor, Org, OrgId, Scope};
-use crate::core::secrets::hash_secret;
-use crate::core::store::{LifecycleStore, RoleMapping, Store};
-use crate::core::{new_id, now};
+use crate::core::model::{Actor, Org, OrgId};
+use crate::core::secrets::{MasterKey, hash_secret};
+use crate::core::store::{LifecycleStore, Store};
+use crate::scim::limit::RateLimiter;
 use crate::store::SqlStore;
 
-/// Most events per feed page, and the longest long-poll.
-pub const MAX_EVENTS: i64 = 1000;
-pub const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Most items per page, and the default.
+pub const MAX_LIMIT: i64 = 200;
+pub const DEFAULT_LIMIT: i64 = 50;
 
 pub struct ApiState {
     pub store: SqlStore,
+    pub master: MasterKey,
+    /// This server's base URL as browsers and IdPs reach it (no trailing slash).
+    pub public_url: String,
+    /// Per admin key, on this node (off when its rate is 0).
+    pub limits: Arc<RateLimiter>,
 }
 
-/// A JSON error: `{"error": {"code", "message"}}`.
-pub struct ApiError(StatusCode, &'static str, String);
+/// The body of every error.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `rate_limited` or
+    /// `internal`.
+    pub code: String,
+    pub message: String,
+}
+
+/// An error answer: status, code and message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.0,
-            Json(json!({"error": {"code": self.1, "message": self.2}})),
+        let mut resp = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
     }
 }
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "not_found", m),
-            CoreError::Uniqueness(m) => ApiError(StatusCode::CONFLICT, "conflict", m),
-            CoreError::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, "forbidden", m),
-            CoreError::InvalidValue(m) | CoreError::InvalidSyntax(m) => {
-                ApiError(StatusCode::BAD_REQUEST, "invalid", m)
+            CoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            CoreError::Uniqueness(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            CoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            CoreError::InvalidValue(m)
+            | CoreError::InvalidSyntax(m)
+            | CoreError::InvalidFilter(m)
+            | CoreError::InvalidPath(m)
+            | CoreError::NoTarget(m)
+            | CoreError::Mutability(m) => bad(m),
+            e @ CoreError::VersionMismatch(_) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "conflict", e.to_string())
+            }
+            CoreError::Store(crate::core::error::StoreError::Unique(m)) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", m)
             }
             other => {
                 tracing::error!(error = %other, "admin API failure");
-                ApiError(
+                ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    "internal error".into(),
+                    "internal error",
                 )
             }
         }
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
-fn bad(m: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, "invalid", m.into())
+pub fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid", m)
 }
 
-/// A caller holding an admin key.
+pub fn not_found(what: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+/// A query string, refused with a JSON 400 when it does not parse.
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        if has_nul(q) {
+            return Err(bad("query string: NUL characters are not accepted"));
+        }
+        serde_urlencoded::from_str(q)
+            .map(Q)
+            .map_err(|e| bad(format!("query string: {e}")))
+    }
+}
+
+/// A JSON body, refused with a JSON 400 (or 415 without a JSON content type).
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json") || m.ends_with("+json")
+            });
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| bad(format!("body: {e}")))?;
+        // Objects only: serde would also take a struct from an array of its fields.
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) if value_has_nul(&v) => Err(bad("body: NUL characters are not accepted")),
+            Ok(v @ serde_json::Value::Object(_)) => serde_json::from_value(v)
+                .map(Body)
+                .map_err(|e| bad(format!("body: {e}"))),
+            Ok(_) => Err(bad("body: expected a JSON object")),
+            Err(e) => Err(bad(format!("body: {e}"))),
+        }
+    }
+}
+
+/// Whether percent-encoded text holds a NUL (which no stored text may hold).
+fn has_nul(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+fn value_has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(value_has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Refuses request paths holding an encoded NUL before any handler sees them.
+pub async fn refuse_nul(req: Request, next: axum::middleware::Next) -> Response {
+    if has_nul(req.uri().path()) {
+        return bad("path: NUL characters are not accepted").into_response();
+    }
+    next.run(req).await
+}
+
+/// A page of a list and where the next one starts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Give as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `cursor` and `limit` of a list request.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(bad(format!("limit must be 1..{MAX_LIMIT}"))),
+        }
+    }
+    /// The position a cursor of `kind` stands for (0 without a cursor).
+    pub fn after_pos(&self, kind: &str) -> ApiResult<i64> {
+        match self.cursor.as_deref() {
+            None | Some("") => Ok(0),
+            Some(c) => decode_cursor(kind, c)?
+                .parse::<i64>()
+                .map_err(|_| bad("cursor is not one this list gave")),
+        }
+    }
+    /// The key a cursor of `kind` stands for.
+    pub fn after_key(&self, kind: &str) -> ApiResult<Option<String>> {
+        match self.cursor.as_deref() {
+            None | Some("") => Ok(None),
+            Some(c) => decode_cursor(kind, c).map(Some),
+        }
+    }
+}
+
+/// An opaque cursor: the list's kind and the last item's key.
+pub fn encode_cursor(kind: &str, key: &str) -> String {
+    B64.encode(format!("{kind}:{key}"))
+}
+
+fn decode_cursor(kind: &str, c: &str) -> ApiResult<String> {
+    B64.decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix(&format!("{kind}:")).map(str::to_owned))
+        .ok_or_else(|| bad("cursor is not one this list gave"))
+}
+
+/// The next cursor of a page of `limit` items whose last key is `last`.
+pub fn next_cursor(kind: &str, len: usize, limit: i64, last: Option<String>) -> Option<String> {
+    if i64::try_from(len).unwrap_or(0) < limit {
+        return None;
+    }
+    last.map(|k| encode_cursor(kind, &k))
+}
+
+/// A caller holding an admin key (or a console session made from one).
+#[derive(Debug, Clone)]
 pub struct Admin {
-    key_id: String,
-    org: Option<OrgId>,
-    read_only: bool,
+    pub key_id: String,
+    pub org: Option<OrgId>,
+    pub read_only: bool,
 }
 
 impl Admin {
-    fn actor(&self) -> Actor {
+    pub fn actor(&self) -> Actor {
         Actor::AdminKey {
             key_id: self.key_id.clone(),
         }
     }
 
-    fn check_write(&self) -> ApiResult<()> {
+    pub fn check_write(&self) -> ApiResult<()> {
         if self.read_only {
-            Err(ApiError(
+            Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "this admin key is read-only".into(),
+                "this admin key is read-only",
             ))
         } else {
             Ok(())
         }
     }
 
+    /// For what only an all-organizations key may do (create organizations, apps).
+    pub fn check_global(&self) -> ApiResult<()> {
+        if self.org.is_some() {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this admin key is limited to one organization",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether this key may see the organization with this id.
+    pub fn sees(&self, org: &OrgId) -> bool {
+        self.org.as_ref().is_none_or(|mine| mine == org)
+    }
+
     /// The organization named `slug`, if this key may see it (else 404: a scoped key cannot
     /// even learn which other organizations exist).
-    async fn org(&self, store: &SqlStore, slug: &str) -> ApiResult<Org> {
-        let org = store
+    pub async fn org(&self, store: &SqlStore, slug: &str) -> ApiResult<Org> {
+        store
             .org_by_slug(slug)
             .await?
-            .filter(|o| self.org.as_ref().is_none_or(|mine| *mine == o.id));
-        org.ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("organization \"{slug}\""),
-            )
-        })
+            .filter(|o| self.sees(&o.id))
+            .ok_or_else(|| not_found(format!("organization \"{slug}\"")))
     }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
 }
 
 impl FromRequestParts<Arc<ApiState>> for Admin {
@@ -119,27 +365,29 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
         state: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
         let unauthorized = || {
-            ApiError(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "an admin API key is required (Authorization: Bearer …)".into(),
+                "an admin API key is required (Authorization: Bearer …)",
             )
         };
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .ok_or_else(unauthorized)?;
+        let key = bearer(parts).ok_or_else(unauthorized)?;
         // Looked up by hash: keys are stored only as SHA-256.
         let grant = state
             .store
             .admin_key_grant(&hash_secret(key))
             .await?
             .ok_or_else(unauthorized)?;
+        if let Err(wait) = state.limits.check(&grant.key_id) {
+            return Err(ApiError {
+                retry_after: Some(wait.max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests for this admin key",
+                )
+            });
+        }
         Ok(Admin {
             key_id: grant.key_id,
             org: grant.org,
@@ -150,189 +398,16 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route("/events", get(events))
-        .route("/orgs/{org}/report/drift", get(drift))
+        .merge(setup::routes())
+        .merge(people::routes())
+        .merge(lifecycle::routes())
         .route(
-            "/orgs/{org}/role-mappings",
-            get(list_mappings).post(create_mapping),
+            "/openapi.json",
+            axum::routing::get(|| async { Json(openapi::document()) }),
         )
-        .route("/orgs/{org}/role-mappings/{id}", delete(delete_mapping))
-        .route("/orgs/{org}/users/{id}/roles", get(user_roles))
+        .fallback(|| async { not_found("no such admin API route") })
+        .layer(axum::middleware::from_fn(refuse_nul))
         .with_state(state)
-}
-
-#[derive(Deserialize)]
-struct FeedQuery {
-    after: Option<String>,
-    limit: Option<String>,
-    org: Option<String>,
-    wait: Option<String>,
-}
-
-/// `30s`, `30` (seconds) or `500ms`, at most [`MAX_WAIT`].
-fn parse_wait(s: &str) -> ApiResult<Duration> {
-    let d = if let Some(ms) = s.strip_suffix("ms") {
-        ms.parse::<u64>().map(Duration::from_millis)
-    } else {
-        s.strip_suffix('s')
-            .unwrap_or(s)
-            .parse::<u64>()
-            .map(Duration::from_secs)
-    }
-    .map_err(|_| bad(format!("wait=\"{s}\" is not a duration such as 30s")))?;
-    Ok(d.min(MAX_WAIT))
-}
-
-/// `GET /api/v1/events?after=<cursor>&limit=…&org=…&wait=30s`: events after the cursor, in
-/// cursor order; with `wait`, an empty page is held open until an event arrives.
-async fn events(
-    State(st): State<Arc<ApiState>>,
-    admin: Admin,
-    Query(q): Query<FeedQuery>,
-) -> ApiResult<Json<Value>> {
-    let after = match q.after.as_deref() {
-        None | Some("") => 0,
-        Some(a) => a
-            .trim_start_matches("evt_")
-            .parse::<i64>()
-            .map_err(|_| bad("after must be a cursor from an earlier page"))?,
-    };
-    let limit = match q.limit.as_deref() {
-        None => 100,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_EVENTS).contains(n))
-            .ok_or_else(|| bad(format!("limit must be 1..{MAX_EVENTS}")))?,
-    };
-    let org = match (&q.org, &admin.org) {
-        (Some(slug), _) => Some(admin.org(&st.store, slug).await?.id),
-        (None, Some(mine)) => Some(mine.clone()),
-        (None, None) => None,
-    };
-    let wait = q.wait.as_deref().map(parse_wait).transpose()?;
-    let deadline = Instant::now() + wait.unwrap_or_default();
-    let mut signal = st.store.event_signal();
-    let page = loop {
-        signal.borrow_and_update();
-        let page = st.store.events_after(after, org.as_ref(), limit).await?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !page.is_empty() || left.is_zero() {
-            break page;
-        }
-        // Woken by a local commit, or after a short poll for other nodes' events.
-        tokio::select! {
-            _ = signal.changed() => {}
-            _ = tokio::time::sleep(left.min(Duration::from_millis(250))) => {}
-        }
-    };
-    let next = page.last().map_or(after, |e| e.cursor);
-    let has_more = i64::try_from(page.len()).unwrap_or(0) == limit;
-    Ok(Json(json!({
-        "events": page.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
-        "next_cursor": next.to_string(),
-        "has_more": has_more,
-    })))
-}
-
-#[derive(Deserialize)]
-struct DriftQuery {
-    stale_days: Option<i64>,
-}
-
-async fn drift(
-    State(st): State<Arc<ApiState>>,
-    admin: Admin,
-    Path(org): Path<String>,
-    Query(q): Query<DriftQuery>,
-) -> ApiResult<Json<Value>> {
-    let org = admin.org(&st.store, &org).await?;
-    let days = q.stale_days.unwrap_or(30).clamp(1, 3650);
-    let report = st.store.drift_report(&org, days, &now()).await?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
-}
-
-fn mapping_json(m: &RoleMapping) -> Value {
-    json!({"id": m.id, "match_on": m.match_on, "group": m.group_value, "role": m.role, "created_at": m.created_at})
-}
-
-async fn list_mappings(
-    State(st): State<Arc<ApiState>>,
-    admin: Admin,
-    Path(org): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let org = admin.org(&st.store, &org).await?;
-    let list = st.store.role_mappings(&org.id).await?;
-    Ok(Json(
-        json!({"role_mappings": list.iter().map(mapping_json).collect::<Vec<_>>()}),
-    ))
-}
-
-#[derive(Deserialize)]
-struct NewMapping {
-    match_on: Option<String>,
-    group: String,
-    role: String,
-}
-
-async fn create_mapping(
-    State(st): State<Arc<ApiState>>,
-    admin: Admin,
-    Path(org): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    admin.check_write()?;
-    let org = admin.org(&st.store, &org).await?;
-    let m: NewMapping = serde_json::from_slice(&body).map_err(|e| {
-        bad(format!(
-            "expected {{\"group\", \"role\", \"match_on\"}}: {e}"
-        ))
-    })?;
-    let mapping = crate::core::roles::new_mapping(
-        &org.id,
-        m.match_on.as_deref().unwrap_or("displayName"),
-        &m.group,
-        &m.role,
-    )?;
-    st.store
-        .insert_role_mapping(&mapping, &admin.actor())
-        .await?;
-    Ok((StatusCode::CREATED, Json(mapping_json(&mapping))))
-}
-
-async fn delete_mapping(
-    State(st): State<Arc<ApiState>>,
-    admin: Admin,
-    Path((org, id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    admin.check_write()?;
-    let org = admin.org(&st.store, &org).await?;
-    if st
-        .store
-        .delete_role_mapping(&org.id, &id, &admin.actor())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(CoreError::NotFound(format!("role mapping {id}")).into())
-    }
-}
-
-async fn user_roles(
-    State(st): State<Arc<ApiState>>,
-    admin: Admin,
-    Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let org = admin.org(&st.store, &org).await?;
-    let scope = Scope {
-        org: org.id,
-        actor: admin.actor(),
-    };
-    if st.store.get_user(&scope, &id).await?.is_none() {
-        return Err(CoreError::NotFound(format!("User {id}")).into());
-    }
-    let roles = st.store.user_roles(&scope, &id).await?;
-    Ok(Json(json!({"user_id": id, "roles": roles})))
 }
 
 /// A new admin key's secret: shown once, stored as SHA-256.
@@ -342,5 +417,5 @@ pub fn new_key() -> crate::core::error::CoreResult<String> {
 
 /// A fresh id for an admin key.
 pub fn new_key_id() -> String {
-    new_id()
+    crate::core::new_id()
 }

@@ -12,9 +12,8 @@ use crate::core::model::Actor;
 use crate::core::orgs;
 use crate::core::secrets::{MasterKey, hash_secret};
 use crate::core::store::{AdminKeyInfo, LifecycleStore};
-use crate::core::webhooks::{self, Endpoint};
+use crate::core::webhooks;
 use crate::core::{new_id, now};
-use crate::delivery::secret_purpose;
 use crate::store::SqlStore;
 
 #[derive(Subcommand)]
@@ -182,26 +181,8 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
                 Some(slug) => Some(orgs::org(store, slug).await?),
                 None => None,
             };
-            let parsed = url::Url::parse(url)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .ok_or_else(|| {
-                    CoreError::InvalidValue(format!("\"{url}\" is not an http(s) URL"))
-                })?;
-            let event_types = webhooks::parse_patterns(events)?;
-            let secret = webhooks::new_secret()?;
-            let id = new_id();
-            let ep = Endpoint {
-                secret_enc: master.encrypt(&secret_purpose(&id), secret.as_bytes())?,
-                id,
-                org_id: org.as_ref().map(|o| o.id.clone()),
-                url: parsed.to_string(),
-                event_types,
-                created_at: now(),
-                disabled_at: None,
-                cursor: 0,
-                next_attempt_at: now(),
-            };
+            let (ep, secret) =
+                webhooks::new_endpoint(master, org.as_ref().map(|o| &o.id), url, events)?;
             store.insert_webhook(&ep, &Actor::Cli).await?;
             print(
                 *json,

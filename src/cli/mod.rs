@@ -100,6 +100,10 @@ enum Cmd {
         /// that); over it, 429 with Retry-After. 0: no limit.
         #[arg(long, env = "ROSTER_SCIM_RATE_LIMIT", default_value_t = 0)]
         scim_rate_limit: u32,
+        /// Admin API requests per second each admin key may make on this node (bursts of
+        /// twice that); over it, 429 with Retry-After. 0: no limit.
+        #[arg(long, env = "ROSTER_ADMIN_RATE_LIMIT", default_value_t = 0)]
+        admin_rate_limit: u32,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key).
         #[arg(long, env = "ROSTER_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -223,6 +227,7 @@ struct FileConfig {
     webhook_retry_schedule: Option<String>,
     audit_retention_days: Option<u32>,
     scim_rate_limit: Option<u32>,
+    admin_rate_limit: Option<u32>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
 }
@@ -274,6 +279,10 @@ fn parse_cli() -> Result<Cli, String> {
                 f.audit_retention_days.map(|d| d.to_string()),
             ),
             ("scim_rate_limit", f.scim_rate_limit.map(|d| d.to_string())),
+            (
+                "admin_rate_limit",
+                f.admin_rate_limit.map(|d| d.to_string()),
+            ),
             ("tls_cert", f.tls_cert),
             ("tls_key", f.tls_key),
         ];
@@ -410,6 +419,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             webhook_retry_schedule,
             audit_retention_days,
             scim_rate_limit,
+            admin_rate_limit,
             tls_cert,
             tls_key,
         } => {
@@ -426,7 +436,8 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             .await?
             .webhook_schedule_ms(schedule)
             .audit_retention_days(*audit_retention_days)
-            .scim_rate_limit(*scim_rate_limit);
+            .scim_rate_limit(*scim_rate_limit)
+            .admin_rate_limit(*admin_rate_limit);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

@@ -10,10 +10,9 @@ use crate::core::model::Actor;
 use crate::core::orgs;
 use crate::core::secrets::MasterKey;
 use crate::core::sessions;
-use crate::core::sso::{
-    AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol, normalize_domain,
-};
+use crate::core::sso::{Connection, IdpKind, JitMode, normalize_domain};
 use crate::core::store::{SsoStore, Store};
+use crate::sso::setup::{self, ConnectionSpec, Upstream};
 use crate::store::SqlStore;
 
 #[derive(Subcommand)]
@@ -222,28 +221,15 @@ pub async fn domain(store: &SqlStore, cmd: &DomainCmd) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The CLI's view of a connection (`connection_id` for the id, as it always printed).
 fn connection_json(c: &Connection, public_url: &str) -> serde_json::Value {
-    let mut v = json!({
-        "connection_id": c.id,
-        "protocol": c.protocol.as_str(),
-        "idp": c.idp.as_str(),
-        "name": c.name,
-        "jit": c.config.jit.as_str(),
-        "directory_authoritative": c.config.directory_authoritative,
-        "created_at": c.created_at,
-    });
-    match c.protocol {
-        Protocol::Oidc => {
-            v["issuer"] = json!(c.config.oidc_issuer);
-            v["client_id"] = json!(c.config.oidc_client_id);
-            v["redirect_uri"] = json!(format!("{public_url}/sso/oidc/callback"));
+    let mut v = serde_json::to_value(setup::ConnectionView::of(c, public_url)).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        if let Some(id) = o.remove("id") {
+            o.insert("connection_id".into(), id);
         }
-        Protocol::Saml => {
-            let base = format!("{public_url}/sso/saml/{}", c.id);
-            v["sp_entity_id"] = json!(base);
-            v["acs_url"] = json!(format!("{base}/acs"));
-            v["metadata_url"] = json!(format!("{base}/metadata"));
-        }
+        o.remove("org_id");
+        o.remove("disabled");
     }
     v
 }
@@ -259,73 +245,15 @@ pub async fn connection(
             crate::http::check_master_key(store, master).await?;
             let org = orgs::org(store, &c.org).await?;
             let idp = IdpKind::parse(&c.idp)?;
-            let mut overrides = AttributeMap::default();
-            for m in &c.mappings {
-                overrides.set_from_spec(m)?;
-            }
-            let jit_allowed_domains = c
-                .jit_allowed_domains
-                .iter()
-                .map(|d| normalize_domain(d))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut config = ConnectionConfig {
-                oidc_scopes: c.scopes.clone(),
-                saml_clock_skew_secs: c.clock_skew_secs,
-                allow_idp_initiated: c.allow_idp_initiated,
-                idp_initiated_app: c.idp_initiated_app.clone(),
-                idp_initiated_redirect_uri: c.idp_initiated_redirect_uri.clone(),
-                attribute_map: overrides,
-                jit: JitMode::parse(&c.jit)?,
-                jit_allowed_domains,
-                directory_authoritative: c.directory_authoritative,
-                trust_unverified_email: c.trust_unverified_email,
-                ..Default::default()
-            };
-            let id = crate::core::new_id();
-            let (protocol, secret_enc) = match (&c.oidc_issuer, &c.saml_metadata) {
-                (Some(issuer), None) => {
-                    let parsed = url::Url::parse(issuer).map_err(|_| {
-                        CoreError::InvalidValue(format!("--oidc-issuer \"{issuer}\" is not a URL"))
-                    })?;
-                    if parsed.scheme() != "https"
-                        && !matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
-                    {
-                        return Err(CoreError::InvalidValue(
-                            "--oidc-issuer must be https (http only on loopback)".into(),
-                        )
-                        .into());
-                    }
-                    config.oidc_issuer = Some(issuer.trim_end_matches('/').to_owned());
-                    config.oidc_client_id = c.client_id.clone();
-                    let secret = c.client_secret.as_deref().unwrap_or_default();
-                    let enc = master.encrypt(&format!("connection:{id}"), secret.as_bytes())?;
-                    (Protocol::Oidc, Some(enc))
-                }
-                (None, Some(source)) => {
-                    let xml = read_metadata(source).await?;
-                    crate::sso::saml_sp::check_idp_metadata(&xml)
-                        .map_err(|e| CoreError::InvalidValue(e.to_string()))?;
-                    let cn = crate::sso::saml_entity_id(public_url, &id);
-                    let (key, cert) = crate::sso::saml_sp::new_sp_keypair(&cn)
-                        .map_err(|e| CoreError::Internal(e.to_string()))?;
-                    if let Some(app_id) = &c.idp_initiated_app {
-                        let app = store
-                            .app(app_id)
-                            .await?
-                            .ok_or_else(|| CoreError::NotFound(format!("app \"{app_id}\"")))?;
-                        let uri = c.idp_initiated_redirect_uri.as_deref().unwrap_or_default();
-                        if !app.allows_redirect(uri) {
-                            return Err(CoreError::InvalidValue(format!(
-                                "\"{uri}\" is not a redirect URI of app {app_id}"
-                            ))
-                            .into());
-                        }
-                    }
-                    config.saml_idp_metadata = Some(xml);
-                    config.saml_sp_cert_pem = Some(cert);
-                    let enc = master.encrypt(&format!("connection:{id}"), key.as_bytes())?;
-                    (Protocol::Saml, Some(enc))
-                }
+            let upstream = match (&c.oidc_issuer, &c.saml_metadata) {
+                (Some(issuer), None) => Upstream::Oidc {
+                    issuer: issuer.clone(),
+                    client_id: c.client_id.clone().unwrap_or_default(),
+                    client_secret: c.client_secret.clone().unwrap_or_default(),
+                },
+                (None, Some(source)) => Upstream::Saml {
+                    metadata_xml: read_metadata(source).await?,
+                },
                 _ => {
                     return Err(CoreError::InvalidValue(
                         "give --oidc-issuer (with --client-id and --client-secret) or --saml-metadata"
@@ -334,21 +262,25 @@ pub async fn connection(
                     .into());
                 }
             };
-            let conn = Connection {
-                id,
-                org_id: org.id.clone(),
-                protocol,
-                name: c
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{} {}", idp.as_str(), protocol.as_str())),
-                idp,
-                config,
-                secret_enc,
-                created_at: crate::core::now(),
-                disabled: false,
+            let spec = ConnectionSpec {
+                name: c.name.clone(),
+                scopes: c.scopes.clone(),
+                jit: JitMode::parse(&c.jit)?,
+                jit_allowed_domains: c.jit_allowed_domains.clone(),
+                directory_authoritative: c.directory_authoritative,
+                mappings: c.mappings.clone(),
+                trust_unverified_email: c.trust_unverified_email,
+                clock_skew_secs: c.clock_skew_secs,
+                idp_initiated: match (&c.idp_initiated_app, &c.idp_initiated_redirect_uri) {
+                    (Some(app), Some(uri)) if c.allow_idp_initiated => {
+                        Some((app.clone(), uri.clone()))
+                    }
+                    _ => None,
+                },
+                ..ConnectionSpec::new(idp, upstream)
             };
-            store.insert_connection(&conn, &Actor::Cli).await?;
+            let conn = setup::create_connection(store, master, public_url, &org, spec, &Actor::Cli)
+                .await?;
             let v = connection_json(&conn, public_url);
             let text = format!(
                 "connection {} for {}\n{}",

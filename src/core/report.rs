@@ -6,7 +6,7 @@ use serde::Serialize;
 /// Most users listed per section (counts are always complete).
 pub const LIST_LIMIT: i64 = 1000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserLine {
     pub id: String,
     pub user_name: String,
@@ -17,20 +17,20 @@ pub struct UserLine {
     pub last_directory_sync_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Section {
     pub count: i64,
     pub users: Vec<UserLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientTraffic {
     pub user_agent: String,
     pub requests: i64,
     pub errors: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DirectoryHealth {
     pub directory_id: String,
     pub name: String,
@@ -42,7 +42,7 @@ pub struct DirectoryHealth {
     pub by_client: Vec<ClientTraffic>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DriftReport {
     pub org: String,
     pub generated_at: String,

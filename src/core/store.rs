@@ -418,3 +418,155 @@ pub trait LifecycleStore: Send + Sync + 'static {
         now: &str,
     ) -> CoreResult<crate::core::report::DriftReport>;
 }
+
+/// Which users an admin listing wants: keyset pages in creation order.
+#[derive(Debug, Clone, Default)]
+pub struct UserListing {
+    /// Part of the userName or primary email (case-insensitive).
+    pub q: Option<String>,
+    pub active: Option<bool>,
+    pub provenance: Option<Provenance>,
+    /// The position of the last user of the previous page (0 for the first page).
+    pub after: i64,
+    pub limit: i64,
+}
+
+/// A group as an admin listing shows it.
+#[derive(Debug, Clone)]
+pub struct GroupLine {
+    pub pos: i64,
+    pub group: Group,
+    pub members: i64,
+}
+
+/// How many users and groups an organization has, and when its directories last spoke.
+#[derive(Debug, Clone, Default)]
+pub struct OrgStats {
+    pub users: i64,
+    pub active_users: i64,
+    pub groups: i64,
+    pub directories: i64,
+    pub connections: i64,
+    pub last_scim_request_at: Option<String>,
+}
+
+/// One SCIM request as the console shows it: never its body or query.
+#[derive(Debug, Clone)]
+pub struct RecentRequest {
+    pub directory_id: String,
+    pub at: String,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub latency_us: i64,
+    pub user_agent: String,
+    pub request_id: Option<String>,
+}
+
+/// How long one deprovisioning took: from the request's arrival to its commit (sessions
+/// and tokens revoked), and to the first webhook that delivered its event.
+#[derive(Debug, Clone)]
+pub struct DeprovisionSample {
+    pub cursor: i64,
+    pub kind: String,
+    pub user_id: String,
+    pub received_at: String,
+    pub committed_at: String,
+    pub webhook_delivered_at: Option<String>,
+}
+
+/// A customer setup link as stored.
+#[derive(Debug, Clone)]
+pub struct SetupLink {
+    pub id: String,
+    pub org_id: OrgId,
+    pub created_at: String,
+    pub expires_at: String,
+    pub opened_at: Option<String>,
+    pub directory_id: Option<String>,
+}
+
+/// What the admin API, the console and the setup page read and write beyond the other
+/// traits: keyset listings, timelines, recent SCIM traffic, console sessions, setup links.
+pub trait AdminStore: Send + Sync + 'static {
+    /// Organizations in slug order, after `after` (a slug).
+    async fn org_page(&self, after: Option<&str>, limit: i64) -> CoreResult<Vec<Org>>;
+    async fn org_stats(&self, org: &OrgId) -> CoreResult<OrgStats>;
+    /// Users in creation order with their positions.
+    async fn user_page(&self, org: &OrgId, l: &UserListing) -> CoreResult<Vec<(i64, User)>>;
+    /// Groups in creation order whose displayName contains `q` (case-insensitive).
+    async fn group_page(
+        &self,
+        org: &OrgId,
+        q: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> CoreResult<Vec<GroupLine>>;
+    async fn member_count(&self, org: &OrgId, group_id: &str) -> CoreResult<i64>;
+    /// Members of a group in id order, after `after` (a member id).
+    async fn member_page(
+        &self,
+        org: &OrgId,
+        group_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> CoreResult<Vec<Member>>;
+    /// A resource's events, newest first, before cursor `before` (when given).
+    async fn resource_events(
+        &self,
+        org: &OrgId,
+        resource_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> CoreResult<Vec<crate::core::webhooks::EventRecord>>;
+    /// A page of an audit chain in order: entries after `after_seq`, at or after `since`.
+    async fn audit_page(
+        &self,
+        chain: &str,
+        since: Option<&str>,
+        after_seq: i64,
+        limit: i64,
+    ) -> CoreResult<Vec<crate::core::audit::StoredEntry>>;
+    /// Adds requests and keeps only the newest `keep` per directory.
+    async fn add_recent_requests(&self, reqs: &[RecentRequest], keep: i64) -> CoreResult<()>;
+    /// A directory's newest requests, newest first.
+    async fn recent_requests(
+        &self,
+        directory_id: &str,
+        limit: i64,
+    ) -> CoreResult<Vec<RecentRequest>>;
+    /// The newest deactivations and deletions of users, newest first.
+    async fn deprovision_samples(
+        &self,
+        org: Option<&OrgId>,
+        limit: i64,
+    ) -> CoreResult<Vec<DeprovisionSample>>;
+
+    async fn insert_console_session(
+        &self,
+        id_hash: &str,
+        admin_key_id: &str,
+        expires_at: &str,
+    ) -> CoreResult<()>;
+    /// The grant of a live console session whose admin key is unrevoked.
+    async fn console_session(&self, id_hash: &str, now: &str) -> CoreResult<Option<AdminKeyGrant>>;
+    async fn delete_console_session(&self, id_hash: &str) -> CoreResult<()>;
+
+    async fn insert_setup_link(
+        &self,
+        link: &SetupLink,
+        token_hash: &str,
+        actor: &Actor,
+    ) -> CoreResult<()>;
+    /// Spends an unexpired, unopened link: binds it to the session hash. `None` if the link
+    /// is unknown, expired or already used.
+    async fn open_setup_link(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: &str,
+    ) -> CoreResult<Option<SetupLink>>;
+    /// The unexpired link a setup session belongs to.
+    async fn setup_session(&self, session_hash: &str, now: &str) -> CoreResult<Option<SetupLink>>;
+    async fn set_setup_directory(&self, link_id: &str, directory_id: &str) -> CoreResult<()>;
+}

@@ -119,6 +119,40 @@ pub fn parse_patterns(s: &str) -> CoreResult<Vec<String>> {
     Ok(out)
 }
 
+/// The purpose (associated data) an endpoint's secret is encrypted under.
+pub fn secret_purpose(endpoint_id: &str) -> String {
+    format!("webhook-secret:{endpoint_id}")
+}
+
+/// A new endpoint for `url` (http or https) taking the events `patterns` names, with a fresh
+/// signing secret: the endpoint (secret encrypted) and the secret, to show once.
+pub fn new_endpoint(
+    master: &super::secrets::MasterKey,
+    org: Option<&OrgId>,
+    url: &str,
+    patterns: &str,
+) -> CoreResult<(Endpoint, String)> {
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| CoreError::InvalidValue(format!("\"{url}\" is not an http(s) URL")))?;
+    let event_types = parse_patterns(patterns)?;
+    let secret = new_secret()?;
+    let id = super::new_id();
+    let ep = Endpoint {
+        secret_enc: master.encrypt(&secret_purpose(&id), secret.as_bytes())?,
+        id,
+        org_id: org.cloned(),
+        url: parsed.to_string(),
+        event_types,
+        created_at: super::now(),
+        disabled_at: None,
+        cursor: 0,
+        next_attempt_at: super::now(),
+    };
+    Ok((ep, secret))
+}
+
 /// A new endpoint secret in the Standard Webhooks form `whsec_<base64 of 32 bytes>`.
 pub fn new_secret() -> CoreResult<String> {
     let mut key = [0u8; 32];

@@ -85,10 +85,7 @@ struct Inner {
     lease: Duration,
 }
 
-/// The purpose (associated data) an endpoint's secret is encrypted under.
-pub fn secret_purpose(endpoint_id: &str) -> String {
-    format!("webhook-secret:{endpoint_id}")
-}
+pub use crate::core::webhooks::secret_purpose;
 
 impl Dispatcher {
     pub fn new(

@@ -39,6 +39,7 @@ pub struct Server {
     webhook_lease: Duration,
     audit_retention_days: Option<u32>,
     limits: Arc<RateLimiter>,
+    admin_limits: Arc<RateLimiter>,
     tls: Option<RustlsConfig>,
 }
 
@@ -130,7 +131,14 @@ async fn metrics(
 
 /// Builds the application router over a store.
 pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Result<Router> {
-    app_with(store, public_url, master, Arc::default(), Arc::default())
+    app_with(
+        store,
+        public_url,
+        master,
+        Arc::default(),
+        Arc::default(),
+        Arc::default(),
+    )
 }
 
 fn app_with(
@@ -139,6 +147,7 @@ fn app_with(
     master: MasterKey,
     traffic: Arc<Traffic>,
     limits: Arc<RateLimiter>,
+    admin_limits: Arc<RateLimiter>,
 ) -> std::io::Result<Router> {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
@@ -150,6 +159,9 @@ fn app_with(
     });
     let api_state = Arc::new(crate::api::ApiState {
         store: store.clone(),
+        master: master.clone(),
+        public_url: public_url.clone(),
+        limits: admin_limits,
     });
     let sso_state = Arc::new(SsoState {
         store: store.clone(),
@@ -244,6 +256,7 @@ impl Server {
         let url = public_url.map_or_else(|| format!("{scheme}://{local}"), str::to_owned);
         let traffic = Arc::<Traffic>::default();
         let limits = Arc::<RateLimiter>::default();
+        let admin_limits = Arc::<RateLimiter>::default();
         Ok(Server {
             listener,
             app: app_with(
@@ -252,8 +265,10 @@ impl Server {
                 master.clone(),
                 traffic.clone(),
                 limits.clone(),
+                admin_limits.clone(),
             )?,
             limits,
+            admin_limits,
             store,
             master,
             traffic,
@@ -274,6 +289,13 @@ impl Server {
     /// it, 429 with `Retry-After`.
     pub fn scim_rate_limit(self, per_sec: u32) -> Self {
         self.limits.set_rate(per_sec);
+        self
+    }
+
+    /// Admin API requests per second each admin key may make on this node (0: no limit);
+    /// over it, 429 with `Retry-After`.
+    pub fn admin_rate_limit(self, per_sec: u32) -> Self {
+        self.admin_limits.set_rate(per_sec);
         self
     }
 

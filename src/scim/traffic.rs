@@ -2,7 +2,7 @@
 //! memory per minute and added to the store every few seconds (a write per request would
 //! cost more than the request).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use super::ScimState;
 use crate::core::format_time;
-use crate::core::store::{LifecycleStore, TrafficCount};
+use crate::core::store::{AdminStore, LifecycleStore, RecentRequest, TrafficCount};
 use crate::store::SqlStore;
 
 /// Set by the authenticated `Caller`: which directory a request spoke for.
@@ -27,7 +27,13 @@ type Key = (String, i64, String);
 pub struct Traffic {
     /// Requests, errors and the last request's time per key.
     counts: Mutex<HashMap<Key, (i64, i64, time::OffsetDateTime)>>,
+    /// The newest requests per directory since the last flush (at most [`RECENT_PER_FLUSH`]).
+    recent: Mutex<HashMap<String, VecDeque<RecentRequest>>>,
 }
+
+/// Requests per directory kept between flushes, and in the store.
+pub const RECENT_PER_FLUSH: usize = 50;
+pub const RECENT_KEPT: i64 = 200;
 
 /// Longest User-Agent kept (the rest is cut).
 const MAX_AGENT: usize = 120;
@@ -45,8 +51,25 @@ impl Traffic {
         }
     }
 
+    fn remember(&self, r: RecentRequest) {
+        if let Ok(mut m) = self.recent.lock() {
+            let q = m.entry(r.directory_id.clone()).or_default();
+            if q.len() == RECENT_PER_FLUSH {
+                q.pop_front();
+            }
+            q.push_back(r);
+        }
+    }
+
     /// Adds what was counted since the last flush to the store.
     pub async fn flush(&self, store: &SqlStore) {
+        let recent: Vec<RecentRequest> = match self.recent.lock() {
+            Ok(mut m) => m.drain().flat_map(|(_, q)| q).collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Err(e) = store.add_recent_requests(&recent, RECENT_KEPT).await {
+            tracing::warn!(error = %e, "could not record recent SCIM requests");
+        }
         let taken: Vec<TrafficCount> = match self.counts.lock() {
             Ok(mut m) => m
                 .drain()
@@ -102,11 +125,24 @@ pub async fn count(State(st): State<Arc<ScimState>>, mut req: Request, next: Nex
         .unwrap_or("")
         .to_owned();
     let method = req.method().as_str().to_owned();
+    // The path only: queries carry filter values (names, emails) and are not kept.
+    let path: String = req.uri().path().chars().take(200).collect();
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
     if let Some(dir) = slot.0.get() {
-        crate::metrics::scim_op(dir, &method, resp.status().as_u16());
-        st.traffic
-            .record(dir.clone(), &agent, resp.status().as_u16() >= 400);
+        let status = resp.status().as_u16();
+        crate::metrics::scim_op(dir, &method, status);
+        st.traffic.record(dir.clone(), &agent, status >= 400);
+        st.traffic.remember(RecentRequest {
+            directory_id: dir.clone(),
+            at: format_time(time::OffsetDateTime::now_utc()),
+            method,
+            path,
+            status: i64::from(status),
+            latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+            user_agent: agent.chars().take(MAX_AGENT).collect(),
+            request_id: crate::core::context::current().request_id,
+        });
     }
     resp
 }

@@ -10,6 +10,7 @@
 pub mod oidc_rp;
 pub mod pages;
 pub mod saml_sp;
+pub mod setup;
 
 use std::sync::Arc;
 

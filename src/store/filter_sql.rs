@@ -12,11 +12,16 @@ pub enum Arg {
     F64(f64),
     /// A NULL (bound as a text NULL).
     Null,
+    /// A NULL of an integer column (PostgreSQL refuses a text NULL there).
+    NullI64,
 }
 
 impl Arg {
     pub fn opt(s: Option<String>) -> Arg {
         s.map_or(Arg::Null, Arg::Str)
+    }
+    pub fn opt_i64(n: Option<i64>) -> Arg {
+        n.map_or(Arg::NullI64, Arg::I64)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::core::report::{
 use crate::core::store::*;
 use crate::core::webhooks::{self, Endpoint, EventRecord};
 
-const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
+pub(super) const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
                           request_id, received_at, data, created_at";
 
 const ENDPOINT_COLS: &str =
@@ -30,7 +30,7 @@ fn bad(what: &str) -> CoreError {
     CoreError::Store(StoreError::Other(format!("malformed {what} row")))
 }
 
-fn event_from_row(r: &AnyRow) -> CoreResult<EventRecord> {
+pub(super) fn event_from_row(r: &AnyRow) -> CoreResult<EventRecord> {
     let actor = match get::<Option<String>>(r, "actor")? {
         Some(a) => serde_json::from_str(&a).map_err(|_| bad("event"))?,
         // Events written before actors were recorded in full.
@@ -109,7 +109,7 @@ fn attempt_in(b: &mut Batch, endpoint_id: &str, node: &str, a: &Attempt) {
             Arg::Str(a.status.to_owned()),
             Arg::Str(a.at.clone()),
             Arg::opt(a.next_attempt_at.clone()),
-            a.response_status.map_or(Arg::Null, Arg::I64),
+            Arg::opt_i64(a.response_status),
             Arg::opt(a.error.clone()),
         ],
     );
@@ -119,7 +119,7 @@ fn attempt_in(b: &mut Batch, endpoint_id: &str, node: &str, a: &Attempt) {
         vec![
             Arg::Str(delivery),
             Arg::Str(a.at.clone()),
-            a.response_status.map_or(Arg::Null, Arg::I64),
+            Arg::opt_i64(a.response_status),
             Arg::opt(a.error.clone()),
             Arg::I64(a.duration_ms),
             Arg::Str(node.to_owned()),

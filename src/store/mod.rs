@@ -3,6 +3,7 @@
 //! places where the dialects differ (JSON access, string functions, migrations) go through
 //! [`Dialect`] and live only here.
 
+mod admin_store;
 mod batch;
 mod filter_sql;
 mod lifecycle_store;
@@ -57,6 +58,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../../migrations/sqlite/0003_events.sql"),
     ),
+    (
+        4,
+        "console",
+        include_str!("../../migrations/sqlite/0004_console.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -73,6 +79,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "events",
         include_str!("../../migrations/postgres/0003_events.sql"),
+    ),
+    (
+        4,
+        "console",
+        include_str!("../../migrations/postgres/0004_console.sql"),
     ),
 ];
 

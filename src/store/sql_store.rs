@@ -46,6 +46,7 @@ pub(super) fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
             Arg::I64(i) => q.bind(*i),
             Arg::F64(f) => q.bind(*f),
             Arg::Null => q.bind(None::<String>),
+            Arg::NullI64 => q.bind(None::<i64>),
         };
     }
     q
@@ -420,7 +421,7 @@ impl SqlStore {
         )))
     }
 
-    fn group_from_row(row: &AnyRow) -> CoreResult<Group> {
+    pub(super) fn group_from_row(row: &AnyRow) -> CoreResult<Group> {
         Ok(group_of((
             get(row, "id")?,
             parse_attrs(&get::<String>(row, "attrs")?)?,

@@ -1,0 +1,39 @@
+-- The console and the customer setup page.
+
+-- The most recent SCIM requests per directory: method, path (no query, never a body),
+-- status, latency and client. Each node adds the newest of what it served every few
+-- seconds; only the newest 200 per directory are kept.
+CREATE TABLE scim_requests (
+    seq BIGSERIAL PRIMARY KEY,
+    directory_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    latency_us BIGINT NOT NULL,
+    user_agent TEXT NOT NULL,
+    request_id TEXT
+);
+CREATE INDEX scim_requests_directory ON scim_requests(directory_id, seq);
+
+-- A console sign-in: the cookie's hash, and the admin key it was made from (revoking the
+-- key ends the session).
+CREATE TABLE console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    admin_key_id TEXT NOT NULL REFERENCES admin_keys(id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+-- A one-time setup link for a customer's IT admin: its token's hash; at first use it is
+-- exchanged for a session (the cookie's hash), after which the link itself is spent.
+CREATE TABLE setup_links (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    opened_at TEXT,
+    session_hash TEXT UNIQUE,
+    directory_id TEXT REFERENCES directories(id)
+);

@@ -1,0 +1,248 @@
+//! Creating an IdP connection, shared by the CLI, the admin API, the console and the customer
+//! setup page: checks what the operator gave, makes the SAML service provider's key pair,
+//! encrypts the secrets and stores the connection.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::model::{Actor, Org};
+use crate::core::secrets::MasterKey;
+use crate::core::sso::{
+    AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol, normalize_domain,
+};
+use crate::core::store::SsoStore;
+use crate::store::SqlStore;
+
+/// Where the IdP is: an OIDC issuer with a client, or SAML metadata (the XML itself).
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    Oidc {
+        issuer: String,
+        client_id: String,
+        client_secret: String,
+    },
+    Saml {
+        metadata_xml: String,
+    },
+}
+
+/// Everything a new connection needs besides its organization.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    pub name: Option<String>,
+    pub idp: IdpKind,
+    pub upstream: Upstream,
+    pub scopes: Vec<String>,
+    pub jit: JitMode,
+    pub jit_allowed_domains: Vec<String>,
+    pub directory_authoritative: bool,
+    /// `field=claim[,claim…]` overrides of the IdP's default claim names.
+    pub mappings: Vec<String>,
+    pub trust_unverified_email: bool,
+    pub clock_skew_secs: Option<u32>,
+    pub idp_initiated: Option<(String, String)>,
+}
+
+impl ConnectionSpec {
+    pub fn new(idp: IdpKind, upstream: Upstream) -> Self {
+        ConnectionSpec {
+            name: None,
+            idp,
+            upstream,
+            scopes: Vec::new(),
+            jit: JitMode::Create,
+            jit_allowed_domains: Vec::new(),
+            directory_authoritative: false,
+            mappings: Vec::new(),
+            trust_unverified_email: false,
+            clock_skew_secs: None,
+            idp_initiated: None,
+        }
+    }
+}
+
+/// Whether `url` may be an IdP address: https, or http on a loopback host.
+pub fn check_idp_url(what: &str, url: &str) -> CoreResult<url::Url> {
+    let parsed = url::Url::parse(url)
+        .map_err(|_| CoreError::InvalidValue(format!("{what} \"{url}\" is not a URL")))?;
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+        return Err(CoreError::InvalidValue(format!(
+            "{what} must be https (http only on loopback)"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Checks the spec, makes the connection's secrets and stores it.
+pub async fn create_connection(
+    store: &SqlStore,
+    master: &MasterKey,
+    public_url: &str,
+    org: &Org,
+    spec: ConnectionSpec,
+    actor: &Actor,
+) -> CoreResult<Connection> {
+    let mut overrides = AttributeMap::default();
+    for m in &spec.mappings {
+        overrides.set_from_spec(m)?;
+    }
+    let jit_allowed_domains = spec
+        .jit_allowed_domains
+        .iter()
+        .map(|d| normalize_domain(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if spec.clock_skew_secs.is_some_and(|s| s > 300) {
+        return Err(CoreError::InvalidValue(
+            "clock skew is at most 300 seconds".into(),
+        ));
+    }
+    let (idp_initiated_app, idp_initiated_redirect_uri) = match &spec.idp_initiated {
+        Some((app, uri)) => (Some(app.clone()), Some(uri.clone())),
+        None => (None, None),
+    };
+    let mut config = ConnectionConfig {
+        oidc_scopes: spec.scopes.clone(),
+        saml_clock_skew_secs: spec.clock_skew_secs,
+        allow_idp_initiated: spec.idp_initiated.is_some(),
+        idp_initiated_app,
+        idp_initiated_redirect_uri,
+        attribute_map: overrides,
+        jit: spec.jit,
+        jit_allowed_domains,
+        directory_authoritative: spec.directory_authoritative,
+        trust_unverified_email: spec.trust_unverified_email,
+        ..Default::default()
+    };
+    let id = crate::core::new_id();
+    let purpose = format!("connection:{id}");
+    let (protocol, secret_enc) = match spec.upstream {
+        Upstream::Oidc {
+            issuer,
+            client_id,
+            client_secret,
+        } => {
+            if spec.idp_initiated.is_some() {
+                return Err(CoreError::InvalidValue(
+                    "IdP-initiated logins are a SAML feature".into(),
+                ));
+            }
+            check_idp_url("the OIDC issuer", &issuer)?;
+            if client_id.trim().is_empty() {
+                return Err(CoreError::InvalidValue(
+                    "an OIDC client id is required".into(),
+                ));
+            }
+            config.oidc_issuer = Some(issuer.trim_end_matches('/').to_owned());
+            config.oidc_client_id = Some(client_id);
+            let enc = master.encrypt(&purpose, client_secret.as_bytes())?;
+            (Protocol::Oidc, Some(enc))
+        }
+        Upstream::Saml { metadata_xml } => {
+            super::saml_sp::check_idp_metadata(&metadata_xml)
+                .map_err(|e| CoreError::InvalidValue(e.to_string()))?;
+            if let Some((app_id, uri)) = &spec.idp_initiated {
+                let app = store
+                    .app(app_id)
+                    .await?
+                    .ok_or_else(|| CoreError::NotFound(format!("app \"{app_id}\"")))?;
+                if !app.allows_redirect(uri) {
+                    return Err(CoreError::InvalidValue(format!(
+                        "\"{uri}\" is not a redirect URI of app {app_id}"
+                    )));
+                }
+            }
+            let cn = super::saml_entity_id(public_url, &id);
+            let (key, cert) = super::saml_sp::new_sp_keypair(&cn)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            config.saml_idp_metadata = Some(metadata_xml);
+            config.saml_sp_cert_pem = Some(cert);
+            let enc = master.encrypt(&purpose, key.as_bytes())?;
+            (Protocol::Saml, Some(enc))
+        }
+    };
+    let conn = Connection {
+        id,
+        org_id: org.id.clone(),
+        protocol,
+        name: spec
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{} {}", spec.idp.as_str(), protocol.as_str())),
+        idp: spec.idp,
+        config,
+        secret_enc,
+        created_at: crate::core::now(),
+        disabled: false,
+    };
+    store.insert_connection(&conn, actor).await?;
+    Ok(conn)
+}
+
+/// What an operator or a customer's IT admin needs to know of a connection: never its
+/// secrets.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub org_id: String,
+    /// `oidc` or `saml`.
+    pub protocol: String,
+    /// okta, entra, google, onelogin, jumpcloud or generic.
+    pub idp: String,
+    pub name: String,
+    /// off, create or create_and_update.
+    pub jit: String,
+    pub directory_authoritative: bool,
+    pub created_at: String,
+    pub disabled: bool,
+    /// OIDC: the issuer, our client id there, and the redirect URI to register.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// SAML: our entity id, ACS URL and metadata URL to give the IdP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sp_entity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acs_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+}
+
+impl ConnectionView {
+    pub fn of(c: &Connection, public_url: &str) -> Self {
+        let mut v = ConnectionView {
+            id: c.id.clone(),
+            org_id: c.org_id.as_str().to_owned(),
+            protocol: c.protocol.as_str().to_owned(),
+            idp: c.idp.as_str().to_owned(),
+            name: c.name.clone(),
+            jit: c.config.jit.as_str().to_owned(),
+            directory_authoritative: c.config.directory_authoritative,
+            created_at: c.created_at.clone(),
+            disabled: c.disabled,
+            issuer: None,
+            client_id: None,
+            redirect_uri: None,
+            sp_entity_id: None,
+            acs_url: None,
+            metadata_url: None,
+        };
+        match c.protocol {
+            Protocol::Oidc => {
+                v.issuer.clone_from(&c.config.oidc_issuer);
+                v.client_id.clone_from(&c.config.oidc_client_id);
+                v.redirect_uri = Some(format!("{public_url}/sso/oidc/callback"));
+            }
+            Protocol::Saml => {
+                let base = super::saml_entity_id(public_url, &c.id);
+                v.acs_url = Some(format!("{base}/acs"));
+                v.metadata_url = Some(format!("{base}/metadata"));
+                v.sp_entity_id = Some(base);
+            }
+        }
+        v
+    }
+}
