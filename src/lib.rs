@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod console;
 pub mod core;
 pub mod delivery;
 pub mod http;

@@ -26,7 +26,9 @@ CREATE TABLE console_sessions (
 );
 
 -- A one-time setup link for a customer's IT admin: its token's hash; at first use it is
--- exchanged for a session (the cookie's hash), after which the link itself is spent.
+-- exchanged for a session (the cookie's hash), after which the link itself is spent. The
+-- connection id is reserved when the link is made, so the SAML values to paste into the
+-- IdP (entity id, ACS URL) are known before the IdP's metadata is.
 CREATE TABLE setup_links (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL REFERENCES orgs(id),
@@ -35,5 +37,6 @@ CREATE TABLE setup_links (
     expires_at TEXT NOT NULL,
     opened_at TEXT,
     session_hash TEXT UNIQUE,
-    directory_id TEXT REFERENCES directories(id)
+    directory_id TEXT REFERENCES directories(id),
+    connection_id TEXT NOT NULL
 );

@@ -164,6 +164,17 @@ enum OrgCmd {
         #[arg(long)]
         json: bool,
     },
+    /// A one-time, expiring link for the organization's IT admin: step-by-step SSO and SCIM
+    /// setup for their IdP, without access to anything else.
+    SetupLink {
+        #[arg(long)]
+        org: String,
+        /// How long the link (and the session it opens) lasts: e.g. 7d, 12h, 30m.
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -462,6 +473,21 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
                 .collect::<Vec<_>>()
                 .join("\n");
             print(*json, json!({"organizations": v}), text);
+        }
+        Cmd::Org(OrgCmd::SetupLink { org, expires, json }) => {
+            let org = orgs::org(store, org).await?;
+            let secs = crate::console::setup_page::parse_expiry(expires)?;
+            let (link, token) =
+                crate::console::setup_page::create_link(store, &org, secs, &actor).await?;
+            let url = format!("{}/setup/{token}", public_url(&cli.db, None));
+            print(
+                *json,
+                json!({"url": url, "org": org.slug, "expires_at": link.expires_at, "id": link.id}),
+                format!(
+                    "setup link for {} (one use, expires {}):\n{url}",
+                    org.slug, link.expires_at
+                ),
+            );
         }
         Cmd::Directory(DirCmd::Create {
             org,

@@ -33,6 +33,8 @@ pub enum Actor {
     App { app_id: String },
     /// A caller of the admin API, by its key.
     AdminKey { key_id: String },
+    /// A customer's IT admin through a setup link (`roster org setup-link`).
+    SetupLink { link_id: String },
     /// Roster itself (webhook delivery bookkeeping, retention).
     System,
 }
@@ -45,6 +47,7 @@ impl Actor {
             Actor::Connection { .. } => "connection",
             Actor::App { .. } => "app",
             Actor::AdminKey { .. } => "admin_key",
+            Actor::SetupLink { .. } => "setup_link",
             Actor::System => "system",
         }
     }
@@ -63,6 +66,7 @@ impl Actor {
             }
             Actor::App { app_id } => json!({"type": "app", "app_id": app_id}),
             Actor::AdminKey { key_id } => json!({"type": "admin_key", "admin_key_id": key_id}),
+            Actor::SetupLink { link_id } => json!({"type": "setup_link", "setup_link_id": link_id}),
             Actor::System => json!({"type": "system"}),
         }
     }
@@ -73,6 +77,7 @@ impl Actor {
             Actor::Connection { connection_id } => connection_id.clone(),
             Actor::App { app_id } => app_id.clone(),
             Actor::AdminKey { key_id } => key_id.clone(),
+            Actor::SetupLink { link_id } => link_id.clone(),
             Actor::System => String::new(),
         }
     }

@@ -484,6 +484,8 @@ pub struct SetupLink {
     pub expires_at: String,
     pub opened_at: Option<String>,
     pub directory_id: Option<String>,
+    /// The id the connection made through the link gets (reserved at creation).
+    pub connection_id: String,
 }
 
 /// What the admin API, the console and the setup page read and write beyond the other

@@ -163,6 +163,8 @@ fn app_with(
         public_url: public_url.clone(),
         limits: admin_limits,
     });
+    let console_router = crate::console::router(api_state.clone());
+    let api_state_for_setup = api_state.clone();
     let sso_state = Arc::new(SsoState {
         store: store.clone(),
         master,
@@ -177,6 +179,14 @@ fn app_with(
         .with_state(store)
         .nest("/scim/v2", scim::router(scim_state))
         .nest("/api/v1", crate::api::router(api_state))
+        .nest("/console", console_router)
+        .nest(
+            "/setup",
+            crate::console::setup_page::router(Arc::new(crate::console::setup_page::SetupState {
+                api: api_state_for_setup,
+                sso: sso_state.clone(),
+            })),
+        )
         .merge(sso::router(sso_state.clone()))
         .merge(crate::oidc::router(sso_state))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))

@@ -126,7 +126,13 @@ pub async fn count(State(st): State<Arc<ScimState>>, mut req: Request, next: Nex
         .to_owned();
     let method = req.method().as_str().to_owned();
     // The path only: queries carry filter values (names, emails) and are not kept.
-    let path: String = req.uri().path().chars().take(200).collect();
+    let path: String = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path())
+        .chars()
+        .take(200)
+        .collect();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     if let Some(dir) = slot.0.get() {

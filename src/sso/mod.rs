@@ -309,6 +309,11 @@ pub async fn complete_login(
     a: &Assertion,
     app: &AppRequest,
 ) -> Result<Response, LoginFailure> {
+    // A setup page's "test connection": the IdP's answer was verified; show it, provision
+    // nothing.
+    if crate::console::setup_page::is_test(app) {
+        return Ok(crate::console::setup_page::test_result(org, conn, a));
+    }
     let outcome = jit::login(&st.store, org, conn, a)
         .await
         .map_err(LoginFailure::internal)?

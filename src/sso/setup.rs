@@ -29,6 +29,8 @@ pub enum Upstream {
 /// Everything a new connection needs besides its organization.
 #[derive(Debug, Clone)]
 pub struct ConnectionSpec {
+    /// The id to give the connection (a setup link reserves one); a new one if `None`.
+    pub id: Option<String>,
     pub name: Option<String>,
     pub idp: IdpKind,
     pub upstream: Upstream,
@@ -46,6 +48,7 @@ pub struct ConnectionSpec {
 impl ConnectionSpec {
     pub fn new(idp: IdpKind, upstream: Upstream) -> Self {
         ConnectionSpec {
+            id: None,
             name: None,
             idp,
             upstream,
@@ -114,7 +117,7 @@ pub async fn create_connection(
         trust_unverified_email: spec.trust_unverified_email,
         ..Default::default()
     };
-    let id = crate::core::new_id();
+    let id = spec.id.clone().unwrap_or_else(crate::core::new_id);
     let purpose = format!("connection:{id}");
     let (protocol, secret_enc) = match spec.upstream {
         Upstream::Oidc {

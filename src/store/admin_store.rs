@@ -47,10 +47,12 @@ fn link_of(r: &AnyRow) -> CoreResult<SetupLink> {
         expires_at: get(r, "expires_at")?,
         opened_at: get(r, "opened_at")?,
         directory_id: get(r, "directory_id")?,
+        connection_id: get(r, "connection_id")?,
     })
 }
 
-const LINK_COLS: &str = "id, org_id, created_at, expires_at, opened_at, directory_id";
+const LINK_COLS: &str =
+    "id, org_id, created_at, expires_at, opened_at, directory_id, connection_id";
 
 /// How far back (in events) the deprovisioning chart looks.
 const DEPROVISION_WINDOW: i64 = 50_000;
@@ -325,9 +327,10 @@ impl AdminStore for SqlStore {
         let sql = format!(
             "SELECT e.id, e.kind, e.resource_id, COALESCE(e.received_at, e.created_at) AS received, \
                e.created_at, \
-               (SELECT MIN(d.last_attempt_at) FROM webhook_endpoints w \
+               (SELECT MIN(a.at) FROM webhook_endpoints w \
                   JOIN webhook_deliveries d ON d.endpoint_id = w.id AND d.event_id = e.id \
-                  WHERE d.status = 'delivered') AS delivered \
+                  JOIN webhook_attempts a ON a.delivery_id = d.id \
+                  WHERE a.response_status >= 200 AND a.response_status < 300) AS delivered \
              FROM events e \
              WHERE e.id > (SELECT COALESCE(MAX(id), 0) FROM events) - $1 \
                AND e.kind IN ('user.deactivated', 'user.deleted'){} \
@@ -420,13 +423,15 @@ impl AdminStore for SqlStore {
     ) -> CoreResult<()> {
         let mut b = Batch::default();
         b.push(
-            "INSERT INTO setup_links (id, org_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO setup_links (id, org_id, token_hash, created_at, expires_at, connection_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
                 Arg::Str(link.id.clone()),
                 Arg::Str(link.org_id.as_str().to_owned()),
                 Arg::Str(token_hash.to_owned()),
                 Arg::Str(link.created_at.clone()),
                 Arg::Str(link.expires_at.clone()),
+                Arg::Str(link.connection_id.clone()),
             ],
         );
         b.audit(

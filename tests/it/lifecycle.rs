@@ -71,7 +71,7 @@ fn is_pg(loc: &StoreLocation) -> bool {
     matches!(loc, StoreLocation::Postgres { .. })
 }
 
-async fn admin_key(store: &SqlStore, org: Option<&str>) -> String {
+pub async fn admin_key(store: &SqlStore, org: Option<&str>) -> String {
     let org_id = match org {
         Some(slug) => Some(
             store

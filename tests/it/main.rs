@@ -5,6 +5,7 @@ mod architecture;
 mod browser;
 mod cli;
 mod common;
+mod console;
 mod lifecycle;
 mod ops;
 mod scim_bulk;

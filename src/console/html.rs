@@ -1,0 +1,195 @@
+//! HTML for the console and the setup page: escaping, the page layout, tables and the
+//! deprovisioning-latency chart (inline SVG: no script, no external assets).
+
+use std::fmt::Write;
+
+/// The stylesheet, embedded in the binary.
+pub const CSS: &str = include_str!("console.css");
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query or path value.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A whole page: title, navigation (when signed in) and body.
+pub fn page(title: &str, nav: Option<&str>, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · Roster</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
+         <body><header><a class=\"brand\" href=\"/console\">Roster</a>{nav}</header>\
+         <main><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title),
+        nav = nav.unwrap_or(""),
+    )
+}
+
+/// A table: header cells (text) and rows of cells (HTML already escaped).
+pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "<p class=\"empty\">Nothing here yet.</p>".to_owned();
+    }
+    let mut s = String::from("<table><thead><tr>");
+    for h in head {
+        let _ = write!(s, "<th>{}</th>", esc(h));
+    }
+    s.push_str("</tr></thead><tbody>");
+    for r in rows {
+        s.push_str("<tr>");
+        for c in r {
+            let _ = write!(s, "<td>{c}</td>");
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table>");
+    s
+}
+
+/// `—` for nothing, else the escaped text.
+pub fn opt(s: Option<&str>) -> String {
+    s.map_or_else(|| "—".to_owned(), esc)
+}
+
+/// A small status badge.
+pub fn badge(text: &str, kind: &str) -> String {
+    format!("<span class=\"badge {}\">{}</span>", esc(kind), esc(text))
+}
+
+/// One deprovisioning: what the chart plots (milliseconds after the request arrived).
+pub struct LatencyPoint {
+    pub label: String,
+    pub committed_ms: f64,
+    pub webhook_ms: Option<f64>,
+}
+
+/// A bar chart, oldest left: per deprovisioning, the time to revoke access (commit) and to
+/// the first webhook delivered, on a log scale from 0.1 ms to 100 s.
+pub fn latency_chart(points: &[LatencyPoint]) -> String {
+    if points.is_empty() {
+        return "<p class=\"empty\">No deactivations or deletions yet.</p>".to_owned();
+    }
+    const W: f64 = 720.0;
+    const H: f64 = 220.0;
+    const LEFT: f64 = 56.0;
+    let scale = |ms: f64| -> f64 {
+        // log10 from 0.1 ms (-1) to 100 s (5).
+        let v = ms.max(0.1).log10().clamp(-1.0, 5.0);
+        H - 20.0 - (v + 1.0) / 6.0 * (H - 40.0)
+    };
+    let n = points.len() as f64;
+    let slot = (W - LEFT - 10.0) / n;
+    let bar = (slot / 2.0 - 1.0).clamp(1.0, 14.0);
+    let mut s = format!(
+        "<svg class=\"chart\" role=\"img\" aria-label=\"Deprovisioning latency\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\">"
+    );
+    for (ms, label) in [
+        (0.1, "0.1 ms"),
+        (1.0, "1 ms"),
+        (10.0, "10 ms"),
+        (100.0, "100 ms"),
+        (1000.0, "1 s"),
+        (10000.0, "10 s"),
+        (100000.0, "100 s"),
+    ] {
+        let y = scale(ms);
+        let _ = write!(
+            s,
+            "<line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\" class=\"grid\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\">{label}</text>",
+            LEFT - 4.0,
+            y + 4.0
+        );
+    }
+    for (i, p) in points.iter().enumerate() {
+        let x = LEFT + i as f64 * slot + 2.0;
+        let base = scale(0.1);
+        let y = scale(p.committed_ms);
+        let _ = write!(
+            s,
+            "<rect class=\"revoke\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{:.1}\"><title>{}: access revoked after {:.2} ms</title></rect>",
+            (base - y).max(1.0),
+            esc(&p.label),
+            p.committed_ms
+        );
+        if let Some(w) = p.webhook_ms {
+            let y = scale(w);
+            let _ = write!(
+                s,
+                "<rect class=\"webhook\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{:.1}\"><title>{}: webhook delivered after {:.2} ms</title></rect>",
+                x + bar + 1.0,
+                (base - y).max(1.0),
+                esc(&p.label),
+                w
+            );
+        }
+    }
+    s.push_str("</svg><p class=\"legend\"><span class=\"key revoke\"></span> request → sessions and tokens revoked (committed) \
+                <span class=\"key webhook\"></span> request → first webhook delivered</p>");
+    s
+}
+
+/// Median and 99th percentile of `xs` (nearest rank).
+pub fn percentiles(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some((at(0.5), at(0.99)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentiles(&xs), Some((50.0, 99.0)));
+        assert_eq!(percentiles(&[]), None);
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_measure() {
+        let svg = latency_chart(&[
+            LatencyPoint {
+                label: "a".into(),
+                committed_ms: 1.5,
+                webhook_ms: Some(12.0),
+            },
+            LatencyPoint {
+                label: "b<".into(),
+                committed_ms: 0.7,
+                webhook_ms: None,
+            },
+        ]);
+        assert_eq!(svg.matches("class=\"revoke\"").count(), 2);
+        assert_eq!(svg.matches("class=\"webhook\"").count(), 1);
+        assert!(svg.contains("b&lt;"));
+    }
+}

@@ -1,0 +1,1097 @@
+//! The web console at `/console`: server-rendered HTML over the same store calls as the
+//! admin API, signed in with an admin key (exchanged for an HttpOnly, SameSite=Strict
+//! session cookie whose hash is stored; revoking the key ends the session). Forms carry a
+//! CSRF token derived from the session. No script; the one chart is inline SVG.
+//!
+//! `html.rs` holds escaping, the layout, tables and the chart; `setup_page.rs` is the
+//! customer setup page (`/setup`), which shares the layout but nothing else.
+
+pub mod html;
+pub mod setup_page;
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::api::lifecycle::{DeliveryView, WebhookView, resend_event};
+use crate::api::people::{UserParams, UserView, user_page};
+use crate::api::setup::{DirectoryView, OrgDetail, RequestView};
+use crate::api::{Admin, ApiError, ApiState, PageParams, next_cursor, not_found};
+use crate::core::model::{Org, Scope};
+use crate::core::secrets::{hash_secret, random_token, secrets_equal};
+use crate::core::store::{AdminStore, LifecycleStore, SsoStore, Store};
+use crate::sso::setup::ConnectionView;
+use html::{LatencyPoint, badge, enc, esc, opt, page, table};
+
+const COOKIE: &str = "roster_console";
+const SESSION_HOURS: i64 = 12;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/assets/console.css", get(css))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/orgs/{org}", get(org_page))
+        .route("/orgs/{org}/users", get(users))
+        .route("/orgs/{org}/users/{id}", get(user))
+        .route("/orgs/{org}/users/{id}/active", post(set_active))
+        .route("/orgs/{org}/groups", get(groups))
+        .route("/orgs/{org}/groups/{id}", get(group))
+        .route("/orgs/{org}/connections", get(connections))
+        .route("/orgs/{org}/directories", get(directories))
+        .route("/orgs/{org}/drift", get(drift))
+        .route("/orgs/{org}/deprovisioning", get(deprovisioning))
+        .route("/webhooks", get(webhooks))
+        .route("/webhooks/{id}", get(webhook))
+        .route("/webhooks/{id}/resend", post(resend))
+        .with_state(state)
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        html::CSS,
+    )
+}
+
+/// What a console handler answers when it cannot render its page.
+pub enum ConsoleError {
+    SignIn,
+    Api(ApiError),
+}
+
+impl From<ApiError> for ConsoleError {
+    fn from(e: ApiError) -> Self {
+        ConsoleError::Api(e)
+    }
+}
+
+impl From<crate::core::error::CoreError> for ConsoleError {
+    fn from(e: crate::core::error::CoreError) -> Self {
+        ConsoleError::Api(e.into())
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        match self {
+            ConsoleError::SignIn => Redirect::to("/console/login").into_response(),
+            ConsoleError::Api(e) => {
+                let status = e.status();
+                let body = page(
+                    status.canonical_reason().unwrap_or("Error"),
+                    None,
+                    &format!(
+                        "<p class=\"error\">{}</p><p><a href=\"/console\">Back to the console</a></p>",
+                        esc(e.message())
+                    ),
+                );
+                (status, secure_headers(), Html(body)).into_response()
+            }
+        }
+    }
+}
+
+type Out = Result<Response, ConsoleError>;
+
+/// Pages are never cached, never framed, and load nothing from elsewhere.
+fn secure_headers() -> [(header::HeaderName, &'static str); 4] {
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
+
+fn html(body: String) -> Out {
+    Ok((secure_headers(), Html(body)).into_response())
+}
+
+/// A signed-in console user: the admin key's grant and the session's CSRF token.
+pub struct Console {
+    admin: Admin,
+    csrf: String,
+}
+
+/// The value of cookie `name` in the request's headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The CSRF token of a session: derived from the cookie, so nothing more is stored.
+pub fn csrf_of(session_token: &str) -> String {
+    hash_secret(&format!("csrf:{session_token}"))
+}
+
+impl FromRequestParts<Arc<ApiState>> for Console {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = cookie(&parts.headers, COOKIE).ok_or(ConsoleError::SignIn)?;
+        let grant = st
+            .store
+            .console_session(&hash_secret(token), &crate::core::now())
+            .await?
+            .ok_or(ConsoleError::SignIn)?;
+        Ok(Console {
+            admin: Admin {
+                key_id: grant.key_id,
+                org: grant.org,
+                read_only: grant.read_only,
+            },
+            csrf: csrf_of(token),
+        })
+    }
+}
+
+impl Console {
+    fn check_csrf(&self, given: &str) -> Result<(), ConsoleError> {
+        if secrets_equal(given, &self.csrf) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the form expired; reload the page and try again",
+            )
+            .into())
+        }
+    }
+
+    fn csrf_field(&self) -> String {
+        format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            self.csrf
+        )
+    }
+
+    fn nav(&self, org: Option<&Org>) -> String {
+        let mut s = String::from("<nav><a href=\"/console\">Organizations</a>");
+        if let Some(o) = org {
+            let base = format!("/console/orgs/{}", enc(&o.slug));
+            let _ = write!(
+                s,
+                "<a href=\"{base}\">{}</a><a href=\"{base}/users\">Users</a><a href=\"{base}/groups\">Groups</a>\
+                 <a href=\"{base}/connections\">Connections</a><a href=\"{base}/directories\">Directories</a>\
+                 <a href=\"{base}/drift\">Drift</a><a href=\"{base}/deprovisioning\">Deprovisioning</a>",
+                esc(&o.name)
+            );
+        }
+        let _ = write!(
+            s,
+            "<a href=\"/console/webhooks\">Webhooks</a></nav>\
+             <form method=\"post\" action=\"/console/logout\">{}<button class=\"secondary\">Sign out</button></form>",
+            self.csrf_field()
+        );
+        s
+    }
+
+    fn page(&self, title: &str, org: Option<&Org>, body: &str) -> Out {
+        html(page(title, Some(&self.nav(org)), body))
+    }
+}
+
+async fn login_form() -> Out {
+    html(login_page(None))
+}
+
+fn login_page(error: Option<&str>) -> String {
+    page(
+        "Sign in",
+        None,
+        &format!(
+            "<form class=\"login\" method=\"post\" action=\"/console/login\">{}\
+             <label for=\"key\">Admin API key</label>\
+             <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" placeholder=\"rak_…\" required>\
+             <button type=\"submit\">Sign in</button>\
+             <p class=\"empty\">Create one with <code>roster admin-key create</code>. A key limited to one \
+             organization shows only that organization; a read-only key cannot change anything.</p></form>",
+            error.map_or_else(String::new, |e| format!(
+                "<p class=\"error\">{}</p>",
+                esc(e)
+            ))
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    key: String,
+}
+
+fn session_cookie(st: &ApiState, value: &str, max_age: i64) -> String {
+    format!(
+        "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if st.public_url.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+async fn login(State(st): State<Arc<ApiState>>, Form(f): Form<LoginForm>) -> Out {
+    let Some(grant) = st.store.admin_key_grant(&hash_secret(f.key.trim())).await? else {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            secure_headers(),
+            Html(login_page(Some("That key is unknown or revoked."))),
+        )
+            .into_response());
+    };
+    let token = random_token("rcs_")?;
+    st.store
+        .insert_console_session(
+            &hash_secret(&token),
+            &grant.key_id,
+            &crate::core::now_plus_secs(SESSION_HOURS * 3600),
+        )
+        .await?;
+    Ok((
+        [(
+            header::SET_COOKIE,
+            session_cookie(&st, &token, SESSION_HOURS * 3600),
+        )],
+        Redirect::to("/console"),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Out {
+    c.check_csrf(&f.csrf)?;
+    if let Some(token) = cookie(&headers, COOKIE) {
+        st.store.delete_console_session(&hash_secret(token)).await?;
+    }
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&st, "", 0))],
+        Redirect::to("/console/login"),
+    )
+        .into_response())
+}
+
+/// The organizations this key sees, with their counts, and the deprovisioning chart.
+async fn home(State(st): State<Arc<ApiState>>, c: Console) -> Out {
+    let mut rows = Vec::new();
+    let mut after: Option<String> = None;
+    // Every organization the key sees, a page at a time.
+    loop {
+        let list = st.store.org_page(after.as_deref(), 200).await?;
+        for o in list.iter().filter(|o| c.admin.sees(&o.id)) {
+            let s = OrgDetail::of(o, st.store.org_stats(&o.id).await?);
+            rows.push(vec![
+                format!(
+                    "<a href=\"/console/orgs/{}\">{}</a>",
+                    enc(&o.slug),
+                    esc(&o.name)
+                ),
+                esc(&o.slug),
+                s.users.to_string(),
+                s.active_users.to_string(),
+                s.groups.to_string(),
+                s.directories.to_string(),
+                s.connections.to_string(),
+                opt(s.last_scim_request_at.as_deref()),
+            ]);
+        }
+        if list.len() < 200 {
+            break;
+        }
+        after = list.last().map(|o| o.slug.clone());
+    }
+    let body = table(
+        &[
+            "Organization",
+            "Slug",
+            "Users",
+            "Active",
+            "Groups",
+            "Directories",
+            "Connections",
+            "Last SCIM request",
+        ],
+        &rows,
+    );
+    c.page("Organizations", None, &body)
+}
+
+async fn org_of(st: &ApiState, c: &Console, slug: &str) -> Result<Org, ConsoleError> {
+    Ok(c.admin.org(&st.store, slug).await?)
+}
+
+async fn org_page(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let s = OrgDetail::of(&org, st.store.org_stats(&org.id).await?);
+    let base = format!("/console/orgs/{}", enc(&org.slug));
+    let card = |n: i64, label: &str, href: &str| {
+        format!("<a class=\"card\" href=\"{base}{href}\"><b>{n}</b><span>{label}</span></a>")
+    };
+    let body = format!(
+        "<div class=\"cards\">{}{}{}{}{}</div><p>Last SCIM request: {}</p>",
+        card(s.users, "users", "/users"),
+        card(s.active_users, "active users", "/users?state=active"),
+        card(s.groups, "groups", "/groups"),
+        card(s.directories, "SCIM directories", "/directories"),
+        card(s.connections, "SSO connections", "/connections"),
+        opt(s.last_scim_request_at.as_deref()),
+    );
+    c.page(&org.name, Some(&org), &body)
+}
+
+fn state_badge(active: bool) -> String {
+    if active {
+        badge("active", "ok")
+    } else {
+        badge("inactive", "bad")
+    }
+}
+
+async fn users(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path(slug): Path<String>,
+    crate::api::Q(p): crate::api::Q<UserParams>,
+) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let listing = p.listing()?;
+    let page_ = user_page(&st, &org.id, &listing).await?;
+    let base = format!("/console/orgs/{}/users", enc(&org.slug));
+    let sel = |cur: Option<&str>, v: &str, label: &str| {
+        format!(
+            "<option value=\"{v}\"{}>{label}</option>",
+            if cur == Some(v) { " selected" } else { "" }
+        )
+    };
+    let state = p.state.as_deref();
+    let prov = p.provenance.as_deref();
+    let mut body = format!(
+        "<form class=\"filters\" method=\"get\" action=\"{base}\">\
+         <label>Search<input name=\"q\" value=\"{}\" placeholder=\"userName or email\"></label>\
+         <label>State<select name=\"state\">{}{}{}</select></label>\
+         <label>Provenance<select name=\"provenance\">{}{}{}{}</select></label>\
+         <button type=\"submit\">Filter</button></form>",
+        esc(p.q.as_deref().unwrap_or("")),
+        sel(state, "", "any"),
+        sel(state, "active", "active"),
+        sel(state, "inactive", "inactive"),
+        sel(prov, "", "any"),
+        sel(prov, "scim", "SCIM"),
+        sel(prov, "jit", "JIT"),
+        sel(prov, "admin", "admin"),
+    );
+    let rows: Vec<Vec<String>> = page_.data.iter().map(|u| user_row(&base, u)).collect();
+    body.push_str(&table(
+        &[
+            "userName",
+            "Name",
+            "Email",
+            "State",
+            "Provenance",
+            "Last directory sync",
+            "Last login",
+        ],
+        &rows,
+    ));
+    if let Some(next) = &page_.next_cursor {
+        let _ = write!(
+            body,
+            "<p class=\"pager\"><a href=\"{base}?q={}&amp;state={}&amp;provenance={}&amp;cursor={}\">Next page →</a></p>",
+            enc(p.q.as_deref().unwrap_or("")),
+            enc(state.unwrap_or("")),
+            enc(prov.unwrap_or("")),
+            enc(next)
+        );
+    }
+    c.page("Users", Some(&org), &body)
+}
+
+fn user_row(base: &str, u: &UserView) -> Vec<String> {
+    vec![
+        format!(
+            "<a href=\"{base}/{}\">{}</a>",
+            enc(&u.id),
+            esc(&u.user_name)
+        ),
+        opt(u.display_name.as_deref()),
+        opt(u.email.as_deref()),
+        state_badge(u.active),
+        esc(&u.provenance),
+        opt(u.last_directory_sync_at.as_deref()),
+        opt(u.last_login_at.as_deref()),
+    ]
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    format!(
+        "<pre>{}</pre>",
+        esc(&serde_json::to_string_pretty(v).unwrap_or_default())
+    )
+}
+
+async fn user(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path((slug, id)): Path<(String, String)>,
+) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let scope = Scope {
+        org: org.id.clone(),
+        actor: c.admin.actor(),
+    };
+    let u = st
+        .store
+        .get_user(&scope, &id)
+        .await?
+        .ok_or_else(|| not_found(format!("user {id}")))?;
+    let v = UserView::of(&u);
+    let base = format!("/console/orgs/{}/users/{}", enc(&org.slug), enc(&u.id));
+    let sessions = st.store.live_sessions(&scope, &u.id).await?;
+    let mut body = table(
+        &["", ""],
+        &[
+            vec!["id".into(), format!("<code>{}</code>", esc(&v.id))],
+            vec!["State".into(), state_badge(v.active)],
+            vec!["Provenance".into(), esc(&v.provenance)],
+            vec!["Email".into(), opt(v.email.as_deref())],
+            vec!["externalId".into(), opt(v.external_id.as_deref())],
+            vec!["Live sessions".into(), sessions.to_string()],
+            vec![
+                "Groups".into(),
+                v.groups
+                    .iter()
+                    .map(|g| esc(&g.display_name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ],
+            vec!["Roles".into(), esc(&v.roles.join(", "))],
+            vec![
+                "Last directory sync".into(),
+                opt(v.last_directory_sync_at.as_deref()),
+            ],
+            vec!["Last login".into(), opt(v.last_login_at.as_deref())],
+        ],
+    );
+    if !c.admin.read_only {
+        let (label, class, to) = if v.active {
+            ("Deactivate (ends every session now)", "danger", "false")
+        } else {
+            ("Reactivate", "secondary", "true")
+        };
+        let _ = write!(
+            body,
+            "<p><form class=\"inline\" method=\"post\" action=\"{base}/active\">{}\
+             <input type=\"hidden\" name=\"active\" value=\"{to}\"><button class=\"{class}\">{label}</button></form></p>",
+            c.csrf_field()
+        );
+    }
+    body.push_str("<h2>Timeline</h2>");
+    let events = crate::api::people::timeline(&st, &org.id, &u.id, None, 100).await?;
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                esc(&e.created_at),
+                format!("<code>{}</code>", esc(&e.kind)),
+                esc(e.actor.get("type").and_then(|t| t.as_str()).unwrap_or("")),
+                opt(e.request_id.as_deref()),
+                pretty(&e.data),
+            ]
+        })
+        .collect();
+    body.push_str(&table(&["When", "Event", "By", "Request", "Data"], &rows));
+    body.push_str("<h2>SCIM attributes</h2>");
+    body.push_str(&pretty(&serde_json::Value::Object(v.attributes.clone())));
+    c.page(&v.user_name, Some(&org), &body)
+}
+
+#[derive(Deserialize)]
+struct ActiveForm {
+    csrf: String,
+    active: String,
+}
+
+async fn set_active(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path((slug, id)): Path<(String, String)>,
+    Form(f): Form<ActiveForm>,
+) -> Out {
+    c.check_csrf(&f.csrf)?;
+    c.admin.check_write()?;
+    let org = org_of(&st, &c, &slug).await?;
+    let scope = Scope {
+        org: org.id.clone(),
+        actor: c.admin.actor(),
+    };
+    crate::core::resources::set_active(&st.store, &scope, &id, f.active == "true").await?;
+    Ok(Redirect::to(&format!(
+        "/console/orgs/{}/users/{}",
+        enc(&org.slug),
+        enc(&id)
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn groups(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path(slug): Path<String>,
+    crate::api::Q(q): crate::api::Q<ListQuery>,
+) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let p = PageParams {
+        cursor: q.cursor.clone(),
+        limit: Some(50),
+    };
+    let rows = st
+        .store
+        .group_page(&org.id, q.q.as_deref(), p.after_pos("group")?, 50)
+        .await?;
+    let base = format!("/console/orgs/{}/groups", enc(&org.slug));
+    let mut body = format!(
+        "<form class=\"filters\" method=\"get\" action=\"{base}\"><label>Search<input name=\"q\" value=\"{}\"></label>\
+         <button type=\"submit\">Filter</button></form>",
+        esc(q.q.as_deref().unwrap_or(""))
+    );
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|l| {
+            vec![
+                format!(
+                    "<a href=\"{base}/{}\">{}</a>",
+                    enc(&l.group.id),
+                    esc(l.group.display_name())
+                ),
+                l.members.to_string(),
+                esc(&l.group.meta.last_modified),
+            ]
+        })
+        .collect();
+    body.push_str(&table(&["Group", "Members", "Updated"], &cells));
+    if let Some(next) = next_cursor(
+        "group",
+        rows.len(),
+        50,
+        rows.last().map(|l| l.pos.to_string()),
+    ) {
+        let _ = write!(
+            body,
+            "<p class=\"pager\"><a href=\"{base}?q={}&amp;cursor={}\">Next page →</a></p>",
+            enc(q.q.as_deref().unwrap_or("")),
+            enc(&next)
+        );
+    }
+    c.page("Groups", Some(&org), &body)
+}
+
+async fn group(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path((slug, id)): Path<(String, String)>,
+    crate::api::Q(q): crate::api::Q<ListQuery>,
+) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let scope = Scope {
+        org: org.id.clone(),
+        actor: c.admin.actor(),
+    };
+    let g = st
+        .store
+        .get_group(&scope, &id)
+        .await?
+        .ok_or_else(|| not_found(format!("group {id}")))?;
+    let p = PageParams {
+        cursor: q.cursor.clone(),
+        limit: Some(100),
+    };
+    let after = p.after_key("member")?;
+    let members = st
+        .store
+        .member_page(&org.id, &g.id, after.as_deref(), 100)
+        .await?;
+    let count = st.store.member_count(&org.id, &g.id).await?;
+    let users = format!("/console/orgs/{}/users", enc(&org.slug));
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| {
+            let name = opt(m.display.as_deref());
+            vec![
+                if m.kind == crate::core::model::MemberType::User {
+                    format!("<a href=\"{users}/{}\">{name}</a>", enc(&m.id))
+                } else {
+                    name
+                },
+                esc(m.kind.as_str()),
+            ]
+        })
+        .collect();
+    let mut body = format!("<p>{count} members</p>");
+    body.push_str(&table(&["Member", "Type"], &rows));
+    if let Some(next) = next_cursor(
+        "member",
+        members.len(),
+        100,
+        members.last().map(|m| m.id.clone()),
+    ) {
+        let _ = write!(
+            body,
+            "<p class=\"pager\"><a href=\"?cursor={}\">Next page →</a></p>",
+            enc(&next)
+        );
+    }
+    c.page(g.display_name(), Some(&org), &body)
+}
+
+async fn connections(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let list = st.store.list_connections(Some(&org.id)).await?;
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|conn| {
+            let v = ConnectionView::of(conn, &st.public_url);
+            let details = match v.protocol.as_str() {
+                "oidc" => format!(
+                    "issuer {}<br>client {}<br>redirect URI <code>{}</code>",
+                    opt(v.issuer.as_deref()),
+                    opt(v.client_id.as_deref()),
+                    opt(v.redirect_uri.as_deref())
+                ),
+                _ => format!(
+                    "entity id <code>{}</code><br>ACS <code>{}</code><br>metadata <a href=\"{m}\">{m}</a>",
+                    opt(v.sp_entity_id.as_deref()),
+                    opt(v.acs_url.as_deref()),
+                    m = esc(v.metadata_url.as_deref().unwrap_or(""))
+                ),
+            };
+            vec![
+                esc(&v.name),
+                esc(&v.protocol),
+                esc(&v.idp),
+                esc(&v.jit),
+                details,
+                esc(&v.created_at),
+            ]
+        })
+        .collect();
+    c.page(
+        "Connections",
+        Some(&org),
+        &table(
+            &["Name", "Protocol", "IdP", "JIT", "Details", "Created"],
+            &rows,
+        ),
+    )
+}
+
+async fn directories(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let list = st.store.list_directories(Some(&org.id)).await?;
+    let mut body = String::new();
+    if list.is_empty() {
+        body.push_str("<p class=\"empty\">No SCIM directory yet: <code>roster directory create</code> or a setup link.</p>");
+    }
+    for d in &list {
+        let v = DirectoryView::of(d, &st.public_url);
+        let tokens = st.store.list_tokens(&d.id).await?;
+        let live = tokens.iter().filter(|t| t.revoked_at.is_none()).count();
+        let _ = write!(
+            body,
+            "<h2>{}</h2><p>SCIM base URL <code>{}</code> · {live} live token(s) · id <code>{}</code></p>",
+            esc(&v.name),
+            esc(&v.scim_base_url),
+            esc(&v.id)
+        );
+        let recent = st.store.recent_requests(&d.id, 50).await?;
+        let rows: Vec<Vec<String>> = recent
+            .iter()
+            .map(|r| {
+                let r = RequestView::of(r);
+                let kind = if r.status >= 500 {
+                    "bad"
+                } else if r.status >= 400 {
+                    "warn"
+                } else {
+                    "ok"
+                };
+                vec![
+                    esc(&r.at),
+                    esc(&r.method),
+                    format!("<code>{}</code>", esc(&r.path)),
+                    badge(&r.status.to_string(), kind),
+                    format!("{:.1} ms", r.latency_ms),
+                    esc(&r.user_agent),
+                ]
+            })
+            .collect();
+        body.push_str(&table(
+            &["When", "Method", "Path", "Status", "Latency", "Client"],
+            &rows,
+        ));
+    }
+    body.push_str("<p class=\"empty\">Request bodies and query strings are never recorded.</p>");
+    c.page("Directories", Some(&org), &body)
+}
+
+async fn drift(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let r = st.store.drift_report(&org, 30, &crate::core::now()).await?;
+    let users = format!("/console/orgs/{}/users", enc(&org.slug));
+    let section = |title: &str, s: &crate::core::report::Section, bad: bool| {
+        let rows: Vec<Vec<String>> = s
+            .users
+            .iter()
+            .map(|u| {
+                vec![
+                    format!(
+                        "<a href=\"{users}/{}\">{}</a>",
+                        enc(&u.id),
+                        esc(&u.user_name)
+                    ),
+                    esc(&u.provenance),
+                    state_badge(u.active),
+                    opt(u.last_directory_sync_at.as_deref()),
+                    opt(u.last_login_at.as_deref()),
+                ]
+            })
+            .collect();
+        format!(
+            "<h2>{} {}</h2>{}",
+            esc(title),
+            badge(
+                &s.count.to_string(),
+                if s.count == 0 {
+                    "ok"
+                } else if bad {
+                    "bad"
+                } else {
+                    "warn"
+                }
+            ),
+            table(
+                &[
+                    "User",
+                    "Provenance",
+                    "State",
+                    "Last directory sync",
+                    "Last login"
+                ],
+                &rows
+            )
+        )
+    };
+    let mut body = String::new();
+    body.push_str(&section(
+        "Deactivated users with live access (must be 0)",
+        &r.deactivated_with_live_access,
+        true,
+    ));
+    body.push_str(&section(
+        "JIT users the directory never synced (orphan risk)",
+        &r.jit_never_synced,
+        false,
+    ));
+    body.push_str(&section(
+        &format!("Directory users untouched for {} days", r.stale_days),
+        &r.stale_directory_users,
+        false,
+    ));
+    body.push_str("<h2>Directories</h2>");
+    let rows: Vec<Vec<String>> = r
+        .directories
+        .iter()
+        .map(|d| {
+            vec![
+                esc(&d.name),
+                opt(d.last_request_at.as_deref()),
+                d.requests.to_string(),
+                format!("{:.1}%", d.error_rate * 100.0),
+                esc(&d
+                    .by_client
+                    .iter()
+                    .map(|c| format!("{} ({})", c.user_agent, c.requests))
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+            ]
+        })
+        .collect();
+    body.push_str(&table(
+        &["Directory", "Last request", "Requests", "Errors", "Clients"],
+        &rows,
+    ));
+    c.page("Drift report", Some(&org), &body)
+}
+
+fn ms_between(from: &str, to: &str) -> Option<f64> {
+    use time::format_description::well_known::Rfc3339;
+    let a = time::OffsetDateTime::parse(from, &Rfc3339).ok()?;
+    let b = time::OffsetDateTime::parse(to, &Rfc3339).ok()?;
+    Some(((b - a).as_seconds_f64() * 1000.0).max(0.0))
+}
+
+async fn deprovisioning(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path(slug): Path<String>,
+) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let mut samples = st.store.deprovision_samples(Some(&org.id), 60).await?;
+    samples.reverse();
+    let points: Vec<LatencyPoint> = samples
+        .iter()
+        .filter_map(|s| {
+            Some(LatencyPoint {
+                label: format!("{} {} at {}", s.kind, s.user_id, s.received_at),
+                committed_ms: ms_between(&s.received_at, &s.committed_at)?,
+                webhook_ms: s
+                    .webhook_delivered_at
+                    .as_deref()
+                    .and_then(|w| ms_between(&s.received_at, w)),
+            })
+        })
+        .collect();
+    let revoke: Vec<f64> = points.iter().map(|p| p.committed_ms).collect();
+    let hooks: Vec<f64> = points.iter().filter_map(|p| p.webhook_ms).collect();
+    let summary = |name: &str, xs: &[f64]| match html::percentiles(xs) {
+        Some((p50, p99)) => format!(
+            "<div class=\"card\"><b>{p50:.1} ms</b><span>{} p50 (p99 {p99:.1} ms, n={})</span></div>",
+            esc(name),
+            xs.len()
+        ),
+        None => format!(
+            "<div class=\"card\"><b>—</b><span>{}</span></div>",
+            esc(name)
+        ),
+    };
+    let body = format!(
+        "<div class=\"cards\">{}{}</div>{}\
+         <p class=\"empty\">The newest 60 deactivations and deletions. Times run from the request's arrival; \
+         the server-wide histograms are on <code>/metrics</code>.</p>",
+        summary("request → access revoked", &revoke),
+        summary("request → webhook delivered", &hooks),
+        html::latency_chart(&points)
+    );
+    c.page("Deprovisioning latency", Some(&org), &body)
+}
+
+async fn webhooks(State(st): State<Arc<ApiState>>, c: Console) -> Out {
+    let list = st.store.list_webhooks(c.admin.org.as_ref()).await?;
+    let mut rows = Vec::new();
+    for w in list.iter().filter(|w| match (&c.admin.org, &w.org_id) {
+        (None, _) => true,
+        (Some(mine), Some(o)) => mine == o,
+        (Some(_), None) => false,
+    }) {
+        let v = WebhookView::of(w);
+        let failed = st
+            .store
+            .deliveries(&w.id, Some("failed"), 1000)
+            .await?
+            .len();
+        rows.push(vec![
+            format!(
+                "<a href=\"/console/webhooks/{}\">{}</a>",
+                enc(&v.id),
+                esc(&v.url)
+            ),
+            esc(&v.events.join(", ")),
+            v.cursor.to_string(),
+            if failed == 0 {
+                badge("0", "ok")
+            } else {
+                badge(&failed.to_string(), "bad")
+            },
+            if v.disabled_at.is_some() {
+                badge("disabled", "warn")
+            } else {
+                badge("enabled", "ok")
+            },
+        ]);
+    }
+    c.page(
+        "Webhooks",
+        None,
+        &table(&["Endpoint", "Events", "Cursor", "Failed", "State"], &rows),
+    )
+}
+
+async fn webhook_of(
+    st: &ApiState,
+    c: &Console,
+    id: &str,
+) -> Result<crate::core::webhooks::Endpoint, ConsoleError> {
+    st.store
+        .list_webhooks(c.admin.org.as_ref())
+        .await?
+        .into_iter()
+        .find(|w| {
+            w.id == id
+                && match (&c.admin.org, &w.org_id) {
+                    (None, _) => true,
+                    (Some(mine), Some(o)) => mine == o,
+                    (Some(_), None) => false,
+                }
+        })
+        .ok_or_else(|| not_found(format!("webhook {id}")).into())
+}
+
+#[derive(Deserialize)]
+struct DeliveriesQuery {
+    status: Option<String>,
+    notice: Option<String>,
+}
+
+async fn webhook(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path(id): Path<String>,
+    crate::api::Q(q): crate::api::Q<DeliveriesQuery>,
+) -> Out {
+    let w = webhook_of(&st, &c, &id).await?;
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| matches!(*s, "delivered" | "pending" | "failed"));
+    let list = st.store.deliveries(&w.id, status, 100).await?;
+    let v = WebhookView::of(&w);
+    let mut body = String::new();
+    if let Some(n) = &q.notice {
+        let _ = write!(body, "<p class=\"notice\">{}</p>", esc(n));
+    }
+    let _ = write!(
+        body,
+        "<p><code>{}</code> · events {} · cursor {}</p><div class=\"tabs\">",
+        esc(&v.url),
+        esc(&v.events.join(", ")),
+        v.cursor
+    );
+    for (s, label) in [
+        (None, "all"),
+        (Some("failed"), "failed"),
+        (Some("pending"), "pending"),
+        (Some("delivered"), "delivered"),
+    ] {
+        let _ = write!(
+            body,
+            "<a href=\"?status={}\"{}>{label}</a>",
+            s.unwrap_or(""),
+            if s == status { " class=\"on\"" } else { "" }
+        );
+    }
+    body.push_str("</div>");
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|d| {
+            let d = DeliveryView::of(d);
+            let kind = match d.status.as_str() {
+                "delivered" => "ok",
+                "failed" => "bad",
+                _ => "warn",
+            };
+            let button = if c.admin.read_only {
+                String::new()
+            } else {
+                format!(
+                    "<form class=\"inline\" method=\"post\" action=\"/console/webhooks/{}/resend\">{}\
+                     <input type=\"hidden\" name=\"event\" value=\"{}\"><button class=\"secondary\">Resend</button></form>",
+                    enc(&w.id),
+                    c.csrf_field(),
+                    d.event_cursor
+                )
+            };
+            vec![
+                d.event_cursor.to_string(),
+                badge(&d.status, kind),
+                d.attempts.to_string(),
+                esc(&d.last_attempt_at),
+                opt(d.next_attempt_at.as_deref()),
+                d.response_status.map_or_else(|| "—".into(), |s| s.to_string()),
+                opt(d.last_error.as_deref()),
+                button,
+            ]
+        })
+        .collect();
+    body.push_str(&table(
+        &[
+            "Event",
+            "Status",
+            "Attempts",
+            "Last attempt",
+            "Next attempt",
+            "HTTP",
+            "Last error",
+            "",
+        ],
+        &rows,
+    ));
+    c.page("Webhook deliveries", None, &body)
+}
+
+#[derive(Deserialize)]
+struct ResendForm {
+    csrf: String,
+    event: i64,
+}
+
+async fn resend(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<ResendForm>,
+) -> Out {
+    c.check_csrf(&f.csrf)?;
+    c.admin.check_write()?;
+    let w = webhook_of(&st, &c, &id).await?;
+    let r = resend_event(&st, &c.admin, &w, f.event).await?;
+    let notice = format!(
+        "Event {} resent: {}{}",
+        r.event_cursor,
+        r.status,
+        r.error.map(|e| format!(" ({e})")).unwrap_or_default()
+    );
+    Ok(Redirect::to(&format!(
+        "/console/webhooks/{}?notice={}",
+        enc(&w.id),
+        enc(&notice)
+    ))
+    .into_response())
+}

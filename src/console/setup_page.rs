@@ -1,0 +1,731 @@
+//! The customer setup page at `/setup`: what a customer's IT admin opens from a one-time
+//! link (`roster org setup-link`). The link's token is spent at first use and exchanged for
+//! a session cookie; the session sees its organization's name and sync counts, the values
+//! to paste into the IdP, a SCIM token it mints, and the connection it creates — nothing
+//! else of the organization.
+
+// Handlers answer a `Response` either way; boxing the error side would buy nothing.
+#![allow(clippy::result_large_err)]
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::html::{esc, page};
+use super::{cookie, csrf_of};
+use crate::api::ApiState;
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::model::{Actor, Org};
+use crate::core::orgs;
+use crate::core::secrets::{hash_secret, random_token, secrets_equal};
+use crate::core::sessions::AppRequest;
+use crate::core::sso::{Assertion, Connection, IdpKind, Profile, Protocol};
+use crate::core::store::{AdminStore, SetupLink, SsoStore, Store};
+use crate::sso::SsoState;
+use crate::sso::setup::{ConnectionSpec, ConnectionView, Upstream, create_connection};
+
+const COOKIE: &str = "roster_setup";
+/// The app id a setup page's test login carries instead of an app's: the login ends on a
+/// page showing what the IdP sent, with no user created and no session opened.
+pub const TEST_APP: &str = "roster-setup-test";
+const MAX_METADATA: usize = 256 * 1024;
+
+pub struct SetupState {
+    pub api: Arc<ApiState>,
+    pub sso: Arc<SsoState>,
+}
+
+pub fn router(state: Arc<SetupState>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/status.json", get(status))
+        .route("/setup.js", get(script))
+        .route("/scim-token", post(scim_token))
+        .route("/saml", post(saml))
+        .route("/oidc", post(oidc))
+        .route("/test", post(test_login))
+        .route("/{token}", get(open))
+        .with_state(state)
+}
+
+/// `7d`, `12h`, `30m` or seconds, as seconds (1 minute to 90 days).
+pub fn parse_expiry(s: &str) -> CoreResult<i64> {
+    let s = s.trim();
+    let (n, unit) = match s.char_indices().last() {
+        Some((i, 'd')) => (&s[..i], 86_400),
+        Some((i, 'h')) => (&s[..i], 3_600),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 's')) => (&s[..i], 1),
+        _ => (s, 1),
+    };
+    n.parse::<i64>()
+        .ok()
+        .map(|n| n.saturating_mul(unit))
+        .filter(|secs| (60..=90 * 86_400).contains(secs))
+        .ok_or_else(|| {
+            CoreError::InvalidValue(format!(
+                "expiry \"{s}\": use e.g. 7d, 12h or 30m (1 minute to 90 days)"
+            ))
+        })
+}
+
+/// A new link for `org`, valid `secs`: the link record and its token (shown once).
+pub async fn create_link<S: AdminStore>(
+    store: &S,
+    org: &Org,
+    secs: i64,
+    actor: &Actor,
+) -> CoreResult<(SetupLink, String)> {
+    let token = random_token("rsl_")?;
+    let link = SetupLink {
+        id: crate::core::new_id(),
+        org_id: org.id.clone(),
+        created_at: crate::core::now(),
+        expires_at: crate::core::now_plus_secs(secs),
+        opened_at: None,
+        directory_id: None,
+        connection_id: crate::core::new_id(),
+    };
+    store
+        .insert_setup_link(&link, &hash_secret(&token), actor)
+        .await?;
+    Ok((link, token))
+}
+
+fn headers() -> [(header::HeaderName, &'static str); 4] {
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+             form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
+
+fn respond(status: StatusCode, title: &str, body: &str) -> Response {
+    (status, headers(), Html(page(title, None, body))).into_response()
+}
+
+fn gone() -> Response {
+    respond(
+        StatusCode::GONE,
+        "Setup link used or expired",
+        "<p class=\"error\">This setup link was already used or has expired. \
+         Ask your provider for a new one.</p>",
+    )
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    respond(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        &format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
+    )
+}
+
+/// `GET /setup/{token}`: spends the link and opens its session.
+async fn open(State(st): State<Arc<SetupState>>, Path(token): Path<String>) -> Response {
+    let session = match random_token("rss_") {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let opened = st
+        .api
+        .store
+        .open_setup_link(
+            &hash_secret(&token),
+            &hash_secret(&session),
+            &crate::core::now(),
+        )
+        .await;
+    match opened {
+        Ok(Some(link)) => {
+            let max_age = time::OffsetDateTime::parse(
+                &link.expires_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map(|t| (t - time::OffsetDateTime::now_utc()).whole_seconds().max(0))
+            .unwrap_or(0);
+            let c = format!(
+                "{COOKIE}={session}; Path=/setup; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+                if st.api.public_url.starts_with("https://") {
+                    "; Secure"
+                } else {
+                    ""
+                }
+            );
+            // Off the URL at once: the token is spent, and the address bar holds no secret.
+            ([(header::SET_COOKIE, c)], Redirect::to("/setup")).into_response()
+        }
+        Ok(None) => gone(),
+        Err(e) => failed(e),
+    }
+}
+
+/// The link, organization and CSRF token of a setup session.
+struct Session {
+    link: SetupLink,
+    org: Org,
+    csrf: String,
+}
+
+async fn session(st: &SetupState, headers: &HeaderMap) -> Result<Session, Response> {
+    let token = cookie(headers, COOKIE).ok_or_else(gone)?;
+    let link = st
+        .api
+        .store
+        .setup_session(&hash_secret(token), &crate::core::now())
+        .await
+        .map_err(failed)?
+        .ok_or_else(gone)?;
+    let org = st
+        .api
+        .store
+        .org_by_id(link.org_id.as_str())
+        .await
+        .map_err(failed)?
+        .ok_or_else(gone)?;
+    Ok(Session {
+        link,
+        org,
+        csrf: csrf_of(token),
+    })
+}
+
+impl Session {
+    fn check(&self, csrf: &str) -> Result<(), Response> {
+        if secrets_equal(csrf, &self.csrf) {
+            Ok(())
+        } else {
+            Err(respond(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "<p class=\"error\">The form expired; go back, reload and try again.</p>",
+            ))
+        }
+    }
+    fn csrf_field(&self) -> String {
+        format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            self.csrf
+        )
+    }
+    fn actor(&self) -> Actor {
+        Actor::SetupLink {
+            link_id: self.link.id.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct HomeQuery {
+    idp: Option<String>,
+}
+
+struct Steps {
+    name: &'static str,
+    sso: &'static [&'static str],
+    scim: &'static [&'static str],
+}
+
+/// Step-by-step instructions per IdP; `{…}` names a value shown beside them.
+fn steps(idp: IdpKind) -> Steps {
+    match idp {
+        IdpKind::Okta => Steps {
+            name: "Okta",
+            sso: &[
+                "Admin Console → Applications → Create App Integration → SAML 2.0.",
+                "Single sign-on URL: paste the ACS URL. Audience URI (SP Entity ID): paste the Entity ID. Name ID format: EmailAddress.",
+                "Attribute statements: email → user.email, firstName → user.firstName, lastName → user.lastName; a group attribute statement named groups if you want roles from groups.",
+                "Finish, open Sign On → SAML 2.0 → Metadata details, copy the metadata and paste it below.",
+            ],
+            scim: &[
+                "In the same app: General → App Settings → Provisioning: SCIM.",
+                "Provisioning → Integration: SCIM connector base URL: paste the SCIM base URL; Unique identifier field: userName; Push New Users, Push Profile Updates, Push Groups; Authentication mode: HTTP Header, and paste the SCIM token as the Bearer token.",
+                "Test Connector Configuration, Save; then To App: enable Create Users, Update User Attributes, Deactivate Users. Assign people and push groups.",
+            ],
+        },
+        IdpKind::Entra => Steps {
+            name: "Microsoft Entra ID",
+            sso: &[
+                "Enterprise applications → New application → Create your own application (non-gallery).",
+                "Single sign-on → SAML. Identifier (Entity ID): paste the Entity ID. Reply URL (Assertion Consumer Service URL): paste the ACS URL.",
+                "SAML Certificates → Federation Metadata XML: download it and paste its content below.",
+            ],
+            scim: &[
+                "The same enterprise application → Provisioning → Get started; mode Automatic.",
+                "Tenant URL: paste the SCIM base URL. Secret Token: paste the SCIM token. Test Connection.",
+                "Keep userPrincipalName → userName; assign users and groups; Start provisioning.",
+            ],
+        },
+        IdpKind::Google => Steps {
+            name: "Google Workspace",
+            sso: &[
+                "Admin console → Apps → Web and mobile apps → Add app → Add custom SAML app.",
+                "Download the IdP metadata on the Google Identity Provider details step and paste it below.",
+                "Service provider details: ACS URL: paste the ACS URL. Entity ID: paste the Entity ID. Name ID format EMAIL, Name ID Basic Information > Primary email.",
+                "Attribute mapping: First name → firstName, Last name → lastName; turn the app ON for everyone (or the groups that should sign in).",
+            ],
+            scim: &[
+                "Google Workspace offers SCIM provisioning only for its catalogue apps, not for custom SAML apps.",
+                "Users are created at their first sign-in (just-in-time). Your provider sees users who have not signed in for a long time in its drift report; remove departed people in Google and they can no longer sign in.",
+            ],
+        },
+        IdpKind::Onelogin => Steps {
+            name: "OneLogin",
+            sso: &[
+                "Applications → Add App → SAML Custom Connector (Advanced) (it includes SCIM: pick \"SCIM Provisioner with SAML (SCIM v2 Enterprise)\" to do both).",
+                "Configuration: Audience (EntityID): paste the Entity ID. ACS (Consumer) URL and ACS URL Validator: paste the ACS URL. SAML signature element: Both.",
+                "More Actions → SAML Metadata: download and paste it below.",
+            ],
+            scim: &[
+                "Configuration: SCIM Base URL: paste the SCIM base URL; SCIM Bearer Token: paste the SCIM token; Enable the API connection.",
+                "Provisioning: Enable provisioning, and choose what happens on user deletion (Delete) and suspension (Suspend).",
+            ],
+        },
+        IdpKind::Jumpcloud => Steps {
+            name: "JumpCloud",
+            sso: &[
+                "SSO Applications → Add New Application → Custom Application → Manage Single Sign-On (SSO) with SAML.",
+                "SP Entity ID: paste the Entity ID. ACS URL: paste the ACS URL. SAMLSubject NameID: email.",
+                "Export Metadata and paste it below.",
+            ],
+            scim: &[
+                "Identity Management tab → SCIM 2.0: Base URL: paste the SCIM base URL; Token Key: paste the SCIM token; Test Connection, Activate.",
+                "Bind user groups to the application: their members are provisioned.",
+            ],
+        },
+        IdpKind::Generic => Steps {
+            name: "Another SAML IdP",
+            sso: &[
+                "Create a SAML 2.0 application with the Entity ID and ACS URL below; send email (as NameID or an email attribute), firstName and lastName.",
+                "Paste the IdP's metadata below.",
+            ],
+            scim: &[
+                "Give your IdP the SCIM base URL and the SCIM token (as an HTTP Bearer token).",
+            ],
+        },
+    }
+}
+
+fn value(label: &str, v: &str) -> String {
+    format!(
+        "<div class=\"value\"><span>{}</span><code data-copy>{}</code></div>",
+        esc(label),
+        esc(v)
+    )
+}
+
+/// `GET /setup`: the steps for the chosen IdP, the values to paste, the forms.
+async fn home(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Query(q): Query<HomeQuery>,
+) -> Response {
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let idp = q
+        .idp
+        .as_deref()
+        .and_then(|i| IdpKind::parse(i).ok())
+        .unwrap_or(IdpKind::Okta);
+    let conn = match st.api.store.connection(&s.link.connection_id).await {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
+    let base = &st.api.public_url;
+    let entity = crate::sso::saml_entity_id(base, &s.link.connection_id);
+    let steps = steps(idp);
+    let mut body = format!(
+        "<p>Connect <b>{}</b>'s identity provider: single sign-on, then user provisioning. \
+         This page shows nothing else of the organization.</p><div class=\"tabs\">",
+        esc(&s.org.name)
+    );
+    for k in IdpKind::ALL {
+        let _ = write!(
+            body,
+            "<a href=\"/setup?idp={}\"{}>{}</a>",
+            k.as_str(),
+            if k == idp { " class=\"on\"" } else { "" },
+            esc(self::steps(k).name)
+        );
+    }
+    body.push_str("</div><h2>1. Single sign-on (SAML)</h2>");
+    body.push_str(&value("Entity ID (Audience)", &entity));
+    body.push_str(&value(
+        "ACS URL (Reply / Single sign-on URL)",
+        &format!("{entity}/acs"),
+    ));
+    body.push_str(&value(
+        "SP metadata URL (after step 1 is saved)",
+        &format!("{entity}/metadata"),
+    ));
+    body.push_str("<ol class=\"steps\">");
+    for step in steps.sso {
+        let _ = write!(body, "<li>{}</li>", esc(step));
+    }
+    body.push_str("</ol>");
+    match &conn {
+        Some(c) => {
+            let v = ConnectionView::of(c, base);
+            let _ = write!(
+                body,
+                "<p class=\"notice\">Connected: {} ({} {}). \
+                 <form class=\"inline\" method=\"post\" action=\"/setup/test\">{}<button>Test connection</button></form></p>",
+                esc(&v.name),
+                esc(&v.idp),
+                esc(&v.protocol),
+                s.csrf_field()
+            );
+        }
+        None => {
+            let _ = write!(
+                body,
+                "<form method=\"post\" action=\"/setup/saml\">{}<input type=\"hidden\" name=\"idp\" value=\"{}\">\
+                 <label>IdP metadata (XML)<textarea name=\"metadata\" required placeholder=\"&lt;EntityDescriptor …\"></textarea></label>\
+                 <p><button>Save SAML connection</button></p></form>\
+                 <details><summary>Use OpenID Connect instead</summary>\
+                 <p>Register a web app at your IdP with the redirect URI below, then enter its details.</p>{}\
+                 <form method=\"post\" action=\"/setup/oidc\">{}<input type=\"hidden\" name=\"idp\" value=\"{}\">\
+                 <label>Issuer URL<input name=\"issuer\" required placeholder=\"https://…\"></label>\
+                 <label>Client ID<input name=\"client_id\" required></label>\
+                 <label>Client secret<input name=\"client_secret\" type=\"password\" required></label>\
+                 <p><button>Save OIDC connection</button></p></form></details>",
+                s.csrf_field(),
+                idp.as_str(),
+                value("Redirect URI", &format!("{base}/sso/oidc/callback")),
+                s.csrf_field(),
+                idp.as_str(),
+            );
+        }
+    }
+    body.push_str("<h2>2. User provisioning (SCIM 2.0)</h2>");
+    body.push_str(&value(
+        "SCIM base URL (Tenant URL)",
+        &format!("{base}/scim/v2"),
+    ));
+    body.push_str("<ol class=\"steps\">");
+    for step in steps.scim {
+        let _ = write!(body, "<li>{}</li>", esc(step));
+    }
+    let _ = write!(
+        body,
+        "</ol><form method=\"post\" action=\"/setup/scim-token\">{}<button class=\"secondary\">Create a SCIM token</button></form>\
+         <p class=\"empty\">A token is shown once. Creating another does not revoke the first.</p>",
+        s.csrf_field()
+    );
+    body.push_str(
+        "<h2>3. Status</h2><div id=\"status\" class=\"cards\">\
+         <div class=\"card\"><b data-k=\"users\">…</b><span>users synced</span></div>\
+         <div class=\"card\"><b data-k=\"groups\">…</b><span>groups synced</span></div>\
+         <div class=\"card\"><b data-k=\"last_scim_request_at\">…</b><span>last SCIM request</span></div>\
+         <div class=\"card\"><b data-k=\"connection\">…</b><span>SSO</span></div></div>\
+         <script src=\"/setup/setup.js\"></script>",
+    );
+    (
+        headers_ok(),
+        Html(page(&format!("Set up {}", s.org.name), None, &body)),
+    )
+        .into_response()
+}
+
+fn headers_ok() -> [(header::HeaderName, &'static str); 4] {
+    headers()
+}
+
+/// Polls `/setup/status.json` every few seconds into the status cards.
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        r#"async function poll() {
+  try {
+    const r = await fetch("/setup/status.json", {credentials: "same-origin"});
+    if (r.ok) {
+      const s = await r.json();
+      for (const el of document.querySelectorAll("[data-k]")) {
+        const v = s[el.dataset.k];
+        el.textContent = v === null || v === undefined ? "—"
+          : el.dataset.k.endsWith("_at") ? new Date(v).toLocaleTimeString() : String(v);
+      }
+    }
+  } catch (e) {}
+  setTimeout(poll, 3000);
+}
+poll();
+"#,
+    )
+}
+
+/// `GET /setup/status.json`: the live status the page shows.
+async fn status(State(st): State<Arc<SetupState>>, headers: HeaderMap) -> Response {
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(_) => {
+            return (StatusCode::GONE, axum::Json(json!({"error": "expired"}))).into_response();
+        }
+    };
+    let stats = match st.api.store.org_stats(&s.org.id).await {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    let conn = st
+        .api
+        .store
+        .connection(&s.link.connection_id)
+        .await
+        .ok()
+        .flatten();
+    axum::Json(json!({
+        "users": stats.users,
+        "active_users": stats.active_users,
+        "groups": stats.groups,
+        "last_scim_request_at": stats.last_scim_request_at,
+        "connection": conn.map_or("not connected".to_owned(), |c| format!("{} ({})", c.idp.as_str(), c.protocol.as_str())),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+/// `POST /setup/scim-token`: the link's directory (made at the first call) and a new token.
+async fn scim_token(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = s.check(&f.csrf) {
+        return r;
+    }
+    let store = &st.api.store;
+    let made = async {
+        let dir = match &s.link.directory_id {
+            Some(id) => orgs::directory(store, id).await?,
+            None => {
+                let d = store
+                    .create_directory(&s.org, "SCIM directory (setup link)", &s.actor())
+                    .await?;
+                store.set_setup_directory(&s.link.id, &d.id).await?;
+                d
+            }
+        };
+        orgs::issue_token(store, &dir, false, &s.actor()).await
+    }
+    .await;
+    match made {
+        Ok((_, token)) => respond(
+            StatusCode::OK,
+            "Your SCIM token",
+            &format!(
+                "<p>Paste this into your IdP as the SCIM bearer token. It is shown only now.</p>{}{}\
+                 <p><a href=\"/setup\">Back to the setup steps</a></p>",
+                value("SCIM base URL", &format!("{}/scim/v2", st.api.public_url)),
+                value("SCIM token", &token)
+            ),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SamlForm {
+    csrf: String,
+    idp: String,
+    metadata: String,
+}
+
+#[derive(Deserialize)]
+struct OidcForm {
+    csrf: String,
+    idp: String,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+}
+
+async fn connect(st: &SetupState, s: &Session, idp: &str, upstream: Upstream) -> Response {
+    let idp = IdpKind::parse(idp).unwrap_or(IdpKind::Generic);
+    let spec = ConnectionSpec {
+        id: Some(s.link.connection_id.clone()),
+        ..ConnectionSpec::new(idp, upstream)
+    };
+    match create_connection(
+        &st.api.store,
+        &st.api.master,
+        &st.api.public_url,
+        &s.org,
+        spec,
+        &s.actor(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!("/setup?idp={}", idp.as_str())).into_response(),
+        Err(CoreError::InvalidValue(m)) => respond(
+            StatusCode::BAD_REQUEST,
+            "Check the IdP details",
+            &format!(
+                "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
+                esc(&m)
+            ),
+        ),
+        Err(CoreError::Uniqueness(_) | CoreError::Store(_)) => respond(
+            StatusCode::CONFLICT,
+            "Already connected",
+            "<p class=\"error\">This setup link already made its connection.</p><p><a href=\"/setup\">Back</a></p>",
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /setup/saml`: a SAML connection from the IdP's metadata.
+async fn saml(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Form(f): Form<SamlForm>,
+) -> Response {
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = s.check(&f.csrf) {
+        return r;
+    }
+    if f.metadata.len() > MAX_METADATA {
+        return respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Metadata too large",
+            "<p class=\"error\">IdP metadata is at most 256 KiB.</p>",
+        );
+    }
+    connect(
+        &st,
+        &s,
+        &f.idp,
+        Upstream::Saml {
+            metadata_xml: f.metadata,
+        },
+    )
+    .await
+}
+
+/// `POST /setup/oidc`: an OIDC connection.
+async fn oidc(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Form(f): Form<OidcForm>,
+) -> Response {
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = s.check(&f.csrf) {
+        return r;
+    }
+    connect(
+        &st,
+        &s,
+        &f.idp,
+        Upstream::Oidc {
+            issuer: f.issuer.trim().to_owned(),
+            client_id: f.client_id.trim().to_owned(),
+            client_secret: f.client_secret,
+        },
+    )
+    .await
+}
+
+/// `POST /setup/test`: a real login through the link's connection; it ends on
+/// [`test_result`] instead of at an app.
+async fn test_login(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = s.check(&f.csrf) {
+        return r;
+    }
+    let conn = match st.api.store.connection(&s.link.connection_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Redirect::to("/setup").into_response(),
+        Err(e) => return failed(e),
+    };
+    let app = AppRequest {
+        app_id: TEST_APP.to_owned(),
+        redirect_uri: format!("{}/setup", st.api.public_url),
+        scope: "openid".to_owned(),
+        ..Default::default()
+    };
+    match crate::sso::begin_login(&st.sso, &s.org, &conn, app, None).await {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
+}
+
+/// The end of a setup test login: what the IdP sent and how Roster maps it. Nothing is
+/// provisioned and no session is opened.
+pub fn test_result(org: &Org, conn: &Connection, a: &Assertion) -> Response {
+    let p = Profile::map(a, &conn.attribute_map());
+    let row = |k: &str, v: Option<&str>| {
+        vec![
+            esc(k),
+            v.map_or_else(
+                || "<span class=\"badge bad\">missing</span>".to_owned(),
+                esc,
+            ),
+        ]
+    };
+    let mut body = format!(
+        "<p class=\"notice\">The {} login through <b>{}</b> worked: the {} verified.</p>",
+        esc(conn.protocol.as_str()),
+        esc(&conn.name),
+        if conn.protocol == Protocol::Saml {
+            "assertion's signature, audience and conditions"
+        } else {
+            "ID token's signature, issuer, audience and nonce"
+        }
+    );
+    body.push_str(&super::html::table(
+        &["Field", "Value"],
+        &[
+            row("subject", Some(&a.subject)),
+            row("email", p.email.as_deref()),
+            row("given name", p.given_name.as_deref()),
+            row("family name", p.family_name.as_deref()),
+            row("display name", p.display_name.as_deref()),
+            vec!["groups".into(), esc(&p.groups.join(", "))],
+        ],
+    ));
+    let _ = write!(
+        body,
+        "<p class=\"empty\">No user was created in {} by this test.</p><p><a href=\"/setup\">Back to the setup steps</a></p>",
+        esc(&org.name)
+    );
+    respond(StatusCode::OK, "Test connection", &body)
+}
+
+/// Whether the login was started by a setup page's test.
+pub fn is_test(app: &AppRequest) -> bool {
+    app.app_id == TEST_APP
+}

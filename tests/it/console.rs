@@ -1,0 +1,171 @@
+//! The web console and the customer setup page, end to end in headless Chromium (Debian's,
+//! driven by playwright-core: `tests/peers/browser/console.mjs`): sign-in, organizations,
+//! users (search, state filter, timeline, deactivation), groups, directories with their
+//! recent SCIM traffic, webhook deliveries and a resend, the drift report, the
+//! deprovisioning chart; then a setup link: the steps per IdP, an OIDC connection, a SCIM
+//! token, live status, a real test login through `oidc-provider`, and the link refusing a
+//! second use. Screenshots of every page go to `target/screenshots/console/` (a CI
+//! artifact).
+
+use serde_json::{Value, json};
+
+use roster::core::model::Actor;
+use roster::core::store::{LifecycleStore, Store};
+
+use crate::common::{Backend, TestApp};
+use crate::sso_oidc::Idp;
+
+async fn scim_post(app: &TestApp, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", app.scim))
+        .bearer_auth(&app.token)
+        .header("user-agent", "Okta SCIM Client 1.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{path}");
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_and_the_setup_page_in_chromium() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    crate::common::install_once("install-browser.sh", "root and Debian's chromium package");
+    let app = TestApp::start(Backend::Sqlite).await;
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let user = |name: &str, active: bool| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{name}@acme.test"),
+               "active": active, "emails": [{"value": format!("{name}@acme.test"), "primary": true}]})
+    };
+    let ada = scim_post(&app, "/Users", user("ada", true)).await["id"].clone();
+    let bob = scim_post(&app, "/Users", user("bob", false)).await["id"].clone();
+    scim_post(
+        &app,
+        "/Groups",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+               "members": [{"value": ada}, {"value": bob}]}),
+    )
+    .await;
+    // A webhook receiver that takes everything.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let r = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+        let _ = axum::serve(listener, r).await;
+    });
+    let (ep, _) =
+        roster::core::webhooks::new_endpoint(&app.db.master_key(), Some(&org.id), &hook, "*")
+            .unwrap();
+    store.insert_webhook(&ep, &Actor::Cli).await.unwrap();
+    let mut delivered = false;
+    for _ in 0..100 {
+        if !store
+            .deliveries(&ep.id, Some("delivered"), 1)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "the dispatcher delivered an event");
+
+    let key = crate::lifecycle::admin_key(store, None).await;
+    let idp = Idp::for_app(&app, &[]).await;
+    idp.account(
+        "grace",
+        json!({"email": "grace@acme.test", "email_verified": true, "name": "Grace"}),
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/__test/next-login", idp.issuer))
+        .json(&json!({"sub": "grace"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (link, token) = roster::console::setup_page::create_link(store, &org, 3600, &Actor::Cli)
+        .await
+        .unwrap();
+    let setup = format!("{}/setup/{token}", app.base());
+
+    let shots = format!("{root}/target/screenshots/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(format!("{root}/tests/peers/browser/console.mjs"))
+        .args(["--base", &app.base(), "--key", &key, "--org", "acme"])
+        .args([
+            "--setup",
+            &setup,
+            "--issuer",
+            &idp.issuer,
+            "--shots",
+            &shots,
+        ])
+        .output()
+        .await
+        .expect("run the browser");
+    assert!(
+        out.status.success(),
+        "the console tour failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("JSON from console.mjs");
+    assert!(result["checks"].as_array().unwrap().len() >= 25, "{result}");
+
+    // The token the setup page showed works for SCIM, for this organization.
+    let r = reqwest::Client::new()
+        .get(format!("{}/Users?count=1", app.scim))
+        .bearer_auth(result["scim_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["totalResults"], 2, "{body}");
+    // The test login provisioned nobody; the connection is the link's, made by the link.
+    let scope = roster::core::model::Scope {
+        org: org.id.clone(),
+        actor: Actor::Cli,
+    };
+    assert!(
+        store
+            .user_by_user_name(&scope, "grace@acme.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let conn = roster::core::store::SsoStore::connection(store, &link.connection_id)
+        .await
+        .unwrap()
+        .expect("the setup page made the connection");
+    assert_eq!(conn.org_id, org.id);
+    let events = store.events_after(0, Some(&org.id), 1000).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.actor["type"] == "setup_link" && e.kind == "connection.created"),
+        "the connection's event names the setup link"
+    );
+    // Ada was deactivated through the console, by the admin key.
+    assert!(events.iter().any(|e| e.kind == "user.deactivated"
+        && e.resource_id == ada.as_str().unwrap()
+        && e.actor["type"] == "admin_key"));
+    for name in [
+        "01-organizations",
+        "07-directories",
+        "10-deprovisioning",
+        "13-setup-test-login",
+    ] {
+        assert!(
+            std::path::Path::new(&format!("{shots}/{name}.png")).exists(),
+            "{name}"
+        );
+    }
+    app.stop().await;
+}
