@@ -16,11 +16,14 @@ CREATE TABLE scim_requests (
 );
 CREATE INDEX scim_requests_directory ON scim_requests(directory_id, seq);
 
--- A console sign-in: the cookie's hash, and the admin key it was made from (revoking the
--- key ends the session).
+-- A console sign-in: the cookie's hash, and who signed in: with an admin key (revoking the
+-- key ends the session), or as a user of the operators' organization through its SSO
+-- (deactivating the user, or the user losing the roster-admin and roster-viewer roles,
+-- ends it).
 CREATE TABLE console_sessions (
     id_hash TEXT PRIMARY KEY,
-    admin_key_id TEXT NOT NULL REFERENCES admin_keys(id),
+    admin_key_id TEXT REFERENCES admin_keys(id),
+    user_id TEXT,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );

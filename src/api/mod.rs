@@ -296,12 +296,17 @@ pub struct Admin {
     pub key_id: String,
     pub org: Option<OrgId>,
     pub read_only: bool,
+    /// Set for an operator signed in to the console through SSO (then `key_id` is empty).
+    pub user_id: Option<String>,
 }
 
 impl Admin {
     pub fn actor(&self) -> Actor {
-        Actor::AdminKey {
-            key_id: self.key_id.clone(),
+        match &self.user_id {
+            Some(u) => Actor::ConsoleUser { user_id: u.clone() },
+            None => Actor::AdminKey {
+                key_id: self.key_id.clone(),
+            },
         }
     }
 
@@ -392,6 +397,7 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
             key_id: grant.key_id,
             org: grant.org,
             read_only: grant.read_only,
+            user_id: None,
         })
     }
 }
@@ -406,6 +412,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::get(|| async { Json(openapi::document()) }),
         )
         .fallback(|| async { not_found("no such admin API route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid",
+                "this route does not take that method",
+            )
+        })
         .layer(axum::middleware::from_fn(refuse_nul))
         .with_state(state)
 }

@@ -141,6 +141,17 @@ enum Cmd {
     /// The hash-chained audit log: export, verify, prune.
     #[command(subcommand)]
     Audit(lifecycle::AuditCmd),
+    /// Let the users of an organization (your operators') sign in to the console through
+    /// its SSO, with the role roster-admin (read-write) or roster-viewer (read-only).
+    ConsoleSso {
+        /// The operators' organization; with --off, stop.
+        #[arg(long, required_unless_present = "off")]
+        org: Option<String>,
+        #[arg(long, conflicts_with = "org")]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Group-to-role mappings of an organization.
     #[command(subcommand)]
     RoleMapping(lifecycle::RoleMappingCmd),
@@ -473,6 +484,26 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
                 .collect::<Vec<_>>()
                 .join("\n");
             print(*json, json!({"organizations": v}), text);
+        }
+        Cmd::ConsoleSso { org, off: _, json } => {
+            use crate::core::store::AdminStore;
+            let slug = match org {
+                Some(slug) => Some(orgs::org(store, slug).await?.slug),
+                None => None,
+            };
+            store
+                .set_setting(crate::console::SSO_ORG_SETTING, slug.as_deref(), &actor)
+                .await?;
+            print(
+                *json,
+                json!({"console_sso_org": slug}),
+                match &slug {
+                    Some(s) => format!(
+                        "operators of {s} with role roster-admin or roster-viewer may sign in to /console through its SSO"
+                    ),
+                    None => "console SSO is off".to_owned(),
+                },
+            );
         }
         Cmd::Org(OrgCmd::SetupLink { org, expires, json }) => {
             let org = orgs::org(store, org).await?;

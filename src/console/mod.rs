@@ -1,5 +1,5 @@
 //! The web console at `/console`: server-rendered HTML over the same store calls as the
-//! admin API, signed in with an admin key (exchanged for an HttpOnly, SameSite=Strict
+//! admin API, signed in with an admin key (exchanged for an HttpOnly, SameSite=Lax
 //! session cookie whose hash is stored; revoking the key ends the session). Forms carry a
 //! CSRF token derived from the session. No script; the one chart is inline SVG.
 //!
@@ -26,12 +26,16 @@ use crate::api::setup::{DirectoryView, OrgDetail, RequestView};
 use crate::api::{Admin, ApiError, ApiState, PageParams, next_cursor, not_found};
 use crate::core::model::{Org, Scope};
 use crate::core::secrets::{hash_secret, random_token, secrets_equal};
-use crate::core::store::{AdminStore, LifecycleStore, SsoStore, Store};
+use crate::core::store::{AdminStore, ConsoleIdentity, LifecycleStore, SsoStore, Store};
 use crate::sso::setup::ConnectionView;
 use html::{LatencyPoint, badge, enc, esc, opt, page, table};
 
 const COOKIE: &str = "roster_console";
 const SESSION_HOURS: i64 = 12;
+/// The setting naming the operators' organization, whose SSO signs operators in.
+pub const SSO_ORG_SETTING: &str = "console_sso_org";
+/// The app id a console SSO sign-in carries instead of an app's.
+pub const CONSOLE_APP: &str = "roster-console";
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
@@ -153,16 +157,23 @@ impl FromRequestParts<Arc<ApiState>> for Console {
         st: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
         let token = cookie(&parts.headers, COOKIE).ok_or(ConsoleError::SignIn)?;
+        // Checked at every request: a revoked key, a deactivated operator or a lost role
+        // ends the session at once.
         let grant = st
             .store
             .console_session(&hash_secret(token), &crate::core::now())
             .await?
             .ok_or(ConsoleError::SignIn)?;
+        let (key_id, user_id) = match grant.who {
+            ConsoleIdentity::AdminKey(k) => (k, None),
+            ConsoleIdentity::User(u) => (String::new(), Some(u)),
+        };
         Ok(Console {
             admin: Admin {
-                key_id: grant.key_id,
+                key_id,
                 org: grant.org,
                 read_only: grant.read_only,
+                user_id,
             },
             csrf: csrf_of(token),
         })
@@ -216,16 +227,17 @@ impl Console {
     }
 }
 
-async fn login_form() -> Out {
-    html(login_page(None))
+async fn login_form(State(st): State<Arc<ApiState>>) -> Out {
+    let sso = st.store.setting(SSO_ORG_SETTING).await?;
+    html(login_page(None, sso.is_some()))
 }
 
-fn login_page(error: Option<&str>) -> String {
+fn login_page(error: Option<&str>, sso: bool) -> String {
     page(
         "Sign in",
         None,
         &format!(
-            "<form class=\"login\" method=\"post\" action=\"/console/login\">{}\
+            "<form class=\"login\" method=\"post\" action=\"/console/login\">{}{}\
              <label for=\"key\">Admin API key</label>\
              <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" placeholder=\"rak_…\" required>\
              <button type=\"submit\">Sign in</button>\
@@ -234,7 +246,13 @@ fn login_page(error: Option<&str>) -> String {
             error.map_or_else(String::new, |e| format!(
                 "<p class=\"error\">{}</p>",
                 esc(e)
-            ))
+            )),
+            if sso {
+                "<p><a href=\"/console/sso\">Sign in with SSO</a> (operators with the roster-admin or \
+                 roster-viewer role)</p><hr>"
+            } else {
+                ""
+            }
         ),
     )
 }
@@ -244,10 +262,11 @@ struct LoginForm {
     key: String,
 }
 
-fn session_cookie(st: &ApiState, value: &str, max_age: i64) -> String {
+fn session_cookie(public_url: &str, value: &str, max_age: i64) -> String {
+    // Lax: an SSO sign-in arrives by a redirect chain that started at the IdP.
     format!(
-        "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-        if st.public_url.starts_with("https://") {
+        "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if public_url.starts_with("https://") {
             "; Secure"
         } else {
             ""
@@ -260,26 +279,141 @@ async fn login(State(st): State<Arc<ApiState>>, Form(f): Form<LoginForm>) -> Out
         return Ok((
             StatusCode::UNAUTHORIZED,
             secure_headers(),
-            Html(login_page(Some("That key is unknown or revoked."))),
+            Html(login_page(Some("That key is unknown or revoked."), false)),
         )
             .into_response());
     };
+    Ok(open_session(
+        &st.store,
+        &st.public_url,
+        ConsoleIdentity::AdminKey(grant.key_id),
+    )
+    .await?)
+}
+
+/// Stores a new console session and answers with its cookie and the way in.
+async fn open_session(
+    store: &crate::store::SqlStore,
+    public_url: &str,
+    who: ConsoleIdentity,
+) -> Result<Response, crate::core::error::CoreError> {
     let token = random_token("rcs_")?;
-    st.store
+    store
         .insert_console_session(
             &hash_secret(&token),
-            &grant.key_id,
+            &who,
             &crate::core::now_plus_secs(SESSION_HOURS * 3600),
         )
         .await?;
     Ok((
         [(
             header::SET_COOKIE,
-            session_cookie(&st, &token, SESSION_HOURS * 3600),
+            session_cookie(public_url, &token, SESSION_HOURS * 3600),
         )],
         Redirect::to("/console"),
     )
         .into_response())
+}
+
+/// `GET /console/sso`: a login through the operators' organization's connection.
+pub async fn sso_start(
+    State(st): State<Arc<setup_page::SetupState>>,
+) -> Result<Response, ConsoleError> {
+    let Some(slug) = st.api.store.setting(SSO_ORG_SETTING).await? else {
+        return Ok(Redirect::to("/console/login").into_response());
+    };
+    let org = crate::core::orgs::org(&st.api.store, &slug).await?;
+    let conn = st
+        .api
+        .store
+        .list_connections(Some(&org.id))
+        .await?
+        .into_iter()
+        .find(|c| !c.disabled)
+        .ok_or_else(|| not_found(format!("an SSO connection of {slug}")))?;
+    let app = crate::core::sessions::AppRequest {
+        app_id: CONSOLE_APP.to_owned(),
+        redirect_uri: format!("{}/console", st.api.public_url),
+        scope: "openid".to_owned(),
+        ..Default::default()
+    };
+    Ok(
+        match crate::sso::begin_login(&st.sso, &org, &conn, app, None).await {
+            Ok(r) => r,
+            Err(f) => f.into_response(),
+        },
+    )
+}
+
+/// The end of a console SSO login, its assertion verified: the user is found or provisioned
+/// under the operators' organization's JIT policy like any login, and signed in to the
+/// console if active with the `roster-admin` or `roster-viewer` role.
+pub async fn sso_sign_in(
+    st: &crate::sso::SsoState,
+    org: &Org,
+    conn: &crate::core::sso::Connection,
+    a: &crate::core::sso::Assertion,
+) -> Response {
+    let refuse = |status: StatusCode, msg: &str| {
+        (
+            status,
+            secure_headers(),
+            Html(page(
+                "Sign-in refused",
+                None,
+                &format!(
+                    "<p class=\"error\">{}</p><p><a href=\"/console/login\">Back</a></p>",
+                    esc(msg)
+                ),
+            )),
+        )
+            .into_response()
+    };
+    match st.store.setting(SSO_ORG_SETTING).await {
+        Ok(Some(slug)) if slug == org.slug => {}
+        Ok(_) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Console SSO is not set up for this organization.",
+            );
+        }
+        Err(e) => return ConsoleError::from(e).into_response(),
+    }
+    let user = match crate::core::jit::login(&st.store, org, conn, a).await {
+        Ok(Ok(outcome)) => outcome.user().clone(),
+        Ok(Err(refusal)) => return refuse(StatusCode::FORBIDDEN, &refusal.to_string()),
+        Err(e) => return ConsoleError::from(e).into_response(),
+    };
+    let scope = Scope {
+        org: org.id.clone(),
+        actor: crate::core::model::Actor::Connection {
+            connection_id: conn.id.clone(),
+        },
+    };
+    let roles = match st.store.user_roles(&scope, &user.id).await {
+        Ok(r) => r,
+        Err(e) => return ConsoleError::from(e).into_response(),
+    };
+    let operator = roles.iter().any(|r| {
+        r == crate::core::store::CONSOLE_ADMIN_ROLE || r == crate::core::store::CONSOLE_VIEWER_ROLE
+    });
+    if !user.active() || !operator {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "You are signed in at your identity provider, but you do not hold the roster-admin or \
+             roster-viewer role (map an IdP group to it with roster role-mapping add).",
+        );
+    }
+    match open_session(
+        &st.store,
+        &st.public_url,
+        ConsoleIdentity::User(user.id.clone()),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => ConsoleError::from(e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -298,7 +432,7 @@ async fn logout(
         st.store.delete_console_session(&hash_secret(token)).await?;
     }
     Ok((
-        [(header::SET_COOKIE, session_cookie(&st, "", 0))],
+        [(header::SET_COOKIE, session_cookie(&st.public_url, "", 0))],
         Redirect::to("/console/login"),
     )
         .into_response())

@@ -394,7 +394,8 @@ async fn home(
             let _ = write!(
                 body,
                 "<form method=\"post\" action=\"/setup/saml\">{}<input type=\"hidden\" name=\"idp\" value=\"{}\">\
-                 <label>IdP metadata (XML)<textarea name=\"metadata\" required placeholder=\"&lt;EntityDescriptor …\"></textarea></label>\
+                 <label>IdP metadata file<input type=\"file\" id=\"metadata-file\" accept=\".xml,application/xml,text/xml,application/samlmetadata+xml\"></label>\
+                 <label>or paste the IdP metadata (XML)<textarea id=\"metadata\" name=\"metadata\" required placeholder=\"&lt;EntityDescriptor …\"></textarea></label>\
                  <p><button>Save SAML connection</button></p></form>\
                  <details><summary>Use OpenID Connect instead</summary>\
                  <p>Register a web app at your IdP with the redirect URI below, then enter its details.</p>{}\
@@ -464,6 +465,12 @@ async fn script() -> impl IntoResponse {
   setTimeout(poll, 3000);
 }
 poll();
+// A metadata file chosen is read into the form (nothing leaves the page until it is sent).
+const file = document.getElementById("metadata-file");
+if (file) file.addEventListener("change", async () => {
+  const f = file.files[0];
+  if (f) document.getElementById("metadata").value = await f.text();
+});
 "#,
     )
 }

@@ -33,6 +33,8 @@ pub enum Actor {
     App { app_id: String },
     /// A caller of the admin API, by its key.
     AdminKey { key_id: String },
+    /// An operator signed in to the console through the operators' organization's SSO.
+    ConsoleUser { user_id: String },
     /// A customer's IT admin through a setup link (`roster org setup-link`).
     SetupLink { link_id: String },
     /// Roster itself (webhook delivery bookkeeping, retention).
@@ -47,6 +49,7 @@ impl Actor {
             Actor::Connection { .. } => "connection",
             Actor::App { .. } => "app",
             Actor::AdminKey { .. } => "admin_key",
+            Actor::ConsoleUser { .. } => "console_user",
             Actor::SetupLink { .. } => "setup_link",
             Actor::System => "system",
         }
@@ -66,6 +69,7 @@ impl Actor {
             }
             Actor::App { app_id } => json!({"type": "app", "app_id": app_id}),
             Actor::AdminKey { key_id } => json!({"type": "admin_key", "admin_key_id": key_id}),
+            Actor::ConsoleUser { user_id } => json!({"type": "console_user", "user_id": user_id}),
             Actor::SetupLink { link_id } => json!({"type": "setup_link", "setup_link_id": link_id}),
             Actor::System => json!({"type": "system"}),
         }
@@ -77,6 +81,7 @@ impl Actor {
             Actor::Connection { connection_id } => connection_id.clone(),
             Actor::App { app_id } => app_id.clone(),
             Actor::AdminKey { key_id } => key_id.clone(),
+            Actor::ConsoleUser { user_id } => user_id.clone(),
             Actor::SetupLink { link_id } => link_id.clone(),
             Actor::System => String::new(),
         }

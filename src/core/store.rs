@@ -488,6 +488,28 @@ pub struct SetupLink {
     pub connection_id: String,
 }
 
+/// The role that lets an operators' organization user administer Roster in the console,
+/// and the one that lets them look.
+pub const CONSOLE_ADMIN_ROLE: &str = "roster-admin";
+pub const CONSOLE_VIEWER_ROLE: &str = "roster-viewer";
+
+/// Who a console session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleIdentity {
+    AdminKey(String),
+    /// A user of the operators' organization, signed in through its SSO.
+    User(String),
+}
+
+/// A live console session's rights.
+#[derive(Debug, Clone)]
+pub struct ConsoleGrant {
+    pub who: ConsoleIdentity,
+    /// `None`: every organization.
+    pub org: Option<OrgId>,
+    pub read_only: bool,
+}
+
 /// What the admin API, the console and the setup page read and write beyond the other
 /// traits: keyset listings, timelines, recent SCIM traffic, console sessions, setup links.
 pub trait AdminStore: Send + Sync + 'static {
@@ -547,11 +569,16 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn insert_console_session(
         &self,
         id_hash: &str,
-        admin_key_id: &str,
+        who: &ConsoleIdentity,
         expires_at: &str,
     ) -> CoreResult<()>;
-    /// The grant of a live console session whose admin key is unrevoked.
-    async fn console_session(&self, id_hash: &str, now: &str) -> CoreResult<Option<AdminKeyGrant>>;
+    /// The grant of a live console session: its admin key unrevoked, or its user active and
+    /// holding [`CONSOLE_ADMIN_ROLE`] or [`CONSOLE_VIEWER_ROLE`] — checked at every request.
+    async fn console_session(&self, id_hash: &str, now: &str) -> CoreResult<Option<ConsoleGrant>>;
+    /// A deployment setting (`settings` table), if set.
+    async fn setting(&self, name: &str) -> CoreResult<Option<String>>;
+    /// Sets (or with `None` removes) a deployment setting.
+    async fn set_setting(&self, name: &str, value: Option<&str>, actor: &Actor) -> CoreResult<()>;
     async fn delete_console_session(&self, id_hash: &str) -> CoreResult<()>;
 
     async fn insert_setup_link(

@@ -172,6 +172,10 @@ fn app_with(
         http: oidc_rp::Http::new().map_err(std::io::Error::other)?,
         metadata: Default::default(),
     });
+    let setup_state = Arc::new(crate::console::setup_page::SetupState {
+        api: api_state_for_setup,
+        sso: sso_state.clone(),
+    });
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -179,14 +183,15 @@ fn app_with(
         .with_state(store)
         .nest("/scim/v2", scim::router(scim_state))
         .nest("/api/v1", crate::api::router(api_state))
-        .nest("/console", console_router)
         .nest(
-            "/setup",
-            crate::console::setup_page::router(Arc::new(crate::console::setup_page::SetupState {
-                api: api_state_for_setup,
-                sso: sso_state.clone(),
-            })),
+            "/console",
+            console_router.merge(
+                Router::new()
+                    .route("/sso", get(crate::console::sso_start))
+                    .with_state(setup_state.clone()),
+            ),
         )
+        .nest("/setup", crate::console::setup_page::router(setup_state))
         .merge(sso::router(sso_state.clone()))
         .merge(crate::oidc::router(sso_state))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))

@@ -314,6 +314,10 @@ pub async fn complete_login(
     if crate::console::setup_page::is_test(app) {
         return Ok(crate::console::setup_page::test_result(org, conn, a));
     }
+    // An operator signing in to the console through the operators' organization.
+    if app.app_id == crate::console::CONSOLE_APP {
+        return Ok(crate::console::sso_sign_in(st, org, conn, a).await);
+    }
     let outcome = jit::login(&st.store, org, conn, a)
         .await
         .map_err(LoginFailure::internal)?

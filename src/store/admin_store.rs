@@ -363,10 +363,14 @@ impl AdminStore for SqlStore {
     async fn insert_console_session(
         &self,
         id_hash: &str,
-        admin_key_id: &str,
+        who: &ConsoleIdentity,
         expires_at: &str,
     ) -> CoreResult<()> {
         let now = crate::core::now();
+        let (key, user) = match who {
+            ConsoleIdentity::AdminKey(k) => (Arg::Str(k.clone()), Arg::Null),
+            ConsoleIdentity::User(u) => (Arg::Null, Arg::Str(u.clone())),
+        };
         let mut b = Batch::default();
         // Expired sessions go as new ones come.
         b.push(
@@ -374,10 +378,12 @@ impl AdminStore for SqlStore {
             vec![Arg::Str(now.clone())],
         );
         b.push(
-            "INSERT INTO console_sessions (id_hash, admin_key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO console_sessions (id_hash, admin_key_id, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
             vec![
                 Arg::Str(id_hash.to_owned()),
-                Arg::Str(admin_key_id.to_owned()),
+                key,
+                user,
                 Arg::Str(now),
                 Arg::Str(expires_at.to_owned()),
             ],
@@ -385,25 +391,79 @@ impl AdminStore for SqlStore {
         self.write_batch(b).await
     }
 
-    async fn console_session(&self, id_hash: &str, now: &str) -> CoreResult<Option<AdminKeyGrant>> {
+    async fn console_session(&self, id_hash: &str, now: &str) -> CoreResult<Option<ConsoleGrant>> {
         let row = sqlx::query(
-            "SELECT k.id, k.org_id, k.read_only FROM console_sessions s \
-             JOIN admin_keys k ON k.id = s.admin_key_id \
-             WHERE s.id_hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL",
+            "SELECT s.admin_key_id, s.user_id, k.id AS key_live, k.org_id AS key_org, \
+               k.read_only AS key_ro, u.id AS user_live, \
+               (SELECT COUNT(*) FROM role_grants g WHERE g.user_id = s.user_id AND g.role = $3) AS admin_n, \
+               (SELECT COUNT(*) FROM role_grants g WHERE g.user_id = s.user_id AND g.role = $4) AS viewer_n \
+             FROM console_sessions s \
+             LEFT JOIN admin_keys k ON k.id = s.admin_key_id AND k.revoked_at IS NULL \
+             LEFT JOIN users u ON u.id = s.user_id AND u.active = 1 \
+             WHERE s.id_hash = $1 AND s.expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
+        .bind(CONSOLE_ADMIN_ROLE)
+        .bind(CONSOLE_VIEWER_ROLE)
         .fetch_optional(&self.read)
         .await
         .map_err(e)?;
-        row.map(|r| {
-            Ok(AdminKeyGrant {
-                key_id: get(&r, "id")?,
-                org: get::<Option<String>>(&r, "org_id")?.map(OrgId::from_store),
-                read_only: get::<i64>(&r, "read_only")? != 0,
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        if get::<Option<String>>(&r, "admin_key_id")?.is_some() {
+            let Some(key) = get::<Option<String>>(&r, "key_live")? else {
+                return Ok(None);
+            };
+            return Ok(Some(ConsoleGrant {
+                who: ConsoleIdentity::AdminKey(key),
+                org: get::<Option<String>>(&r, "key_org")?.map(OrgId::from_store),
+                read_only: get::<Option<i64>>(&r, "key_ro")?.unwrap_or(1) != 0,
+            }));
+        }
+        let (Some(user), admin_n, viewer_n) = (
+            get::<Option<String>>(&r, "user_live")?,
+            get::<i64>(&r, "admin_n")?,
+            get::<i64>(&r, "viewer_n")?,
+        ) else {
+            return Ok(None);
+        };
+        if admin_n == 0 && viewer_n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(ConsoleGrant {
+            who: ConsoleIdentity::User(user),
+            org: None,
+            read_only: admin_n == 0,
+        }))
+    }
+
+    async fn setting(&self, name: &str) -> CoreResult<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(e)?;
+        row.map(|r| get(&r, "value")).transpose()
+    }
+
+    async fn set_setting(&self, name: &str, value: Option<&str>, actor: &Actor) -> CoreResult<()> {
+        let mut b = Batch::default();
+        b.push(
+            "DELETE FROM settings WHERE name = $1",
+            vec![Arg::Str(name.to_owned())],
+        );
+        if let Some(v) = value {
+            b.push(
+                "INSERT INTO settings (name, value) VALUES ($1, $2)",
+                vec![Arg::Str(name.to_owned()), Arg::Str(v.to_owned())],
+            );
+        }
+        b.audit(
+            None,
+            actor,
+            AuditDraft::new("setting.changed", "Setting", name, json!({"value": value})),
+        );
+        self.write_batch(b).await
     }
 
     async fn delete_console_session(&self, id_hash: &str) -> CoreResult<()> {

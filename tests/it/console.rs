@@ -169,3 +169,123 @@ async fn the_console_and_the_setup_page_in_chromium() {
     }
     app.stop().await;
 }
+
+crate::backend_tests!(operators_sign_in_through_their_sso_while_they_hold_the_role);
+
+/// `roster console-sso --org ops`: users of the operators' organization sign in to the
+/// console through its SSO (a real OIDC login at `oidc-provider`) when an IdP group maps to
+/// `roster-admin`; the session ends the moment the user is deactivated; a user without the
+/// role is refused.
+async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &TestApp) {
+    use crate::sso_oidc::{Browser, Landing, oidc_org};
+    use roster::core::store::AdminStore;
+    let store = &app.db.store;
+    let idp = Idp::for_app(app, &[]).await;
+    idp.account(
+        "olga",
+        json!({"email": "olga@ops.test", "email_verified": true, "groups": ["Roster Admins"]}),
+    )
+    .await;
+    idp.account(
+        "pat",
+        json!({"email": "pat@ops.test", "email_verified": true, "groups": ["Sales"]}),
+    )
+    .await;
+    let (ops, _) = oidc_org(app, &idp, "ops", |_| {}).await;
+    let m =
+        roster::core::roles::new_mapping(&ops.id, "displayName", "roster admins", "roster-admin")
+            .unwrap();
+    store.insert_role_mapping(&m, &Actor::Cli).await.unwrap();
+    let next_login = |sub: &'static str| {
+        let issuer = idp.issuer.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{issuer}/__test/next-login"))
+                .json(&json!({"sub": sub}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    let sso = format!("{}/console/sso", app.base());
+
+    // Not set up: the SSO entrance leads back to the key sign-in.
+    let b = Browser::new();
+    match b.follow(&sso).await {
+        Landing::Page(status, body) => {
+            assert_eq!(status, 200);
+            assert!(body.contains("Admin API key") && !body.contains("Sign in with SSO"));
+        }
+        other => panic!("{other:?}"),
+    }
+    store
+        .set_setting(roster::console::SSO_ORG_SETTING, Some("ops"), &Actor::Cli)
+        .await
+        .unwrap();
+
+    next_login("olga").await;
+    let b = Browser::new();
+    match b.follow(&sso).await {
+        Landing::Page(status, body) => {
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("<h1>Organizations</h1>"), "{body}");
+            assert!(body.contains("/console/orgs/acme") && body.contains("/console/orgs/ops"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Read-write: the deactivate button is there.
+    let scope = roster::core::model::Scope {
+        org: ops.id.clone(),
+        actor: Actor::Cli,
+    };
+    let olga = store
+        .user_by_user_name(&scope, "olga@ops.test")
+        .await
+        .unwrap()
+        .expect("olga was provisioned by her login");
+    let page = b
+        .http
+        .get(format!("{}/console/orgs/ops/users/{}", app.base(), olga.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("button class=\"danger\"")
+    );
+
+    // Deprovisioned at the IdP (here: deactivated): the console session ends at once.
+    roster::core::resources::set_active(store, &scope, &olga.id, false)
+        .await
+        .unwrap();
+    let r = b
+        .http
+        .get(format!("{}/console", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+
+    // Without the role: refused, no session.
+    next_login("pat").await;
+    let b = Browser::new();
+    match b.follow(&sso).await {
+        Landing::Page(status, body) => {
+            assert_eq!(status, 403, "{body}");
+            assert!(body.contains("roster-admin"), "{body}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = b
+        .http
+        .get(format!("{}/console", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}

@@ -1,6 +1,7 @@
 //! Roster's test suite: one binary (fast to build). Each test runs against a real server on
 //! port 0, once on SQLite and once on PostgreSQL (`backend_tests!`).
 
+mod admin_api;
 mod architecture;
 mod browser;
 mod cli;
