@@ -461,10 +461,12 @@ async fn create_webhook(
         &b.events.join(","),
     )?;
     st.store.insert_webhook(&ep, &admin.actor()).await?;
+    // As stored: the store starts its cursor at the newest event.
+    let stored = webhook_of(&st, &admin, &ep.id).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(NewWebhookView {
-            webhook: WebhookView::of(&ep),
+            webhook: WebhookView::of(&stored),
             secret,
         }),
     ))
@@ -535,11 +537,13 @@ pub struct DeliveryParams {
     /// delivered, pending or failed.
     #[param(pattern = "^(delivered|pending|failed)?$")]
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
-/// `GET /webhooks/{id}/deliveries`: the endpoint's deliveries, newest first.
+/// `GET /webhooks/{id}/deliveries`: the endpoint's deliveries, newest first, by cursor.
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id"), DeliveryParams),
     responses((status = 200, body = Page<DeliveryView>), Errors), security(("admin_key" = [])))]
@@ -549,11 +553,11 @@ async fn list_deliveries(
     Path(id): Path<String>,
     Q(q): Q<DeliveryParams>,
 ) -> ApiResult<axum::Json<Page<DeliveryView>>> {
-    let limit = PageParams {
-        cursor: None,
+    let page = PageParams {
+        cursor: q.cursor.clone(),
         limit: q.limit,
-    }
-    .limit()?;
+    };
+    let (limit, before) = (page.limit()?, page.after_pos("delivery")?);
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s @ ("delivered" | "pending" | "failed")) => Some(s),
@@ -564,10 +568,19 @@ async fn list_deliveries(
         }
     };
     let w = webhook_of(&st, &admin, &id).await?;
-    let list = st.store.deliveries(&w.id, status, limit).await?;
+    let list = st
+        .store
+        .deliveries_before(&w.id, status, (before > 0).then_some(before), limit)
+        .await?;
+    let next = next_cursor(
+        "delivery",
+        list.len(),
+        limit,
+        list.last().map(|d| d.event_id.to_string()),
+    );
     Ok(axum::Json(Page {
         data: list.iter().map(DeliveryView::of).collect(),
-        next_cursor: None,
+        next_cursor: next,
     }))
 }
 

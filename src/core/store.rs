@@ -376,10 +376,22 @@ pub trait LifecycleStore: Send + Sync + 'static {
     async fn delivery_attempts(&self, endpoint_id: &str, event_id: i64) -> CoreResult<i64>;
     /// Per enabled endpoint: id, cursor and failed deliveries (for `/metrics`).
     async fn webhook_stats(&self) -> CoreResult<Vec<(String, i64, i64)>>;
+    /// An endpoint's deliveries, newest first.
     async fn deliveries(
         &self,
         endpoint_id: &str,
         status: Option<&str>,
+        limit: i64,
+    ) -> CoreResult<Vec<Delivery>> {
+        self.deliveries_before(endpoint_id, status, None, limit)
+            .await
+    }
+    /// An endpoint's deliveries of events before cursor `before`, newest first.
+    async fn deliveries_before(
+        &self,
+        endpoint_id: &str,
+        status: Option<&str>,
+        before: Option<i64>,
         limit: i64,
     ) -> CoreResult<Vec<Delivery>>;
 

@@ -454,20 +454,23 @@ impl LifecycleStore for SqlStore {
         r.map_or(Ok(0), |r| get(&r, "attempts"))
     }
 
-    async fn deliveries(
+    async fn deliveries_before(
         &self,
         endpoint_id: &str,
         status: Option<&str>,
+        before: Option<i64>,
         limit: i64,
     ) -> CoreResult<Vec<Delivery>> {
         let rows = sqlx::query(
             "SELECT id, endpoint_id, event_id, status, attempts, first_attempt_at, last_attempt_at, \
              next_attempt_at, response_status, last_error FROM webhook_deliveries \
-             WHERE endpoint_id = $1 AND ($2 = '' OR status = $2) ORDER BY event_id DESC LIMIT $3",
+             WHERE endpoint_id = $1 AND ($2 = '' OR status = $2) AND event_id < $4 \
+             ORDER BY event_id DESC LIMIT $3",
         )
         .bind(endpoint_id)
         .bind(status.unwrap_or(""))
         .bind(limit)
+        .bind(before.unwrap_or(i64::MAX))
         .fetch_all(&self.read)
         .await
         .map_err(e)?;

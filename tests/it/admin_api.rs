@@ -1578,7 +1578,68 @@ async fn admin_keys_are_rate_limited(app: &TestApp) {
     node.stop().await;
 }
 
+/// Deliveries page newest first with cursors: every delivery once, in event order.
+async fn deliveries_page_with_cursors(app: &TestApp) {
+    let api = global(app).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let r = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+        let _ = axum::serve(listener, r).await;
+    });
+    let id = api
+        .post(
+            "/webhooks",
+            &json!({"url": url, "org": "acme", "events": ["user.created"]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    for i in 0..5 {
+        app.user(&format!("paged-{i}@x.com")).await;
+    }
+    eventually(Duration::from_secs(15), "five deliveries", async || {
+        let r = api
+            .get(&format!("/webhooks/{id}/deliveries?status=delivered"))
+            .await
+            .expect(200);
+        (r.body["data"].as_array().unwrap().len() == 5).then_some(())
+    })
+    .await;
+    let mut seen: Vec<i64> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = api
+            .get(&format!(
+                "/webhooks/{id}/deliveries?limit=2&cursor={cursor}"
+            ))
+            .await
+            .expect(200);
+        seen.extend(
+            r.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["event_cursor"].as_i64().unwrap()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, no duplicates");
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let r = api
+        .get(&format!("/webhooks/{id}/deliveries?cursor=bm9wZQ"))
+        .await;
+    assert_error(&r, 400, "invalid");
+}
+
 backend_tests!(
+    deliveries_page_with_cursors,
     keys_authenticate_and_scope,
     users_page_with_cursors,
     users_filter_by_state_provenance_and_text,
