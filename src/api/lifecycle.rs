@@ -393,7 +393,7 @@ pub struct WebhookParams {
 }
 
 /// The endpoints a key may see: its organization's, or every one for global keys.
-async fn visible_webhooks(
+pub async fn visible_webhooks(
     st: &ApiState,
     admin: &Admin,
     org: Option<&OrgId>,
@@ -401,15 +401,11 @@ async fn visible_webhooks(
     let list = st.store.list_webhooks(org.or(admin.org.as_ref())).await?;
     Ok(list
         .into_iter()
-        .filter(|w| match (&admin.org, &w.org_id) {
-            (None, _) => true,
-            (Some(mine), Some(o)) => mine == o,
-            (Some(_), None) => false,
-        })
+        .filter(|w| admin.sees_endpoint(w))
         .collect())
 }
 
-async fn webhook_of(st: &ApiState, admin: &Admin, id: &str) -> ApiResult<Endpoint> {
+pub async fn webhook_of(st: &ApiState, admin: &Admin, id: &str) -> ApiResult<Endpoint> {
     visible_webhooks(st, admin, None)
         .await?
         .into_iter()

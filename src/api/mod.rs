@@ -335,6 +335,12 @@ impl Admin {
         }
     }
 
+    /// Whether this key may see a webhook endpoint: its organization's, or any for keys of
+    /// every organization (endpoints of every organization only for those).
+    pub fn sees_endpoint(&self, w: &crate::core::webhooks::Endpoint) -> bool {
+        self.org.is_none() || w.org_id.as_ref().is_some_and(|o| self.sees(o))
+    }
+
     /// Whether this key may see the organization with this id.
     pub fn sees(&self, org: &OrgId) -> bool {
         self.org.as_ref().is_none_or(|mine| mine == org)

@@ -1048,13 +1048,9 @@ async fn deprovisioning(
 }
 
 async fn webhooks(State(st): State<Arc<ApiState>>, c: Console) -> Out {
-    let list = st.store.list_webhooks(c.admin.org.as_ref()).await?;
+    let list = crate::api::lifecycle::visible_webhooks(&st, &c.admin, None).await?;
     let mut rows = Vec::new();
-    for w in list.iter().filter(|w| match (&c.admin.org, &w.org_id) {
-        (None, _) => true,
-        (Some(mine), Some(o)) => mine == o,
-        (Some(_), None) => false,
-    }) {
+    for w in &list {
         let v = WebhookView::of(w);
         let failed = st
             .store
@@ -1093,19 +1089,7 @@ async fn webhook_of(
     c: &Console,
     id: &str,
 ) -> Result<crate::core::webhooks::Endpoint, ConsoleError> {
-    st.store
-        .list_webhooks(c.admin.org.as_ref())
-        .await?
-        .into_iter()
-        .find(|w| {
-            w.id == id
-                && match (&c.admin.org, &w.org_id) {
-                    (None, _) => true,
-                    (Some(mine), Some(o)) => mine == o,
-                    (Some(_), None) => false,
-                }
-        })
-        .ok_or_else(|| not_found(format!("webhook {id}")).into())
+    Ok(crate::api::lifecycle::webhook_of(st, &c.admin, id).await?)
 }
 
 #[derive(Deserialize)]

@@ -202,6 +202,17 @@ async fn session(st: &SetupState, headers: &HeaderMap) -> Result<Session, Respon
     })
 }
 
+/// The session of a form post, if its CSRF token is the session's.
+async fn form_session(
+    st: &SetupState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Response> {
+    let s = session(st, headers).await?;
+    s.check(csrf)?;
+    Ok(s)
+}
+
 impl Session {
     fn check(&self, csrf: &str) -> Result<(), Response> {
         if secrets_equal(csrf, &self.csrf) {
@@ -515,13 +526,10 @@ async fn scim_token(
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let s = match session(&st, &headers).await {
+    let s = match form_session(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = s.check(&f.csrf) {
-        return r;
-    }
     let store = &st.api.store;
     let made = async {
         let dir = match &s.link.directory_id {
@@ -608,13 +616,10 @@ async fn saml(
     headers: HeaderMap,
     Form(f): Form<SamlForm>,
 ) -> Response {
-    let s = match session(&st, &headers).await {
+    let s = match form_session(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = s.check(&f.csrf) {
-        return r;
-    }
     if f.metadata.len() > MAX_METADATA {
         return respond(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -639,13 +644,10 @@ async fn oidc(
     headers: HeaderMap,
     Form(f): Form<OidcForm>,
 ) -> Response {
-    let s = match session(&st, &headers).await {
+    let s = match form_session(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = s.check(&f.csrf) {
-        return r;
-    }
     connect(
         &st,
         &s,
@@ -666,13 +668,10 @@ async fn test_login(
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let s = match session(&st, &headers).await {
+    let s = match form_session(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = s.check(&f.csrf) {
-        return r;
-    }
     let conn = match st.api.store.connection(&s.link.connection_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return Redirect::to("/setup").into_response(),

@@ -13,7 +13,8 @@ use crate::core::model::*;
 use crate::core::store::*;
 use crate::core::webhooks::EventRecord;
 
-fn member_of(r: &AnyRow) -> CoreResult<Member> {
+/// A member row (`member_id`, `member_type`, `display`).
+pub(super) fn member_of(r: &AnyRow) -> CoreResult<Member> {
     let kind: String = get(r, "member_type")?;
     Ok(Member {
         id: get(r, "member_id")?,
@@ -254,16 +255,7 @@ impl AdminStore for SqlStore {
         .await
         .map_err(e)?;
         rows.iter()
-            .map(|r| {
-                Ok(StoredEntry {
-                    chain: get(r, "chain")?,
-                    seq: get(r, "seq")?,
-                    at: get(r, "at")?,
-                    body: get(r, "body")?,
-                    prev_hash: get(r, "prev_hash")?,
-                    hash: get(r, "hash")?,
-                })
-            })
+            .map(super::lifecycle_store::entry_from_row)
             .collect()
     }
 

@@ -52,6 +52,17 @@ pub(super) fn event_from_row(r: &AnyRow) -> CoreResult<EventRecord> {
     })
 }
 
+pub(super) fn entry_from_row(r: &AnyRow) -> CoreResult<StoredEntry> {
+    Ok(StoredEntry {
+        chain: get(r, "chain")?,
+        seq: get(r, "seq")?,
+        at: get(r, "at")?,
+        body: get(r, "body")?,
+        prev_hash: get(r, "prev_hash")?,
+        hash: get(r, "hash")?,
+    })
+}
+
 fn endpoint_from_row(r: &AnyRow) -> CoreResult<Endpoint> {
     Ok(Endpoint {
         id: get(r, "id")?,
@@ -527,18 +538,7 @@ impl LifecycleStore for SqlStore {
         .fetch_all(&self.read)
         .await
         .map_err(e)?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEntry {
-                    chain: get(r, "chain")?,
-                    seq: get(r, "seq")?,
-                    at: get(r, "at")?,
-                    body: get(r, "body")?,
-                    prev_hash: get(r, "prev_hash")?,
-                    hash: get(r, "hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(entry_from_row).collect()
     }
 
     async fn prune_audit(&self, chain: &str, before: &str) -> CoreResult<u64> {

@@ -1490,19 +1490,6 @@ impl Store for SqlStore {
         .fetch_all(&self.read)
         .await
         .map_err(e)?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = get(r, "member_type")?;
-                Ok(Member {
-                    id: get(r, "member_id")?,
-                    kind: if kind == "Group" {
-                        MemberType::Group
-                    } else {
-                        MemberType::User
-                    },
-                    display: get(r, "display")?,
-                })
-            })
-            .collect()
+        rows.iter().map(super::admin_store::member_of).collect()
     }
 }
