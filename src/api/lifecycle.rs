@@ -41,6 +41,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/webhooks/{id}", get(get_webhook))
         .route("/webhooks/{id}/disable", post(disable_webhook))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{event}/attempts",
+            get(list_attempts),
+        )
         .route("/webhooks/{id}/resend", post(resend))
 }
 
@@ -577,6 +581,54 @@ async fn list_deliveries(
     Ok(axum::Json(Page {
         data: list.iter().map(DeliveryView::of).collect(),
         next_cursor: next,
+    }))
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub at: String,
+    /// The receiver's HTTP status; null when no response came (refused, timed out).
+    pub response_status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// The node that made it.
+    pub node: String,
+}
+
+impl AttemptView {
+    pub fn of(a: &crate::core::store::AttemptRecord) -> Self {
+        AttemptView {
+            attempt: a.attempt,
+            at: a.at.clone(),
+            response_status: a.response_status,
+            error: a.error.clone(),
+            duration_ms: a.duration_ms,
+            node: a.node.clone(),
+        }
+    }
+}
+
+/// `GET /webhooks/{id}/deliveries/{event}/attempts`: every attempt at delivering one event
+/// (retries and resends), in order.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries/{event}/attempts", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id"),
+        ("event" = i64, Path, description = "The event's cursor")),
+    responses((status = 200, body = Page<AttemptView>), Errors), security(("admin_key" = [])))]
+async fn list_attempts(
+    State(st): State<Arc<ApiState>>,
+    admin: Admin,
+    Path((id, event)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Page<AttemptView>>> {
+    let event = event
+        .parse::<i64>()
+        .map_err(|_| bad("the event is a cursor (an integer)"))?;
+    let w = webhook_of(&st, &admin, &id).await?;
+    let list = st.store.delivery_attempt_log(&w.id, event).await?;
+    Ok(axum::Json(Page {
+        data: list.iter().map(AttemptView::of).collect(),
+        next_cursor: None,
     }))
 }
 

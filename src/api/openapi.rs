@@ -32,7 +32,8 @@ use super::{lifecycle, people, setup};
         lifecycle::list_mappings, lifecycle::create_mapping, lifecycle::delete_mapping,
         lifecycle::audit_log,
         lifecycle::list_webhooks, lifecycle::create_webhook, lifecycle::get_webhook,
-        lifecycle::disable_webhook, lifecycle::list_deliveries, lifecycle::resend,
+        lifecycle::disable_webhook, lifecycle::list_deliveries, lifecycle::list_attempts,
+        lifecycle::resend,
     ),
     modifiers(&Security),
 )]

@@ -55,6 +55,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/orgs/{org}/deprovisioning", get(deprovisioning))
         .route("/webhooks", get(webhooks))
         .route("/webhooks/{id}", get(webhook))
+        .route("/webhooks/{id}/events/{event}", get(delivery))
         .route("/webhooks/{id}/resend", post(resend))
         .with_state(state)
 }
@@ -1157,7 +1158,12 @@ async fn webhook(
                 )
             };
             vec![
-                d.event_cursor.to_string(),
+                format!(
+                    "<a href=\"/console/webhooks/{}/events/{}\">{}</a>",
+                    enc(&w.id),
+                    d.event_cursor,
+                    d.event_cursor
+                ),
                 badge(&d.status, kind),
                 d.attempts.to_string(),
                 esc(&d.last_attempt_at),
@@ -1182,6 +1188,65 @@ async fn webhook(
         &rows,
     ));
     c.page("Webhook deliveries", None, &body)
+}
+
+/// One event's delivery to an endpoint: every attempt, the event, a resend button.
+async fn delivery(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path((id, event)): Path<(String, i64)>,
+) -> Out {
+    let w = webhook_of(&st, &c, &id).await?;
+    let attempts = st.store.delivery_attempt_log(&w.id, event).await?;
+    let rows: Vec<Vec<String>> = attempts
+        .iter()
+        .map(|a| {
+            vec![
+                a.attempt.to_string(),
+                esc(&a.at),
+                a.response_status.map_or_else(
+                    || badge("no response", "bad"),
+                    |s| {
+                        badge(
+                            &s.to_string(),
+                            if (200..300).contains(&s) { "ok" } else { "bad" },
+                        )
+                    },
+                ),
+                format!("{} ms", a.duration_ms),
+                opt(a.error.as_deref()),
+                esc(&a.node),
+            ]
+        })
+        .collect();
+    let mut body = format!(
+        "<p>Endpoint <code>{}</code></p>",
+        esc(&crate::core::webhooks::display_url(&w.url))
+    );
+    body.push_str(&table(
+        &["Attempt", "When", "Response", "Took", "Error", "Node"],
+        &rows,
+    ));
+    if !c.admin.read_only {
+        let _ = write!(
+            body,
+            "<p><form class=\"inline\" method=\"post\" action=\"/console/webhooks/{}/resend\">{}\
+             <input type=\"hidden\" name=\"event\" value=\"{event}\"><button class=\"secondary\">Resend now</button></form></p>",
+            enc(&w.id),
+            c.csrf_field()
+        );
+    }
+    if let Some(e) = st
+        .store
+        .events_after(event - 1, w.org_id.as_ref(), 1)
+        .await?
+        .into_iter()
+        .find(|e| e.cursor == event)
+    {
+        body.push_str("<h2>Event</h2>");
+        body.push_str(&pretty(&e.to_json()));
+    }
+    c.page(&format!("Event {event}: delivery attempts"), None, &body)
 }
 
 #[derive(Deserialize)]

@@ -487,6 +487,17 @@ pub struct DeprovisionSample {
     pub webhook_delivered_at: Option<String>,
 }
 
+/// One attempt at delivering an event to an endpoint.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: i64,
+    pub at: String,
+    pub response_status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub node: String,
+}
+
 /// A customer setup link as stored.
 #[derive(Debug, Clone)]
 pub struct SetupLink {
@@ -555,6 +566,12 @@ pub trait AdminStore: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> CoreResult<Vec<crate::core::webhooks::EventRecord>>;
+    /// Every attempt at delivering event `event_id` to the endpoint, in order.
+    async fn delivery_attempt_log(
+        &self,
+        endpoint_id: &str,
+        event_id: i64,
+    ) -> CoreResult<Vec<AttemptRecord>>;
     /// A page of an audit chain in order: entries after `after_seq`, at or after `since`.
     async fn audit_page(
         &self,

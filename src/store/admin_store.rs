@@ -236,6 +236,35 @@ impl AdminStore for SqlStore {
             .collect()
     }
 
+    async fn delivery_attempt_log(
+        &self,
+        endpoint_id: &str,
+        event_id: i64,
+    ) -> CoreResult<Vec<AttemptRecord>> {
+        let rows = sqlx::query(
+            "SELECT a.attempt, a.at, a.response_status, a.error, a.duration_ms, a.node \
+             FROM webhook_deliveries d JOIN webhook_attempts a ON a.delivery_id = d.id \
+             WHERE d.endpoint_id = $1 AND d.event_id = $2 ORDER BY a.attempt",
+        )
+        .bind(endpoint_id)
+        .bind(event_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(e)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    attempt: get(r, "attempt")?,
+                    at: get(r, "at")?,
+                    response_status: get(r, "response_status")?,
+                    error: get(r, "error")?,
+                    duration_ms: get(r, "duration_ms")?,
+                    node: get(r, "node")?,
+                })
+            })
+            .collect()
+    }
+
     async fn audit_page(
         &self,
         chain: &str,

@@ -1632,6 +1632,18 @@ async fn deliveries_page_with_cursors(app: &TestApp) {
     sorted.dedup();
     assert_eq!(seen, sorted, "newest first, no duplicates");
     assert_eq!(seen.len(), 5, "{seen:?}");
+    let attempts = api
+        .get(&format!("/webhooks/{id}/deliveries/{}/attempts", seen[0]))
+        .await
+        .expect(200);
+    let a = attempts.body["data"].as_array().unwrap();
+    assert_eq!(a.len(), 1, "{}", attempts.body);
+    assert_eq!(a[0]["attempt"], 1);
+    assert_eq!(a[0]["response_status"], 200);
+    let r = api
+        .get(&format!("/webhooks/{id}/deliveries/x/attempts"))
+        .await;
+    assert_error(&r, 400, "invalid");
     let r = api
         .get(&format!("/webhooks/{id}/deliveries?cursor=bm9wZQ"))
         .await;

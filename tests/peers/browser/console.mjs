@@ -114,6 +114,12 @@ try {
   const notice = await text(page, ".notice");
   check(/resent: delivered/.test(notice), `resend delivered (${notice})`);
   await shot(page, "08-webhook-deliveries");
+  await page.locator("tbody tr").first().locator("a").first().click();
+  const attempts = await page.locator("tbody tr").allTextContents();
+  check(attempts.length >= 2 && attempts.every((r) => r.includes("200")),
+    `the delivery's attempts, the resend among them (${attempts})`);
+  check((await page.content()).includes("\"type\""), "the event itself is shown");
+  await shot(page, "08b-delivery-attempts");
 
   await page.goto(`${base}/console/orgs/${org}/drift`);
   check((await text(page, "h2")).includes("must be 0") && (await text(page, "h2 .badge")) === "0",
