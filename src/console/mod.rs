@@ -110,17 +110,22 @@ impl IntoResponse for ConsoleError {
 
 type Out = Result<Response, ConsoleError>;
 
-/// Pages are never cached, never framed, and load nothing from elsewhere.
-fn secure_headers() -> [(header::HeaderName, &'static str); 4] {
+/// The console's pages: no script at all, forms only to itself.
+const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+                           form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Pages are never cached, never framed, and load nothing from elsewhere (`csp`).
+pub(crate) fn page_headers(csp: &'static str) -> [(header::HeaderName, &'static str); 4] {
     [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, csp),
         (header::REFERRER_POLICY, "no-referrer"),
     ]
+}
+
+fn secure_headers() -> [(header::HeaderName, &'static str); 4] {
+    page_headers(CONSOLE_CSP)
 }
 
 fn html(body: String) -> Out {

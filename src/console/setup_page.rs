@@ -99,21 +99,17 @@ pub async fn create_link<S: AdminStore>(
     Ok((link, token))
 }
 
-fn headers() -> [(header::HeaderName, &'static str); 4] {
-    [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
-             form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::REFERRER_POLICY, "no-referrer"),
-    ]
+/// The setup page's own script (live status) and its forms, which may lead to the IdP (the
+/// test login's redirect).
+const SETUP_CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+                         form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'";
+
+fn setup_headers() -> [(header::HeaderName, &'static str); 4] {
+    super::page_headers(SETUP_CSP)
 }
 
 fn respond(status: StatusCode, title: &str, body: &str) -> Response {
-    (status, headers(), Html(page(title, None, body))).into_response()
+    (status, setup_headers(), Html(page(title, None, body))).into_response()
 }
 
 fn gone() -> Response {
@@ -447,14 +443,10 @@ async fn home(
          <script src=\"/setup/setup.js\"></script>",
     );
     (
-        headers_ok(),
+        setup_headers(),
         Html(page(&format!("Set up {}", s.org.name), None, &body)),
     )
         .into_response()
-}
-
-fn headers_ok() -> [(header::HeaderName, &'static str); 4] {
-    headers()
 }
 
 /// Polls `/setup/status.json` every few seconds into the status cards.
