@@ -13,9 +13,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::people::EventView;
-use super::setup::Errors;
 use super::{
-    Admin, ApiResult, ApiState, Body, ErrorBody, Page, PageParams, Q, bad, next_cursor, not_found,
+    Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
+    not_found,
 };
 use crate::core::model::OrgId;
 use crate::core::now;

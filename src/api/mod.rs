@@ -64,6 +64,27 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The errors every operation may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Errors {
+    /// The request is malformed (query, body or a value in it).
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// No admin key, or an unknown or revoked one.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The key is read-only, or limited to another organization's scope.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such resource (or not visible to this key).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Too many requests for this key; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+}
+
 /// An error answer: status, code and message.
 #[derive(Debug)]
 pub struct ApiError {

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::setup::Errors;
-use super::{Admin, ApiResult, ApiState, Page, PageParams, Q, bad, next_cursor, not_found};
+use super::{Admin, ApiResult, ApiState, Errors, Page, PageParams, Q, bad, next_cursor, not_found};
 use crate::core::model::{Group, Member, Provenance, Scope, User};
 use crate::core::store::{AdminStore, LifecycleStore, Store, UserListing};
 use crate::core::webhooks::EventRecord;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    Admin, ApiResult, ApiState, Body, ErrorBody, Page, PageParams, Q, bad, next_cursor, not_found,
+    Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
+    not_found,
 };
 use crate::core::model::{Directory, Org, TokenInfo};
 use crate::core::orgs::{self, OrgSlug};
@@ -18,27 +19,6 @@ use crate::core::sessions::{self, App};
 use crate::core::sso::{IdpKind, JitMode, normalize_domain};
 use crate::core::store::{AdminStore, OrgStats, RecentRequest, SsoStore, Store};
 use crate::sso::setup::{ConnectionSpec, ConnectionView, Upstream, create_connection};
-
-/// The errors every operation may answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum Errors {
-    /// The request is malformed (query, body or a value in it).
-    #[response(status = 400)]
-    Invalid(ErrorBody),
-    /// No admin key, or an unknown or revoked one.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// The key is read-only, or limited to another organization's scope.
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such resource (or not visible to this key).
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// Too many requests for this key; see `Retry-After`.
-    #[response(status = 429)]
-    RateLimited(ErrorBody),
-}
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
