@@ -1483,6 +1483,7 @@ async fn openapi_document_matches_routes(app: &TestApp) {
         let path = template
             .replace("{org}", "acme")
             .replace("{token_id}", NO_ID)
+            .replace("{event}", "1")
             .replace("{id}", NO_ID);
         assert!(!path.contains('{'), "an unfilled parameter in {template}");
         for (method, op) in item.as_object().unwrap() {
