@@ -25,7 +25,7 @@ use super::{lifecycle, people, setup};
         setup::list_directories, setup::create_directory, setup::get_directory,
         setup::list_tokens, setup::create_token, setup::revoke_token, setup::recent_requests,
         setup::list_apps, setup::create_app,
-        people::list_users, people::get_user, people::user_events, people::user_roles,
+        people::list_users, people::create_user, people::get_user, people::delete_user, people::user_events, people::user_roles,
         people::deactivate, people::reactivate,
         people::list_groups, people::get_group, people::list_members,
         lifecycle::events, lifecycle::drift,

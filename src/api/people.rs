@@ -4,20 +4,24 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{Admin, ApiResult, ApiState, Errors, Page, PageParams, Q, bad, next_cursor, not_found};
+use super::{
+    Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
+    not_found,
+};
 use crate::core::model::{Group, Member, Provenance, Scope, User};
 use crate::core::store::{AdminStore, LifecycleStore, Store, UserListing};
 use crate::core::webhooks::EventRecord;
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
-        .route("/orgs/{org}/users", get(list_users))
-        .route("/orgs/{org}/users/{id}", get(get_user))
+        .route("/orgs/{org}/users", get(list_users).post(create_user))
+        .route("/orgs/{org}/users/{id}", get(get_user).delete(delete_user))
         .route("/orgs/{org}/users/{id}/events", get(user_events))
         .route("/orgs/{org}/users/{id}/roles", get(user_roles))
         .route("/orgs/{org}/users/{id}/deactivate", post(deactivate))
@@ -193,6 +197,96 @@ async fn list_users(
     let listing = p.listing()?;
     let org = admin.org(&st.store, &org).await?;
     Ok(axum::Json(user_page(&st, &org.id, &listing).await?))
+}
+
+/// A user an operator adds by hand (provenance `admin`), e.g. before the organization has a
+/// directory. The directory, when there is one, may later adopt it by userName.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewUser {
+    /// Unique in the organization (compared case-insensitively); usually the email.
+    #[schema(min_length = 1)]
+    pub user_name: String,
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub external_id: Option<String>,
+    /// Default true.
+    pub active: Option<bool>,
+}
+
+impl NewUser {
+    /// The SCIM attribute document of the new user.
+    fn attributes(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("userName".into(), Value::from(self.user_name.clone()));
+        let mut name = Map::new();
+        if let Some(g) = &self.given_name {
+            name.insert("givenName".into(), Value::from(g.clone()));
+        }
+        if let Some(f) = &self.family_name {
+            name.insert("familyName".into(), Value::from(f.clone()));
+        }
+        if !name.is_empty() {
+            m.insert("name".into(), Value::Object(name));
+        }
+        if let Some(d) = &self.display_name {
+            m.insert("displayName".into(), Value::from(d.clone()));
+        }
+        if let Some(e) = &self.email {
+            m.insert(
+                "emails".into(),
+                serde_json::json!([{"value": e, "type": "work", "primary": true}]),
+            );
+        }
+        if let Some(x) = &self.external_id {
+            m.insert("externalId".into(), Value::from(x.clone()));
+        }
+        m.insert("active".into(), Value::from(self.active.unwrap_or(true)));
+        m
+    }
+}
+
+/// `POST /orgs/{org}/users`: adds a user by hand (provenance `admin`).
+#[utoipa::path(post, path = "/orgs/{org}/users", tag = "users", request_body = NewUser,
+    params(("org" = String, Path, description = "The organization's slug")),
+    responses((status = 201, body = UserView),
+        (status = 409, description = "The userName is taken", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody), Errors),
+    security(("admin_key" = [])))]
+async fn create_user(
+    State(st): State<Arc<ApiState>>,
+    admin: Admin,
+    Path(org): Path<String>,
+    Body(b): Body<NewUser>,
+) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
+    admin.check_write()?;
+    let org = admin.org(&st.store, &org).await?;
+    let scope = Scope {
+        org: org.id,
+        actor: admin.actor(),
+    };
+    let u =
+        crate::core::resources::create_user(&st.store, &scope, &b.attributes(), Provenance::Admin)
+            .await?;
+    Ok((StatusCode::CREATED, axum::Json(UserView::of(&u))))
+}
+
+/// `DELETE /orgs/{org}/users/{id}`: deletes the user, its memberships, sessions and tokens
+/// (at once, as the IdP's deprovisioning does). Its events stay in the timeline.
+#[utoipa::path(delete, path = "/orgs/{org}/users/{id}", tag = "users",
+    params(("org" = String, Path, description = "The organization's slug"),
+        ("id" = String, Path, description = "The user's id")),
+    responses((status = 204, description = "Deleted"), Errors), security(("admin_key" = [])))]
+async fn delete_user(
+    State(st): State<Arc<ApiState>>,
+    admin: Admin,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    admin.check_write()?;
+    let (scope, u) = user_in(&st, &admin, &org, &id).await?;
+    crate::core::resources::delete_user(&st.store, &scope, &u.id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn user_in(st: &ApiState, admin: &Admin, org: &str, id: &str) -> ApiResult<(Scope, User)> {

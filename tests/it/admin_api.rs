@@ -1651,7 +1651,61 @@ async fn deliveries_page_with_cursors(app: &TestApp) {
     assert_error(&r, 400, "invalid");
 }
 
+/// An operator adds a user by hand (provenance admin, visible to SCIM), and deletes one: its
+/// sessions end with it and its timeline stays.
+async fn users_created_and_deleted_by_hand(app: &TestApp) {
+    let api = global(app).await;
+    let r = api
+        .post(
+            "/orgs/acme/users",
+            &json!({"user_name": "Hand@X.com", "email": "hand@x.com", "given_name": "Han",
+                    "family_name": "Dee", "external_id": "h-1"}),
+        )
+        .await
+        .expect(201);
+    let id = r.id();
+    assert_eq!(r.body["provenance"], "admin", "{}", r.body);
+    assert_eq!(r.body["active"], true);
+    assert_eq!(r.body["email"], "hand@x.com");
+    assert_eq!(r.body["display_name"], "Han Dee");
+    assert_eq!(r.body["external_id"], "h-1");
+    let scim = app.get(&format!("/Users/{id}")).await;
+    assert_eq!(scim.body["userName"], "Hand@X.com", "{}", scim.body);
+    // userName is unique case-insensitively, as over SCIM.
+    let dup = api
+        .post("/orgs/acme/users", &json!({"user_name": "hand@x.com"}))
+        .await;
+    assert_error(&dup, 409, "conflict");
+    let bad = api
+        .post("/orgs/acme/users", &json!({"email": "x@x.com"}))
+        .await;
+    assert_error(&bad, 400, "invalid");
+    let listed = api
+        .get("/orgs/acme/users?provenance=admin")
+        .await
+        .expect(200);
+    assert_eq!(
+        ids(listed.body["data"].as_array().unwrap()),
+        std::slice::from_ref(&id)
+    );
+
+    api.delete(&format!("/orgs/acme/users/{id}"))
+        .await
+        .expect(204);
+    api.get(&format!("/orgs/acme/users/{id}")).await.expect(404);
+    app.get(&format!("/Users/{id}")).await.expect(404);
+    let again = api.delete(&format!("/orgs/acme/users/{id}")).await;
+    assert_error(&again, 404, "not_found");
+    let timeline = api
+        .get(&format!("/orgs/acme/users/{id}/events"))
+        .await
+        .expect(200);
+    let kinds = strs(timeline.body["data"].as_array().unwrap(), "type");
+    assert_eq!(kinds, ["user.deleted", "user.created"], "{}", timeline.body);
+}
+
 backend_tests!(
+    users_created_and_deleted_by_hand,
     deliveries_page_with_cursors,
     keys_authenticate_and_scope,
     users_page_with_cursors,
