@@ -332,15 +332,7 @@ async fn create_conn(
     admin.check_write()?;
     let org = admin.org(&st.store, &org).await?;
     let spec = b.into_spec()?;
-    let conn = create_connection(
-        &st.store,
-        &st.master,
-        &st.public_url,
-        &org,
-        spec,
-        &admin.actor(),
-    )
-    .await?;
+    let conn = create_connection(&st.store, &st.master, &org, spec, &admin.actor()).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(ConnectionView::of(&conn, &st.public_url)),

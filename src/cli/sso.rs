@@ -279,8 +279,7 @@ pub async fn connection(
                 },
                 ..ConnectionSpec::new(idp, upstream)
             };
-            let conn = setup::create_connection(store, master, public_url, &org, spec, &Actor::Cli)
-                .await?;
+            let conn = setup::create_connection(store, master, &org, spec, &Actor::Cli).await?;
             let v = connection_json(&conn, public_url);
             let text = format!(
                 "connection {} for {}\n{}",

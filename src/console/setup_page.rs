@@ -574,16 +574,7 @@ async fn connect(st: &SetupState, s: &Session, idp: &str, upstream: Upstream) ->
         id: Some(s.link.connection_id.clone()),
         ..ConnectionSpec::new(idp, upstream)
     };
-    match create_connection(
-        &st.api.store,
-        &st.api.master,
-        &st.api.public_url,
-        &s.org,
-        spec,
-        &s.actor(),
-    )
-    .await
-    {
+    match create_connection(&st.api.store, &st.api.master, &s.org, spec, &s.actor()).await {
         Ok(_) => Redirect::to(&format!("/setup?idp={}", idp.as_str())).into_response(),
         Err(CoreError::InvalidValue(m)) => respond(
             StatusCode::BAD_REQUEST,

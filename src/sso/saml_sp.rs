@@ -67,7 +67,8 @@ fn rejected(m: impl Into<String>) -> SamlError {
     SamlError::Rejected(m.into())
 }
 
-/// A fresh SP key pair for a connection: RSA-2048 and a self-signed certificate (PEM).
+/// A fresh SP key pair for a connection: RSA-2048 and a self-signed certificate (PEM) for
+/// `common_name` (at most 64 characters, X.509's limit).
 pub fn new_sp_keypair(common_name: &str) -> Result<(String, String), SamlError> {
     use openssl::asn1::Asn1Time;
     use openssl::bn::BigNum;

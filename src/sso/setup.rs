@@ -81,7 +81,6 @@ pub fn check_idp_url(what: &str, url: &str) -> CoreResult<url::Url> {
 pub async fn create_connection(
     store: &SqlStore,
     master: &MasterKey,
-    public_url: &str,
     org: &Org,
     spec: ConnectionSpec,
     actor: &Actor,
@@ -155,7 +154,9 @@ pub async fn create_connection(
                     )));
                 }
             }
-            let cn = super::saml_entity_id(public_url, &id);
+            // X.509 limits a CN to 64 characters, shorter than most entity ids (URLs); the
+            // certificate only carries our keys, so it names the connection instead.
+            let cn = format!("roster-sp-{id}");
             let (key, cert) = super::saml_sp::new_sp_keypair(&cn)
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
             config.saml_idp_metadata = Some(metadata_xml);

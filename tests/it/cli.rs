@@ -218,6 +218,41 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
     let list = roster(&dir, &["connection", "list", "--org", "hooli", "--json"]);
     assert_eq!(list["connections"][0]["connection_id"], conn_id);
 
+    // SAML from a metadata file, with the default public URL (whose entity ids are longer
+    // than an X.509 common name may be).
+    let keys: Value =
+        serde_json::from_str(&crate::sso_saml::idp(&["keys"], &serde_json::json!({}))).unwrap();
+    let md = crate::sso_saml::idp(
+        &["metadata", "--sso-url", crate::sso_saml::IDP_SSO],
+        &serde_json::json!({"idp_entity_id": crate::sso_saml::IDP_ENTITY,
+            "idp_cert_pem": keys["cert_pem"], "sso_url": crate::sso_saml::IDP_SSO}),
+    );
+    let md_file = dir.join("idp-metadata.xml");
+    std::fs::write(&md_file, md).unwrap();
+    let s = roster(
+        &dir,
+        &[
+            "connection",
+            "create",
+            "--org",
+            "hooli",
+            "--idp",
+            "okta",
+            "--saml-metadata",
+            md_file.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(s["protocol"], "saml", "{s}");
+    let acs = s["acs_url"].as_str().unwrap();
+    assert!(
+        acs.ends_with(&format!(
+            "/sso/saml/{}/acs",
+            s["connection_id"].as_str().unwrap()
+        )),
+        "{s}"
+    );
+
     // The client secret is encrypted at rest: not in the database file in clear.
     let db = std::fs::read(dir.join("roster.db")).unwrap();
     let wal = std::fs::read(dir.join("roster.db-wal")).unwrap_or_default();

@@ -289,3 +289,170 @@ async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &Test
         .unwrap();
     assert_eq!(r.status(), 303);
 }
+
+crate::backend_tests!(a_setup_link_connects_saml_and_tests_a_real_login);
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned()
+}
+
+/// A customer's IT admin, through a setup link, without a browser: the SAML values to paste
+/// exist before the IdP's metadata, the metadata makes the connection (with the reserved id),
+/// the SP metadata is served, and "test connection" runs a real SAML login (a response signed
+/// by `signxml`) that ends on the result page and provisions nobody. The link is spent and
+/// the session sees only its organization.
+async fn a_setup_link_connects_saml_and_tests_a_real_login(app: &TestApp) {
+    use crate::sso_oidc::Browser;
+    use crate::sso_saml::{IDP_ENTITY, IDP_SSO, Saml, idp};
+    use base64::Engine;
+    use roster::core::store::SsoStore;
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let (link, token) = roster::console::setup_page::create_link(store, &org, 3600, &Actor::Cli)
+        .await
+        .unwrap();
+    let b = Browser::new();
+    let r = b
+        .http
+        .get(format!("{}/setup/{token}", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/setup");
+    let page = |b: &Browser| {
+        let url = format!("{}/setup", app.base());
+        let http = b.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let home = page(&b).await;
+    let entity = roster::sso::saml_entity_id(&app.base(), &link.connection_id);
+    assert!(
+        home.contains(&format!("{entity}/acs")),
+        "the ACS URL is shown"
+    );
+    assert!(home.contains(&format!("{}/scim/v2", app.base())));
+    // The link is spent: another browser is refused.
+    let again = Browser::new()
+        .http
+        .get(format!("{}/setup/{token}", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+
+    // A form without the session's CSRF token is refused.
+    let keys: Value = serde_json::from_str(&idp(&["keys"], &json!({}))).unwrap();
+    let metadata = idp(
+        &["metadata", "--sso-url", IDP_SSO],
+        &json!({"idp_entity_id": IDP_ENTITY, "idp_cert_pem": keys["cert_pem"], "sso_url": IDP_SSO}),
+    );
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let http = b.http.clone();
+        let url = format!("{}{path}", app.base());
+        async move { http.post(url).form(&form).send().await.unwrap() }
+    };
+    let r = post(
+        "/setup/saml",
+        vec![
+            ("csrf", "forged".into()),
+            ("idp", "okta".into()),
+            ("metadata", metadata.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        "/setup/saml",
+        vec![
+            ("csrf", csrf(&home)),
+            ("idp", "okta".into()),
+            ("metadata", metadata),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{:?}", r.text().await);
+    let conn = store
+        .connection(&link.connection_id)
+        .await
+        .unwrap()
+        .expect("the connection has the reserved id");
+    assert_eq!(conn.org_id, org.id);
+    let home = page(&b).await;
+    assert!(home.contains("Connected:"), "{home}");
+    let md = reqwest::get(format!("{entity}/metadata")).await.unwrap();
+    assert_eq!(md.status(), 200);
+    assert!(md.text().await.unwrap().contains(&format!("{entity}/acs")));
+
+    // Test connection: a real SAML round trip.
+    let r = post("/setup/test", vec![("csrf", csrf(&home))]).await;
+    assert_eq!(r.status(), 303);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(IDP_SSO), "{loc}");
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(&q["SAMLRequest"])
+        .unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::DeflateDecoder::new(&deflated[..]),
+        &mut xml,
+    )
+    .unwrap();
+    let request_id = xml
+        .split(" ID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let saml = Saml {
+        org: org.clone(),
+        sp_cert: conn.config.saml_sp_cert_pem.clone().unwrap(),
+        conn,
+        idp_key: keys["key_pem"].as_str().unwrap().to_owned(),
+        idp_cert: keys["cert_pem"].as_str().unwrap().to_owned(),
+    };
+    let responses = saml.responses(app, Some(&request_id), &["valid_signed_both"]);
+    let b64 = responses["valid_signed_both"].as_str().unwrap();
+    let landed = crate::sso_saml::post(app, &saml, &b, b64, Some(&q["RelayState"])).await;
+    let Err((200, result)) = landed else {
+        panic!("the test login should end on the result page: {landed:?}")
+    };
+    assert!(
+        result.contains("worked") && result.contains("erin@saml.test"),
+        "{result}"
+    );
+    let scope = roster::core::model::Scope {
+        org: org.id.clone(),
+        actor: Actor::Cli,
+    };
+    assert!(
+        store
+            .user_by_user_name(&scope, "erin@saml.test")
+            .await
+            .unwrap()
+            .is_none(),
+        "a test login provisions nobody"
+    );
+    // The session's status shows only its organization's counts.
+    let status: Value = b
+        .http
+        .get(format!("{}/setup/status.json", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["connection"], "okta (saml)", "{status}");
+    assert!(status["users"].is_i64());
+}

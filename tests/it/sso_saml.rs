@@ -56,12 +56,12 @@ pub fn idp(args: &[&str], input: &Value) -> String {
     out
 }
 
-struct Saml {
-    org: Org,
-    conn: Connection,
-    idp_key: String,
-    idp_cert: String,
-    sp_cert: String,
+pub struct Saml {
+    pub org: Org,
+    pub conn: Connection,
+    pub idp_key: String,
+    pub idp_cert: String,
+    pub sp_cert: String,
 }
 
 impl Saml {
@@ -70,7 +70,7 @@ impl Saml {
     }
 
     /// Base64 SAMLResponses for `cases`, answering `in_response_to`.
-    fn responses(&self, app: &TestApp, in_response_to: Option<&str>, cases: &[&str]) -> Value {
+    pub fn responses(&self, app: &TestApp, in_response_to: Option<&str>, cases: &[&str]) -> Value {
         self.responses_at(app, in_response_to, cases, None)
     }
 
@@ -188,7 +188,7 @@ async fn start(app: &TestApp, browser: &Browser, client: &Client, org: &str) -> 
 
 /// Posts a response to the ACS from `browser` and follows Roster's redirects: `Ok(code)`
 /// at the app, `Err((status, page))` on a page.
-async fn post(
+pub async fn post(
     app: &TestApp,
     saml: &Saml,
     browser: &Browser,
