@@ -321,15 +321,7 @@ pub async fn connection(
 /// IdP metadata from a file, or from an https URL (http only on loopback).
 async fn read_metadata(source: &str) -> Result<String, CliError> {
     if source.starts_with("https://") || source.starts_with("http://") {
-        let url = url::Url::parse(source)
-            .map_err(|_| CoreError::InvalidValue(format!("\"{source}\" is not a URL")))?;
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if url.scheme() != "https" && !loopback {
-            return Err(CoreError::InvalidValue(
-                "IdP metadata URLs must be https (http only on loopback)".into(),
-            )
-            .into());
-        }
+        let url = setup::check_idp_url("the IdP metadata URL", source)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let fetch = async {
             let resp = reqwest::Client::builder()

@@ -228,7 +228,53 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
             "idp_cert_pem": keys["cert_pem"], "sso_url": crate::sso_saml::IDP_SSO}),
     );
     let md_file = dir.join("idp-metadata.xml");
-    std::fs::write(&md_file, md).unwrap();
+    std::fs::write(&md_file, &md).unwrap();
+    // …and from the IdP's metadata URL (served once here, over loopback HTTP).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let md_url = format!("http://{}/metadata", listener.local_addr().unwrap());
+    let served = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let n = sock.read(&mut buf).unwrap();
+        let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        write!(
+            sock,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/samlmetadata+xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{md}",
+            md.len()
+        )
+        .unwrap();
+        request
+    });
+    let u = roster(
+        &dir,
+        &[
+            "connection",
+            "create",
+            "--org",
+            "hooli",
+            "--idp",
+            "okta",
+            "--saml-metadata",
+            &md_url,
+            "--json",
+        ],
+    );
+    assert_eq!(u["protocol"], "saml", "{u}");
+    assert!(served.join().unwrap().starts_with("GET /metadata "));
+    let err = roster_fails(
+        &dir,
+        &[
+            "connection",
+            "create",
+            "--org",
+            "hooli",
+            "--saml-metadata",
+            "http://idp.example.test/metadata",
+        ],
+        &[],
+    );
+    assert!(err.contains("https"), "{err}");
     let s = roster(
         &dir,
         &[
