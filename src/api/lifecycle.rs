@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::people::EventView;
 use super::{
     Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
-    not_found,
+    not_found, take_page,
 };
 use crate::core::model::OrgId;
 use crate::core::now;
@@ -314,16 +314,12 @@ async fn audit_log(
         }
     };
     let org = admin.org(&st.store, &org).await?;
-    let list = st
+    let mut list = st
         .store
-        .audit_page(org.id.as_str(), since.as_deref(), after, limit)
+        .audit_page(org.id.as_str(), since.as_deref(), after, limit + 1)
         .await?;
-    let next = next_cursor(
-        "audit",
-        list.len(),
-        limit,
-        list.last().map(|e| e.seq.to_string()),
-    );
+    let more = take_page(&mut list, limit);
+    let next = next_cursor("audit", more, list.last().map(|e| e.seq.to_string()));
     Ok(axum::Json(Page {
         data: list
             .into_iter()
@@ -568,14 +564,14 @@ async fn list_deliveries(
         }
     };
     let w = webhook_of(&st, &admin, &id).await?;
-    let list = st
+    let mut list = st
         .store
-        .deliveries_before(&w.id, status, (before > 0).then_some(before), limit)
+        .deliveries_before(&w.id, status, (before > 0).then_some(before), limit + 1)
         .await?;
+    let more = take_page(&mut list, limit);
     let next = next_cursor(
         "delivery",
-        list.len(),
-        limit,
+        more,
         list.last().map(|d| d.event_id.to_string()),
     );
     Ok(axum::Json(Page {

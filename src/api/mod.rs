@@ -303,12 +303,22 @@ fn decode_cursor(kind: &str, c: &str) -> ApiResult<String> {
         .ok_or_else(|| bad("cursor is not one this list gave"))
 }
 
-/// The next cursor of a page of `limit` items whose last key is `last`.
-pub fn next_cursor(kind: &str, len: usize, limit: i64, last: Option<String>) -> Option<String> {
-    if i64::try_from(len).unwrap_or(0) < limit {
-        return None;
+/// Cuts a list fetched with one row more than `limit` (to learn whether another page
+/// follows) to `limit`; `true` if there was more.
+pub fn take_page<T>(rows: &mut Vec<T>, limit: i64) -> bool {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    more
+}
+
+/// The next cursor of a page whose last key is `last`, when more follow.
+pub fn next_cursor(kind: &str, more: bool, last: Option<String>) -> Option<String> {
+    if more {
+        last.map(|k| encode_cursor(kind, &k))
+    } else {
+        None
     }
-    last.map(|k| encode_cursor(kind, &k))
 }
 
 /// A caller holding an admin key (or a console session made from one).

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::{
     Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
-    not_found,
+    not_found, take_page,
 };
 use crate::core::model::{Group, Member, Provenance, Scope, User};
 use crate::core::store::{AdminStore, LifecycleStore, Store, UserListing};
@@ -171,13 +171,13 @@ pub async fn user_page(
     org: &crate::core::model::OrgId,
     l: &UserListing,
 ) -> ApiResult<Page<UserView>> {
-    let rows = st.store.user_page(org, l).await?;
-    let next = next_cursor(
-        "user",
-        rows.len(),
-        l.limit,
-        rows.last().map(|(pos, _)| pos.to_string()),
-    );
+    let one_more = UserListing {
+        limit: l.limit + 1,
+        ..l.clone()
+    };
+    let mut rows = st.store.user_page(org, &one_more).await?;
+    let more = take_page(&mut rows, l.limit);
+    let next = next_cursor("user", more, rows.last().map(|(pos, _)| pos.to_string()));
     Ok(Page {
         data: rows.iter().map(|(_, u)| UserView::of(u)).collect(),
         next_cursor: next,
@@ -376,13 +376,9 @@ async fn user_events(
         n => Some(n),
     };
     let org = admin.org(&st.store, &org).await?;
-    let list = timeline(&st, &org.id, &id, before, limit).await?;
-    let next = next_cursor(
-        "event",
-        list.len(),
-        limit,
-        list.last().map(|e| e.cursor.to_string()),
-    );
+    let mut list = timeline(&st, &org.id, &id, before, limit + 1).await?;
+    let more = take_page(&mut list, limit);
+    let next = next_cursor("event", more, list.last().map(|e| e.cursor.to_string()));
     Ok(axum::Json(Page {
         data: list.iter().map(|e| EventView(e.to_json())).collect(),
         next_cursor: next,
@@ -516,16 +512,12 @@ async fn list_groups(
     };
     let (limit, after) = (page.limit()?, page.after_pos("group")?);
     let org = admin.org(&st.store, &org).await?;
-    let rows = st
+    let mut rows = st
         .store
-        .group_page(&org.id, p.q.as_deref(), after, limit)
+        .group_page(&org.id, p.q.as_deref(), after, limit + 1)
         .await?;
-    let next = next_cursor(
-        "group",
-        rows.len(),
-        limit,
-        rows.last().map(|l| l.pos.to_string()),
-    );
+    let more = take_page(&mut rows, limit);
+    let next = next_cursor("group", more, rows.last().map(|l| l.pos.to_string()));
     Ok(axum::Json(Page {
         data: rows
             .iter()
@@ -599,16 +591,12 @@ async fn list_members(
     if st.store.get_group(&scope, &id).await?.is_none() {
         return Err(not_found(format!("group {id}")));
     }
-    let list = st
+    let mut list = st
         .store
-        .member_page(&org.id, &id, after.as_deref(), limit)
+        .member_page(&org.id, &id, after.as_deref(), limit + 1)
         .await?;
-    let next = next_cursor(
-        "member",
-        list.len(),
-        limit,
-        list.last().map(|m| m.id.clone()),
-    );
+    let more = take_page(&mut list, limit);
+    let next = next_cursor("member", more, list.last().map(|m| m.id.clone()));
     Ok(axum::Json(Page {
         data: list.iter().map(MemberView::of).collect(),
         next_cursor: next,

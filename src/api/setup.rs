@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{
     Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
-    not_found,
+    not_found, take_page,
 };
 use crate::core::model::{Directory, Org, TokenInfo};
 use crate::core::orgs::{self, OrgSlug};
@@ -126,14 +126,10 @@ async fn list_orgs(
             next_cursor: None,
         }));
     }
-    let list = st.store.org_page(after.as_deref(), limit).await?;
+    let mut list = st.store.org_page(after.as_deref(), limit + 1).await?;
+    let more = take_page(&mut list, limit);
     let data: Vec<OrgView> = list.iter().map(OrgView::of).collect();
-    let next = next_cursor(
-        "org",
-        list.len(),
-        limit,
-        list.last().map(|o| o.slug.clone()),
-    );
+    let next = next_cursor("org", more, list.last().map(|o| o.slug.clone()));
     Ok(axum::Json(Page {
         data,
         next_cursor: next,

@@ -723,10 +723,11 @@ async fn groups(
         cursor: q.cursor.clone(),
         limit: Some(50),
     };
-    let rows = st
+    let mut rows = st
         .store
-        .group_page(&org.id, q.q.as_deref(), p.after_pos("group")?, 50)
+        .group_page(&org.id, q.q.as_deref(), p.after_pos("group")?, 51)
         .await?;
+    let more = crate::api::take_page(&mut rows, 50);
     let base = format!("/console/orgs/{}/groups", enc(&org.slug));
     let mut body = format!(
         "<form class=\"filters\" method=\"get\" action=\"{base}\"><label>Search<input name=\"q\" value=\"{}\"></label>\
@@ -748,12 +749,7 @@ async fn groups(
         })
         .collect();
     body.push_str(&table(&["Group", "Members", "Updated"], &cells));
-    if let Some(next) = next_cursor(
-        "group",
-        rows.len(),
-        50,
-        rows.last().map(|l| l.pos.to_string()),
-    ) {
+    if let Some(next) = next_cursor("group", more, rows.last().map(|l| l.pos.to_string())) {
         let _ = write!(
             body,
             "<p class=\"pager\"><a href=\"{base}?q={}&amp;cursor={}\">Next page →</a></p>",
@@ -785,10 +781,11 @@ async fn group(
         limit: Some(100),
     };
     let after = p.after_key("member")?;
-    let members = st
+    let mut members = st
         .store
-        .member_page(&org.id, &g.id, after.as_deref(), 100)
+        .member_page(&org.id, &g.id, after.as_deref(), 101)
         .await?;
+    let more = crate::api::take_page(&mut members, 100);
     let count = st.store.member_count(&org.id, &g.id).await?;
     let users = format!("/console/orgs/{}/users", enc(&org.slug));
     let rows: Vec<Vec<String>> = members
@@ -807,12 +804,7 @@ async fn group(
         .collect();
     let mut body = format!("<p>{count} members</p>");
     body.push_str(&table(&["Member", "Type"], &rows));
-    if let Some(next) = next_cursor(
-        "member",
-        members.len(),
-        100,
-        members.last().map(|m| m.id.clone()),
-    ) {
+    if let Some(next) = next_cursor("member", more, members.last().map(|m| m.id.clone())) {
         let _ = write!(
             body,
             "<p class=\"pager\"><a href=\"?cursor={}\">Next page →</a></p>",

@@ -1633,6 +1633,13 @@ async fn deliveries_page_with_cursors(app: &TestApp) {
     sorted.dedup();
     assert_eq!(seen, sorted, "newest first, no duplicates");
     assert_eq!(seen.len(), 5, "{seen:?}");
+    // A page that ends the list exactly says so: no cursor to an empty page.
+    let exact = api
+        .get(&format!("/webhooks/{id}/deliveries?limit=5"))
+        .await
+        .expect(200);
+    assert_eq!(exact.body["data"].as_array().unwrap().len(), 5);
+    assert!(exact.body["next_cursor"].is_null(), "{}", exact.body);
     let attempts = api
         .get(&format!("/webhooks/{id}/deliveries/{}/attempts", seen[0]))
         .await
