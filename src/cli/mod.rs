@@ -96,6 +96,10 @@ enum Cmd {
         /// Delete audit entries older than this many days (hourly); default: keep all.
         #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u32>,
+        /// Delete events older than this many days (hourly), but none a webhook endpoint has
+        /// yet to deliver; default: keep all.
+        #[arg(long, env = "ROSTER_EVENT_RETENTION_DAYS")]
+        event_retention_days: Option<u32>,
         /// SCIM requests per second each bearer token may make on this node (bursts of twice
         /// that); over it, 429 with Retry-After. 0: no limit.
         #[arg(long, env = "ROSTER_SCIM_RATE_LIMIT", default_value_t = 0)]
@@ -248,6 +252,7 @@ struct FileConfig {
     listen: Option<String>,
     webhook_retry_schedule: Option<String>,
     audit_retention_days: Option<u32>,
+    event_retention_days: Option<u32>,
     scim_rate_limit: Option<u32>,
     admin_rate_limit: Option<u32>,
     tls_cert: Option<String>,
@@ -299,6 +304,10 @@ fn parse_cli() -> Result<Cli, String> {
             (
                 "audit_retention_days",
                 f.audit_retention_days.map(|d| d.to_string()),
+            ),
+            (
+                "event_retention_days",
+                f.event_retention_days.map(|d| d.to_string()),
             ),
             ("scim_rate_limit", f.scim_rate_limit.map(|d| d.to_string())),
             (
@@ -440,6 +449,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             listen,
             webhook_retry_schedule,
             audit_retention_days,
+            event_retention_days,
             scim_rate_limit,
             admin_rate_limit,
             tls_cert,
@@ -458,6 +468,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             .await?
             .webhook_schedule_ms(schedule)
             .audit_retention_days(*audit_retention_days)
+            .event_retention_days(*event_retention_days)
             .scim_rate_limit(*scim_rate_limit)
             .admin_rate_limit(*admin_rate_limit);
             tracing::info!(addr = %server.local_addr()?, "roster listening");

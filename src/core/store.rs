@@ -580,6 +580,9 @@ pub trait AdminStore: Send + Sync + 'static {
         after_seq: i64,
         limit: i64,
     ) -> CoreResult<Vec<crate::core::audit::StoredEntry>>;
+    /// Deletes up to `batch` of the oldest events created before `before` that every enabled
+    /// webhook endpoint has settled; the number deleted.
+    async fn prune_events(&self, before: &str, batch: i64) -> CoreResult<u64>;
     /// Adds requests and keeps only the newest `keep` per directory.
     async fn add_recent_requests(&self, reqs: &[RecentRequest], keep: i64) -> CoreResult<()>;
     /// A directory's newest requests, newest first.

@@ -38,6 +38,7 @@ pub struct Server {
     webhook_schedule_ms: Vec<u64>,
     webhook_lease: Duration,
     audit_retention_days: Option<u32>,
+    event_retention_days: Option<u32>,
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
     tls: Option<RustlsConfig>,
@@ -290,6 +291,7 @@ impl Server {
             webhook_schedule_ms: delivery::default_schedule_ms(),
             webhook_lease: delivery::DEFAULT_LEASE,
             audit_retention_days: None,
+            event_retention_days: None,
             tls,
         })
     }
@@ -318,6 +320,13 @@ impl Server {
     /// [`delivery::DEFAULT_LEASE`]): after a crash, its endpoints resume after this long.
     pub fn webhook_lease(mut self, lease: Duration) -> Self {
         self.webhook_lease = lease;
+        self
+    }
+
+    /// Deletes events older than this many days (hourly), but none an enabled webhook
+    /// endpoint has yet to settle.
+    pub fn event_retention_days(mut self, days: Option<u32>) -> Self {
+        self.event_retention_days = days;
         self
     }
 
@@ -353,6 +362,9 @@ impl Server {
         let _retention = self
             .audit_retention_days
             .map(|days| AbortOnDrop(spawn_retention(self.store.clone(), days)));
+        let _event_retention = self
+            .event_retention_days
+            .map(|days| AbortOnDrop(spawn_event_retention(self.store.clone(), days)));
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         let served = match self.tls {
             None => {
@@ -391,6 +403,38 @@ impl Drop for AbortOnDrop {
 }
 
 /// Prunes audit entries older than `days`, hourly, anchoring each chain (see `core::audit`).
+/// Prunes events older than `days` every hour, a batch at a time (short write
+/// transactions beside live traffic).
+fn spawn_event_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
+    use crate::core::store::AdminStore;
+    const BATCH: i64 = 5_000;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = crate::core::now_plus_secs(-i64::from(days) * 86_400);
+            let mut total = 0;
+            loop {
+                match store.prune_events(&before, BATCH).await {
+                    Ok(n) => {
+                        total += n;
+                        if n < BATCH as u64 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event retention failed");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(deleted = total, "event retention");
+            }
+        }
+    })
+}
+
 fn spawn_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
     use crate::core::store::LifecycleStore;
     tokio::spawn(async move {

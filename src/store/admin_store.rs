@@ -288,6 +288,34 @@ impl AdminStore for SqlStore {
             .collect()
     }
 
+    async fn prune_events(&self, before: &str, batch: i64) -> CoreResult<u64> {
+        let mut tx = self.begin().await?;
+        // Never past an enabled endpoint's cursor: what it has not settled stays.
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(x.id) AS last FROM (SELECT id FROM events \
+               WHERE created_at < $1 AND id <= (SELECT COALESCE(MIN(cursor), 9223372036854775807) \
+                 FROM webhook_endpoints WHERE disabled_at IS NULL) \
+               ORDER BY id LIMIT $2) x",
+        )
+        .bind(before)
+        .bind(batch)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e)?;
+        let n: i64 = get(&r, "n")?;
+        let Some(last) = get::<Option<i64>>(&r, "last")? else {
+            return Ok(0);
+        };
+        let mut b = Batch::default();
+        b.push(
+            "DELETE FROM events WHERE id <= $1 AND created_at < $2",
+            vec![Arg::I64(last), Arg::Str(before.to_owned())],
+        );
+        tx.finish(self.d, b).await.map_err(e)?;
+        tx.commit().await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn add_recent_requests(&self, reqs: &[RecentRequest], keep: i64) -> CoreResult<()> {
         if reqs.is_empty() {
             return Ok(());

@@ -1711,7 +1711,73 @@ async fn users_created_and_deleted_by_hand(app: &TestApp) {
     assert_eq!(kinds, ["user.deleted", "user.created"], "{}", timeline.body);
 }
 
+/// Event retention deletes old events, never one an enabled webhook endpoint has yet to
+/// settle; once the endpoint is disabled, those go too.
+async fn events_are_pruned_behind_the_slowest_webhook(app: &TestApp) {
+    use roster::core::store::{AdminStore, LifecycleStore};
+    let api = global(app).await;
+    let store = &app.db.store;
+    for i in 0..4 {
+        app.user(&format!("old-{i}@x.com")).await;
+    }
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let w = api
+        .post(
+            "/webhooks",
+            &json!({"url": format!("http://127.0.0.1:{closed}/hook"), "org": "acme"}),
+        )
+        .await
+        .expect(201);
+    let held = w.body["cursor"].as_i64().unwrap();
+    assert!(held > 0, "{}", w.body);
+    for i in 0..3 {
+        app.user(&format!("new-{i}@x.com")).await;
+    }
+    let all = store.events_after(0, None, 10_000).await.unwrap();
+    let newest = all.last().unwrap().cursor;
+    // Everything is "old" for this call; the endpoint holds back what follows its cursor.
+    let future = roster::core::now_plus_secs(60);
+    let mut deleted = 0;
+    loop {
+        let n = store.prune_events(&future, 2).await.unwrap();
+        deleted += n;
+        if n < 2 {
+            break;
+        }
+    }
+    let left = store.events_after(0, None, 10_000).await.unwrap();
+    assert_eq!(
+        deleted as usize,
+        all.iter().filter(|e| e.cursor <= held).count(),
+        "every settled event went, in batches"
+    );
+    assert!(left.iter().all(|e| e.cursor > held), "{left:?}");
+    assert_eq!(left.last().unwrap().cursor, newest);
+    // Nothing older than the cutoff: nothing goes.
+    assert_eq!(
+        store
+            .prune_events(&roster::core::now_plus_secs(-3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    // The endpoint disabled, nothing holds the rest back.
+    api.post(&format!("/webhooks/{}/disable", w.id()), &json!({}))
+        .await
+        .expect(200);
+    store.prune_events(&future, 10_000).await.unwrap();
+    let rest = store.events_after(0, None, 10_000).await.unwrap();
+    assert!(
+        rest.iter().all(|e| e.kind == "webhook.disabled"),
+        "only the disabling's own event may remain: {rest:?}"
+    );
+}
+
 backend_tests!(
+    events_are_pruned_behind_the_slowest_webhook,
     users_created_and_deleted_by_hand,
     deliveries_page_with_cursors,
     keys_authenticate_and_scope,
