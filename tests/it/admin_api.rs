@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use roster::core::model::{Actor, Provenance, Scope};
-use roster::core::store::{AdminKeyInfo, LifecycleStore, Store};
+use roster::core::store::Store;
 use roster::http::Server;
 use serde_json::{Value, json};
 
@@ -110,40 +110,9 @@ impl Api {
     }
 }
 
-/// An admin key, stored as `roster admin-key create` stores it (hashed).
+/// An admin key of the test app's store.
 async fn admin_key(app: &TestApp, org: Option<&str>, read_only: bool) -> String {
-    let store = &app.db.store;
-    let org_id = match org {
-        Some(slug) => Some(
-            store
-                .org_by_slug(slug)
-                .await
-                .unwrap()
-                .expect("org exists")
-                .id
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let key = roster::api::new_key().unwrap();
-    let info = AdminKeyInfo {
-        id: roster::core::new_id(),
-        org_id,
-        name: "admin-api-test".into(),
-        read_only,
-        created_at: roster::core::now(),
-        revoked_at: None,
-    };
-    store
-        .insert_admin_key(
-            &info,
-            &roster::core::secrets::hash_secret(&key),
-            &Actor::Cli,
-        )
-        .await
-        .unwrap();
-    key
+    crate::common::admin_key(&app.db.store, org, read_only).await
 }
 
 async fn global(app: &TestApp) -> Api {

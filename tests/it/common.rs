@@ -336,3 +336,41 @@ pub fn install_once(script: &str, needs: &str) {
     assert!(ok, "{path} failed (it needs {needs})");
     done.push(script.to_owned());
 }
+
+/// An admin key, stored as `roster admin-key create` stores it (hashed); for every
+/// organization, or the one named.
+pub async fn admin_key(store: &SqlStore, org: Option<&str>, read_only: bool) -> String {
+    use roster::core::model::Actor;
+    use roster::core::store::{AdminKeyInfo, LifecycleStore, Store};
+    let org_id = match org {
+        Some(slug) => Some(
+            store
+                .org_by_slug(slug)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let key = roster::api::new_key().unwrap();
+    let info = AdminKeyInfo {
+        id: roster::core::new_id(),
+        org_id,
+        name: "test".into(),
+        read_only,
+        created_at: roster::core::now(),
+        revoked_at: None,
+    };
+    store
+        .insert_admin_key(
+            &info,
+            &roster::core::secrets::hash_secret(&key),
+            &Actor::Cli,
+        )
+        .await
+        .unwrap();
+    key
+}

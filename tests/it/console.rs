@@ -74,7 +74,7 @@ async fn the_console_and_the_setup_page_in_chromium() {
     }
     assert!(delivered, "the dispatcher delivered an event");
 
-    let key = crate::lifecycle::admin_key(store, None).await;
+    let key = crate::common::admin_key(store, None, false).await;
     let idp = Idp::for_app(&app, &[]).await;
     idp.account(
         "grace",

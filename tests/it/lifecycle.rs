@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use roster::core::audit;
 use roster::core::model::Actor;
-use roster::core::store::{AdminKeyInfo, LifecycleStore, Store};
+use roster::core::store::{LifecycleStore, Store};
 use roster::core::webhooks::Endpoint;
 use roster::http::Server;
 use roster::store::{SqlStore, StoreLocation};
@@ -71,40 +71,6 @@ fn is_pg(loc: &StoreLocation) -> bool {
     matches!(loc, StoreLocation::Postgres { .. })
 }
 
-pub async fn admin_key(store: &SqlStore, org: Option<&str>) -> String {
-    let org_id = match org {
-        Some(slug) => Some(
-            store
-                .org_by_slug(slug)
-                .await
-                .unwrap()
-                .unwrap()
-                .id
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let key = roster::api::new_key().unwrap();
-    let info = AdminKeyInfo {
-        id: roster::core::new_id(),
-        org_id,
-        name: "test".into(),
-        read_only: false,
-        created_at: roster::core::now(),
-        revoked_at: None,
-    };
-    store
-        .insert_admin_key(
-            &info,
-            &roster::core::secrets::hash_secret(&key),
-            &Actor::Cli,
-        )
-        .await
-        .unwrap();
-    key
-}
-
 async fn feed(app: &TestApp, key: &str, query: &str) -> Value {
     app.call_with(
         key,
@@ -141,7 +107,7 @@ async fn group_with(app: &TestApp, name: &str, members: &[&str]) -> String {
 /// Membership events name exactly the memberships that changed, whichever way the client
 /// phrased the change; the feed shows them in order with their actor and request.
 async fn membership_events_are_exact(app: &TestApp) {
-    let key = admin_key(&app.db.store, None).await;
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
     let a = app.user("a@x.com").await;
     let b = app.user("b@x.com").await;
     let c = app.user("c@x.com").await;
@@ -300,9 +266,9 @@ async fn failed_transactions_leave_nothing(app: &TestApp) {
 /// The feed answers at once when events exist and holds an empty page until one arrives;
 /// a key scoped to one organization sees only that organization.
 async fn feed_long_polls_and_scopes(app: &TestApp) {
-    let key = admin_key(&app.db.store, None).await;
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
     app.directory_token("other", false).await;
-    let other_key = admin_key(&app.db.store, Some("other")).await;
+    let other_key = crate::common::admin_key(&app.db.store, Some("other"), false).await;
     app.user("lp@x.com").await;
     let now = feed(app, &key, "org=acme&limit=1000").await;
     let cursor = now["next_cursor"].as_str().unwrap().to_owned();
@@ -470,7 +436,7 @@ async fn roles_of(app: &TestApp, key: &str, user: &str) -> Vec<String> {
 /// Group membership drives roles through mappings; a role stays while any group grants it;
 /// renames move it; roles show in SCIM and the admin API, with role.* events.
 async fn group_membership_drives_roles(app: &TestApp) {
-    let key = admin_key(&app.db.store, None).await;
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
     let u = app.user("r@x.com").await;
     let eng = group_with(app, "Engineering", &[]).await;
     let ops = group_with(app, "ops-team", &[&u]).await;
@@ -543,7 +509,7 @@ async fn group_membership_drives_roles(app: &TestApp) {
 /// The drift report lists JIT users the directory never saw, keeps the deprovisioning
 /// invariant at zero and shows directory traffic by client.
 async fn drift_report_and_traffic(app: &TestApp) {
-    let key = admin_key(&app.db.store, None).await;
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
     let store = &app.db.store;
     let org = store.org_by_slug("acme").await.unwrap().unwrap();
     let scope = roster::core::model::Scope {
