@@ -43,3 +43,8 @@ CREATE TABLE setup_links (
     directory_id TEXT REFERENCES directories(id),
     connection_id TEXT NOT NULL
 );
+
+-- Whether an endpoint may be delivered to on loopback, private and link-local networks:
+-- endpoints made by the CLI or a key for every organization may (an app's receiver is often
+-- internal); those made by a key limited to one organization may not (SSRF).
+ALTER TABLE webhook_endpoints ADD COLUMN allow_private BIGINT NOT NULL DEFAULT 1;

@@ -348,6 +348,9 @@ pub struct WebhookView {
     /// The last event it has settled.
     pub cursor: i64,
     pub next_attempt_at: String,
+    /// Whether deliveries may go to loopback, private or link-local addresses (endpoints
+    /// made by the CLI or a key for every organization).
+    pub private_networks: bool,
 }
 
 impl WebhookView {
@@ -361,6 +364,7 @@ impl WebhookView {
             disabled_at: w.disabled_at.clone(),
             cursor: w.cursor,
             next_attempt_at: w.next_attempt_at.clone(),
+            private_networks: w.allow_private,
         }
     }
 }
@@ -450,11 +454,13 @@ async fn create_webhook(
             None
         }
     };
+    // A key limited to one organization may not point Roster at internal addresses.
     let (ep, secret) = webhooks::new_endpoint(
         &st.master,
         org.as_ref().map(|o| &o.id),
         &b.url,
         &b.events.join(","),
+        admin.org.is_none(),
     )?;
     st.store.insert_webhook(&ep, &admin.actor()).await?;
     // As stored: the store starts its cursor at the newest event.

@@ -182,7 +182,7 @@ pub async fn webhook(store: &SqlStore, master: &MasterKey, c: &WebhookCmd) -> Re
                 None => None,
             };
             let (ep, secret) =
-                webhooks::new_endpoint(master, org.as_ref().map(|o| &o.id), url, events)?;
+                webhooks::new_endpoint(master, org.as_ref().map(|o| &o.id), url, events, true)?;
             store.insert_webhook(&ep, &Actor::Cli).await?;
             print(
                 *json,

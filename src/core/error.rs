@@ -52,3 +52,15 @@ pub enum StoreError {
 }
 
 pub type CoreResult<T> = Result<T, CoreError>;
+
+/// An error with its sources, joined (libraries' top-level messages are often vague).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}

@@ -80,6 +80,9 @@ struct Inner {
     store: SqlStore,
     master: MasterKey,
     http: reqwest::Client,
+    /// For endpoints not allowed private networks: resolves names to public addresses only,
+    /// so the address checked is the address connected to.
+    public_http: reqwest::Client,
     node: String,
     schedule_ms: Vec<u64>,
     lease: Duration,
@@ -95,16 +98,24 @@ impl Dispatcher {
         lease: Duration,
     ) -> CoreResult<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| CoreError::Internal(format!("webhook HTTP client: {e}")))?;
+        let client = |public_only: bool| {
+            let b = reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none());
+            let b = if public_only {
+                b.dns_resolver(Arc::new(PublicOnly))
+            } else {
+                b
+            };
+            b.build()
+                .map_err(|e| CoreError::Internal(format!("webhook HTTP client: {e}")))
+        };
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 master,
-                http,
+                http: client(false)?,
+                public_http: client(true)?,
                 node: new_id(),
                 schedule_ms,
                 lease,
@@ -318,6 +329,48 @@ struct Posted {
     duration_ms: i64,
 }
 
+/// Resolves names to their public addresses only (see `webhooks::is_public`).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| webhooks::is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "refused: {host} has no public address (this endpoint may not reach private networks)"
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// For an endpoint not allowed private networks whose URL names a non-public IP address
+/// (which no resolver sees): why it is refused.
+fn private_literal(ep: &Endpoint) -> Option<String> {
+    if ep.allow_private {
+        return None;
+    }
+    let url = url::Url::parse(&ep.url).ok()?;
+    let ip = match url.host()? {
+        url::Host::Ipv4(a) => std::net::IpAddr::V4(a),
+        url::Host::Ipv6(a) => std::net::IpAddr::V6(a),
+        url::Host::Domain(_) => return None,
+    };
+    (!webhooks::is_public(ip)).then(|| {
+        format!(
+            "refused: {ip} is not a public address (this endpoint may not reach private networks)"
+        )
+    })
+}
+
 impl Dispatcher {
     /// One signed POST of `ev` to the endpoint (the same `webhook-id` on every attempt).
     async fn post(&self, ep: &Endpoint, secret: &str, ev: &EventRecord) -> Posted {
@@ -326,10 +379,17 @@ impl Dispatcher {
         let msg_id = ev.message_id();
         let at = now();
         let started = Instant::now();
-        let result = match webhooks::sign(secret, &msg_id, ts, &body) {
-            Ok(sig) => self
-                .inner
-                .http
+        let http = if ep.allow_private {
+            &self.inner.http
+        } else {
+            &self.inner.public_http
+        };
+        let result = match (
+            private_literal(ep),
+            webhooks::sign(secret, &msg_id, ts, &body),
+        ) {
+            (Some(refused), _) => Err(refused),
+            (None, Ok(sig)) => http
                 .post(&ep.url)
                 .header("content-type", "application/json")
                 .header("user-agent", "Roster-Webhooks/1")
@@ -340,7 +400,7 @@ impl Dispatcher {
                 .send()
                 .await
                 .map_err(error_text),
-            Err(e) => Err(e.to_string()),
+            (None, Err(e)) => Err(e.to_string()),
         };
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let (code, error) = match result {
@@ -417,7 +477,10 @@ fn error_text(e: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    format!("{kind}: {}", e.without_url())
+    format!(
+        "{kind}: {}",
+        crate::core::error::error_chain(&e.without_url())
+    )
 }
 
 /// Seconds from a storage-format time until now.

@@ -55,17 +55,7 @@ impl SsoState {
     }
 }
 
-/// An error with its sources, joined (libraries' top-level messages are often vague).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
-}
+pub(crate) use crate::core::error::error_chain;
 
 /// A SAML connection's entity id at `public_url`.
 pub fn saml_entity_id(public_url: &str, connection_id: &str) -> String {

@@ -23,8 +23,8 @@ use crate::core::webhooks::{self, Endpoint, EventRecord};
 pub(super) const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
                           request_id, received_at, data, created_at";
 
-const ENDPOINT_COLS: &str =
-    "id, org_id, url, event_types, secret_enc, created_at, disabled_at, cursor, next_attempt_at";
+const ENDPOINT_COLS: &str = "id, org_id, url, event_types, secret_enc, created_at, disabled_at, cursor, next_attempt_at, \
+     allow_private";
 
 fn bad(what: &str) -> CoreError {
     CoreError::Store(StoreError::Other(format!("malformed {what} row")))
@@ -75,6 +75,7 @@ fn endpoint_from_row(r: &AnyRow) -> CoreResult<Endpoint> {
         disabled_at: get(r, "disabled_at")?,
         cursor: get(r, "cursor")?,
         next_attempt_at: get(r, "next_attempt_at")?,
+        allow_private: get::<i64>(r, "allow_private")? != 0,
     })
 }
 
@@ -245,8 +246,8 @@ impl LifecycleStore for SqlStore {
     async fn insert_webhook(&self, ep: &Endpoint, actor: &Actor) -> CoreResult<()> {
         let mut b = Batch::default();
         b.push(
-            "INSERT INTO webhook_endpoints (id, org_id, url, event_types, secret_enc, created_at, cursor, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events), $6)",
+            "INSERT INTO webhook_endpoints (id, org_id, url, event_types, secret_enc, created_at, cursor, next_attempt_at, allow_private) \
+             VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events), $6, $7)",
             vec![
                 Arg::Str(ep.id.clone()),
                 Arg::opt(ep.org_id.as_ref().map(|o| o.as_str().to_owned())),
@@ -254,6 +255,7 @@ impl LifecycleStore for SqlStore {
                 Arg::Str(Value::from(ep.event_types.clone()).to_string()),
                 Arg::Str(ep.secret_enc.clone()),
                 Arg::Str(ep.created_at.clone()),
+                Arg::I64(i64::from(ep.allow_private)),
             ],
         );
         b.event(

@@ -1745,7 +1745,90 @@ async fn events_are_pruned_behind_the_slowest_webhook(app: &TestApp) {
     );
 }
 
+/// A key limited to one organization cannot point Roster at internal addresses (SSRF): its
+/// endpoints' deliveries to loopback, by IP or by name, are refused before any byte is sent.
+/// The same receiver takes deliveries of an endpoint made by a key for every organization.
+async fn scoped_keys_cannot_reach_private_networks(app: &TestApp) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        let r = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let c = counter.clone();
+                async move {
+                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "ok"
+                }
+            }),
+        );
+        let _ = axum::serve(listener, r).await;
+    });
+    let scoped_key = admin_key(app, Some("acme"), false).await;
+    let scoped = Api::on(app, Some(&scoped_key));
+    let mut refused = Vec::new();
+    for host in ["127.0.0.1", "localhost"] {
+        let w = scoped
+            .post(
+                "/webhooks",
+                &json!({"url": format!("http://{host}:{port}/hook"), "org": "acme"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(w.body["private_networks"], false, "{}", w.body);
+        refused.push(w.id());
+    }
+    let global = global(app).await;
+    let allowed = global
+        .post(
+            "/webhooks",
+            &json!({"url": format!("http://127.0.0.1:{port}/hook"), "org": "acme",
+                    "events": ["user.created"]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(allowed.body["private_networks"], true);
+    app.user("ssrf@x.com").await;
+    for id in &refused {
+        let d = eventually(Duration::from_secs(10), "a refused attempt", async || {
+            let r = scoped
+                .get(&format!("/webhooks/{id}/deliveries"))
+                .await
+                .expect(200);
+            r.body["data"].as_array().unwrap().first().cloned()
+        })
+        .await;
+        assert_eq!(d["status"], "pending", "{d}");
+        assert_eq!(d["response_status"], Value::Null, "{d}");
+        let err = d["last_error"].as_str().unwrap();
+        assert!(err.contains("private networks"), "{err}");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the allowed delivery",
+        async || {
+            let r = global
+                .get(&format!(
+                    "/webhooks/{}/deliveries?status=delivered",
+                    allowed.id()
+                ))
+                .await
+                .expect(200);
+            (!r.body["data"].as_array().unwrap().is_empty()).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the allowed endpoint's one event reached the receiver"
+    );
+}
+
 backend_tests!(
+    scoped_keys_cannot_reach_private_networks,
     events_are_pruned_behind_the_slowest_webhook,
     users_created_and_deleted_by_hand,
     deliveries_page_with_cursors,

@@ -56,7 +56,7 @@ async fn the_console_and_the_setup_page_in_chromium() {
         let _ = axum::serve(listener, r).await;
     });
     let (ep, _) =
-        roster::core::webhooks::new_endpoint(&app.db.master_key(), Some(&org.id), &hook, "*")
+        roster::core::webhooks::new_endpoint(&app.db.master_key(), Some(&org.id), &hook, "*", true)
             .unwrap();
     store.insert_webhook(&ep, &Actor::Cli).await.unwrap();
     let mut delivered = false;

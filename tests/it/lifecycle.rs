@@ -724,6 +724,7 @@ async fn add_webhook(
         disabled_at: None,
         cursor: 0,
         next_attempt_at: roster::core::now(),
+        allow_private: true,
     };
     store.insert_webhook(&ep, &Actor::Cli).await.unwrap();
     (id, secret)
