@@ -28,7 +28,19 @@ pub struct Traffic {
     /// Requests, errors and the last request's time per key.
     counts: Mutex<HashMap<Key, (i64, i64, time::OffsetDateTime)>>,
     /// The newest requests per directory since the last flush (at most [`RECENT_PER_FLUSH`]).
-    recent: Mutex<HashMap<String, VecDeque<RecentRequest>>>,
+    recent: Mutex<HashMap<String, VecDeque<Seen>>>,
+}
+
+/// One request as remembered between flushes (its time is formatted at the flush, for the
+/// few that are kept, not on every request).
+struct Seen {
+    at: time::OffsetDateTime,
+    method: String,
+    path: String,
+    status: u16,
+    latency_us: i64,
+    user_agent: String,
+    request_id: Option<String>,
 }
 
 /// Requests per directory kept between flushes, and in the store.
@@ -39,32 +51,45 @@ pub const RECENT_KEPT: i64 = 200;
 const MAX_AGENT: usize = 120;
 
 impl Traffic {
-    fn record(&self, directory: String, agent: &str, error: bool) {
-        let at = time::OffsetDateTime::now_utc();
-        let minute = at.unix_timestamp().div_euclid(60);
-        let agent: String = agent.chars().take(MAX_AGENT).collect();
+    /// Counts a request under its directory, minute and client (status ≥ 400 is an error)
+    /// and remembers it among the directory's newest.
+    fn record(&self, directory: &str, seen: Seen) {
+        let minute = seen.at.unix_timestamp().div_euclid(60);
         if let Ok(mut m) = self.counts.lock() {
-            let e = m.entry((directory, minute, agent)).or_insert((0, 0, at));
+            let e = m
+                .entry((directory.to_owned(), minute, seen.user_agent.clone()))
+                .or_insert((0, 0, seen.at));
             e.0 += 1;
-            e.1 += i64::from(error);
-            e.2 = at;
+            e.1 += i64::from(seen.status >= 400);
+            e.2 = seen.at;
         }
-    }
-
-    fn remember(&self, r: RecentRequest) {
         if let Ok(mut m) = self.recent.lock() {
-            let q = m.entry(r.directory_id.clone()).or_default();
+            let q = m.entry(directory.to_owned()).or_default();
             if q.len() == RECENT_PER_FLUSH {
                 q.pop_front();
             }
-            q.push_back(r);
+            q.push_back(seen);
         }
     }
 
     /// Adds what was counted since the last flush to the store.
     pub async fn flush(&self, store: &SqlStore) {
         let recent: Vec<RecentRequest> = match self.recent.lock() {
-            Ok(mut m) => m.drain().flat_map(|(_, q)| q).collect(),
+            Ok(mut m) => m
+                .drain()
+                .flat_map(|(directory_id, q)| {
+                    q.into_iter().map(move |r| RecentRequest {
+                        directory_id: directory_id.clone(),
+                        at: format_time(r.at),
+                        method: r.method,
+                        path: r.path,
+                        status: i64::from(r.status),
+                        latency_us: r.latency_us,
+                        user_agent: r.user_agent,
+                        request_id: r.request_id,
+                    })
+                })
+                .collect(),
             Err(_) => Vec::new(),
         };
         if let Err(e) = store.add_recent_requests(&recent, RECENT_KEPT).await {
@@ -123,7 +148,9 @@ pub async fn count(State(st): State<Arc<ScimState>>, mut req: Request, next: Nex
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_owned();
+        .chars()
+        .take(MAX_AGENT)
+        .collect::<String>();
     let method = req.method().as_str().to_owned();
     // The path only: queries carry filter values (names, emails) and are not kept.
     let path: String = req
@@ -138,17 +165,18 @@ pub async fn count(State(st): State<Arc<ScimState>>, mut req: Request, next: Nex
     if let Some(dir) = slot.0.get() {
         let status = resp.status().as_u16();
         crate::metrics::scim_op(dir, &method, status);
-        st.traffic.record(dir.clone(), &agent, status >= 400);
-        st.traffic.remember(RecentRequest {
-            directory_id: dir.clone(),
-            at: format_time(time::OffsetDateTime::now_utc()),
-            method,
-            path,
-            status: i64::from(status),
-            latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
-            user_agent: agent.chars().take(MAX_AGENT).collect(),
-            request_id: crate::core::context::current().request_id,
-        });
+        st.traffic.record(
+            dir,
+            Seen {
+                at: time::OffsetDateTime::now_utc(),
+                method,
+                path,
+                status,
+                latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+                user_agent: agent,
+                request_id: crate::core::context::current().request_id,
+            },
+        );
     }
     resp
 }
