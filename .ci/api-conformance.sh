@@ -16,27 +16,7 @@ bin="$(realpath "$1")"
 backend="$2"
 here="$(cd "$(dirname "$0")" && pwd)"
 st="${SCHEMATHESIS:-$here/.venv-api/bin/schemathesis}"
-work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-schema=""
-export ROSTER_DATA_DIR="$work/data"
-unset ROSTER_DATABASE_URL ROSTER_DATABASE_SCHEMA
-if [[ "$backend" == postgres ]]; then
-    export ROSTER_DATABASE_URL="${ROSTER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-    schema="ci_api_$(date +%s)_$$"
-    export ROSTER_DATABASE_SCHEMA="$schema"
-fi
-base="http://127.0.0.1:$port"
-export ROSTER_PUBLIC_URL="$base"
-pid=""
-cleanup() {
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    if [[ -n "$schema" ]]; then
-        psql "$ROSTER_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$here/fresh-server.sh" "$backend" ci_api
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 "$bin" org create acme --name "Acme" --json >/dev/null
@@ -44,13 +24,7 @@ key="$("$bin" admin-key create --name api-conformance --json | json '["key"]')"
 dir_json="$("$bin" directory create --org acme --json)"
 token="$(echo "$dir_json" | json '["token"]')"
 directory="$(echo "$dir_json" | json '["directory_id"]')"
-"$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-    sleep 0.1
-done
+start_roster
 
 scim() { curl -fsS -X "$1" "$base/scim/v2$2" -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/scim+json' ${3:+-d "$3"}; }
