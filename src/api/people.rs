@@ -16,7 +16,6 @@ use super::{
 };
 use crate::core::model::{Group, Member, Provenance, Scope, User};
 use crate::core::store::{AdminStore, LifecycleStore, Store, UserListing};
-use crate::core::webhooks::EventRecord;
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -376,24 +375,17 @@ async fn user_events(
         n => Some(n),
     };
     let org = admin.org(&st.store, &org).await?;
-    let mut list = timeline(&st, &org.id, &id, before, limit + 1).await?;
+    // Also for users that were deleted: their events stay.
+    let mut list = st
+        .store
+        .resource_events(&org.id, &id, before, limit + 1)
+        .await?;
     let more = take_page(&mut list, limit);
     let next = next_cursor("event", more, list.last().map(|e| e.cursor.to_string()));
     Ok(axum::Json(Page {
         data: list.iter().map(|e| EventView(e.to_json())).collect(),
         next_cursor: next,
     }))
-}
-
-/// A resource's events, newest first (also for users that were deleted).
-pub async fn timeline(
-    st: &ApiState,
-    org: &crate::core::model::OrgId,
-    id: &str,
-    before: Option<i64>,
-    limit: i64,
-) -> ApiResult<Vec<EventRecord>> {
-    Ok(st.store.resource_events(org, id, before, limit).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

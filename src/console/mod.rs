@@ -659,7 +659,7 @@ async fn user(
         );
     }
     body.push_str("<h2>Timeline</h2>");
-    let events = crate::api::people::timeline(&st, &org.id, &u.id, None, 100).await?;
+    let events = st.store.resource_events(&org.id, &u.id, None, 100).await?;
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
