@@ -67,7 +67,7 @@ impl AdminStore for SqlStore {
         ))
         .bind(after.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(Self::org_from_row).collect()
@@ -85,7 +85,7 @@ impl AdminStore for SqlStore {
                   JOIN directories d ON d.id = t.directory_id WHERE d.org_id = $1) AS last_scim",
         )
         .bind(org.as_str())
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         Ok(OrgStats {
@@ -126,7 +126,7 @@ impl AdminStore for SqlStore {
             args.len()
         );
         let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         rows.iter()
@@ -160,7 +160,7 @@ impl AdminStore for SqlStore {
             args.len()
         );
         let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         rows.iter()
@@ -180,7 +180,7 @@ impl AdminStore for SqlStore {
         )
         .bind(group_id)
         .bind(org.as_str())
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         get(&r, "n")
@@ -206,7 +206,7 @@ impl AdminStore for SqlStore {
         .bind(group_id)
         .bind(after.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(member_of).collect()
@@ -228,7 +228,7 @@ impl AdminStore for SqlStore {
         .bind(org.as_str())
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -248,7 +248,7 @@ impl AdminStore for SqlStore {
         )
         .bind(endpoint_id)
         .bind(event_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -280,7 +280,7 @@ impl AdminStore for SqlStore {
         .bind(after_seq)
         .bind(since.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -362,7 +362,7 @@ impl AdminStore for SqlStore {
         )
         .bind(directory_id)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(recent_of).collect()
@@ -394,7 +394,10 @@ impl AdminStore for SqlStore {
         if let Some(o) = org {
             q = q.bind(o.as_str());
         }
-        let rows = q.fetch_all(&self.read).await.map_err(e)?;
+        let rows = q
+            .fetch_all(&mut *self.read_conn().await?)
+            .await
+            .map_err(e)?;
         rows.iter()
             .map(|r| {
                 Ok(DeprovisionSample {
@@ -455,7 +458,7 @@ impl AdminStore for SqlStore {
         .bind(now)
         .bind(CONSOLE_ADMIN_ROLE)
         .bind(CONSOLE_VIEWER_ROLE)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         let Some(r) = row else { return Ok(None) };
@@ -489,7 +492,7 @@ impl AdminStore for SqlStore {
     async fn setting(&self, name: &str) -> CoreResult<Option<String>> {
         let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.map(|r| get(&r, "value")).transpose()
@@ -582,7 +585,7 @@ impl AdminStore for SqlStore {
         ))
         .bind(session_hash)
         .bind(now)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         row.as_ref().map(link_of).transpose()

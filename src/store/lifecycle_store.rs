@@ -145,7 +145,7 @@ impl SqlStore {
             sqlx::query(&format!("SELECT COUNT(*) AS n FROM users u WHERE {cond}")),
             args,
         )
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.read_conn().await?)
         .await
         .map_err(e)?
         .try_get("n")
@@ -157,7 +157,7 @@ impl SqlStore {
             )),
             args,
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         Ok(Section {
@@ -185,7 +185,7 @@ impl SqlStore {
         ))
         .bind(org.as_str())
         .bind(v.as_str())
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         for g in &groups {
@@ -194,7 +194,7 @@ impl SqlStore {
         }
         let users = sqlx::query("SELECT DISTINCT user_id FROM user_identities WHERE org_id = $1")
             .bind(org.as_str())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         for u in &users {
@@ -219,7 +219,7 @@ impl LifecycleStore for SqlStore {
             .bind(o.as_str())
             .bind(after)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await,
             None => {
                 sqlx::query(&format!(
@@ -227,7 +227,7 @@ impl LifecycleStore for SqlStore {
                 ))
                 .bind(after)
                 .bind(limit)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.read_conn().await?)
                 .await
             }
         }
@@ -237,7 +237,7 @@ impl LifecycleStore for SqlStore {
 
     async fn last_event_cursor(&self) -> CoreResult<i64> {
         let r = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM events")
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         get(&r, "n")
@@ -277,12 +277,12 @@ impl LifecycleStore for SqlStore {
                 "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE org_id = $1 ORDER BY created_at"
             ))
             .bind(o.as_str())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await,
             None => sqlx::query(&format!(
                 "SELECT {ENDPOINT_COLS} FROM webhook_endpoints ORDER BY created_at"
             ))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await,
         }
         .map_err(e)?;
@@ -325,7 +325,7 @@ impl LifecycleStore for SqlStore {
              LIMIT 1",
         )
         .bind(now)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         Ok(row.is_some())
@@ -447,7 +447,7 @@ impl LifecycleStore for SqlStore {
              WHERE d.endpoint_id = w.id AND d.status = 'failed') AS failed \
              FROM webhook_endpoints w WHERE w.disabled_at IS NULL ORDER BY w.created_at",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -461,7 +461,7 @@ impl LifecycleStore for SqlStore {
         )
         .bind(endpoint_id)
         .bind(event_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         r.map_or(Ok(0), |r| get(&r, "attempts"))
@@ -484,7 +484,7 @@ impl LifecycleStore for SqlStore {
         .bind(status.unwrap_or(""))
         .bind(limit)
         .bind(before.unwrap_or(i64::MAX))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -511,7 +511,7 @@ impl LifecycleStore for SqlStore {
              UNION SELECT chain FROM audit_anchors) c LEFT JOIN audit_anchors a ON a.chain = c.chain \
              ORDER BY c.chain",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -537,7 +537,7 @@ impl LifecycleStore for SqlStore {
         )
         .bind(chain)
         .bind(since.unwrap_or(""))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(entry_from_row).collect()
@@ -665,7 +665,7 @@ impl LifecycleStore for SqlStore {
              WHERE org_id = $1 ORDER BY created_at, id",
         )
         .bind(org.as_str())
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(mapping_from_row).collect()
@@ -677,7 +677,7 @@ impl LifecycleStore for SqlStore {
         )
         .bind(scope.org.as_str())
         .bind(user_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(|r| get(r, "role")).collect()
@@ -720,7 +720,7 @@ impl LifecycleStore for SqlStore {
             "SELECT id, org_id, read_only FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         row.map(|r| {
@@ -737,7 +737,7 @@ impl LifecycleStore for SqlStore {
         let rows = sqlx::query(
             "SELECT id, org_id, name, read_only, created_at, revoked_at FROM admin_keys ORDER BY created_at",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -844,7 +844,7 @@ impl LifecycleStore for SqlStore {
                  FROM directory_traffic WHERE directory_id = $1 GROUP BY user_agent ORDER BY user_agent",
             )
             .bind(d.id.as_str())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
             let mut by_client = Vec::new();

@@ -8,6 +8,7 @@ mod batch;
 mod filter_sql;
 mod lifecycle_store;
 mod positions;
+mod readers;
 mod roles;
 mod sql_store;
 mod sso_store;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use crate::core::error::StoreError;
 
@@ -173,22 +174,16 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     // One reader per core and one more: each is a thread of sqlx-sqlite's that queries hand
     // off to, and each holds its own page cache.
     let readers = std::thread::available_parallelism().map_or(3, |n| n.get() + 1) as u32;
-    let read = AnyPoolOptions::new()
-        .max_connections(readers.clamp(3, 16))
-        // A file connection cannot be lost: skip sqlx's ping on every acquire, which on
-        // SQLite is one more round trip to the connection's worker thread per request.
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(move |c, _| {
-            Box::pin(async move {
-                c.execute(pragmas).await?;
-                c.execute(reader_pragmas).await?;
-                Ok(())
-            })
-        })
-        .connect_with(opts)
-        .await
-        .map_err(db_err)?;
+    let mut conns = Vec::new();
+    for _ in 0..readers.clamp(3, 16) {
+        let mut c = sqlx::AnyConnection::connect_with(&opts)
+            .await
+            .map_err(db_err)?;
+        c.execute(pragmas).await.map_err(db_err)?;
+        c.execute(reader_pragmas).await.map_err(db_err)?;
+        conns.push(c);
+    }
+    let read = readers::Readers::Fixed(std::sync::Arc::new(readers::Fixed::new(conns)));
     let writer = write.acquire().await.map_err(db_err)?;
     let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
     gc.spawn_sweeper();
@@ -231,7 +226,12 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
         .run(&pool)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-    Ok(SqlStore::new(Dialect::Postgres, pool.clone(), pool, None))
+    Ok(SqlStore::new(
+        Dialect::Postgres,
+        pool.clone(),
+        readers::Readers::Pool(pool),
+        None,
+    ))
 }
 
 impl Dialect {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::batch::Batch;
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
 use super::positions;
+use super::readers::{ReadConn, Readers};
 use super::roles;
 use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
 use super::{Dialect, db_err};
@@ -28,7 +29,7 @@ use crate::core::{new_id, now};
 pub struct SqlStore {
     pub(super) d: Dialect,
     pub(super) write: AnyPool,
-    pub(super) read: AnyPool,
+    pub(super) read: Readers,
     /// SQLite only: the single writer connection, group-committed.
     group_commit: Option<Arc<GroupCommit>>,
     /// Bumped after each commit that appended events.
@@ -286,7 +287,7 @@ impl SqlStore {
     pub(super) fn new(
         d: Dialect,
         write: AnyPool,
-        read: AnyPool,
+        read: Readers,
         group_commit: Option<Arc<GroupCommit>>,
     ) -> Self {
         SqlStore {
@@ -304,6 +305,11 @@ impl SqlStore {
         self.signal.subscribe()
     }
 
+    /// A connection for reads (see `readers`).
+    pub(super) async fn read_conn(&self) -> CoreResult<ReadConn> {
+        self.read.acquire().await
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.d
     }
@@ -314,7 +320,7 @@ impl SqlStore {
             "SELECT COALESCE(MAX(version), 0) AS v, \
              CAST(SUM(CASE WHEN success THEN 0 ELSE 1 END) AS BIGINT) AS failed FROM _sqlx_migrations",
         )
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         let applied: i64 = get(&row, "v")?;
@@ -525,26 +531,28 @@ impl SqlStore {
     }
 
     /// Runs a page query (`inner` selects `cols`, `pos_` and `sk_`) as one aggregated row.
-    async fn fetch_page<T: PageItem>(
+    /// `extra` are integer SQL expressions computed in the same statement (so over the same
+    /// snapshot); their values come back beside the page (None for NULL).
+    async fn fetch_page<T: PageItem, const N: usize>(
         &self,
         conn: &mut AnyConnection,
         kind: ResourceKind,
         inner: &str,
         args: &[Arg],
         sorted: Option<bool>,
-    ) -> CoreResult<(Vec<T>, Option<i64>)> {
-        // `sorted`: Some(descending) when `inner` selects a sort key `sk_`. When `inner`
-        // selects `total_` (a window count), its value comes back too (None for no rows).
+        extra: [&str; N],
+    ) -> CoreResult<(Vec<T>, [Option<i64>; N])> {
+        // `sorted`: Some(descending) when `inner` selects a sort key `sk_`.
         let order = self
             .d
             .order_clause(sorted.map(|_| "x.sk_"), sorted.unwrap_or(false), "x.pos_");
-        let total = if inner.contains(" AS total_") {
-            "MAX(x.total_)"
-        } else {
-            "NULL"
-        };
+        let extra_cols: String = extra
+            .iter()
+            .enumerate()
+            .map(|(i, x)| format!(", {x} AS e{i}_"))
+            .collect();
         let sql = format!(
-            "SELECT {} AS page, {total} AS total FROM ({inner}) x",
+            "SELECT {} AS page{extra_cols} FROM ({inner}) x",
             self.d.json_rows(&self.json_elems(kind), &order)
         );
         let row = bind_all(sqlx::query(&sql), args)
@@ -552,8 +560,11 @@ impl SqlStore {
             .await
             .map_err(e)?;
         let text: String = row.try_get(0).map_err(e)?;
-        let total: Option<i64> = row.try_get(1).map_err(e)?;
-        Ok((T::parse_page(&text)?, total))
+        let mut values = [None; N];
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = row.try_get(i + 1).map_err(e)?;
+        }
+        Ok((T::parse_page(&text)?, values))
     }
 
     async fn list<T: PageItem>(
@@ -576,7 +587,7 @@ impl SqlStore {
         };
         let count_sql = format!("SELECT COUNT(*) AS n FROM {table} t WHERE {where_sql}");
         let filter_args = b.args.clone();
-        let mut conn = self.read.acquire().await.map_err(e)?;
+        let mut conn = self.read_conn().await?;
         if q.count == 0 {
             let total = count_rows(&mut conn, &count_sql, &filter_args).await?;
             return Ok(Page {
@@ -598,8 +609,8 @@ impl SqlStore {
              ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         let args = b.args.clone();
-        let (items, total) = self
-            .fetch_page(&mut conn, kind, &inner, &args, sorted)
+        let (items, [total]) = self
+            .fetch_page(&mut conn, kind, &inner, &args, sorted, ["MAX(x.total_)"])
             .await?;
         let total = match total {
             Some(n) => n.max(0) as u64,
@@ -624,7 +635,41 @@ impl SqlStore {
             ResourceKind::User => "User",
             ResourceKind::Group => "Group",
         };
-        let mut conn = self.read.acquire().await.map_err(e)?;
+        let mut conn = self.read_conn().await?;
+        let start = i64::try_from(q.start_index).unwrap_or(i64::MAX);
+        let count = i64::try_from(q.count).unwrap_or(i64::MAX);
+        let page_at = |pos: usize| {
+            format!(
+                "SELECT {cols}, t.pos AS pos_ FROM {table} t WHERE t.org_id = $1 AND t.pos >= ${pos} ORDER BY t.pos LIMIT $3"
+            )
+        };
+        // Optimistically one round trip: with no deletion in the organization, the K-th
+        // live resource is at position K. The counters come from the same statement, so
+        // they say whether that held.
+        let counter =
+            |col: &str| format!("(SELECT {col} FROM org_counters WHERE org_id = $1 AND kind = $4)");
+        if q.count > 0 {
+            let args = vec![
+                Arg::Str(org.to_owned()),
+                Arg::I64(start),
+                Arg::I64(count),
+                Arg::Str(kind_s.to_owned()),
+            ];
+            let (items, [live, deleted]) = self
+                .fetch_page(
+                    &mut conn,
+                    kind,
+                    &page_at(2),
+                    &args,
+                    None,
+                    [&counter("live"), &counter("deleted")],
+                )
+                .await?;
+            if deleted.unwrap_or(0) == 0 {
+                let total = live.unwrap_or(0).max(0) as u64;
+                return Ok(Page { total, items });
+            }
+        }
         let (live, deleted) = positions::counts(&mut conn, org, kind_s).await?;
         let total = live.max(0) as u64;
         if q.count == 0 || q.start_index > total {
@@ -633,13 +678,9 @@ impl SqlStore {
                 items: vec![],
             });
         }
-        let start = i64::try_from(q.start_index).unwrap_or(i64::MAX);
-        let count = i64::try_from(q.count).unwrap_or(i64::MAX);
         let (inner, args) = match positions::nth(&mut conn, org, kind_s, start, deleted).await? {
             Some(pos) => (
-                format!(
-                    "SELECT {cols}, t.pos AS pos_ FROM {table} t WHERE t.org_id = $1 AND t.pos >= $2 ORDER BY t.pos LIMIT $3"
-                ),
+                page_at(2),
                 vec![Arg::Str(org.to_owned()), Arg::I64(pos), Arg::I64(count)],
             ),
             None => (
@@ -653,8 +694,8 @@ impl SqlStore {
                 ],
             ),
         };
-        let (items, _) = self
-            .fetch_page(&mut conn, kind, &inner, &args, None)
+        let (items, []) = self
+            .fetch_page(&mut conn, kind, &inner, &args, None, [])
             .await?;
         Ok(Page { total, items })
     }
@@ -958,7 +999,7 @@ impl Store for SqlStore {
 
     async fn list_orgs(&self) -> CoreResult<Vec<Org>> {
         let rows = sqlx::query("SELECT id, slug, name, created_at FROM orgs ORDER BY slug")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         rows.iter().map(Self::org_from_row).collect()
@@ -967,7 +1008,7 @@ impl Store for SqlStore {
     async fn org_by_slug(&self, slug: &str) -> CoreResult<Option<Org>> {
         let row = sqlx::query("SELECT id, slug, name, created_at FROM orgs WHERE slug = $1")
             .bind(slug)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.as_ref().map(Self::org_from_row).transpose()
@@ -1017,12 +1058,12 @@ impl Store for SqlStore {
             Some(o) => {
                 sqlx::query(&format!("{base} WHERE d.org_id = $1 ORDER BY d.created_at"))
                     .bind(o.as_str())
-                    .fetch_all(&self.read)
+                    .fetch_all(&mut *self.read_conn().await?)
                     .await
             }
             None => {
                 sqlx::query(&format!("{base} ORDER BY o.slug, d.created_at"))
-                    .fetch_all(&self.read)
+                    .fetch_all(&mut *self.read_conn().await?)
                     .await
             }
         }
@@ -1036,7 +1077,7 @@ impl Store for SqlStore {
              JOIN orgs o ON o.id = d.org_id WHERE d.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         row.as_ref().map(Self::dir_from_row).transpose()
@@ -1121,7 +1162,7 @@ impl Store for SqlStore {
              WHERE directory_id = $1 ORDER BY created_at",
         )
         .bind(directory_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(Self::token_from_row).collect()
@@ -1133,7 +1174,7 @@ impl Store for SqlStore {
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(token_hash)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         match row {
@@ -1208,7 +1249,7 @@ impl Store for SqlStore {
     }
 
     async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>> {
-        let mut c = self.read.acquire().await.map_err(e)?;
+        let mut c = self.read_conn().await?;
         self.fetch_user(&mut c, scope, id, false).await
     }
 
@@ -1220,7 +1261,7 @@ impl Store for SqlStore {
         let row = sqlx::query(&sql)
             .bind(scope.org.as_str())
             .bind(fold(user_name))
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.as_ref().map(Self::user_from_row).transpose()
@@ -1385,7 +1426,7 @@ impl Store for SqlStore {
     }
 
     async fn get_group(&self, scope: &Scope, id: &str) -> CoreResult<Option<Group>> {
-        let mut c = self.read.acquire().await.map_err(e)?;
+        let mut c = self.read_conn().await?;
         self.fetch_group(&mut c, scope, id, false).await
     }
 
@@ -1487,7 +1528,7 @@ impl Store for SqlStore {
         )
         .bind(scope.org.as_str())
         .bind(group_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(super::admin_store::member_of).collect()

@@ -129,7 +129,7 @@ impl SqlStore {
         let rows = sqlx::query(&sql)
             .bind(scope.org.as_str())
             .bind(value)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         rows.iter().map(Self::user_from_row).collect()
@@ -169,7 +169,7 @@ impl SsoStore for SqlStore {
     async fn org_by_id(&self, id: &str) -> CoreResult<Option<Org>> {
         let row = sqlx::query("SELECT id, slug, name, created_at FROM orgs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.as_ref().map(Self::org_from_row).transpose()
@@ -209,7 +209,7 @@ impl SsoStore for SqlStore {
              JOIN orgs o ON o.id = d.org_id WHERE ($1 IS NULL OR d.org_id = $1) ORDER BY d.domain",
         )
         .bind(org.map(OrgId::as_str))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter()
@@ -230,7 +230,7 @@ impl SsoStore for SqlStore {
              JOIN orgs o ON o.id = d.org_id WHERE d.domain = $1",
         )
         .bind(domain)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         row.as_ref().map(Self::org_from_row).transpose()
@@ -239,7 +239,7 @@ impl SsoStore for SqlStore {
     async fn org_has_directory(&self, org: &OrgId) -> CoreResult<bool> {
         let row = sqlx::query("SELECT id FROM directories WHERE org_id = $1 LIMIT 1")
             .bind(org.as_str())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         Ok(row.is_some())
@@ -277,7 +277,7 @@ impl SsoStore for SqlStore {
     async fn connection(&self, id: &str) -> CoreResult<Option<Connection>> {
         let row = sqlx::query("SELECT * FROM connections WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.as_ref().map(connection_from_row).transpose()
@@ -288,7 +288,7 @@ impl SsoStore for SqlStore {
             "SELECT * FROM connections WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at, id",
         )
         .bind(org.map(OrgId::as_str))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         rows.iter().map(connection_from_row).collect()
@@ -309,7 +309,7 @@ impl SsoStore for SqlStore {
             .bind(scope.org.as_str())
             .bind(connection_id)
             .bind(subject)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.as_ref().map(Self::user_from_row).transpose()
@@ -377,7 +377,7 @@ impl SsoStore for SqlStore {
         )
         .bind(scope.org.as_str())
         .bind(user_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         match row {
@@ -414,7 +414,7 @@ impl SsoStore for SqlStore {
     async fn app(&self, id: &str) -> CoreResult<Option<App>> {
         let row = sqlx::query("SELECT * FROM apps WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         row.as_ref().map(app_from_row).transpose()
@@ -422,7 +422,7 @@ impl SsoStore for SqlStore {
 
     async fn list_apps(&self) -> CoreResult<Vec<App>> {
         let rows = sqlx::query("SELECT * FROM apps ORDER BY created_at, id")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         rows.iter().map(app_from_row).collect()
@@ -459,7 +459,7 @@ impl SsoStore for SqlStore {
 
     async fn signing_keys(&self) -> CoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read_conn().await?)
             .await
             .map_err(e)?;
         rows.iter().map(key_from_row).collect()
@@ -619,7 +619,7 @@ impl SsoStore for SqlStore {
         );
         let Some(row) = sqlx::query(&sql)
             .bind(hash)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read_conn().await?)
             .await
             .map_err(e)?
         else {
@@ -755,7 +755,7 @@ impl SsoStore for SqlStore {
         .bind(scope.org.as_str())
         .bind(user_id)
         .bind(now())
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.read_conn().await?)
         .await
         .map_err(e)?
         .try_get("n")
