@@ -77,12 +77,34 @@ pub struct ScimArgs {
     #[arg(long)]
     pub client_threads: Option<usize>,
 
+    /// Comma-separated timed phases to run (default: all of get_user,
+    /// filter_username, group_patch, list_page).
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Option<Vec<String>>,
+
     /// Print one JSON object with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
 }
 
 impl ScimArgs {
+    /// The timed phases to run, in their usual order.
+    pub fn phases(&self) -> Result<Vec<crate::phases::Phase>, String> {
+        use crate::phases::Phase;
+        let Some(names) = &self.phases else {
+            return Ok(Phase::ALL.to_vec());
+        };
+        for name in names {
+            if !Phase::ALL.iter().any(|p| p.name() == name) {
+                return Err(format!("--phases: unknown phase {name:?}"));
+            }
+        }
+        Ok(Phase::ALL
+            .into_iter()
+            .filter(|p| names.iter().any(|n| n == p.name()))
+            .collect())
+    }
+
     /// The population sizes to measure at, checked to be positive and increasing.
     pub fn sizes(&self) -> Result<Vec<u64>, String> {
         let sizes = self.sizes.clone().unwrap_or_else(|| vec![self.users]);
@@ -98,6 +120,7 @@ impl ScimArgs {
     /// Checks the options that clap cannot check by itself.
     pub fn validate(&self) -> Result<(), String> {
         self.sizes()?;
+        self.phases()?;
         if self.connections == 0 {
             return Err("--connections must be at least 1".into());
         }

@@ -79,6 +79,22 @@ fn parse_kb(status: &str, field: &str) -> Option<u64> {
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }
 
+/// CPU time the process has used so far (user and system, every thread), in
+/// microseconds: fields 14 and 15 of `/proc/PID/stat`, in USER_HZ (100/s on Linux).
+pub fn cpu_time_us(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_us(&stat)
+}
+
+fn parse_cpu_us(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count after its last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10_000)
+}
+
 /// KiB to MiB.
 pub fn kb_to_mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
@@ -94,6 +110,12 @@ mod tests {
         assert_eq!(parse_kb(status, "VmRSS:"), Some(1024));
         assert_eq!(parse_kb(status, "VmHWM:"), Some(2048));
         assert_eq!(parse_kb(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn parses_cpu_ticks() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(parse_cpu_us(stat), Some(3_250_000));
     }
 
     #[test]

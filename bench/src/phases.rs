@@ -66,7 +66,9 @@ pub async fn run(
     connections: usize,
     duration: Duration,
     seed: u64,
+    server_pid: Option<u32>,
 ) -> Summary {
+    let cpu_before = server_pid.and_then(crate::memory::cpu_time_us);
     // Group PATCH workers own disjoint sets of users: never more workers than users.
     let workers = match phase {
         Phase::GroupPatch => connections.min(target.users.len()),
@@ -86,13 +88,31 @@ pub async fn run(
         .collect();
 
     let mut recorder = Recorder::default();
+    let mut handles = handles.into_iter();
+    // The first worker ends at the deadline: read the CPU time there, not after the
+    // stragglers' last requests.
+    let mut cpu_after = None;
+    if let Some(first) = handles.next() {
+        match first.await {
+            Ok(rec) => recorder.merge(rec),
+            Err(e) => recorder.error(Duration::ZERO, &Failure::Transport(e.to_string())),
+        }
+        cpu_after = server_pid.and_then(crate::memory::cpu_time_us);
+    }
     for handle in handles {
         match handle.await {
             Ok(rec) => recorder.merge(rec),
             Err(e) => recorder.error(Duration::ZERO, &Failure::Transport(e.to_string())),
         }
     }
-    recorder.summarize(duration)
+    let mut summary = recorder.summarize(duration);
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after)
+        && summary.rate > 0.0
+    {
+        summary.server_cpu_us =
+            Some(after.saturating_sub(before) as f64 / (summary.rate * summary.secs));
+    }
+    summary
 }
 
 /// One closed-loop worker with its own connection.

@@ -53,15 +53,24 @@ pub fn to_table(report: &RunReport) -> String {
     );
     let _ = writeln!(
         out,
-        "{:>8} {:<16} {:>12} {:<10} {:>9} {:>9} {:>9} {:>7}",
-        "users", "phase", "rate", "unit", "p50 ms", "p99 ms", "requests", "errors"
+        "{:>8} {:<16} {:>12} {:<10} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "users", "phase", "rate", "unit", "p50 ms", "p99 ms", "requests", "errors", "cpu µs/r"
     );
     for size in &report.sizes {
         let mut row = |name: &str, rate: f64, unit: &str, s: &Summary| {
             let _ = writeln!(
                 out,
-                "{:>8} {:<16} {:>12.1} {:<10} {:>9.3} {:>9.3} {:>9} {:>7}",
-                size.target, name, rate, unit, s.p50_ms, s.p99_ms, s.requests, s.errors
+                "{:>8} {:<16} {:>12.1} {:<10} {:>9.3} {:>9.3} {:>9} {:>7} {:>9}",
+                size.target,
+                name,
+                rate,
+                unit,
+                s.p50_ms,
+                s.p99_ms,
+                s.requests,
+                s.errors,
+                s.server_cpu_us
+                    .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"))
             );
             if let Some(e) = &s.first_error {
                 errors.push(format!("users={} {name}: {e}", size.target));

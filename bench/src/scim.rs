@@ -69,8 +69,15 @@ pub async fn run(args: &ScimArgs) -> Result<RunReport, String> {
             "[size {size}] creating users {loaded_up_to}..{size} over {} connections",
             args.connections
         );
-        let (created, creates) =
+        let cpu_before = args.server_pid.and_then(crate::memory::cpu_time_us);
+        let (created, mut creates) =
             load::create_users(&client, loaded_up_to, size, args.connections).await;
+        let cpu_after = args.server_pid.and_then(crate::memory::cpu_time_us);
+        if let (Some(b), Some(a)) = (cpu_before, cpu_after)
+            && !created.is_empty()
+        {
+            creates.server_cpu_us = Some(a.saturating_sub(b) as f64 / created.len() as f64);
+        }
         loaded_up_to = size;
         eprintln!(
             "[size {size}] {} created in {:.1} s ({:.0}/s), {} errors",
@@ -115,21 +122,31 @@ pub async fn run(args: &ScimArgs) -> Result<RunReport, String> {
             page_size: args.page_size,
         };
         let mut phase_results = Vec::new();
-        for phase in Phase::ALL {
+        for phase in args.phases()? {
             eprintln!(
                 "[size {size}] phase {} for {} s",
                 phase.name(),
                 args.duration_secs
             );
-            let summary =
-                phases::run(phase, &target, args.connections, args.duration(), args.seed).await;
+            let summary = phases::run(
+                phase,
+                &target,
+                args.connections,
+                args.duration(),
+                args.seed,
+                args.server_pid,
+            )
+            .await;
             eprintln!(
-                "[size {size}] phase {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                "[size {size}] phase {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors{}",
                 phase.name(),
                 summary.rate,
                 summary.p50_ms,
                 summary.p99_ms,
-                summary.errors
+                summary.errors,
+                summary
+                    .server_cpu_us
+                    .map_or_else(String::new, |us| format!(", server CPU {us:.0} µs/req"))
             );
             phase_results.push((phase, summary));
         }
