@@ -102,7 +102,11 @@ impl From<CoreError> for ScimError {
 
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, self.to_json().to_string()).into_response();
+        let mut r = (
+            self.status,
+            serde_json::to_vec(&self.to_json()).unwrap_or_default(),
+        )
+            .into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(SCIM_CONTENT_TYPE),

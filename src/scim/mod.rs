@@ -187,7 +187,12 @@ fn header_version(h: &HeaderMap, name: header::HeaderName) -> ScimResult<Option<
 impl IntoResponse for Resp {
     fn into_response(self) -> Response {
         let mut r = match self.body {
-            Some(b) => (self.status, b.to_string()).into_response(),
+            // `to_vec` writes straight into the buffer; `to_string` would go through
+            // `fmt::Display`, one formatter call per token.
+            Some(b) => match serde_json::to_vec(&b) {
+                Ok(bytes) => (self.status, bytes).into_response(),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            },
             None => self.status.into_response(),
         };
         let h = r.headers_mut();

@@ -27,6 +27,14 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use crate::core::error::StoreError;
 
+/// What a column of a `Dialect::json_rows` element holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    Text,
+    Number,
+    Json,
+}
+
 /// Which SQL dialect a store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -327,15 +335,33 @@ impl Dialect {
         }
     }
 
-    /// One text value: the JSON array of `json_array(elems)` over the rows, in `order`.
-    /// Lists come back as one row: on SQLite each row otherwise crosses a thread boundary.
+    /// One text value: the JSON array of arrays of `elems` over the rows, in `order`. Lists
+    /// come back as one row: on SQLite each row otherwise crosses a thread boundary.
+    /// Elements come from `json_elem`. On SQLite the arrays are concatenated as text: the
+    /// elements already are JSON text, so nothing is parsed and serialized again.
     pub fn json_rows(self, elems: &[String], order: &str) -> String {
-        let elems = elems.join(", ");
         match self {
-            Dialect::Sqlite => format!("json_group_array(json_array({elems}) ORDER BY {order})"),
-            Dialect::Postgres => format!(
-                "COALESCE(json_agg(json_build_array({elems}) ORDER BY {order}), '[]'::json)::text"
+            Dialect::Sqlite => format!(
+                "'[' || COALESCE(group_concat(concat('[', {}, ']'), ',' ORDER BY {order}), '') || ']'",
+                elems.join(", ',', ")
             ),
+            Dialect::Postgres => format!(
+                "COALESCE(json_agg(json_build_array({}) ORDER BY {order}), '[]'::json)::text",
+                elems.join(", ")
+            ),
+        }
+    }
+
+    /// An element of `json_rows`: column `col` holding text, a number or JSON text.
+    pub fn json_elem(self, col: &str, kind: Elem) -> String {
+        match (self, kind) {
+            (Dialect::Sqlite, Elem::Text) => format!("json_quote({col})"),
+            // NULL would concatenate as nothing.
+            (Dialect::Sqlite, Elem::Number) => format!("COALESCE({col}, 'null')"),
+            // Stored or built as JSON text by Roster itself, so valid JSON.
+            (Dialect::Sqlite, Elem::Json) => format!("COALESCE({col}, 'null')"),
+            (Dialect::Postgres, Elem::Json) => format!("({col})::json"),
+            (Dialect::Postgres, _) => col.to_owned(),
         }
     }
 
@@ -366,14 +392,6 @@ impl Dialect {
             Dialect::Postgres => {
                 format!("jsonb_array_elements_text(CAST({col} AS JSONB)) AS {alias}(value)")
             }
-        }
-    }
-
-    /// Embeds JSON text as JSON (not as a string) inside `json_rows`.
-    pub fn embed_json(self, expr: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("json({expr})"),
-            Dialect::Postgres => format!("({expr})::json"),
         }
     }
 

@@ -13,7 +13,7 @@ use super::positions;
 use super::readers::{ReadConn, Readers};
 use super::roles;
 use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
-use super::{Dialect, db_err};
+use super::{Dialect, Elem, db_err};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::model::*;
@@ -511,23 +511,23 @@ impl SqlStore {
     /// columns of `user_cols`/`group_cols` aliased `x`.
     fn json_elems(&self, kind: ResourceKind) -> Vec<String> {
         let d = self.d;
-        let mut v = vec![
-            "x.id".to_owned(),
-            d.embed_json("x.attrs"),
-            "x.version".to_owned(),
-            "x.created_at".to_owned(),
-            "x.updated_at".to_owned(),
+        let mut cols = vec![
+            ("x.id", Elem::Text),
+            ("x.attrs", Elem::Json),
+            ("x.version", Elem::Number),
+            ("x.created_at", Elem::Text),
+            ("x.updated_at", Elem::Text),
         ];
         if kind == ResourceKind::User {
-            v.extend([
-                "x.provenance".to_owned(),
-                "x.last_directory_sync_at".to_owned(),
-                "x.last_login_at".to_owned(),
-                d.embed_json("x.groups_json"),
-                d.embed_json("x.roles_json"),
+            cols.extend([
+                ("x.provenance", Elem::Text),
+                ("x.last_directory_sync_at", Elem::Text),
+                ("x.last_login_at", Elem::Text),
+                ("x.groups_json", Elem::Json),
+                ("x.roles_json", Elem::Json),
             ]);
         }
-        v
+        cols.into_iter().map(|(c, k)| d.json_elem(c, k)).collect()
     }
 
     /// Runs a page query (`inner` selects `cols`, `pos_` and `sk_`) as one aggregated row.

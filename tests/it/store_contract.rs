@@ -315,3 +315,92 @@ async fn concurrent_writes_with_failures(app: &TestApp) {
 }
 
 backend_tests!(concurrent_writes_with_failures);
+
+/// A page carries each user exactly as a read by id returns it (attributes, meta,
+/// provenance, groups, roles, timestamps), whatever characters the values hold: pages are
+/// assembled in SQL, reads by id are not.
+async fn pages_match_reads_by_id(app: &TestApp) {
+    use roster::core::query::{Cond, ListQuery};
+    use roster::core::store::LifecycleStore;
+    let store = &app.db.store;
+    let scope = scope_of(store, "acme").await;
+    let awkward = "q\"uo\\te \u{1}\n\t€ 😀 </script> ' %";
+    // Group names in role mappings may not hold control characters.
+    let group_name = "g \"quoted\" \\ € 😀";
+    let mapping =
+        roster::core::roles::new_mapping(&scope.org, "displayName", group_name, "role \"x\"")
+            .unwrap();
+    store
+        .insert_role_mapping(&mapping, &Actor::Cli)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let u = resources::create_user(
+            store,
+            &scope,
+            json!({
+                "userName": format!("u{i} {awkward}"),
+                "displayName": awkward,
+                "name": {"givenName": awkward, "familyName": "Ünïcödé"},
+                "emails": [{"value": format!("u{i}@example.com"), "type": "work", "primary": true}],
+                "active": i % 2 == 0,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                    "employeeNumber": format!("{i}"), "department": awkward
+                }
+            })
+            .as_object()
+            .unwrap(),
+            roster::core::model::Provenance::Admin,
+        )
+        .await
+        .unwrap();
+        ids.push(u.id);
+    }
+    let members: Vec<_> = ids[..3].iter().map(|id| json!({"value": id})).collect();
+    resources::create_group(
+        store,
+        &scope,
+        json!({"displayName": group_name, "members": members})
+            .as_object()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let seek = ListQuery {
+        filter: None,
+        sort: None,
+        start_index: 1,
+        count: 10,
+    };
+    let filtered = ListQuery {
+        filter: Some(Cond::Const(true)),
+        ..seek.clone()
+    };
+    for q in [seek, filtered] {
+        let page = store.list_users(&scope, &q).await.unwrap();
+        assert_eq!(page.total, 5);
+        assert_eq!(page.items.len(), 5);
+        for (item, id) in page.items.iter().zip(&ids) {
+            let one = store.get_user(&scope, id).await.unwrap().expect("user");
+            assert_eq!(&item.id, id, "creation order");
+            assert_eq!(item.attrs, one.attrs);
+            assert_eq!(item.meta.version, one.meta.version);
+            assert_eq!(item.meta.created, one.meta.created);
+            assert_eq!(item.meta.last_modified, one.meta.last_modified);
+            assert_eq!(item.provenance, one.provenance);
+            assert_eq!(item.last_directory_sync_at, one.last_directory_sync_at);
+            assert_eq!(item.last_login_at, one.last_login_at);
+            assert_eq!(item.groups, one.groups);
+            assert_eq!(item.roles, one.roles);
+        }
+        let first = &page.items[0];
+        assert_eq!(first.groups.len(), 1);
+        assert_eq!(first.groups[0].display, group_name);
+        assert_eq!(first.roles, vec!["role \"x\"".to_owned()]);
+        assert!(page.items[4].groups.is_empty() && page.items[4].roles.is_empty());
+        assert_eq!(first.attrs["displayName"], json!(awkward));
+    }
+}
+
+backend_tests!(pages_match_reads_by_id);
