@@ -5,15 +5,19 @@
 #
 # Usage: bench/run-roster.sh sqlite|postgres [roster-bench options...]
 #   default options: --sizes 1000,100000 --duration-secs 10 (16 connections)
+#   ROSTER_BENCH_BIN: measure this roster binary instead of building the checkout's
 #   PostgreSQL: ROSTER_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
 set -euo pipefail
 backend="${1:?usage: $0 sqlite|postgres [roster-bench options...]}"
 shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-cargo build --release --quiet --bin roster -p roster
+# ROSTER_BENCH_BIN: a roster binary to measure instead of building this checkout's (A/B runs).
+if [[ -z "${ROSTER_BENCH_BIN:-}" ]]; then
+    cargo build --release --quiet --bin roster -p roster
+fi
 cargo build --release --quiet -p roster-bench
-bin="$root/target/release/roster"
+bin="${ROSTER_BENCH_BIN:-$root/target/release/roster}"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 unset ROSTER_DATABASE_URL ROSTER_DATABASE_SCHEMA
