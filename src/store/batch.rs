@@ -32,6 +32,7 @@ pub struct PendingAudit {
 }
 
 /// One statement of a batch.
+#[derive(Clone)]
 enum Stmt {
     Sql(String, Vec<Arg>),
     /// One event row: the 11 values of `EVENT_COLS`.
@@ -47,7 +48,7 @@ enum Stmt {
     },
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Batch {
     stmts: Vec<Stmt>,
     audits: Vec<PendingAudit>,
@@ -109,6 +110,13 @@ fn provenance_args(actor: &Actor) -> Vec<Arg> {
 impl Batch {
     pub fn push(&mut self, sql: impl Into<String>, args: Vec<Arg>) {
         self.stmts.push(Stmt::Sql(sql.into(), args));
+    }
+
+    /// Appends another batch's statements (SQLite write combining; both already linked).
+    pub fn extend(&mut self, other: Batch) {
+        self.stmts.extend(other.stmts);
+        self.audits.extend(other.audits);
+        self.events |= other.events;
     }
 
     /// Whether the batch appends events (its commit wakes event consumers).

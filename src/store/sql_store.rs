@@ -363,6 +363,32 @@ impl SqlStore {
         }
     }
 
+    /// A write that reads nothing: all its statements are in `b`. On SQLite it is combined
+    /// with other such writes into one command (see `write`); `map` turns its own failure
+    /// into the error to report.
+    pub(super) async fn write_alone(
+        &self,
+        b: Batch,
+        map: impl FnOnce(sqlx::Error) -> CoreError,
+    ) -> CoreResult<()> {
+        let events = b.has_events();
+        let b = match &self.group_commit {
+            Some(gc) => match gc.submit(b).await? {
+                Ok(()) => {
+                    if events {
+                        self.signal.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    return Ok(());
+                }
+                Err(b) => b,
+            },
+            None => b,
+        };
+        let mut tx = self.begin_fresh().await?;
+        tx.finish(self.d, b).await.map_err(map)?;
+        tx.commit().await
+    }
+
     pub(super) async fn begin(&self) -> CoreResult<WriteTx> {
         self.begin_with(false).await
     }
@@ -1227,11 +1253,8 @@ impl Store for SqlStore {
             ],
         );
         b.event(Some(&scope.org), &scope.actor, &event);
-        let mut tx = self.begin_fresh().await?;
-        tx.finish(self.d, b)
-            .await
-            .map_err(|err| user_name_conflict(e(err), &user_name))?;
-        tx.commit().await?;
+        self.write_alone(b, |err| user_name_conflict(e(err), &user_name))
+            .await?;
         Ok(User {
             id: u.id,
             attrs: u.attrs,

@@ -116,9 +116,7 @@ fn insert_token_in(b: &mut Batch, t: &TokenRow) -> CoreResult<()> {
 impl SqlStore {
     /// One write: `b`'s statements and nothing else, committed.
     pub(super) async fn write_batch(&self, b: Batch) -> CoreResult<()> {
-        let mut tx = self.begin_fresh().await?;
-        tx.finish(self.d, b).await.map_err(e)?;
-        tx.commit().await
+        self.write_alone(b, e).await
     }
 
     async fn users_where(&self, scope: &Scope, cond: &str, value: &str) -> CoreResult<Vec<User>> {

@@ -5,6 +5,13 @@
 //! commits when no other write is waiting (or the batch is full). `commit()` returns only after
 //! that COMMIT (with its fsync) succeeded, so every acknowledged write is durable, and a write
 //! that fails rolls back to its savepoint without touching its neighbours.
+//!
+//! Writes that read nothing first (creates, appends) are also **combined**: they queue their
+//! statements, and whoever holds the writer next sends every queued write as one command.
+//! Each command is a round trip to sqlx-sqlite's worker thread, two thread wake-ups that cost
+//! more than the statements themselves, so a burst of N creates pays for one instead of N.
+//! If the combined command fails, it is rolled back and each of its writes runs again alone,
+//! so one failing write (a duplicate userName) gets its own error and fails only itself.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -20,6 +27,10 @@ use crate::core::error::{CoreError, CoreResult, StoreError};
 
 /// Most writes one SQLite commit may carry; bounds the latency a batch adds.
 const MAX_BATCH: usize = 256;
+
+/// Most queued writes sent as one command (bounds its bound parameters well below SQLite's
+/// limit of 32,766).
+const MAX_COMBINED: usize = 64;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -41,6 +52,24 @@ pub struct GroupCommit {
     writer: Arc<Mutex<Writer>>,
     /// Writes queued for the writer; the last of a burst commits the batch.
     waiting: AtomicUsize,
+    /// Writes waiting to be combined into the next command.
+    queue: std::sync::Mutex<Vec<Queued>>,
+    /// Whether a task is draining `queue`.
+    running: std::sync::atomic::AtomicBool,
+}
+
+/// A write that reads nothing first, waiting for the writer.
+struct Queued {
+    batch: Batch,
+    reply: oneshot::Sender<Combined>,
+}
+
+/// What became of a queued write.
+enum Combined {
+    /// Its statements ran; the receiver says whether the COMMIT carrying them succeeded.
+    Joined(oneshot::Receiver<Result<(), String>>),
+    /// The combined command failed: the write must run alone (see `SqlStore::write_alone`).
+    Alone(Box<Batch>),
 }
 
 fn err(e: sqlx::Error) -> CoreError {
@@ -110,6 +139,121 @@ impl GroupCommit {
                 audit_heads: AuditHeads::new(),
             })),
             waiting: AtomicUsize::new(0),
+            queue: std::sync::Mutex::new(Vec::new()),
+            running: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        // Nothing panics while holding it; a poisoned queue still holds valid writes.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a write that reads nothing (its statements are all in `b`), combined with the
+    /// other queued ones, and waits for its COMMIT. `Ok(Err(b))`: the combined command
+    /// failed and the caller must run `b` alone, which gives it its own error.
+    pub async fn submit(self: &Arc<Self>, b: Batch) -> CoreResult<Result<(), Batch>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue().push(Queued { batch: b, reply });
+        // One runner at a time drains the queue, in a task of its own: the queued writes of
+        // others ride on it, whatever becomes of this caller.
+        if !self.running.swap(true, Ordering::SeqCst) {
+            let gc = self.clone();
+            tokio::spawn(async move { gc.run_queue().await });
+        }
+        match answer.await {
+            Ok(Combined::Joined(commit)) => wait_commit(commit).await.map(Ok),
+            Ok(Combined::Alone(b)) => Ok(Err(*b)),
+            Err(_) => Err(CoreError::Store(StoreError::Other(
+                "write abandoned".into(),
+            ))),
+        }
+    }
+
+    /// Takes the writer (in turn with other writes) and sends the queued writes, as many
+    /// commands as it takes, until the queue is empty.
+    async fn run_queue(self: Arc<Self>) {
+        loop {
+            {
+                // Counted as waiting: a write holding the writer leaves the batch open for it.
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                let mut w = self.writer.clone().lock_owned().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                self.run_queued(&mut w).await;
+            }
+            if self.queue().is_empty() {
+                self.running.store(false, Ordering::SeqCst);
+                // A write queued before the store saw a runner and started none: go on if
+                // one did, unless another runner has started since.
+                if self.queue().is_empty() || self.running.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends up to `MAX_COMBINED` queued writes as one command in the open batch, and
+    /// commits the batch if no other write is waiting or queued.
+    async fn run_queued(&self, w: &mut Writer) {
+        let queued: Vec<Queued> = {
+            let mut q = self.queue();
+            let n = q.len().min(MAX_COMBINED);
+            q.drain(..n).collect()
+        };
+        if queued.is_empty() {
+            return;
+        }
+        w.clean().await;
+        if !w.in_batch {
+            // Another process may have written since the last batch.
+            w.audit_heads.clear();
+            if w.conn.execute("BEGIN IMMEDIATE").await.is_err() {
+                // Each runs alone and reports its own error.
+                for q in queued {
+                    let _ = q.reply.send(Combined::Alone(Box::new(q.batch)));
+                }
+                return;
+            }
+            w.in_batch = true;
+        }
+        let mut heads = w.audit_heads.clone();
+        let mut combined = Batch::default();
+        let mut linked_ok = true;
+        for q in &queued {
+            let mut linked = q.batch.clone();
+            if linked.link_audits(&mut w.conn, &mut heads).await.is_err() {
+                linked_ok = false;
+                break;
+            }
+            combined.extend(linked);
+        }
+        let ran = if linked_ok {
+            let (sql, args) = combined.joined(Some("SAVEPOINT w"), Some("RELEASE w"));
+            w.savepoint_open = true;
+            bind_all(sqlx::query(&sql), &args)
+                .execute(&mut *w.conn)
+                .await
+                .is_ok()
+        } else {
+            false
+        };
+        if !ran {
+            w.clean().await;
+            for q in queued {
+                let _ = q.reply.send(Combined::Alone(Box::new(q.batch)));
+            }
+            return;
+        }
+        w.savepoint_open = false;
+        w.audit_heads = heads;
+        for q in queued {
+            let (tx, rx) = oneshot::channel();
+            w.waiters.push(tx);
+            let _ = q.reply.send(Combined::Joined(rx));
+        }
+        let idle = self.waiting.load(Ordering::SeqCst) == 0 && self.queue().is_empty();
+        if idle || w.waiters.len() >= MAX_BATCH {
+            w.end_batch("COMMIT").await;
         }
     }
 
@@ -342,17 +486,22 @@ impl WriteTx {
                         (false, false) => {}
                     }
                 });
-                match rx.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(m)) => Err(CoreError::Store(StoreError::Other(format!(
-                        "commit failed: {m}"
-                    )))),
-                    Err(_) => Err(CoreError::Store(StoreError::Other(
-                        "commit abandoned".into(),
-                    ))),
-                }
+                wait_commit(rx).await
             }
         }
+    }
+}
+
+/// Waits for the COMMIT of the batch a write joined.
+async fn wait_commit(rx: oneshot::Receiver<Result<(), String>>) -> CoreResult<()> {
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(m)) => Err(CoreError::Store(StoreError::Other(format!(
+            "commit failed: {m}"
+        )))),
+        Err(_) => Err(CoreError::Store(StoreError::Other(
+            "commit abandoned".into(),
+        ))),
     }
 }
 

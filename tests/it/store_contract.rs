@@ -283,6 +283,17 @@ async fn concurrent_writes_with_failures(app: &TestApp) {
         }
     }
     assert_eq!(ok, 48);
+    // Writes combined into one command, and those run again alone after a combined command
+    // failed, link their audit entries into one unbroken chain.
+    {
+        use roster::core::store::LifecycleStore;
+        let chains = store.audit_chains().await.unwrap();
+        assert!(!chains.is_empty());
+        for (chain, anchor) in chains {
+            let e = store.audit_entries(&chain, None).await.unwrap();
+            roster::core::audit::verify_chain(&chain, anchor.as_ref(), e).expect("intact chain");
+        }
+    }
     let seek = ListQuery {
         filter: None,
         sort: None,
