@@ -165,6 +165,34 @@ pub fn apply(
     Ok(Patched { attrs, member_ops })
 }
 
+/// The membership operations of a group PATCH that touches nothing but `members`
+/// (operations on `schemas` or `meta` are ignored anyway): what `apply` would return as
+/// `member_ops`, with the same errors, for a document it leaves as it is. `None` if the
+/// PATCH touches anything else.
+pub fn member_ops_only(rt: &ResourceTypeDef, ops: &[PatchOp]) -> CoreResult<Option<Vec<MemberOp>>> {
+    let members_only = rt.name == "Group"
+        && ops.iter().all(|op| match &op.target {
+            Some(PatchTarget::Ignored) => true,
+            Some(PatchTarget::Attr { def, .. }) => def.name == "members",
+            _ => false,
+        });
+    if !members_only {
+        return Ok(None);
+    }
+    let mut member_ops = Vec::new();
+    for op in ops {
+        if let Some(PatchTarget::Attr { filter, sub, .. }) = &op.target {
+            member_ops.extend(members_op(
+                op.kind,
+                filter.as_ref(),
+                *sub,
+                op.value.as_ref(),
+            )?);
+        }
+    }
+    Ok(Some(member_ops))
+}
+
 fn need_value(v: Option<&Value>) -> CoreResult<&Value> {
     v.ok_or_else(|| CoreError::InvalidValue("this operation needs a value".into()))
 }

@@ -361,6 +361,40 @@ pub async fn patch_group<S: Store>(
         .await
 }
 
+/// A group PATCH answered without a body: the group's new version. A PATCH of members only
+/// is made without reading the group first when the store can (`Store::try_change_members`:
+/// one write that a burst of them shares); anything else, or what the store declines, goes
+/// through `patch_group`, so the effects and errors are the same either way.
+pub async fn patch_group_version<S: Store>(
+    store: &S,
+    scope: &Scope,
+    id: &str,
+    ops: &[PatchOp],
+    expect_version: Option<i64>,
+) -> CoreResult<i64> {
+    if let Some(member_ops) = patch::member_ops_only(&GROUP_TYPE, ops)?
+        && !member_ops.is_empty()
+    {
+        // What `group_events` makes of a change that leaves the attributes as they are.
+        let audit = AuditDraft::new(
+            "group.updated",
+            "Group",
+            id,
+            json!({"members": member_ops_summary(&member_ops)}),
+        );
+        if let Some(v) = store
+            .try_change_members(scope, id, &member_ops, expect_version, audit)
+            .await?
+        {
+            return Ok(v);
+        }
+    }
+    Ok(patch_group(store, scope, id, ops, expect_version)
+        .await?
+        .meta
+        .version)
+}
+
 pub async fn delete_group<S: Store>(
     store: &S,
     scope: &Scope,

@@ -137,6 +137,21 @@ pub trait Store: Send + Sync + 'static {
     async fn update_group<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<Group>
     where
         F: FnOnce(&Group) -> CoreResult<GroupChange> + Send;
+    /// A membership-only change of group `id` made without reading the group first, when
+    /// the store can make one: `Ok(Some(version))`, the group's new version, once durable.
+    /// `Ok(None)` when it cannot (another backend, an added member that is not a user of
+    /// the organization, a group that maps to roles, no such group, another version): then
+    /// nothing changed, and the caller makes the change with `update_group`, which gives
+    /// it its answer. Its effects are `update_group`'s for the same operations, with
+    /// `audit` as the audit entry.
+    async fn try_change_members(
+        &self,
+        scope: &Scope,
+        id: &str,
+        ops: &[MemberOp],
+        expect_version: Option<i64>,
+        audit: AuditDraft,
+    ) -> CoreResult<Option<i64>>;
     async fn delete_group(
         &self,
         scope: &Scope,

@@ -519,17 +519,19 @@ pub async fn patch(
             Ok(r)
         }
         Kind::Group => {
-            let g = resources::patch_group(&s.store, scope, id, &ops, if_match).await?;
             if !asked {
                 // 204 without a body: rendering a large group's members would be the
                 // expensive part of a one-member change (RFC 7644 §3.5.2 allows it).
+                let version =
+                    resources::patch_group_version(&s.store, scope, id, &ops, if_match).await?;
                 return Ok(Resp {
                     status: StatusCode::NO_CONTENT,
                     body: None,
-                    etag: Some(etag(g.meta.version)),
+                    etag: Some(etag(version)),
                     location: None,
                 });
             }
+            let g = resources::patch_group(&s.store, scope, id, &ops, if_match).await?;
             let items = render_groups(s, scope, std::slice::from_ref(&g), &proj).await?;
             let mut r = one(StatusCode::OK, items, g.meta.version, location(s, kind, id));
             r.location = None;

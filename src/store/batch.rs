@@ -46,6 +46,10 @@ enum Stmt {
         args: Vec<Arg>,
         query_args: usize,
     },
+    /// A precondition of the write, run in place: a SELECT of one row whose column `v` is
+    /// NULL when the write must not happen, and otherwise a value for the writer (see
+    /// `GroupCommit::submit`, the only way such a write runs on SQLite).
+    Check(String, Vec<Arg>),
 }
 
 #[derive(Default, Clone)]
@@ -112,11 +116,17 @@ impl Batch {
         self.stmts.push(Stmt::Sql(sql.into(), args));
     }
 
-    /// Appends another batch's statements (SQLite write combining; both already linked).
-    pub fn extend(&mut self, other: Batch) {
-        self.stmts.extend(other.stmts);
-        self.audits.extend(other.audits);
-        self.events |= other.events;
+    /// Appends a precondition (see `Stmt::Check`): the write is kept only if it holds.
+    pub fn check(&mut self, sql: impl Into<String>, args: Vec<Arg>) {
+        self.stmts.push(Stmt::Check(sql.into(), args));
+    }
+
+    /// How many preconditions the batch holds.
+    pub fn checks(&self) -> usize {
+        self.stmts
+            .iter()
+            .filter(|s| matches!(s, Stmt::Check(..)))
+            .count()
     }
 
     /// Whether the batch appends events (its commit wakes event consumers).
@@ -242,6 +252,11 @@ impl Batch {
         for st in self.stmts {
             let (s, a) = match st {
                 Stmt::Sql(s, a) => (s, a),
+                // NULL fails the NOT NULL constraint, and with it the write.
+                Stmt::Check(s, a) => (
+                    format!("INSERT INTO temp.write_checks (v) {s} RETURNING v"),
+                    a,
+                ),
                 Stmt::Event(a) => (
                     format!("{EVENT_COLS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
                     a,
@@ -280,6 +295,14 @@ impl Batch {
             match st {
                 Stmt::Sql(s, a) => {
                     bind_all(sqlx::query(&s), &a).execute(&mut *c).await?;
+                }
+                Stmt::Check(s, a) => {
+                    let row = bind_all(sqlx::query(&s), &a).fetch_one(&mut *c).await?;
+                    if row.try_get::<Option<i64>, _>("v")?.is_none() {
+                        return Err(sqlx::Error::Protocol(
+                            "a write's precondition does not hold".into(),
+                        ));
+                    }
                 }
                 Stmt::Event(a) => rows.push(a),
                 Stmt::Events {

@@ -192,7 +192,8 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
         conns.push(c);
     }
     let read = readers::Readers::Fixed(std::sync::Arc::new(readers::Fixed::new(conns)));
-    let writer = write.acquire().await.map_err(db_err)?;
+    let mut writer = write.acquire().await.map_err(db_err)?;
+    writer.execute(write::WRITER_SETUP).await.map_err(db_err)?;
     let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
     gc.spawn_sweeper();
     Ok(SqlStore::new(Dialect::Sqlite, write, read, Some(gc)))

@@ -14,6 +14,7 @@ use super::readers::{ReadConn, Readers};
 use super::roles;
 use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
 use super::{Dialect, Elem, db_err};
+use crate::core::audit::AuditDraft;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::model::*;
@@ -363,30 +364,30 @@ impl SqlStore {
         }
     }
 
-    /// A write that reads nothing: all its statements are in `b`. On SQLite it is combined
-    /// with other such writes into one command (see `write`); `map` turns its own failure
-    /// into the error to report.
-    pub(super) async fn write_alone(
+    /// A write that reads nothing first: all its statements are in `b`. On SQLite it is
+    /// queued for the writer's runner (see `write`); `map` turns its failure into the error
+    /// to report.
+    pub(super) async fn write_unread(
         &self,
         b: Batch,
         map: impl FnOnce(sqlx::Error) -> CoreError,
     ) -> CoreResult<()> {
-        let events = b.has_events();
-        let b = match &self.group_commit {
-            Some(gc) => match gc.submit(b).await? {
-                Ok(()) => {
-                    if events {
-                        self.signal.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                    return Ok(());
-                }
-                Err(b) => b,
-            },
-            None => b,
+        let Some(gc) = &self.group_commit else {
+            let mut tx = self.begin_fresh().await?;
+            tx.finish(self.d, b).await.map_err(map)?;
+            return tx.commit().await;
         };
-        let mut tx = self.begin_fresh().await?;
-        tx.finish(self.d, b).await.map_err(map)?;
-        tx.commit().await
+        let events = b.has_events();
+        gc.submit(b).await?.map_err(map)?;
+        if events {
+            self.events_committed();
+        }
+        Ok(())
+    }
+
+    /// Wakes event consumers (after a commit that appended events).
+    fn events_committed(&self) {
+        self.signal.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub(super) async fn begin(&self) -> CoreResult<WriteTx> {
@@ -515,9 +516,7 @@ impl SqlStore {
         id: &str,
     ) -> CoreResult<Option<(Group, bool)>> {
         let sql = format!(
-            "SELECT {}, CAST(CASE WHEN EXISTS (SELECT 1 FROM role_mappings rm WHERE rm.org_id = t.org_id AND \
-             ((rm.match_on = 'displayName' AND rm.group_value_norm = t.display_name_norm) OR \
-             (rm.match_on = 'externalId' AND rm.group_value = t.external_id))) THEN 1 ELSE 0 END AS BIGINT) AS maps \
+            "SELECT {}, CAST(CASE WHEN {GROUP_MAPS} THEN 1 ELSE 0 END AS BIGINT) AS maps \
              FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{}",
             self.group_cols(),
             self.for_update()
@@ -979,6 +978,11 @@ impl SqlStore {
     }
 }
 
+/// Whether any role mapping matches group `t` now.
+const GROUP_MAPS: &str = "EXISTS (SELECT 1 FROM role_mappings rm WHERE rm.org_id = t.org_id AND \
+     ((rm.match_on = 'displayName' AND rm.group_value_norm = t.display_name_norm) OR \
+     (rm.match_on = 'externalId' AND rm.group_value = t.external_id)))";
+
 fn user_name_conflict(err: CoreError, user_name: &str) -> CoreError {
     match err {
         CoreError::Store(StoreError::Unique(_)) => CoreError::Uniqueness(format!(
@@ -1253,7 +1257,7 @@ impl Store for SqlStore {
             ],
         );
         b.event(Some(&scope.org), &scope.actor, &event);
-        self.write_alone(b, |err| user_name_conflict(e(err), &user_name))
+        self.write_unread(b, |err| user_name_conflict(e(err), &user_name))
             .await?;
         Ok(User {
             id: u.id,
@@ -1518,6 +1522,87 @@ impl Store for SqlStore {
                 last_modified: ts,
             },
         })
+    }
+
+    async fn try_change_members(
+        &self,
+        scope: &Scope,
+        id: &str,
+        ops: &[MemberOp],
+        expect_version: Option<i64>,
+        audit: AuditDraft,
+    ) -> CoreResult<Option<i64>> {
+        // Only SQLite's queued writes read preconditions back; PostgreSQL reads first.
+        let Some(gc) = &self.group_commit else {
+            return Ok(None);
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut added = Vec::new();
+        for op in ops {
+            if let MemberOp::Add(refs) | MemberOp::Replace(refs) = op {
+                for r in refs {
+                    if r.kind == Some(MemberType::Group) {
+                        return Ok(None);
+                    }
+                    if seen.insert(r.id.as_str()) {
+                        added.push(r.id.as_str());
+                    }
+                }
+            }
+        }
+        let mut b = Batch::default();
+        // The group as `update_group` would find it: there, of this version, mapping to no
+        // role (so no role moves), and every added member a user of the organization.
+        let mut args = vec![
+            Arg::Str(scope.org.as_str().to_owned()),
+            Arg::Str(id.to_owned()),
+            Arg::Str(Value::from(added.clone()).to_string()),
+            Arg::I64(added.len() as i64),
+        ];
+        let version = match expect_version {
+            Some(v) => {
+                args.push(Arg::I64(v));
+                " AND t.version = $5"
+            }
+            None => "",
+        };
+        b.check(
+            format!(
+                "SELECT (SELECT t.version + 1 FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{version} \
+                 AND NOT {GROUP_MAPS} AND (SELECT count(*) FROM {} CROSS JOIN users u \
+                 WHERE u.id = k.value AND u.org_id = $1) = $4) AS v",
+                self.d.json_strings(3, "k")
+            ),
+            args,
+        );
+        b.push(
+            "UPDATE org_groups SET version = version + 1, updated_at = $3 WHERE org_id = $1 AND id = $2",
+            vec![
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(id.to_owned()),
+                Arg::Str(now()),
+            ],
+        );
+        for op in ops {
+            self.member_op_in(&mut b, scope, id, op, false);
+        }
+        b.audit(Some(&scope.org), &scope.actor, audit);
+        match gc.submit(b).await? {
+            Ok(Some(v)) => {
+                self.events_committed();
+                Ok(Some(v))
+            }
+            Ok(None) => Err(CoreError::Store(StoreError::Other(
+                "membership change without its precondition".into(),
+            ))),
+            Err(_) => {
+                tracing::debug!(
+                    group = id,
+                    "membership change declined; reading the group first"
+                );
+                Ok(None)
+            }
+        }
     }
 
     async fn delete_group(

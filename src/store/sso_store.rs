@@ -116,7 +116,7 @@ fn insert_token_in(b: &mut Batch, t: &TokenRow) -> CoreResult<()> {
 impl SqlStore {
     /// One write: `b`'s statements and nothing else, committed.
     pub(super) async fn write_batch(&self, b: Batch) -> CoreResult<()> {
-        self.write_alone(b, e).await
+        self.write_unread(b, e).await
     }
 
     async fn users_where(&self, scope: &Scope, cond: &str, value: &str) -> CoreResult<Vec<User>> {

@@ -6,19 +6,25 @@
 //! that COMMIT (with its fsync) succeeded, so every acknowledged write is durable, and a write
 //! that fails rolls back to its savepoint without touching its neighbours.
 //!
-//! Writes that read nothing first (creates, appends) are also **combined**: they queue their
-//! statements, and whoever holds the writer next sends every queued write as one command.
-//! Each command is a round trip to sqlx-sqlite's worker thread, two thread wake-ups that cost
-//! more than the statements themselves, so a burst of N creates pays for one instead of N.
-//! If the combined command fails, it is rolled back and each of its writes runs again alone,
-//! so one failing write (a duplicate userName) gets its own error and fails only itself.
+//! Writes that read nothing first (creates, membership changes) are also **queued**: one
+//! runner task takes the writer once for a whole burst of them and sends each as one command
+//! (its savepoint, its statements, its release), instead of each write taking the writer,
+//! spawning its task and starting its savepoint in turns. The command's text is the same for
+//! every write of its kind, so sqlx-sqlite prepares its statements once and reuses them
+//! (compiling SQL was the largest cost of a write). A write that fails rolls back to its own
+//! savepoint and gets its own error; the burst goes on.
+//!
+//! A queued write may carry a **precondition** (`Batch::check`, e.g. "the group exists and
+//! every added member is a user"): a row inserted into the writer's temporary
+//! `write_checks` table, whose NOT NULL constraint fails the write when the condition's
+//! value is NULL; the value comes back to the caller (`RETURNING`).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Executor};
+use sqlx::{Any, AnyConnection, Executor, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::batch::{AuditHeads, Batch};
@@ -28,9 +34,17 @@ use crate::core::error::{CoreError, CoreResult, StoreError};
 /// Most writes one SQLite commit may carry; bounds the latency a batch adds.
 const MAX_BATCH: usize = 256;
 
-/// Most queued writes sent as one command (bounds its bound parameters well below SQLite's
-/// limit of 32,766).
+/// Most queued writes the runner sends in one turn holding the writer (other writes waiting
+/// for it take turns in between).
 const MAX_COMBINED: usize = 64;
+
+/// Sets up the writer connection: the table preconditions go through (see the module
+/// documentation). Temporary, so it lives in memory, on this connection only.
+pub const WRITER_SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS write_checks (v INTEGER NOT NULL)";
+
+/// Starts a batch: takes the write lock at once (another process, the CLI, cannot make the
+/// transaction's snapshot stale) and forgets the previous batch's precondition rows.
+const BEGIN_BATCH: &str = "BEGIN IMMEDIATE; DELETE FROM temp.write_checks";
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -52,7 +66,7 @@ pub struct GroupCommit {
     writer: Arc<Mutex<Writer>>,
     /// Writes queued for the writer; the last of a burst commits the batch.
     waiting: AtomicUsize,
-    /// Writes waiting to be combined into the next command.
+    /// Writes that read nothing first, waiting for the runner.
     queue: std::sync::Mutex<Vec<Queued>>,
     /// Whether a task is draining `queue`.
     running: std::sync::atomic::AtomicBool,
@@ -67,9 +81,10 @@ struct Queued {
 /// What became of a queued write.
 enum Combined {
     /// Its statements ran; the receiver says whether the COMMIT carrying them succeeded.
-    Joined(oneshot::Receiver<Result<(), String>>),
-    /// The combined command failed: the write must run alone (see `SqlStore::write_alone`).
-    Alone(Box<Batch>),
+    /// With the value of its last precondition, if it had any.
+    Joined(oneshot::Receiver<Result<(), String>>, Option<i64>),
+    /// It failed (and changed nothing).
+    Failed(sqlx::Error),
 }
 
 fn err(e: sqlx::Error) -> CoreError {
@@ -149,10 +164,14 @@ impl GroupCommit {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a write that reads nothing (its statements are all in `b`), combined with the
-    /// other queued ones, and waits for its COMMIT. `Ok(Err(b))`: the combined command
-    /// failed and the caller must run `b` alone, which gives it its own error.
-    pub async fn submit(self: &Arc<Self>, b: Batch) -> CoreResult<Result<(), Batch>> {
+    /// Runs a write that reads nothing (its statements are all in `b`) in the runner's next
+    /// turn and waits for its COMMIT; `Ok(Ok(v))` carries the value of its last precondition,
+    /// if it had one. `Ok(Err(e))`: its statements failed (a precondition did not hold, a
+    /// constraint) and changed nothing.
+    pub async fn submit(
+        self: &Arc<Self>,
+        b: Batch,
+    ) -> CoreResult<Result<Option<i64>, sqlx::Error>> {
         let (reply, answer) = oneshot::channel();
         self.queue().push(Queued { batch: b, reply });
         // One runner at a time drains the queue, in a task of its own: the queued writes of
@@ -162,8 +181,8 @@ impl GroupCommit {
             tokio::spawn(async move { gc.run_queue().await });
         }
         match answer.await {
-            Ok(Combined::Joined(commit)) => wait_commit(commit).await.map(Ok),
-            Ok(Combined::Alone(b)) => Ok(Err(*b)),
+            Ok(Combined::Joined(commit, v)) => wait_commit(commit).await.map(|()| Ok(v)),
+            Ok(Combined::Failed(e)) => Ok(Err(e)),
             Err(_) => Err(CoreError::Store(StoreError::Other(
                 "write abandoned".into(),
             ))),
@@ -192,8 +211,9 @@ impl GroupCommit {
         }
     }
 
-    /// Sends up to `MAX_COMBINED` queued writes as one command in the open batch, and
-    /// commits the batch if no other write is waiting or queued.
+    /// Sends up to `MAX_COMBINED` queued writes in the open batch, each as one command of its
+    /// own (its text repeats from write to write, so sqlx-sqlite reuses its prepared
+    /// statements), and commits the batch if no other write is waiting or queued.
     async fn run_queued(&self, w: &mut Writer) {
         let queued: Vec<Queued> = {
             let mut q = self.queue();
@@ -204,55 +224,49 @@ impl GroupCommit {
             return;
         }
         w.clean().await;
-        if !w.in_batch {
-            // Another process may have written since the last batch.
-            w.audit_heads.clear();
-            if w.conn.execute("BEGIN IMMEDIATE").await.is_err() {
-                // Each runs alone and reports its own error.
-                for q in queued {
-                    let _ = q.reply.send(Combined::Alone(Box::new(q.batch)));
-                }
-                return;
-            }
-            w.in_batch = true;
-        }
-        let mut heads = w.audit_heads.clone();
-        let mut combined = Batch::default();
-        let mut linked_ok = true;
-        for q in &queued {
-            let mut linked = q.batch.clone();
-            if linked.link_audits(&mut w.conn, &mut heads).await.is_err() {
-                linked_ok = false;
-                break;
-            }
-            combined.extend(linked);
-        }
-        let ran = if linked_ok {
-            let (sql, args) = combined.joined(Some("SAVEPOINT w"), Some("RELEASE w"));
-            w.savepoint_open = true;
-            bind_all(sqlx::query(&sql), &args)
-                .execute(&mut *w.conn)
-                .await
-                .is_ok()
-        } else {
-            false
-        };
-        if !ran {
-            w.clean().await;
-            for q in queued {
-                let _ = q.reply.send(Combined::Alone(Box::new(q.batch)));
-            }
-            return;
-        }
-        w.savepoint_open = false;
-        w.audit_heads = heads;
         for q in queued {
-            let (tx, rx) = oneshot::channel();
-            w.waiters.push(tx);
-            let _ = q.reply.send(Combined::Joined(rx));
+            if !w.in_batch {
+                // Another process may have written since the last batch.
+                w.audit_heads.clear();
+                if let Err(e) = w.conn.execute(BEGIN_BATCH).await {
+                    let _ = q.reply.send(Combined::Failed(e));
+                    continue;
+                }
+                w.in_batch = true;
+            }
+            // Link audit entries to the chain heads; the heads advance only once the
+            // write's statements ran (a failed write leaves the chain as it was).
+            let mut heads = w.audit_heads.clone();
+            let mut b = q.batch;
+            if let Err(e) = b.link_audits(&mut w.conn, &mut heads).await {
+                let _ = q.reply.send(Combined::Failed(e));
+                continue;
+            }
+            let (sql, args) = b.joined(Some("SAVEPOINT w"), Some("RELEASE w"));
+            w.savepoint_open = true;
+            match bind_all(sqlx::query(&sql), &args)
+                .fetch_all(&mut *w.conn)
+                .await
+            {
+                Ok(rows) => {
+                    w.savepoint_open = false;
+                    w.audit_heads = heads;
+                    let v = rows
+                        .last()
+                        .and_then(|r| r.try_get::<Option<i64>, _>("v").ok().flatten());
+                    let (tx, rx) = oneshot::channel();
+                    w.waiters.push(tx);
+                    let _ = q.reply.send(Combined::Joined(rx, v));
+                }
+                Err(e) => {
+                    // Its own failure (a duplicate, a precondition): only its savepoint goes.
+                    w.clean().await;
+                    let _ = q.reply.send(Combined::Failed(e));
+                }
+            }
         }
         let idle = self.waiting.load(Ordering::SeqCst) == 0 && self.queue().is_empty();
-        if idle || w.waiters.len() >= MAX_BATCH {
+        if w.in_batch && (idle || w.waiters.len() >= MAX_BATCH) {
             w.end_batch("COMMIT").await;
         }
     }
@@ -272,16 +286,16 @@ impl GroupCommit {
             // this transaction's snapshot stale between its reads and its writes.
             let sql = match (w.in_batch, fresh) {
                 (true, true) => None,
-                (false, true) => Some("BEGIN IMMEDIATE"),
-                (true, false) => Some("SAVEPOINT w"),
-                (false, false) => Some("BEGIN IMMEDIATE; SAVEPOINT w"),
+                (false, true) => Some(BEGIN_BATCH.to_owned()),
+                (true, false) => Some("SAVEPOINT w".to_owned()),
+                (false, false) => Some(format!("{BEGIN_BATCH}; SAVEPOINT w")),
             };
             if !w.in_batch {
                 // Another process may have written since the last batch.
                 w.audit_heads.clear();
             }
             if let Some(sql) = sql {
-                w.conn.execute(sql).await.map_err(err)?;
+                w.conn.execute(sql.as_str()).await.map_err(err)?;
             }
             w.in_batch = true;
             w.savepoint_open = !fresh;
@@ -374,6 +388,12 @@ impl WriteTx {
         self.events |= b.has_events();
         match &mut self.inner {
             Inner::Lite(Some(lt)) => {
+                if b.checks() > 0 {
+                    // Only a queued write reads its preconditions back (`submit`).
+                    return Err(sqlx::Error::Protocol(
+                        "a write with preconditions must be submitted".into(),
+                    ));
+                }
                 let w = &mut lt.guard;
                 // Link audit entries to the chain heads; the heads advance only once the
                 // write's statements ran (a failed write leaves the chain as it was).

@@ -238,4 +238,194 @@ async fn group_member_ops(app: &TestApp) {
     assert!(members(&app.get(&path).await.body).is_empty());
 }
 
-backend_tests!(add_replace_remove, atomic_and_errors, group_member_ops);
+/// A membership-only PATCH answered with 204 (made without reading the group first where
+/// the store can) has the answers and effects of any other PATCH: the new version in its
+/// ETag, 404/412/400 for a missing group, a stale version or a member that is no user or
+/// group of the organization (and then nothing changed), nested groups as members.
+async fn membership_patch_answers(app: &TestApp) {
+    let u1 = app.user("a@example.com").await;
+    let u2 = app.user("b@example.com").await;
+    let created = app
+        .post(
+            "/Groups",
+            &json!({"displayName": "G", "members": [{"value": u1}]}),
+        )
+        .await
+        .expect(201);
+    let gid = created.id();
+    let path = format!("/Groups/{gid}");
+    let version = |r: &crate::common::Resp| r.header("etag").expect("etag");
+    let add =
+        |id: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id}]}]));
+    let v1 = version(&created);
+    assert_eq!(v1, "W/\"1\"");
+
+    let r = app.patch(&path, &add(&u2)).await.expect(204);
+    assert_eq!(version(&r), "W/\"2\"");
+    let got = app.get(&path).await.expect(200);
+    assert_eq!(version(&got), "W/\"2\"");
+    assert_eq!(got.body["members"].as_array().unwrap().len(), 2);
+
+    // Unknown member, a user sent as a Group, a missing group: errors, nothing changed.
+    let r = app.patch(&path, &add("no-such-id")).await.expect(400);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    let typed = patch_op(
+        json!([{"op": "add", "path": "members", "value": [{"value": u1, "type": "Group"}]}]),
+    );
+    app.patch(&path, &typed).await.expect(400);
+    let mixed = patch_op(json!([
+        {"op": "remove", "path": format!("members[value eq \"{u1}\"]")},
+        {"op": "add", "path": "members", "value": [{"value": "no-such-id"}]}
+    ]));
+    app.patch(&path, &mixed).await.expect(400);
+    app.patch("/Groups/no-such-group", &add(&u1))
+        .await
+        .expect(404);
+    let got = app.get(&path).await.expect(200);
+    assert_eq!(version(&got), "W/\"2\"");
+    assert_eq!(got.body["members"].as_array().unwrap().len(), 2);
+
+    // If-Match: a stale version is refused, the current one accepted.
+    let remove = patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{u2}\"]")}]));
+    let r = app
+        .call_with(
+            &app.token,
+            reqwest::Method::PATCH,
+            &path,
+            Some(&remove),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, 412);
+    let r = app
+        .call_with(
+            &app.token,
+            reqwest::Method::PATCH,
+            &path,
+            Some(&remove),
+            &[("if-match", "W/\"2\"")],
+        )
+        .await
+        .expect(204);
+    assert_eq!(version(&r), "W/\"3\"");
+
+    // A group as a member (without a type): taken as a Group.
+    let inner = app
+        .post("/Groups", &json!({"displayName": "Inner"}))
+        .await
+        .expect(201)
+        .id();
+    app.patch(&path, &add(&inner)).await.expect(204);
+    let got = app.get(&path).await.expect(200);
+    let nested: Vec<&serde_json::Value> = got.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["value"] == inner.as_str())
+        .collect();
+    assert_eq!(nested.len(), 1);
+    assert_eq!(nested[0]["type"], "Group");
+    assert_eq!(version(&got), "W/\"4\"");
+}
+
+/// Membership PATCHes arriving together (queued for one writer on SQLite), some of them
+/// failing: each gets its own answer, versions are counted once per success, events name
+/// exactly the memberships that changed, and the audit chain stays unbroken.
+async fn concurrent_membership_patches(app: &TestApp) {
+    use roster::core::store::{LifecycleStore, Store};
+    let mut users = Vec::new();
+    for i in 0..24 {
+        users.push(app.user(&format!("c{i}@example.com")).await);
+    }
+    let gid = app
+        .post("/Groups", &json!({"displayName": "Busy"}))
+        .await
+        .expect(201)
+        .id();
+    let path = format!("/Groups/{gid}");
+    let org = app.db.store.org_by_slug("acme").await.unwrap().unwrap();
+    let from = app.db.store.last_event_cursor().await.unwrap();
+    let mut tasks = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        // Every third PATCH names a member that does not exist, after a real one.
+        let value = if i % 3 == 2 {
+            json!([{"value": u}, {"value": format!("missing-{i}")}])
+        } else {
+            json!([{"value": u}])
+        };
+        let body = patch_op(json!([{"op": "add", "path": "members", "value": value}]));
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.scim);
+        let token = app.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .patch(url)
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let etag = r
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), etag)
+        }));
+    }
+    let mut etags = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (status, etag) = t.await.unwrap();
+        if i % 3 == 2 {
+            assert_eq!(status, 400, "PATCH {i}");
+        } else {
+            assert_eq!(status, 204, "PATCH {i}");
+            etags.push(etag.expect("etag"));
+        }
+    }
+    etags.sort();
+    etags.dedup();
+    assert_eq!(etags.len(), 16, "each success has its own version");
+    let got = app.get(&path).await.expect(200);
+    assert_eq!(got.header("etag").unwrap(), "W/\"17\"");
+    let mut members: Vec<String> = got.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap().to_owned())
+        .collect();
+    members.sort();
+    let mut want: Vec<String> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 2)
+        .map(|(_, u)| u.clone())
+        .collect();
+    want.sort();
+    assert_eq!(members, want);
+    let events = app
+        .db
+        .store
+        .events_after(from, Some(&org.id), 1000)
+        .await
+        .unwrap();
+    let mut added: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == "group.member_added")
+        .map(|e| e.data["member_id"].as_str().unwrap().to_owned())
+        .collect();
+    added.sort();
+    assert_eq!(added, want);
+    for (chain, anchor) in app.db.store.audit_chains().await.unwrap() {
+        let e = app.db.store.audit_entries(&chain, None).await.unwrap();
+        roster::core::audit::verify_chain(&chain, anchor.as_ref(), e).expect("intact chain");
+    }
+}
+
+backend_tests!(
+    add_replace_remove,
+    atomic_and_errors,
+    group_member_ops,
+    membership_patch_answers,
+    concurrent_membership_patches
+);

@@ -283,8 +283,8 @@ async fn concurrent_writes_with_failures(app: &TestApp) {
         }
     }
     assert_eq!(ok, 48);
-    // Writes combined into one command, and those run again alone after a combined command
-    // failed, link their audit entries into one unbroken chain.
+    // Queued writes, some of them failing in the writer's turn, link their audit entries
+    // into one unbroken chain.
     {
         use roster::core::store::LifecycleStore;
         let chains = store.audit_chains().await.unwrap();
