@@ -188,6 +188,18 @@ pub struct User {
     pub roles: Vec<String>,
 }
 
+/// A user as lists show it without projection: its stored attributes still as JSON text per
+/// top-level attribute, so a page is rendered by copying them instead of rebuilding every
+/// document (`scim::wire::write_listed_user`).
+#[derive(Debug)]
+pub struct ListedUser {
+    pub id: String,
+    pub attrs: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+    pub meta: Meta,
+    pub groups: Vec<GroupRef>,
+    pub roles: Vec<String>,
+}
+
 /// A group as seen from one of its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRef {

@@ -113,6 +113,9 @@ pub trait Store: Send + Sync + 'static {
     /// The user with this userName (compared case-insensitively).
     async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>>;
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>>;
+    /// `list_users`, each user with its attributes as stored text (see `ListedUser`).
+    async fn list_listed_users(&self, scope: &Scope, q: &ListQuery)
+    -> CoreResult<Page<ListedUser>>;
     /// Reads the user inside a write transaction, lets `f` decide the change, writes it.
     async fn update_user<F>(&self, scope: &Scope, id: &str, f: F) -> CoreResult<User>
     where

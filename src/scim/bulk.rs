@@ -82,7 +82,9 @@ pub async fn bulk(
     }
     Ok(Resp {
         status: StatusCode::OK,
-        body: Some(json!({"schemas": [BULK_RESPONSE], "Operations": results})),
+        body: Some(ops::RespBody::Json(
+            json!({"schemas": [BULK_RESPONSE], "Operations": results}),
+        )),
         etag: None,
         location: None,
     })
@@ -183,6 +185,7 @@ async fn execute(
             if let Some(new_id) = r
                 .body
                 .as_ref()
+                .and_then(ops::RespBody::json)
                 .and_then(|b| b.get("id"))
                 .and_then(Value::as_str)
             {

@@ -15,7 +15,7 @@ use crate::core::schema::{ALL_SCHEMAS, AttrDef, RESOURCE_TYPES, ResourceTypeDef,
 fn ok(body: Value) -> Resp {
     Resp {
         status: StatusCode::OK,
-        body: Some(body),
+        body: Some(super::ops::RespBody::Json(body)),
         etag: None,
         location: None,
     }

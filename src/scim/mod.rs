@@ -189,10 +189,11 @@ impl IntoResponse for Resp {
         let mut r = match self.body {
             // `to_vec` writes straight into the buffer; `to_string` would go through
             // `fmt::Display`, one formatter call per token.
-            Some(b) => match serde_json::to_vec(&b) {
+            Some(ops::RespBody::Json(b)) => match serde_json::to_vec(&b) {
                 Ok(bytes) => (self.status, bytes).into_response(),
                 Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             },
+            Some(ops::RespBody::Text(bytes)) => (self.status, bytes).into_response(),
             None => self.status.into_response(),
         };
         let h = r.headers_mut();

@@ -6,11 +6,12 @@ use serde_json::{Map, Value, json};
 
 use super::error::{ScimError, ScimResult};
 use super::resolve::{self, attr_list};
-use super::wire::{Projection, etag, group_json, user_json};
+use super::wire::{Projection, etag, group_json, user_json, write_listed_user};
 use super::{MAX_RESULTS, ScimState};
-use crate::core::model::{Provenance, Scope};
+use crate::core::error::{CoreError, StoreError};
+use crate::core::model::{ListedUser, Provenance, Scope};
 use crate::core::patch::PatchKind;
-use crate::core::query::ListQuery;
+use crate::core::query::{ListQuery, Page};
 use crate::core::resources;
 use crate::core::schema::{GROUP_TYPE, ResourceTypeDef, USER_TYPE};
 use crate::core::store::Store;
@@ -43,16 +44,33 @@ impl Kind {
 #[derive(Debug)]
 pub struct Resp {
     pub status: StatusCode,
-    pub body: Option<Value>,
+    pub body: Option<RespBody>,
     pub etag: Option<String>,
     pub location: Option<String>,
+}
+
+/// A response body: a document, or JSON text already written (list pages).
+#[derive(Debug)]
+pub enum RespBody {
+    Json(Value),
+    Text(Vec<u8>),
+}
+
+impl RespBody {
+    /// The document, if the body is one.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            RespBody::Json(v) => Some(v),
+            RespBody::Text(_) => None,
+        }
+    }
 }
 
 impl Resp {
     fn json(status: StatusCode, body: Value) -> Self {
         Resp {
             status,
-            body: Some(body),
+            body: Some(RespBody::Json(body)),
             etag: None,
             location: None,
         }
@@ -232,7 +250,7 @@ async fn render_groups(
 fn one(status: StatusCode, mut items: Vec<Value>, version: i64, location: String) -> Resp {
     Resp {
         status,
-        body: items.pop(),
+        body: items.pop().map(RespBody::Json),
         etag: Some(etag(version)),
         location: Some(location),
     }
@@ -299,6 +317,10 @@ pub async fn list(s: &ScimState, scope: &Scope, kind: Kind, p: &ListParams) -> S
     let q = p.query(kind)?;
     let proj = p.projection(kind);
     let (total, resources) = match kind {
+        Kind::User if proj.keeps_all(&USER_TYPE) => {
+            let page = s.store.list_listed_users(scope, &q).await?;
+            return listed_users_response(s, page, q.start_index);
+        }
         Kind::User => {
             let page = s.store.list_users(scope, &q).await?;
             (page.total, render_users(s, page.items, &proj))
@@ -315,6 +337,46 @@ pub async fn list(s: &ScimState, scope: &Scope, kind: Kind, p: &ListParams) -> S
         StatusCode::OK,
         list_response(total, q.start_index, resources),
     ))
+}
+
+/// `list_response` of users listed without projection, written as text: each user's stored
+/// attributes are copied, not rebuilt (`wire::write_listed_user`).
+fn listed_users_response(
+    s: &ScimState,
+    page: Page<ListedUser>,
+    start_index: u64,
+) -> ScimResult<Resp> {
+    let rendered = |e: serde_json::Error| {
+        ScimError::from(CoreError::Store(StoreError::Other(format!(
+            "a stored user could not be rendered: {e}"
+        ))))
+    };
+    let mut out = Vec::with_capacity(256 + page.items.len() * 1024);
+    // The members of `list_response` in its order (a `Map` sorts them).
+    if !page.items.is_empty() || page.total > 0 {
+        out.extend_from_slice(b"{\"Resources\":[");
+        for (i, u) in page.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_listed_user(&mut out, &USER_TYPE, &s.base_url, u).map_err(rendered)?;
+        }
+        out.extend_from_slice(b"],");
+    } else {
+        out.push(b'{');
+    }
+    let tail = format!(
+        "\"itemsPerPage\":{},\"schemas\":[\"{LIST_SCHEMA}\"],\"startIndex\":{start_index},\"totalResults\":{}}}",
+        page.items.len(),
+        page.total
+    );
+    out.extend_from_slice(tail.as_bytes());
+    Ok(Resp {
+        status: StatusCode::OK,
+        body: Some(RespBody::Text(out)),
+        etag: None,
+        location: None,
+    })
 }
 
 fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {

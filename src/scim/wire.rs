@@ -1,10 +1,13 @@
 //! Wire representations: core records rendered as SCIM resources, and the
 //! `attributes`/`excludedAttributes` projection with the schema's `returned` rules.
 
+use std::collections::BTreeMap;
+
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value, json};
 
 use super::resolve::AttrSel;
-use crate::core::model::{Group, Member, Meta, User};
+use crate::core::model::{Group, GroupRef, ListedUser, Member, Meta, User};
 use crate::core::schema::{ResourceTypeDef, Returned};
 
 pub fn etag(version: i64) -> String {
@@ -31,62 +34,118 @@ fn meta_json(rt: &ResourceTypeDef, meta: &Meta, location: String) -> Value {
     })
 }
 
+/// `schemas`: the core schema and each extension the resource holds (`has`).
+fn schemas_json(rt: &ResourceTypeDef, has: impl Fn(&str) -> bool) -> Value {
+    let mut schemas = vec![Value::String(rt.schema.id.to_owned())];
+    for ext in rt.extensions {
+        if has(ext.id) {
+            schemas.push(Value::String(ext.id.to_owned()));
+        }
+    }
+    Value::Array(schemas)
+}
+
 /// The stored attributes plus `schemas` and `id` (takes the map: no copy of the values).
 fn with_schemas(
     rt: &ResourceTypeDef,
     id: &str,
     mut attrs: Map<String, Value>,
 ) -> Map<String, Value> {
-    let mut schemas = vec![Value::String(rt.schema.id.to_owned())];
-    for ext in rt.extensions {
-        if attrs.contains_key(ext.id) {
-            schemas.push(Value::String(ext.id.to_owned()));
-        }
-    }
-    attrs.insert("schemas".into(), Value::Array(schemas));
+    let schemas = schemas_json(rt, |ext| attrs.contains_key(ext));
+    attrs.insert("schemas".into(), schemas);
     attrs.insert("id".into(), Value::String(id.to_owned()));
     attrs
+}
+
+/// A user's `groups`: its direct memberships.
+fn groups_json(base: &str, groups: &[GroupRef]) -> Value {
+    groups
+        .iter()
+        .map(|g| {
+            json!({
+                "value": g.id,
+                "$ref": format!("{base}/Groups/{}", g.id),
+                "display": g.display,
+                "type": "direct",
+            })
+        })
+        .collect()
+}
+
+/// A user's `roles`: the directory's own values (`stored`), joined by the roles granted by
+/// group-to-role mappings, marked `type: "mapped"` (each role once).
+fn merged_roles(stored: Option<Value>, mapped: &[String]) -> Value {
+    let mut list = match stored {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    for r in mapped {
+        let present = list
+            .iter()
+            .any(|v| v.get("value").and_then(Value::as_str) == Some(r.as_str()));
+        if !present {
+            list.push(json!({"value": r, "display": r, "type": "mapped"}));
+        }
+    }
+    Value::Array(list)
 }
 
 pub fn user_json(rt: &ResourceTypeDef, base: &str, u: User) -> Map<String, Value> {
     let mut out = with_schemas(rt, &u.id, u.attrs);
     if !u.groups.is_empty() {
-        let list: Vec<Value> = u
-            .groups
-            .iter()
-            .map(|g| {
-                json!({
-                    "value": g.id,
-                    "$ref": format!("{base}/Groups/{}", g.id),
-                    "display": g.display,
-                    "type": "direct",
-                })
-            })
-            .collect();
-        out.insert("groups".into(), Value::Array(list));
+        out.insert("groups".into(), groups_json(base, &u.groups));
     }
-    // Roles granted by group-to-role mappings join the directory's own `roles` values,
-    // marked `type: "mapped"` (each role once).
     if !u.roles.is_empty() {
-        let mut list = match out.remove("roles") {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        };
-        for r in &u.roles {
-            let present = list
-                .iter()
-                .any(|v| v.get("value").and_then(Value::as_str) == Some(r.as_str()));
-            if !present {
-                list.push(json!({"value": r, "display": r, "type": "mapped"}));
-            }
-        }
-        out.insert("roles".into(), Value::Array(list));
+        let stored = out.remove("roles");
+        out.insert("roles".into(), merged_roles(stored, &u.roles));
     }
     out.insert(
         "meta".into(),
         meta_json(rt, &u.meta, format!("{base}/Users/{}", u.id)),
     );
     out
+}
+
+/// Writes `u` to `out` as `user_json` renders it (same members, same order), its stored
+/// attributes copied as they are: only `schemas`, `id`, `groups`, `meta` and, when roles
+/// are mapped, `roles` are made here. For a list without projection.
+pub fn write_listed_user(
+    out: &mut Vec<u8>,
+    rt: &ResourceTypeDef,
+    base: &str,
+    u: &ListedUser,
+) -> serde_json::Result<()> {
+    let schemas = to_raw_value(&schemas_json(rt, |ext| u.attrs.contains_key(ext)))?;
+    let id = to_raw_value(&u.id)?;
+    let groups = match u.groups.is_empty() {
+        true => None,
+        false => Some(to_raw_value(&groups_json(base, &u.groups))?),
+    };
+    let roles = match u.roles.is_empty() {
+        true => None,
+        false => {
+            let stored = u
+                .attrs
+                .get("roles")
+                .map(|r| serde_json::from_str::<Value>(r.get()))
+                .transpose()?;
+            Some(to_raw_value(&merged_roles(stored, &u.roles))?)
+        }
+    };
+    let meta = to_raw_value(&meta_json(rt, &u.meta, format!("{base}/Users/{}", u.id)))?;
+    // Sorted like `Map` (a BTreeMap): the same text as the rebuilt document.
+    let mut doc: BTreeMap<&str, &RawValue> =
+        u.attrs.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+    doc.insert("schemas", &schemas);
+    doc.insert("id", &id);
+    if let Some(g) = &groups {
+        doc.insert("groups", g);
+    }
+    if let Some(r) = &roles {
+        doc.insert("roles", r);
+    }
+    doc.insert("meta", &meta);
+    serde_json::to_writer(out, &doc)
 }
 
 /// `display` of members is `returned: request`: pass `with_display` when it was asked for.
@@ -153,9 +212,15 @@ impl Projection {
         })
     }
 
+    /// Whether the projection leaves resources of `rt` as they are: nothing asked for or
+    /// excluded, no `returned: request` attribute (and stored documents never hold
+    /// `returned: never` ones).
+    pub fn keeps_all(&self, rt: &ResourceTypeDef) -> bool {
+        self.include.is_none() && self.exclude.is_empty() && !has_request_only(rt)
+    }
+
     pub fn apply(&self, rt: &ResourceTypeDef, mut res: Map<String, Value>) -> Map<String, Value> {
-        if self.include.is_none() && self.exclude.is_empty() && !has_request_only(rt) {
-            // Nothing to drop: stored documents never hold `returned: never` attributes.
+        if self.keeps_all(rt) {
             return res;
         }
         let keys: Vec<String> = res.keys().cloned().collect();

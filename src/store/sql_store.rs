@@ -115,11 +115,7 @@ fn user_of(t: UserTuple) -> User {
         last_directory_sync_at: sync,
         last_login_at: login,
         groups: group_refs(groups),
-        roles: {
-            let mut r = roles;
-            r.sort();
-            r
-        },
+        roles: sorted(roles),
     }
 }
 
@@ -141,6 +137,49 @@ impl PageItem for User {
         let rows: Vec<UserTuple> = serde_json::from_str(text).map_err(page_err)?;
         Ok(rows.into_iter().map(user_of).collect())
     }
+}
+
+/// One user of a page as `ListedUser` reads it: `UserTuple` with the attributes split at
+/// the top level only, and the columns it does not show skipped.
+type ListedTuple = (
+    String,
+    std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+    i64,
+    String,
+    String,
+    serde::de::IgnoredAny,
+    serde::de::IgnoredAny,
+    serde::de::IgnoredAny,
+    Vec<(String, String)>,
+    Vec<String>,
+);
+
+impl PageItem for ListedUser {
+    fn parse_page(text: &str) -> CoreResult<Vec<Self>> {
+        let rows: Vec<ListedTuple> = serde_json::from_str(text).map_err(page_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|t| {
+                let (id, attrs, version, created, last_modified, _, _, _, groups, roles) = t;
+                ListedUser {
+                    id,
+                    attrs,
+                    meta: Meta {
+                        version,
+                        created,
+                        last_modified,
+                    },
+                    groups: group_refs(groups),
+                    roles: sorted(roles),
+                }
+            })
+            .collect())
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
 }
 
 impl PageItem for Group {
@@ -1292,6 +1331,14 @@ impl Store for SqlStore {
             .await
             .map_err(e)?;
         row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    async fn list_listed_users(
+        &self,
+        scope: &Scope,
+        q: &ListQuery,
+    ) -> CoreResult<Page<ListedUser>> {
+        self.list(scope, q, ResourceKind::User).await
     }
 
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>> {

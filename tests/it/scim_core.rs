@@ -716,7 +716,105 @@ async fn root_search(app: &TestApp) {
     assert_eq!(r["totalResults"], 1);
 }
 
+/// A list page without projection is written from the stored text (not rebuilt): each of
+/// its users must be exactly what a read by id returns, for users with extensions, the
+/// directory's own roles beside mapped ones, groups, and text that needs escaping.
+async fn list_pages_render_like_reads(app: &TestApp) {
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let plain = app.user("plain@example.com").await;
+    let rich = app
+        .post(
+            "/Users",
+            &json!({
+                "userName": "Zoë \"Q\" \\ O'Neil\u{1}@example.com",
+                "name": {"givenName": "Zoë", "familyName": "O\"Neil"},
+                "displayName": "línea\nnueva\t</script>",
+                "emails": [{"value": "z@example.com", "type": "work", "primary": true}],
+                "roles": [{"value": "auditor", "display": "Auditor"}, {"value": "developer"}],
+                ent: {"employeeNumber": "42", "manager": {"value": plain}}
+            }),
+        )
+        .await
+        .expect(201)
+        .id();
+    let gid = app
+        .post(
+            "/Groups",
+            &json!({"displayName": "Ünïcode \"team\"", "members": [{"value": rich}, {"value": plain}]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    app.call_with(
+        &key,
+        Method::POST,
+        &format!("{}/api/v1/orgs/acme/role-mappings", app.base()),
+        Some(&json!({"group": "Ünïcode \"team\"", "role": "developer", "match_on": "displayName"})),
+        &[],
+    )
+    .await
+    .expect(201);
+    app.call_with(
+        &key,
+        Method::POST,
+        &format!("{}/api/v1/orgs/acme/role-mappings", app.base()),
+        Some(&json!({"group": "Ünïcode \"team\"", "role": "viewer", "match_on": "displayName"})),
+        &[],
+    )
+    .await
+    .expect(201);
+    let page = app.get("/Users?startIndex=1&count=10").await.expect(200);
+    let listed = page.body["Resources"].as_array().unwrap();
+    assert_eq!(page.body["totalResults"], 2);
+    assert_eq!(listed.len(), 2);
+    for u in listed {
+        let id = u["id"].as_str().unwrap();
+        let read = app.get(&format!("/Users/{id}")).await.expect(200).body;
+        assert_eq!(u, &read, "listed and read representations of {id}");
+    }
+    let r = listed.iter().find(|u| u["id"] == rich.as_str()).unwrap();
+    assert_eq!(
+        r["schemas"],
+        json!(["urn:ietf:params:scim:schemas:core:2.0:User", ent])
+    );
+    assert_eq!(r["groups"][0]["value"], gid.as_str());
+    let roles: Vec<(&str, Option<&str>)> = r["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["value"].as_str().unwrap(), v["type"].as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("auditor", None),
+            ("developer", None),
+            ("viewer", Some("mapped"))
+        ]
+    );
+    // Filtered lists and an empty page past the end take the same path.
+    let f = app
+        .get("/Users?filter=userName%20eq%20%22plain@example.com%22")
+        .await
+        .expect(200);
+    assert_eq!(f.body["Resources"][0]["id"], plain.as_str());
+    let past = app.get("/Users?startIndex=50&count=10").await.expect(200);
+    assert_eq!(past.body["totalResults"], 2);
+    assert_eq!(past.body["itemsPerPage"], 0);
+    assert_eq!(past.body["Resources"], json!([]));
+    let none = app
+        .get("/Users?filter=userName%20eq%20%22nobody%22")
+        .await
+        .expect(200);
+    assert_eq!(
+        none.body,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 0, "itemsPerPage": 0, "startIndex": 1})
+    );
+}
+
 backend_tests!(
+    list_pages_render_like_reads,
     user_round_trip,
     etags_and_preconditions,
     uniqueness_and_isolation,
