@@ -121,6 +121,37 @@ impl Batch {
         self.stmts.push(Stmt::Check(sql.into(), args));
     }
 
+    /// Appends another batch's statements (SQLite: writes of one shape sent together; both
+    /// already linked).
+    pub fn append(&mut self, other: Batch) {
+        self.stmts.extend(other.stmts);
+        self.audits.extend(other.audits);
+        self.events |= other.events;
+    }
+
+    /// What the batch's command text depends on: its statements' SQL and number of
+    /// arguments, and the audit entries it will link. Batches of one shape make the same
+    /// text, and so do runs of as many of them (see `GroupCommit`).
+    pub fn shape(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for st in &self.stmts {
+            match st {
+                Stmt::Sql(s, a) => (0u8, s, a.len()).hash(&mut h),
+                Stmt::Event(a) => (1u8, a.len()).hash(&mut h),
+                Stmt::Events { insert, args, .. } => (2u8, insert, args.len()).hash(&mut h),
+                Stmt::Check(s, a) => (3u8, s, a.len()).hash(&mut h),
+            }
+        }
+        let audits = if self.audits.is_empty() {
+            usize::from(self.derived.is_some())
+        } else {
+            self.audits.len()
+        };
+        audits.hash(&mut h);
+        h.finish()
+    }
+
     /// How many preconditions the batch holds.
     pub fn checks(&self) -> usize {
         self.stmts
@@ -254,7 +285,10 @@ impl Batch {
                 Stmt::Sql(s, a) => (s, a),
                 // NULL fails the NOT NULL constraint, and with it the write.
                 Stmt::Check(s, a) => (
-                    format!("INSERT INTO temp.write_checks (v) {s} RETURNING v"),
+                    format!(
+                        "INSERT INTO temp.write_checks (k, v) SELECT 1, c.v FROM ({s}) AS c WHERE 1 = 1 \
+                         ON CONFLICT (k) DO UPDATE SET v = excluded.v RETURNING v"
+                    ),
                     a,
                 ),
                 Stmt::Event(a) => (

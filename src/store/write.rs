@@ -7,17 +7,18 @@
 //! that fails rolls back to its savepoint without touching its neighbours.
 //!
 //! Writes that read nothing first (creates, membership changes) are also **queued**: one
-//! runner task takes the writer once for a whole burst of them and sends each as one command
-//! (its savepoint, its statements, its release), instead of each write taking the writer,
-//! spawning its task and starting its savepoint in turns. The command's text is the same for
-//! every write of its kind, so sqlx-sqlite prepares its statements once and reuses them
-//! (compiling SQL was the largest cost of a write). A write that fails rolls back to its own
-//! savepoint and gets its own error; the burst goes on.
+//! runner task takes the writer once for a whole burst of them, instead of each write taking
+//! the writer, spawning its task and starting its savepoint in turns. Writes of the same
+//! shape go as one command per run of 16, 8, 4, 2 or 1 (`run_queued`): each command is a
+//! round trip to sqlx-sqlite's worker thread, and its text depends only on the shape and the
+//! run's length, so the worker prepares it once and reuses it (compiling SQL was the largest
+//! cost of a write). A run that fails is rolled back and its writes run one by one, so each
+//! failing write (a duplicate userName) gets its own error and fails only itself.
 //!
 //! A queued write may carry a **precondition** (`Batch::check`, e.g. "the group exists and
-//! every added member is a user"): a row inserted into the writer's temporary
-//! `write_checks` table, whose NOT NULL constraint fails the write when the condition's
-//! value is NULL; the value comes back to the caller (`RETURNING`).
+//! every added member is a user"): its value is written to the one row of the writer's
+//! temporary `write_checks` table, whose NOT NULL constraint fails the write when the value
+//! is NULL; otherwise the value comes back to the caller (`RETURNING`).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -39,12 +40,14 @@ const MAX_BATCH: usize = 256;
 const MAX_COMBINED: usize = 64;
 
 /// Sets up the writer connection: the table preconditions go through (see the module
-/// documentation). Temporary, so it lives in memory, on this connection only.
-pub const WRITER_SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS write_checks (v INTEGER NOT NULL)";
+/// documentation), one row that each precondition overwrites. Temporary, so it lives in
+/// memory, on this connection only.
+pub const WRITER_SETUP: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS write_checks (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)";
 
-/// Starts a batch: takes the write lock at once (another process, the CLI, cannot make the
-/// transaction's snapshot stale) and forgets the previous batch's precondition rows.
-const BEGIN_BATCH: &str = "BEGIN IMMEDIATE; DELETE FROM temp.write_checks";
+/// Starts a batch: takes the write lock at once, so another process (the CLI) cannot make
+/// the transaction's snapshot stale between its reads and its writes.
+const BEGIN_BATCH: &str = "BEGIN IMMEDIATE";
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -75,6 +78,9 @@ pub struct GroupCommit {
 /// A write that reads nothing first, waiting for the writer.
 struct Queued {
     batch: Batch,
+    /// `batch.shape()`, and how many preconditions it holds.
+    shape: u64,
+    checks: usize,
     reply: oneshot::Sender<Combined>,
 }
 
@@ -85,6 +91,12 @@ enum Combined {
     Joined(oneshot::Receiver<Result<(), String>>, Option<i64>),
     /// It failed (and changed nothing).
     Failed(sqlx::Error),
+}
+
+/// The same failure for each write of a run that failed before its statements ran (sqlx's
+/// error is not `Clone`; the database's message and code are what a write's caller reads).
+fn copy_err(e: &sqlx::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(e.to_string())
 }
 
 fn err(e: sqlx::Error) -> CoreError {
@@ -173,7 +185,12 @@ impl GroupCommit {
         b: Batch,
     ) -> CoreResult<Result<Option<i64>, sqlx::Error>> {
         let (reply, answer) = oneshot::channel();
-        self.queue().push(Queued { batch: b, reply });
+        self.queue().push(Queued {
+            shape: b.shape(),
+            checks: b.checks(),
+            batch: b,
+            reply,
+        });
         // One runner at a time drains the queue, in a task of its own: the queued writes of
         // others ride on it, whatever becomes of this caller.
         if !self.running.swap(true, Ordering::SeqCst) {
@@ -211,11 +228,18 @@ impl GroupCommit {
         }
     }
 
-    /// Sends up to `MAX_COMBINED` queued writes in the open batch, each as one command of its
-    /// own (its text repeats from write to write, so sqlx-sqlite reuses its prepared
-    /// statements), and commits the batch if no other write is waiting or queued.
+    /// Sends up to `MAX_COMBINED` queued writes in the open batch and commits the batch if
+    /// no other write is waiting or queued.
+    ///
+    /// Writes of the same shape (`Batch::shape`: creates, one-member PATCHes) go together,
+    /// in runs of 16, 8, 4, 2 or 1: a run's command text depends only on its shape and
+    /// length, so sqlx-sqlite prepares it once and reuses it, and a burst costs a few round
+    /// trips to its worker thread instead of one per write. (Queued writes are concurrent,
+    /// none acknowledged yet, so any order among them is an order they could have come in.)
+    /// A run that fails is rolled back and its writes run one by one, each to its own
+    /// answer.
     async fn run_queued(&self, w: &mut Writer) {
-        let queued: Vec<Queued> = {
+        let mut queued: Vec<Queued> = {
             let mut q = self.queue();
             let n = q.len().min(MAX_COMBINED);
             q.drain(..n).collect()
@@ -223,51 +247,96 @@ impl GroupCommit {
         if queued.is_empty() {
             return;
         }
+        queued.sort_by_key(|q| q.shape);
         w.clean().await;
-        for q in queued {
-            if !w.in_batch {
-                // Another process may have written since the last batch.
-                w.audit_heads.clear();
-                if let Err(e) = w.conn.execute(BEGIN_BATCH).await {
-                    let _ = q.reply.send(Combined::Failed(e));
-                    continue;
-                }
-                w.in_batch = true;
-            }
-            // Link audit entries to the chain heads; the heads advance only once the
-            // write's statements ran (a failed write leaves the chain as it was).
-            let mut heads = w.audit_heads.clone();
-            let mut b = q.batch;
-            if let Err(e) = b.link_audits(&mut w.conn, &mut heads).await {
-                let _ = q.reply.send(Combined::Failed(e));
-                continue;
-            }
-            let (sql, args) = b.joined(Some("SAVEPOINT w"), Some("RELEASE w"));
-            w.savepoint_open = true;
-            match bind_all(sqlx::query(&sql), &args)
-                .fetch_all(&mut *w.conn)
-                .await
-            {
-                Ok(rows) => {
-                    w.savepoint_open = false;
-                    w.audit_heads = heads;
-                    let v = rows
-                        .last()
-                        .and_then(|r| r.try_get::<Option<i64>, _>("v").ok().flatten());
-                    let (tx, rx) = oneshot::channel();
-                    w.waiters.push(tx);
-                    let _ = q.reply.send(Combined::Joined(rx, v));
-                }
-                Err(e) => {
-                    // Its own failure (a duplicate, a precondition): only its savepoint goes.
-                    w.clean().await;
-                    let _ = q.reply.send(Combined::Failed(e));
+        let mut queued = std::collections::VecDeque::from(queued);
+        while let Some(first) = queued.front() {
+            let same = queued.iter().take_while(|q| q.shape == first.shape).count();
+            let n = [16, 8, 4, 2, 1]
+                .into_iter()
+                .find(|n| *n <= same)
+                .unwrap_or(1);
+            let run: Vec<Queued> = queued.drain(..n).collect();
+            if let Err(failed) = self.run_together(w, run).await {
+                for q in failed {
+                    if let Err(mut alone) = self.run_together(w, vec![q]).await
+                        && let Some(q) = alone.pop()
+                    {
+                        // Unreachable: a run of one answers its write itself.
+                        let _ = q.reply.send(Combined::Failed(sqlx::Error::Protocol(
+                            "write not run".into(),
+                        )));
+                    }
                 }
             }
         }
         let idle = self.waiting.load(Ordering::SeqCst) == 0 && self.queue().is_empty();
         if w.in_batch && (idle || w.waiters.len() >= MAX_BATCH) {
             w.end_batch("COMMIT").await;
+        }
+    }
+
+    /// Runs `run` as one command in its own savepoint and answers each of its writes. If a
+    /// run of several fails, nothing of it remains and its writes come back unanswered.
+    async fn run_together(&self, w: &mut Writer, run: Vec<Queued>) -> Result<(), Vec<Queued>> {
+        let answer_all = |run: Vec<Queued>, e: &sqlx::Error| {
+            for q in run {
+                let _ = q.reply.send(Combined::Failed(copy_err(e)));
+            }
+        };
+        if !w.in_batch {
+            // Another process may have written since the last batch.
+            w.audit_heads.clear();
+            if let Err(e) = w.conn.execute(BEGIN_BATCH).await {
+                answer_all(run, &e);
+                return Ok(());
+            }
+            w.in_batch = true;
+        }
+        // Link audit entries to the chain heads, in the order the writes run; the heads
+        // advance only once the command ran (a failed run leaves the chain as it was).
+        let mut heads = w.audit_heads.clone();
+        let mut together = Batch::default();
+        for q in &run {
+            let mut linked = q.batch.clone();
+            if let Err(e) = linked.link_audits(&mut w.conn, &mut heads).await {
+                answer_all(run, &e);
+                return Ok(());
+            }
+            together.append(linked);
+        }
+        let (sql, args) = together.joined(Some("SAVEPOINT w"), Some("RELEASE w"));
+        w.savepoint_open = true;
+        match bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *w.conn)
+            .await
+        {
+            Ok(rows) => {
+                w.savepoint_open = false;
+                w.audit_heads = heads;
+                // Each precondition returned one row, in the order of the writes.
+                let mut values = rows
+                    .iter()
+                    .map(|r| r.try_get::<Option<i64>, _>("v").ok().flatten());
+                for q in run {
+                    let v = (0..q.checks).filter_map(|_| values.next().flatten()).last();
+                    let (tx, rx) = oneshot::channel();
+                    w.waiters.push(tx);
+                    let _ = q.reply.send(Combined::Joined(rx, v));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                w.clean().await;
+                if run.len() > 1 {
+                    return Err(run);
+                }
+                // Its own failure (a duplicate, a precondition), as the database gave it.
+                if let Some(q) = run.into_iter().next() {
+                    let _ = q.reply.send(Combined::Failed(e));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -282,20 +351,19 @@ impl GroupCommit {
         let started = tokio::spawn(async move {
             let mut w = w;
             w.clean().await;
-            // IMMEDIATE: take the write lock now, so another process (the CLI) cannot make
-            // this transaction's snapshot stale between its reads and its writes.
+            // IMMEDIATE (see `BEGIN_BATCH`).
             let sql = match (w.in_batch, fresh) {
                 (true, true) => None,
-                (false, true) => Some(BEGIN_BATCH.to_owned()),
-                (true, false) => Some("SAVEPOINT w".to_owned()),
-                (false, false) => Some(format!("{BEGIN_BATCH}; SAVEPOINT w")),
+                (false, true) => Some(BEGIN_BATCH),
+                (true, false) => Some("SAVEPOINT w"),
+                (false, false) => Some("BEGIN IMMEDIATE; SAVEPOINT w"),
             };
             if !w.in_batch {
                 // Another process may have written since the last batch.
                 w.audit_heads.clear();
             }
             if let Some(sql) = sql {
-                w.conn.execute(sql.as_str()).await.map_err(err)?;
+                w.conn.execute(sql).await.map_err(err)?;
             }
             w.in_batch = true;
             w.savepoint_open = !fresh;
@@ -348,6 +416,34 @@ impl GroupCommit {
             w.flush().await;
         }
     }
+}
+
+/// How often the checkpointer copies committed WAL pages into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Checkpoints the WAL in the background for as long as the writer lives: PASSIVE, so it
+/// never waits for (nor blocks) the writer or readers; pages a reader still needs stay in
+/// the WAL for the next round. Without it the WAL would only grow.
+pub fn spawn_checkpointer(mut conn: AnyConnection, writer: std::sync::Weak<GroupCommit>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            if writer.strong_count() == 0 {
+                return;
+            }
+            match conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                Ok(_) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                }
+                Err(_) => {}
+            }
+        }
+    });
 }
 
 pub struct LiteTx {
