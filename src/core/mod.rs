@@ -31,6 +31,15 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// A new user or group id: a UUID v7 (RFC 9562), milliseconds since the epoch then 74
+/// random bits. Ids made one after another sort together, so the indexes keyed by them
+/// (users, groups, each resource's events) grow at one end instead of at a random page:
+/// a burst of creates dirties a few index pages, not one per create. (The creation time it
+/// shows is in `meta.created` anyway; ids are never secrets.)
+pub fn new_resource_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// Now, in the storage format: UTC with microseconds, `2024-01-02T03:04:05.123456Z`. Fixed
 /// width, so text order is time order in both stores.
 pub fn now() -> String {

@@ -9,7 +9,7 @@ use super::audit::{self, AuditDraft};
 use super::error::{CoreError, CoreResult};
 use super::events::EventDraft;
 use super::model::{Group, Provenance, Scope, User};
-use super::new_id;
+use super::new_resource_id;
 use super::patch::{self, PatchOp};
 use super::schema::{GROUP_TYPE, USER_TYPE};
 use super::store::{GroupChange, MemberOp, NewGroup, NewUser, Store, UserChange};
@@ -76,7 +76,7 @@ pub async fn create_user<S: Store>(
     provenance: Provenance,
 ) -> CoreResult<User> {
     let attrs = normalize(&USER_TYPE, body)?;
-    let id = new_id();
+    let id = new_resource_id();
     let ev = EventDraft::new(
         "user.created",
         "User",
@@ -256,7 +256,7 @@ pub async fn create_group<S: Store>(
 ) -> CoreResult<Group> {
     let (rest, members) = split_members(body)?;
     let attrs = normalize(&GROUP_TYPE, &rest)?;
-    let id = new_id();
+    let id = new_resource_id();
     let members = members.unwrap_or_default();
     let ev = EventDraft::new(
         "group.created",
