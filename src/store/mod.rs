@@ -194,20 +194,8 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     let read = readers::Readers::Fixed(std::sync::Arc::new(readers::Fixed::new(conns)));
     let mut writer = write.acquire().await.map_err(db_err)?;
     writer.execute(write::WRITER_SETUP).await.map_err(db_err)?;
-    // Checkpoints move off the writer (whose COMMIT would otherwise copy WAL pages into the
-    // database and fsync it, every 1,000 pages, while every queued write waits) onto a
-    // connection of their own.
-    let mut checkpointer = sqlx::AnyConnection::connect_with(&opts)
-        .await
-        .map_err(db_err)?;
-    checkpointer.execute(pragmas).await.map_err(db_err)?;
-    writer
-        .execute("PRAGMA wal_autocheckpoint=0")
-        .await
-        .map_err(db_err)?;
     let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
     gc.spawn_sweeper();
-    write::spawn_checkpointer(checkpointer, std::sync::Arc::downgrade(&gc));
     Ok(SqlStore::new(Dialect::Sqlite, write, read, Some(gc)))
 }
 

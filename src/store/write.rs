@@ -418,34 +418,6 @@ impl GroupCommit {
     }
 }
 
-/// How often the checkpointer copies committed WAL pages into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
-
-/// Checkpoints the WAL in the background for as long as the writer lives: PASSIVE, so it
-/// never waits for (nor blocks) the writer or readers; pages a reader still needs stay in
-/// the WAL for the next round. Without it the WAL would only grow.
-pub fn spawn_checkpointer(mut conn: AnyConnection, writer: std::sync::Weak<GroupCommit>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            tick.tick().await;
-            if writer.strong_count() == 0 {
-                return;
-            }
-            match conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                Ok(_) => failing = false,
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-                }
-                Err(_) => {}
-            }
-        }
-    });
-}
-
 pub struct LiteTx {
     guard: OwnedMutexGuard<Writer>,
     gc: Arc<GroupCommit>,
