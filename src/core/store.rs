@@ -110,6 +110,8 @@ pub trait Store: Send + Sync + 'static {
         event: EventDraft,
     ) -> CoreResult<User>;
     async fn get_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<User>>;
+    /// `get_user`, with the attributes as stored text (see `ListedUser`).
+    async fn get_listed_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<ListedUser>>;
     /// The user with this userName (compared case-insensitively).
     async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>>;
     async fn list_users(&self, scope: &Scope, q: &ListQuery) -> CoreResult<Page<User>>;

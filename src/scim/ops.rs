@@ -265,6 +265,24 @@ pub async fn get(
     if_none_match: Option<i64>,
 ) -> ScimResult<Resp> {
     let (version, items) = match kind {
+        Kind::User if proj.keeps_all(&USER_TYPE) => {
+            let u = s
+                .store
+                .get_listed_user(scope, id)
+                .await?
+                .ok_or_else(|| ScimError::not_found(format!("User {id} not found")))?;
+            if if_none_match == Some(u.meta.version) {
+                return Ok(not_modified(u.meta.version));
+            }
+            let mut out = Vec::with_capacity(1024);
+            write_listed_user(&mut out, &USER_TYPE, &s.base_url, &u).map_err(not_rendered)?;
+            return Ok(Resp {
+                status: StatusCode::OK,
+                body: Some(RespBody::Text(out)),
+                etag: Some(etag(u.meta.version)),
+                location: None,
+            });
+        }
         Kind::User => {
             let u = s
                 .store
@@ -339,6 +357,12 @@ pub async fn list(s: &ScimState, scope: &Scope, kind: Kind, p: &ListParams) -> S
     ))
 }
 
+fn not_rendered(e: serde_json::Error) -> ScimError {
+    ScimError::from(CoreError::Store(StoreError::Other(format!(
+        "a stored user could not be rendered: {e}"
+    ))))
+}
+
 /// `list_response` of users listed without projection, written as text: each user's stored
 /// attributes are copied, not rebuilt (`wire::write_listed_user`).
 fn listed_users_response(
@@ -346,11 +370,6 @@ fn listed_users_response(
     page: Page<ListedUser>,
     start_index: u64,
 ) -> ScimResult<Resp> {
-    let rendered = |e: serde_json::Error| {
-        ScimError::from(CoreError::Store(StoreError::Other(format!(
-            "a stored user could not be rendered: {e}"
-        ))))
-    };
     let mut out = Vec::with_capacity(256 + page.items.len() * 1024);
     // The members of `list_response` in its order (a `Map` sorts them).
     if !page.items.is_empty() || page.total > 0 {
@@ -359,7 +378,7 @@ fn listed_users_response(
             if i > 0 {
                 out.push(b',');
             }
-            write_listed_user(&mut out, &USER_TYPE, &s.base_url, u).map_err(rendered)?;
+            write_listed_user(&mut out, &USER_TYPE, &s.base_url, u).map_err(not_rendered)?;
         }
         out.extend_from_slice(b"],");
     } else {

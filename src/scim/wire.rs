@@ -1,9 +1,6 @@
 //! Wire representations: core records rendered as SCIM resources, and the
 //! `attributes`/`excludedAttributes` projection with the schema's `returned` rules.
 
-use std::collections::BTreeMap;
-
-use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value, json};
 
 use super::resolve::AttrSel;
@@ -108,19 +105,13 @@ pub fn user_json(rt: &ResourceTypeDef, base: &str, u: User) -> Map<String, Value
 
 /// Writes `u` to `out` as `user_json` renders it (same members, same order), its stored
 /// attributes copied as they are: only `schemas`, `id`, `groups`, `meta` and, when roles
-/// are mapped, `roles` are made here. For a list without projection.
+/// are mapped, `roles` are made here. For reads without projection.
 pub fn write_listed_user(
     out: &mut Vec<u8>,
     rt: &ResourceTypeDef,
     base: &str,
     u: &ListedUser,
 ) -> serde_json::Result<()> {
-    let schemas = to_raw_value(&schemas_json(rt, |ext| u.attrs.contains_key(ext)))?;
-    let id = to_raw_value(&u.id)?;
-    let groups = match u.groups.is_empty() {
-        true => None,
-        false => Some(to_raw_value(&groups_json(base, &u.groups))?),
-    };
     let roles = match u.roles.is_empty() {
         true => None,
         false => {
@@ -129,23 +120,59 @@ pub fn write_listed_user(
                 .get("roles")
                 .map(|r| serde_json::from_str::<Value>(r.get()))
                 .transpose()?;
-            Some(to_raw_value(&merged_roles(stored, &u.roles))?)
+            Some(merged_roles(stored, &u.roles))
         }
     };
-    let meta = to_raw_value(&meta_json(rt, &u.meta, format!("{base}/Users/{}", u.id)))?;
-    // Sorted like `Map` (a BTreeMap): the same text as the rebuilt document.
-    let mut doc: BTreeMap<&str, &RawValue> =
-        u.attrs.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
-    doc.insert("schemas", &schemas);
-    doc.insert("id", &id);
-    if let Some(g) = &groups {
-        doc.insert("groups", g);
+    let groups = (!u.groups.is_empty()).then(|| groups_json(base, &u.groups));
+    let id = Value::String(u.id.clone());
+    let meta = meta_json(rt, &u.meta, format!("{base}/Users/{}", u.id));
+    let schemas = schemas_json(rt, |ext| u.attrs.contains_key(ext));
+    // The members made here, in key order; they replace stored ones of the same name.
+    let made: [(&str, Option<&Value>); 5] = [
+        ("groups", groups.as_ref()),
+        ("id", Some(&id)),
+        ("meta", Some(&meta)),
+        ("roles", roles.as_ref()),
+        ("schemas", Some(&schemas)),
+    ];
+    let mut made = made
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .peekable();
+    let mut stored = u
+        .attrs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "groups" | "id" | "meta" | "schemas"))
+        .filter(|(k, _)| roles.is_none() || k.as_str() != "roles")
+        .peekable();
+    out.push(b'{');
+    let mut first = true;
+    loop {
+        // Merge the two sorted sequences, as a `Map` (a BTreeMap) would order them.
+        let take_made = match (stored.peek(), made.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((s, _)), Some((m, _))) => *m < s.as_str(),
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        if take_made {
+            if let Some((k, v)) = made.next() {
+                serde_json::to_writer(&mut *out, k)?;
+                out.push(b':');
+                serde_json::to_writer(&mut *out, v)?;
+            }
+        } else if let Some((k, v)) = stored.next() {
+            serde_json::to_writer(&mut *out, k)?;
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
     }
-    if let Some(r) = &roles {
-        doc.insert("roles", r);
-    }
-    doc.insert("meta", &meta);
-    serde_json::to_writer(out, &doc)
+    out.push(b'}');
+    Ok(())
 }
 
 /// `display` of members is `returned: request`: pass `with_display` when it was asked for.

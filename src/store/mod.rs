@@ -336,20 +336,30 @@ impl Dialect {
         }
     }
 
-    /// One text value: the JSON array of arrays of `elems` over the rows, in `order`. Lists
-    /// come back as one row: on SQLite each row otherwise crosses a thread boundary.
-    /// Elements come from `json_elem`. On SQLite the arrays are concatenated as text: the
-    /// elements already are JSON text, so nothing is parsed and serialized again.
-    pub fn json_rows(self, elems: &[String], order: &str) -> String {
+    /// One text value: the JSON array of arrays of `elems` over the rows, in `order` (in no
+    /// particular order without one). Lists come back as one row: on SQLite each row
+    /// otherwise crosses a thread boundary. Elements come from `json_elem`. On SQLite the
+    /// arrays are concatenated as text: the elements already are JSON text, so nothing is
+    /// parsed and serialized again.
+    pub fn json_rows(self, elems: &[String], order: Option<&str>) -> String {
+        let order = order.map_or_else(String::new, |o| format!(" ORDER BY {o}"));
         match self {
             Dialect::Sqlite => format!(
-                "'[' || COALESCE(group_concat(concat('[', {}, ']'), ',' ORDER BY {order}), '') || ']'",
-                elems.join(", ',', ")
+                "'[' || COALESCE(group_concat({}, ','{order}), '') || ']'",
+                self.json_array(elems)
             ),
             Dialect::Postgres => format!(
-                "COALESCE(json_agg(json_build_array({}) ORDER BY {order}), '[]'::json)::text",
-                elems.join(", ")
+                "COALESCE(json_agg({}{order}), '[]'::json)::text",
+                self.json_array(elems)
             ),
+        }
+    }
+
+    /// A JSON array of `elems` (from `json_elem`), as JSON text on SQLite.
+    pub fn json_array(self, elems: &[String]) -> String {
+        match self {
+            Dialect::Sqlite => format!("concat('[', {}, ']')", elems.join(", ',', ")),
+            Dialect::Postgres => format!("json_build_array({})", elems.join(", ")),
         }
     }
 
