@@ -102,17 +102,21 @@ type UserTuple = (
 /// One group of a page: the columns of `group_cols`, in order.
 type GroupTuple = (String, Map<String, Value>, i64, String, String);
 
+fn meta_of(version: i64, created: String, last_modified: String) -> Meta {
+    Meta {
+        version,
+        created,
+        last_modified,
+    }
+}
+
 /// A user from its columns, however they were read (one row, or one element of a page).
 fn user_of(t: UserTuple) -> User {
     let (id, attrs, version, created, last_modified, prov, sync, login, groups, roles) = t;
     User {
         id,
         attrs,
-        meta: Meta {
-            version,
-            created,
-            last_modified,
-        },
+        meta: meta_of(version, created, last_modified),
         provenance: Provenance::parse(&prov).unwrap_or(Provenance::Admin),
         last_directory_sync_at: sync,
         last_login_at: login,
@@ -126,11 +130,7 @@ fn group_of(t: GroupTuple) -> Group {
     Group {
         id,
         attrs,
-        meta: Meta {
-            version,
-            created,
-            last_modified,
-        },
+        meta: meta_of(version, created, last_modified),
     }
 }
 
@@ -163,11 +163,7 @@ impl PageItem for ListedUser {
         ListedUser {
             id,
             attrs,
-            meta: Meta {
-                version,
-                created,
-                last_modified,
-            },
+            meta: meta_of(version, created, last_modified),
             groups: group_refs(groups),
             roles: sorted(roles),
         }
@@ -507,18 +503,29 @@ impl SqlStore {
         id: &str,
         lock: bool,
     ) -> CoreResult<Option<User>> {
+        let row = self.fetch_user_row(c, scope, id, lock).await?;
+        row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    /// The row of user `id` (the columns of `user_cols`), locked on PostgreSQL with `lock`.
+    async fn fetch_user_row(
+        &self,
+        c: &mut AnyConnection,
+        scope: &Scope,
+        id: &str,
+        lock: bool,
+    ) -> CoreResult<Option<AnyRow>> {
         let sql = format!(
             "SELECT {} FROM users t WHERE t.org_id = $1 AND t.id = $2{}",
             self.user_cols(),
             if lock { self.for_update() } else { "" }
         );
-        let row = sqlx::query(&sql)
+        sqlx::query(&sql)
             .bind(scope.org.as_str())
             .bind(id)
             .fetch_optional(&mut *c)
             .await
-            .map_err(e)?;
-        row.as_ref().map(Self::user_from_row).transpose()
+            .map_err(e)
     }
 
     async fn fetch_group(
@@ -1340,29 +1347,24 @@ impl Store for SqlStore {
     }
 
     async fn get_listed_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<ListedUser>> {
-        let sql = format!(
-            "SELECT {} FROM users t WHERE t.org_id = $1 AND t.id = $2",
-            self.user_cols()
-        );
-        let row = sqlx::query(&sql)
-            .bind(scope.org.as_str())
-            .bind(id)
-            .fetch_optional(&mut *self.read_conn().await?)
-            .await
-            .map_err(e)?;
-        let Some(row) = row else { return Ok(None) };
+        let mut c = self.read_conn().await?;
+        let Some(row) = self.fetch_user_row(&mut c, scope, id, false).await? else {
+            return Ok(None);
+        };
         let json = |col: &str| get::<String>(&row, col);
-        Ok(Some(ListedUser {
-            id: get(&row, "id")?,
-            attrs: serde_json::from_str(&json("attrs")?).map_err(page_err)?,
-            meta: Meta {
-                version: get(&row, "version")?,
-                created: get(&row, "created_at")?,
-                last_modified: get(&row, "updated_at")?,
-            },
-            groups: group_refs(serde_json::from_str(&json("groups_json")?).map_err(page_err)?),
-            roles: sorted(serde_json::from_str(&json("roles_json")?).map_err(page_err)?),
-        }))
+        let ignored = serde::de::IgnoredAny;
+        Ok(Some(ListedUser::from_row((
+            get(&row, "id")?,
+            serde_json::from_str(&json("attrs")?).map_err(page_err)?,
+            get(&row, "version")?,
+            get(&row, "created_at")?,
+            get(&row, "updated_at")?,
+            ignored,
+            ignored,
+            ignored,
+            serde_json::from_str(&json("groups_json")?).map_err(page_err)?,
+            serde_json::from_str(&json("roles_json")?).map_err(page_err)?,
+        ))))
     }
 
     async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>> {

@@ -257,17 +257,9 @@ impl GroupCommit {
                 .find(|n| *n <= same)
                 .unwrap_or(1);
             let run: Vec<Queued> = queued.drain(..n).collect();
-            if let Err(failed) = self.run_together(w, run).await {
-                for q in failed {
-                    if let Err(mut alone) = self.run_together(w, vec![q]).await
-                        && let Some(q) = alone.pop()
-                    {
-                        // Unreachable: a run of one answers its write itself.
-                        let _ = q.reply.send(Combined::Failed(sqlx::Error::Protocol(
-                            "write not run".into(),
-                        )));
-                    }
-                }
+            for q in self.run_together(w, run).await {
+                // A run of one answers its write, whatever happens.
+                let _ = self.run_together(w, vec![q]).await;
             }
         }
         let idle = self.waiting.load(Ordering::SeqCst) == 0 && self.queue().is_empty();
@@ -278,7 +270,7 @@ impl GroupCommit {
 
     /// Runs `run` as one command in its own savepoint and answers each of its writes. If a
     /// run of several fails, nothing of it remains and its writes come back unanswered.
-    async fn run_together(&self, w: &mut Writer, run: Vec<Queued>) -> Result<(), Vec<Queued>> {
+    async fn run_together(&self, w: &mut Writer, run: Vec<Queued>) -> Vec<Queued> {
         let answer_all = |run: Vec<Queued>, e: &sqlx::Error| {
             for q in run {
                 let _ = q.reply.send(Combined::Failed(copy_err(e)));
@@ -289,7 +281,7 @@ impl GroupCommit {
             w.audit_heads.clear();
             if let Err(e) = w.conn.execute(BEGIN_BATCH).await {
                 answer_all(run, &e);
-                return Ok(());
+                return Vec::new();
             }
             w.in_batch = true;
         }
@@ -301,7 +293,7 @@ impl GroupCommit {
             let mut linked = q.batch.clone();
             if let Err(e) = linked.link_audits(&mut w.conn, &mut heads).await {
                 answer_all(run, &e);
-                return Ok(());
+                return Vec::new();
             }
             together.append(linked);
         }
@@ -324,18 +316,18 @@ impl GroupCommit {
                     w.waiters.push(tx);
                     let _ = q.reply.send(Combined::Joined(rx, v));
                 }
-                Ok(())
+                Vec::new()
             }
             Err(e) => {
                 w.clean().await;
                 if run.len() > 1 {
-                    return Err(run);
+                    return run;
                 }
                 // Its own failure (a duplicate, a precondition), as the database gave it.
                 if let Some(q) = run.into_iter().next() {
                     let _ = q.reply.send(Combined::Failed(e));
                 }
-                Ok(())
+                Vec::new()
             }
         }
     }
