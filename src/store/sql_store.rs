@@ -37,7 +37,12 @@ pub struct SqlStore {
     pub(super) signal: EventSignal,
     /// PostgreSQL: audit chain heads this process committed (hints, see `WriteTx`).
     audit_heads: SharedHeads,
+    /// PostgreSQL: turns for writes of one group (`group_turn`).
+    group_turns: Arc<[tokio::sync::Mutex<()>]>,
 }
+
+/// How many group turns there are: groups whose ids hash alike share one.
+const GROUP_TURNS: usize = 64;
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 
@@ -330,7 +335,26 @@ impl SqlStore {
             group_commit,
             signal: Arc::new(tokio::sync::watch::channel(0).0),
             audit_heads: SharedHeads::default(),
+            group_turns: (0..GROUP_TURNS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// PostgreSQL: waits for this process's turn to write group `id`. Concurrent PATCHes of
+    /// one group otherwise all queue on its row lock inside PostgreSQL, where every release
+    /// wakes every waiter: with 16 of them the throughput collapsed (11 PATCH/s against 621
+    /// in a calmer run). In turn, one waits in the database and the others here. SQLite's
+    /// single writer already gives writes their turns (`None`).
+    async fn group_turn(&self, id: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.group_commit.is_some() {
+            return None;
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let turn = &self.group_turns[(h.finish() % GROUP_TURNS as u64) as usize];
+        Some(turn.lock().await)
     }
 
     /// A receiver that changes after every local commit that appended events.
@@ -1560,6 +1584,7 @@ impl Store for SqlStore {
     where
         F: FnOnce(&Group) -> CoreResult<GroupChange> + Send,
     {
+        let _turn = self.group_turn(id).await;
         let mut tx = self.begin_fresh().await?;
         let (current, maps) = self
             .fetch_group_for_write(&mut tx, scope, id)
