@@ -824,14 +824,7 @@ impl SqlStore {
         group_id: &str,
         ops: &[MemberOp],
     ) -> CoreResult<()> {
-        let refs: Vec<&MemberRef> = ops
-            .iter()
-            .filter_map(|op| match op {
-                MemberOp::Add(refs) | MemberOp::Replace(refs) => Some(refs.iter()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let refs: Vec<&MemberRef> = added_refs(ops).collect();
         if refs.is_empty() {
             return Ok(());
         }
@@ -1066,6 +1059,16 @@ impl SqlStore {
             args(),
         );
     }
+}
+
+/// The members that membership operations add (or keep, for a replace).
+fn added_refs(ops: &[MemberOp]) -> impl Iterator<Item = &MemberRef> {
+    ops.iter()
+        .filter_map(|op| match op {
+            MemberOp::Add(refs) | MemberOp::Replace(refs) => Some(refs.iter()),
+            _ => None,
+        })
+        .flatten()
 }
 
 /// Whether any role mapping matches group `t` now.
@@ -1658,16 +1661,12 @@ impl Store for SqlStore {
         };
         let mut seen = std::collections::HashSet::new();
         let mut added = Vec::new();
-        for op in ops {
-            if let MemberOp::Add(refs) | MemberOp::Replace(refs) = op {
-                for r in refs {
-                    if r.kind == Some(MemberType::Group) {
-                        return Ok(None);
-                    }
-                    if seen.insert(r.id.as_str()) {
-                        added.push(r.id.as_str());
-                    }
-                }
+        for r in added_refs(ops) {
+            if r.kind == Some(MemberType::Group) {
+                return Ok(None);
+            }
+            if seen.insert(r.id.as_str()) {
+                added.push(r.id.as_str());
             }
         }
         let mut b = Batch::default();
