@@ -18,7 +18,7 @@ use crate::core::audit::AuditDraft;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::model::*;
-use crate::core::query::{ListQuery, Page};
+use crate::core::query::{Cond, Field, ListQuery, Op, Page, Val};
 use crate::core::sso::user_email_key;
 use crate::core::store::*;
 use crate::core::{new_id, now};
@@ -84,6 +84,21 @@ fn parse_attrs(s: &str) -> CoreResult<Map<String, Value>> {
 trait PageItem: Sized {
     type Row: serde::de::DeserializeOwned;
     fn from_row(row: Self::Row) -> Self;
+    /// The item from a row of `user_cols` or `group_cols` read on its own.
+    fn from_db_row(row: &AnyRow) -> CoreResult<Self>;
+}
+
+/// The column and value of a filter that is one equality on a key unique in an
+/// organization (`id`; a user's `userName`, compared in its folded form), if it is one.
+fn unique_match(kind: ResourceKind, filter: Option<&Cond>) -> Option<(&'static str, &str)> {
+    match (kind, filter?) {
+        (_, Cond::Cmp(Field::Id, Op::Eq, Val::Str(id))) => Some(("t.id", id)),
+        // Filter values of case-insensitive attributes arrive folded (see `Val`).
+        (ResourceKind::User, Cond::Cmp(Field::UserName, Op::Eq, Val::Str(name))) => {
+            Some(("t.user_name_norm", name))
+        }
+        _ => None,
+    }
 }
 
 fn page_err(err: serde_json::Error) -> CoreError {
@@ -144,6 +159,9 @@ impl PageItem for User {
     fn from_row(row: UserTuple) -> Self {
         user_of(row)
     }
+    fn from_db_row(row: &AnyRow) -> CoreResult<Self> {
+        SqlStore::user_from_row(row)
+    }
 }
 
 /// One user of a page as `ListedUser` reads it: `UserTuple` with the attributes split at
@@ -173,6 +191,22 @@ impl PageItem for ListedUser {
             roles: sorted(roles),
         }
     }
+    fn from_db_row(row: &AnyRow) -> CoreResult<Self> {
+        let json = |col: &str| get::<String>(row, col);
+        let ignored = serde::de::IgnoredAny;
+        Ok(ListedUser::from_row((
+            get(row, "id")?,
+            serde_json::from_str(&json("attrs")?).map_err(page_err)?,
+            get(row, "version")?,
+            get(row, "created_at")?,
+            get(row, "updated_at")?,
+            ignored,
+            ignored,
+            ignored,
+            serde_json::from_str(&json("groups_json")?).map_err(page_err)?,
+            serde_json::from_str(&json("roles_json")?).map_err(page_err)?,
+        )))
+    }
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -184,6 +218,9 @@ impl PageItem for Group {
     type Row = GroupTuple;
     fn from_row(row: GroupTuple) -> Self {
         group_of(row)
+    }
+    fn from_db_row(row: &AnyRow) -> CoreResult<Self> {
+        SqlStore::group_from_row(row)
     }
 }
 
@@ -695,6 +732,11 @@ impl SqlStore {
         if q.filter.is_none() && q.sort.is_none() {
             return self.list_by_position(scope, q, kind, table, &cols).await;
         }
+        if let Some((col, key)) = unique_match(kind, q.filter.as_ref()) {
+            return self
+                .list_by_unique_key(scope, q, table, &cols, col, key)
+                .await;
+        }
         let mut b = SqlBuilder::new(self.d, kind, vec![Arg::Str(scope.org.as_str().to_owned())]);
         let where_sql = match &q.filter {
             Some(f) => format!("t.org_id = $1 AND {}", b.cond(f)),
@@ -731,6 +773,33 @@ impl SqlStore {
             Some(n) => n.max(0) as u64,
             None if q.start_index <= 1 => 0,
             None => count_rows(&mut conn, &count_sql, &filter_args).await?,
+        };
+        Ok(Page { total, items })
+    }
+
+    /// A list filtered on a key unique in the organization: at most one match, read like a
+    /// resource by id (no window, no aggregate, nothing to sort). IdPs look users up by
+    /// `userName eq` before every create, so this is the most frequent filter there is.
+    async fn list_by_unique_key<T: PageItem>(
+        &self,
+        scope: &Scope,
+        q: &ListQuery,
+        table: &str,
+        cols: &str,
+        col: &str,
+        key: &str,
+    ) -> CoreResult<Page<T>> {
+        let sql = format!("SELECT {cols} FROM {table} t WHERE t.org_id = $1 AND {col} = $2");
+        let row = sqlx::query(&sql)
+            .bind(scope.org.as_str())
+            .bind(key)
+            .fetch_optional(&mut *self.read_conn().await?)
+            .await
+            .map_err(e)?;
+        let total = u64::from(row.is_some());
+        let items = match row {
+            Some(row) if q.start_index <= 1 && q.count > 0 => vec![T::from_db_row(&row)?],
+            _ => vec![],
         };
         Ok(Page { total, items })
     }
@@ -1375,23 +1444,11 @@ impl Store for SqlStore {
 
     async fn get_listed_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<ListedUser>> {
         let mut c = self.read_conn().await?;
-        let Some(row) = self.fetch_user_row(&mut c, scope, id, false).await? else {
-            return Ok(None);
-        };
-        let json = |col: &str| get::<String>(&row, col);
-        let ignored = serde::de::IgnoredAny;
-        Ok(Some(ListedUser::from_row((
-            get(&row, "id")?,
-            serde_json::from_str(&json("attrs")?).map_err(page_err)?,
-            get(&row, "version")?,
-            get(&row, "created_at")?,
-            get(&row, "updated_at")?,
-            ignored,
-            ignored,
-            ignored,
-            serde_json::from_str(&json("groups_json")?).map_err(page_err)?,
-            serde_json::from_str(&json("roles_json")?).map_err(page_err)?,
-        ))))
+        self.fetch_user_row(&mut c, scope, id, false)
+            .await?
+            .as_ref()
+            .map(ListedUser::from_db_row)
+            .transpose()
     }
 
     async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>> {

@@ -270,4 +270,74 @@ async fn invalid_filters(app: &TestApp) {
     assert_eq!(r.body["totalResults"], 0);
 }
 
-backend_tests!(operators, entra_filter_form, invalid_filters);
+/// Equality on a unique key (`userName`, `id`) is read like a resource by id; it must page,
+/// count and render exactly like the same match found by the general filter path.
+async fn unique_key_filters(app: &TestApp) {
+    seed(app).await;
+    let general = "userName%20eq%20%22jsmith%22%20and%20userName%20pr";
+    let r = app
+        .get(&format!("/Users?filter={general}"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["totalResults"], 1);
+    let id = r.body["Resources"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for f in [
+        "userName%20eq%20%22JSmith%22".to_owned(),
+        format!("id%20eq%20%22{id}%22"),
+    ] {
+        for params in ["", "&startIndex=2", "&count=0", "&attributes=userName"] {
+            let want = app
+                .get(&format!("/Users?filter={general}{params}"))
+                .await
+                .expect(200);
+            let got = app
+                .get(&format!("/Users?filter={f}{params}"))
+                .await
+                .expect(200);
+            assert_eq!(got.body, want.body, "filter {f}{params}");
+            assert_eq!(got.body["totalResults"], 1, "filter {f}{params}");
+        }
+    }
+    let r = app
+        .get(&format!(
+            "/Users?filter=id%20eq%20%22{id}%22&attributes=userName"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(
+        r.body["Resources"][0],
+        json!({"id": id, "userName": "jsmith", "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]})
+    );
+    // A group's id finds the group, never a user with that id, and the other way round.
+    let g = app
+        .post("/Groups", &json!({"displayName": "Guides"}))
+        .await
+        .expect(201);
+    let gid = g.body["id"].as_str().unwrap_or_default();
+    let r = app
+        .get(&format!("/Groups?filter=id%20eq%20%22{gid}%22"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["totalResults"], 1);
+    assert_eq!(r.body["Resources"][0]["displayName"], "Guides");
+    let r = app
+        .get(&format!("/Users?filter=id%20eq%20%22{gid}%22"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["totalResults"], 0);
+    let r = app
+        .get(&format!("/Groups?filter=id%20eq%20%22{id}%22"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["totalResults"], 0);
+}
+
+backend_tests!(
+    operators,
+    entra_filter_form,
+    invalid_filters,
+    unique_key_filters
+);
