@@ -7,6 +7,7 @@ mod admin_store;
 mod batch;
 mod filter_sql;
 mod lifecycle_store;
+mod point_reads;
 mod positions;
 mod readers;
 mod roles;
@@ -196,7 +197,7 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     writer.execute(write::WRITER_SETUP).await.map_err(db_err)?;
     let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
     gc.spawn_sweeper();
-    Ok(SqlStore::new(Dialect::Sqlite, write, read, Some(gc)))
+    Ok(SqlStore::new(Dialect::Sqlite, write, read, Some(gc)).with_point_reads())
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, StoreError> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::batch::Batch;
 use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
+use super::point_reads::{Key, PointReads};
 use super::positions;
 use super::readers::{ReadConn, Readers};
 use super::roles;
@@ -39,6 +40,8 @@ pub struct SqlStore {
     audit_heads: SharedHeads,
     /// PostgreSQL: turns for writes of one group (`group_turn`).
     group_turns: Arc<[tokio::sync::Mutex<()>]>,
+    /// SQLite: reads of one user by id or userName, coalesced (see `point_reads`).
+    point: Option<Arc<PointReads>>,
 }
 
 /// How many group turns there are: groups whose ids hash alike share one.
@@ -90,12 +93,12 @@ trait PageItem: Sized {
 
 /// The column and value of a filter that is one equality on a key unique in an
 /// organization (`id`; a user's `userName`, compared in its folded form), if it is one.
-fn unique_match(kind: ResourceKind, filter: Option<&Cond>) -> Option<(&'static str, &str)> {
+fn unique_match(kind: ResourceKind, filter: Option<&Cond>) -> Option<(Key, &str)> {
     match (kind, filter?) {
-        (_, Cond::Cmp(Field::Id, Op::Eq, Val::Str(id))) => Some(("t.id", id)),
+        (_, Cond::Cmp(Field::Id, Op::Eq, Val::Str(id))) => Some((Key::Id, id)),
         // Filter values of case-insensitive attributes arrive folded (see `Val`).
         (ResourceKind::User, Cond::Cmp(Field::UserName, Op::Eq, Val::Str(name))) => {
-            Some(("t.user_name_norm", name))
+            Some((Key::UserName, name))
         }
         _ => None,
     }
@@ -375,7 +378,67 @@ impl SqlStore {
             group_turns: (0..GROUP_TURNS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            point: None,
         }
+    }
+
+    /// Coalesces reads of one user by a unique key (SQLite, see `point_reads`).
+    pub(super) fn with_point_reads(mut self) -> Self {
+        let cols = self.user_cols();
+        let page = self.d.json_rows(
+            &[
+                self.d.json_elem("x.k_", Elem::Number),
+                self.d.json_array(&self.json_elems(ResourceKind::User)),
+            ],
+            None,
+        );
+        // CROSS JOIN keeps the keys the outer loop: one index lookup per key.
+        let select = |key_col: &str| {
+            format!(
+                "SELECT {page} AS page FROM (SELECT j.key AS k_, {cols} FROM json_each($1) j \
+                 CROSS JOIN users t WHERE t.org_id = json_extract(j.value, '$[0]') \
+                 AND {key_col} = json_extract(j.value, '$[1]')) x"
+            )
+        };
+        self.point = Some(Arc::new(PointReads::new(self.read.clone(), select)));
+        self
+    }
+
+    /// The user of `scope` whose `key` is `value`: coalesced on SQLite, else one statement.
+    async fn user_by_key<T: PageItem>(
+        &self,
+        scope: &Scope,
+        key: Key,
+        value: &str,
+    ) -> CoreResult<Option<T>> {
+        if let Some(point) = &self.point {
+            return point
+                .read(key, scope.org.as_str(), value)
+                .await?
+                .map(|raw| {
+                    serde_json::from_str::<T::Row>(raw.get())
+                        .map(T::from_row)
+                        .map_err(page_err)
+                })
+                .transpose();
+        }
+        let col = match key {
+            Key::Id => "t.id",
+            Key::UserName => "t.user_name_norm",
+        };
+        let sql = format!(
+            "SELECT {} FROM users t WHERE t.org_id = $1 AND {col} = $2",
+            self.user_cols()
+        );
+        sqlx::query(&sql)
+            .bind(scope.org.as_str())
+            .bind(value)
+            .fetch_optional(&mut *self.read_conn().await?)
+            .await
+            .map_err(e)?
+            .as_ref()
+            .map(T::from_db_row)
+            .transpose()
     }
 
     /// PostgreSQL: waits for this process's turn to write group `id`. Concurrent PATCHes of
@@ -725,17 +788,15 @@ impl SqlStore {
         q: &ListQuery,
         kind: ResourceKind,
     ) -> CoreResult<Page<T>> {
+        if let Some((key, value)) = unique_match(kind, q.filter.as_ref()) {
+            return self.list_by_unique_key(scope, q, kind, key, value).await;
+        }
         let (table, cols) = match kind {
             ResourceKind::User => ("users", self.user_cols()),
             ResourceKind::Group => ("org_groups", self.group_cols()),
         };
         if q.filter.is_none() && q.sort.is_none() {
             return self.list_by_position(scope, q, kind, table, &cols).await;
-        }
-        if let Some((col, key)) = unique_match(kind, q.filter.as_ref()) {
-            return self
-                .list_by_unique_key(scope, q, table, &cols, col, key)
-                .await;
         }
         let mut b = SqlBuilder::new(self.d, kind, vec![Arg::Str(scope.org.as_str().to_owned())]);
         let where_sql = match &q.filter {
@@ -784,23 +845,34 @@ impl SqlStore {
         &self,
         scope: &Scope,
         q: &ListQuery,
-        table: &str,
-        cols: &str,
-        col: &str,
-        key: &str,
+        kind: ResourceKind,
+        key: Key,
+        value: &str,
     ) -> CoreResult<Page<T>> {
-        let sql = format!("SELECT {cols} FROM {table} t WHERE t.org_id = $1 AND {col} = $2");
-        let row = sqlx::query(&sql)
-            .bind(scope.org.as_str())
-            .bind(key)
-            .fetch_optional(&mut *self.read_conn().await?)
-            .await
-            .map_err(e)?;
-        let total = u64::from(row.is_some());
-        let items = match row {
-            Some(row) if q.start_index <= 1 && q.count > 0 => vec![T::from_db_row(&row)?],
-            _ => vec![],
+        let found: Option<T> = match kind {
+            ResourceKind::User => self.user_by_key(scope, key, value).await?,
+            // Only `id` is unique among groups.
+            ResourceKind::Group => {
+                let sql = format!(
+                    "SELECT {} FROM org_groups t WHERE t.org_id = $1 AND t.id = $2",
+                    self.group_cols()
+                );
+                sqlx::query(&sql)
+                    .bind(scope.org.as_str())
+                    .bind(value)
+                    .fetch_optional(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(e)?
+                    .as_ref()
+                    .map(T::from_db_row)
+                    .transpose()?
+            }
         };
+        let total = u64::from(found.is_some());
+        let items = found
+            .filter(|_| q.start_index <= 1 && q.count > 0)
+            .into_iter()
+            .collect();
         Ok(Page { total, items })
     }
 
@@ -1443,12 +1515,7 @@ impl Store for SqlStore {
     }
 
     async fn get_listed_user(&self, scope: &Scope, id: &str) -> CoreResult<Option<ListedUser>> {
-        let mut c = self.read_conn().await?;
-        self.fetch_user_row(&mut c, scope, id, false)
-            .await?
-            .as_ref()
-            .map(ListedUser::from_db_row)
-            .transpose()
+        self.user_by_key(scope, Key::Id, id).await
     }
 
     async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>> {

@@ -197,6 +197,95 @@ async fn etags_and_preconditions(app: &TestApp) {
     assert_eq!(r.status.as_u16(), 204);
 }
 
+/// Many reads by id and by `userName` at once, from two organizations holding the same
+/// userNames (SQLite reads them in shared batches): each answer is the caller's own user,
+/// never the other organization's, and unknown or foreign ids are 404.
+async fn concurrent_point_reads(app: &TestApp) {
+    let globex = app.directory_token("globex", false).await;
+    let tokens = [app.token.clone(), globex];
+    let mut ids: [Vec<String>; 2] = Default::default();
+    for (org, token) in tokens.iter().enumerate() {
+        for i in 0..12 {
+            let r = app
+                .call_with(
+                    token,
+                    Method::POST,
+                    "/Users",
+                    Some(&json!({"schemas": [USER], "userName": format!("p{i}@example.com")})),
+                    &[],
+                )
+                .await
+                .expect(201);
+            ids[org].push(r.id());
+        }
+    }
+    // (token, path, the id expected or None for 404 / an empty list)
+    let mut cases: Vec<(usize, String, Option<String>)> = Vec::new();
+    for round in 0..6 {
+        for (i, pair) in ids[0].iter().zip(&ids[1]).enumerate() {
+            let pair = [pair.0, pair.1];
+            for org in 0..2 {
+                let (own, other) = (pair[org], pair[1 - org]);
+                cases.push((org, format!("/Users/{own}"), Some(own.clone())));
+                cases.push((org, format!("/Users/{other}"), None));
+                cases.push((
+                    org,
+                    format!("/Users?filter=userName%20eq%20%22P{i}@example.com%22"),
+                    Some(own.clone()),
+                ));
+                if round == 0 {
+                    cases.push((org, format!("/Users/{}", uuid::Uuid::new_v4()), None));
+                    cases.push((
+                        org,
+                        format!("/Users?filter=userName%20eq%20%22nobody{i}%22"),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (n, (org, path, want)) in cases.into_iter().enumerate() {
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.scim);
+        let token = tokens[org].clone();
+        set.spawn(async move {
+            let r = client.get(&url).bearer_auth(token).send().await;
+            let r = r.map_err(|e| format!("{n} {url}: {e}"))?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.map_err(|e| format!("{n} {url}: {e}"))?;
+            let got = if url.contains("filter=") {
+                if status != 200 {
+                    return Err(format!("{url}: status {status}"));
+                }
+                match body["totalResults"].as_u64() {
+                    Some(0) => None,
+                    Some(1) => body["Resources"][0]["id"].as_str().map(str::to_owned),
+                    _ => return Err(format!("{url}: {body}")),
+                }
+            } else {
+                match status {
+                    200 => body["id"].as_str().map(str::to_owned),
+                    404 => None,
+                    _ => return Err(format!("{url}: status {status}")),
+                }
+            };
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{url} (org {org}): got {got:?}, want {want:?}"))
+            }
+        });
+    }
+    let mut n = 0;
+    while let Some(done) = set.join_next().await {
+        done.expect("request task")
+            .unwrap_or_else(|e| panic!("{e}"));
+        n += 1;
+    }
+    assert_eq!(n, 6 * 12 * 2 * 3 + 12 * 2 * 2);
+}
+
 async fn uniqueness_and_isolation(app: &TestApp) {
     let id = app.user("Alice@Example.com").await;
     let dup = app
@@ -826,6 +915,7 @@ backend_tests!(
     user_round_trip,
     etags_and_preconditions,
     uniqueness_and_isolation,
+    concurrent_point_reads,
     auth_and_read_only,
     bad_input,
     discovery,
