@@ -1104,16 +1104,26 @@ impl SqlStore {
                 Arg::Str(list.clone()),
             ]
         };
-        // Driven by the list (CROSS JOIN keeps SQLite from scanning the organization's users
-        // for ids in the list): a lookup by id per listed member.
+        // Driven by the list: a lookup by id per listed member, never a scan of the
+        // organization's users (`Dialect::lookup_each`).
         let list_k = self.d.json_strings(3, "k");
         let list_j = self.d.json_strings(3, "j");
         let candidate = format!(
-            "SELECT u.org_id, u.id, 'User' AS kind FROM {list_k} CROSS JOIN users u \
-               WHERE u.id = k.value AND u.org_id = $1 \
-             UNION ALL \
-             SELECT g.org_id, g.id, 'Group' AS kind FROM {list_j} CROSS JOIN org_groups g \
-               WHERE g.id = j.value AND g.org_id = $1 AND g.id <> $2"
+            "{} UNION ALL {}",
+            self.d.lookup_each(
+                &list_k,
+                "users",
+                "u",
+                "u.org_id, u.id, 'User' AS kind",
+                "u.id = k.value AND u.org_id = $1"
+            ),
+            self.d.lookup_each(
+                &list_j,
+                "org_groups",
+                "g",
+                "g.org_id, g.id, 'Group' AS kind",
+                "g.id = j.value AND g.org_id = $1 AND g.id <> $2"
+            )
         );
         let new_member = format!(
             "FROM ({candidate}) x WHERE NOT EXISTS \
