@@ -1125,9 +1125,12 @@ impl SqlStore {
                 "g.id = j.value AND g.org_id = $1 AND g.id <> $2"
             )
         );
+        // "Not a member yet" as a scalar subquery, one probe per candidate: as NOT EXISTS,
+        // PostgreSQL may plan an anti-join that hashes every member of the group (23 ms
+        // per added member at 100,000 members, with statistics from a smaller group).
         let new_member = format!(
-            "FROM ({candidate}) x WHERE NOT EXISTS \
-             (SELECT 1 FROM group_members gm WHERE gm.group_id = $2 AND gm.member_id = x.id)"
+            "FROM ({candidate}) x WHERE (SELECT 1 FROM group_members gm \
+             WHERE gm.group_id = $2 AND gm.member_id = x.id LIMIT 1) IS NULL"
         );
         b.events_select(
             &scope.org,
