@@ -426,10 +426,21 @@ impl SqlStore {
             Key::Id => "t.id",
             Key::UserName => "t.user_name_norm",
         };
-        let sql = format!(
-            "SELECT {} FROM users t WHERE t.org_id = $1 AND {col} = $2",
-            self.user_cols()
-        );
+        self.read_one("users", &self.user_cols(), col, scope, value)
+            .await
+    }
+
+    /// The row of `table` (columns `cols`, alias `t`) in `scope` whose `col` is `value`, a
+    /// key unique in the organization, read on its own.
+    async fn read_one<T: PageItem>(
+        &self,
+        table: &str,
+        cols: &str,
+        col: &str,
+        scope: &Scope,
+        value: &str,
+    ) -> CoreResult<Option<T>> {
+        let sql = format!("SELECT {cols} FROM {table} t WHERE t.org_id = $1 AND {col} = $2");
         sqlx::query(&sql)
             .bind(scope.org.as_str())
             .bind(value)
@@ -853,19 +864,8 @@ impl SqlStore {
             ResourceKind::User => self.user_by_key(scope, key, value).await?,
             // Only `id` is unique among groups.
             ResourceKind::Group => {
-                let sql = format!(
-                    "SELECT {} FROM org_groups t WHERE t.org_id = $1 AND t.id = $2",
-                    self.group_cols()
-                );
-                sqlx::query(&sql)
-                    .bind(scope.org.as_str())
-                    .bind(value)
-                    .fetch_optional(&mut *self.read_conn().await?)
-                    .await
-                    .map_err(e)?
-                    .as_ref()
-                    .map(T::from_db_row)
-                    .transpose()?
+                self.read_one("org_groups", &self.group_cols(), "t.id", scope, value)
+                    .await?
             }
         };
         let total = u64::from(found.is_some());
@@ -1532,17 +1532,15 @@ impl Store for SqlStore {
     }
 
     async fn user_by_user_name(&self, scope: &Scope, user_name: &str) -> CoreResult<Option<User>> {
-        let sql = format!(
-            "SELECT {} FROM users t WHERE t.org_id = $1 AND t.user_name_norm = $2",
-            self.user_cols()
-        );
-        let row = sqlx::query(&sql)
-            .bind(scope.org.as_str())
-            .bind(fold(user_name))
-            .fetch_optional(&mut *self.read_conn().await?)
-            .await
-            .map_err(e)?;
-        row.as_ref().map(Self::user_from_row).transpose()
+        let folded = fold(user_name);
+        self.read_one(
+            "users",
+            &self.user_cols(),
+            "t.user_name_norm",
+            scope,
+            &folded,
+        )
+        .await
     }
 
     async fn list_listed_users(
