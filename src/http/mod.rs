@@ -402,7 +402,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Prunes audit entries older than `days`, hourly, anchoring each chain (see `core::audit`).
 /// Prunes events older than `days` every hour, a batch at a time (short write
 /// transactions beside live traffic).
 fn spawn_event_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
@@ -435,6 +434,7 @@ fn spawn_event_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<
     })
 }
 
+/// Prunes audit entries older than `days`, hourly, anchoring each chain (see `core::audit`).
 fn spawn_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
     use crate::core::store::LifecycleStore;
     tokio::spawn(async move {

@@ -311,6 +311,18 @@ impl AdminStore for SqlStore {
             "DELETE FROM events WHERE id <= $1 AND created_at < $2",
             vec![Arg::I64(last), Arg::Str(before.to_owned())],
         );
+        // The deliveries of the events just deleted, with their attempts: the delivery log
+        // keeps what the feed keeps.
+        let gone = "SELECT d.id FROM webhook_deliveries d WHERE d.event_id <= $1 \
+                    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id)";
+        b.push(
+            format!("DELETE FROM webhook_attempts WHERE delivery_id IN ({gone})"),
+            vec![Arg::I64(last)],
+        );
+        b.push(
+            format!("DELETE FROM webhook_deliveries WHERE id IN ({gone})"),
+            vec![Arg::I64(last)],
+        );
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;
         Ok(u64::try_from(n).unwrap_or(0))

@@ -73,6 +73,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../migrations/sqlite/0004_console.sql"),
     ),
+    (
+        5,
+        "retention",
+        include_str!("../../migrations/sqlite/0005_retention.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -94,6 +99,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "console",
         include_str!("../../migrations/postgres/0004_console.sql"),
+    ),
+    (
+        5,
+        "retention",
+        include_str!("../../migrations/postgres/0005_retention.sql"),
     ),
 ];
 

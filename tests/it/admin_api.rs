@@ -1733,7 +1733,33 @@ async fn events_are_pruned_behind_the_slowest_webhook(app: &TestApp) {
             .unwrap(),
         0
     );
-    // The endpoint disabled, nothing holds the rest back.
+    // The first event the endpoint holds back has a delivery on record (failing: nothing
+    // listens), with its attempts.
+    let deliveries = async || {
+        let r = api
+            .get(&format!("/webhooks/{}/deliveries", w.id()))
+            .await
+            .expect(200);
+        r.body["data"].as_array().unwrap().clone()
+    };
+    let attempts = async |event: i64| {
+        let r = api
+            .get(&format!("/webhooks/{}/deliveries/{event}/attempts", w.id()))
+            .await
+            .expect(200);
+        r.body["data"].as_array().unwrap().len()
+    };
+    let first = eventually(
+        Duration::from_secs(10),
+        "a recorded delivery attempt",
+        async || deliveries().await.into_iter().next(),
+    )
+    .await;
+    let event = first["event_cursor"].as_i64().unwrap();
+    assert!(event > held, "{first}");
+    assert!(attempts(event).await >= 1);
+    // The endpoint disabled, nothing holds the rest back: the events go, and the
+    // deliveries of those events with them.
     api.post(&format!("/webhooks/{}/disable", w.id()), &json!({}))
         .await
         .expect(200);
@@ -1743,6 +1769,8 @@ async fn events_are_pruned_behind_the_slowest_webhook(app: &TestApp) {
         rest.iter().all(|e| e.kind == "webhook.disabled"),
         "only the disabling's own event may remain: {rest:?}"
     );
+    assert_eq!(deliveries().await, Vec::<Value>::new());
+    assert_eq!(attempts(event).await, 0);
 }
 
 /// A key limited to one organization cannot point Roster at internal addresses (SSRF): its
