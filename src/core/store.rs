@@ -603,6 +603,11 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Deletes up to `batch` of the oldest events created before `before` that every enabled
     /// webhook endpoint has settled; the number deleted.
     async fn prune_events(&self, before: &str, batch: i64) -> CoreResult<u64>;
+    /// Deletes up to `batch` rows of each kind that ended before `before`: OIDC tokens
+    /// expired whose session ended too (so a replayed code or refresh token of a live
+    /// session is still recognized, and its session revoked), sessions expired or revoked
+    /// with no token left, setup links expired. The number deleted.
+    async fn sweep_ended(&self, before: &str, batch: i64) -> CoreResult<u64>;
     /// Adds requests and keeps only the newest `keep` per directory.
     async fn add_recent_requests(&self, reqs: &[RecentRequest], keep: i64) -> CoreResult<()>;
     /// A directory's newest requests, newest first.

@@ -341,7 +341,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests. Webhook delivery,
-    /// traffic counting and audit retention run beside it.
+    /// traffic counting, retention and the sweep of ended sessions run beside it.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -365,6 +365,7 @@ impl Server {
         let _event_retention = self
             .event_retention_days
             .map(|days| AbortOnDrop(spawn_event_retention(self.store.clone(), days)));
+        let _sweeper = AbortOnDrop(spawn_sweeper(self.store.clone()));
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         let served = match self.tls {
             None => {
@@ -429,6 +430,41 @@ fn spawn_event_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<
             }
             if total > 0 {
                 tracing::info!(deleted = total, "event retention");
+            }
+        }
+    })
+}
+
+/// Deletes sessions, OIDC tokens and setup links that ended more than a day ago, every
+/// hour, a batch at a time (see `AdminStore::sweep_ended`).
+fn spawn_sweeper(store: SqlStore) -> tokio::task::JoinHandle<()> {
+    use crate::core::store::AdminStore;
+    const BATCH: i64 = 5_000;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = crate::core::now_plus_secs(-86_400);
+            let mut total = 0;
+            loop {
+                match store.sweep_ended(&before, BATCH).await {
+                    Ok(n) => {
+                        total += n;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweep of ended sessions failed");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(
+                    deleted = total,
+                    "swept ended sessions, tokens and setup links"
+                );
             }
         }
     })

@@ -328,6 +328,42 @@ impl AdminStore for SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn sweep_ended(&self, before: &str, batch: i64) -> CoreResult<u64> {
+        // A session has ended when it expired or was revoked before `before`.
+        let ended = |s: &str| {
+            format!("({s}.expires_at < $1 OR ({s}.revoked_at IS NOT NULL AND {s}.revoked_at < $1))")
+        };
+        let sweeps = [
+            format!(
+                "DELETE FROM oauth_tokens WHERE token_hash IN (SELECT t.token_hash FROM oauth_tokens t \
+                 WHERE t.expires_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s \
+                   WHERE s.id = t.session_id AND NOT {}) LIMIT $2)",
+                ended("s")
+            ),
+            format!(
+                "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE {} \
+                 AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.session_id = s.id) LIMIT $2)",
+                ended("s")
+            ),
+            "DELETE FROM setup_links WHERE id IN \
+             (SELECT id FROM setup_links WHERE expires_at < $1 LIMIT $2)"
+                .to_owned(),
+        ];
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for sql in &sweeps {
+            n += sqlx::query(sql)
+                .bind(before)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn add_recent_requests(&self, reqs: &[RecentRequest], keep: i64) -> CoreResult<()> {
         if reqs.is_empty() {
             return Ok(());

@@ -415,3 +415,118 @@ async fn pages_match_reads_by_id(app: &TestApp) {
 }
 
 backend_tests!(pages_match_reads_by_id);
+
+/// The sweep deletes what ended before its cutoff and nothing a live session still needs:
+/// an expired code of a live session stays (its replay must still be recognized), a
+/// session stays while a token of it is unexpired, and live setup links stay.
+async fn sweep_takes_only_what_ended(app: &TestApp) {
+    use roster::core::now_plus_secs as at;
+    use roster::core::sessions::{NewSession, TokenKind, TokenRow};
+    use roster::core::store::{AdminStore, SetupLink, SsoStore};
+    let store = &app.db.store;
+    let scope = scope_of(store, "acme").await;
+    let user = create_users(store, &scope, "swept", 1).await.remove(0);
+    let token = |hash: &str, session: &str, kind: TokenKind, expires: i64| TokenRow {
+        hash: hash.into(),
+        kind,
+        session_id: session.into(),
+        app_id: "app".into(),
+        org_id: scope.org.clone(),
+        user_id: user.clone(),
+        data: json!({}),
+        created_at: at(-7200),
+        expires_at: at(expires),
+        consumed_at: None,
+        revoked_at: None,
+    };
+    // (session, its expiry, its code's expiry, revoked?)
+    let sessions = [
+        ("expired", -60, -60, false),
+        ("live", 7200, -60, false),
+        ("revoked", 7200, -60, true),
+        ("expired-with-live-refresh", -60, -60, false),
+    ];
+    for (id, expires, code_expires, revoked) in sessions {
+        let s = NewSession {
+            id: id.into(),
+            user_id: user.clone(),
+            connection_id: "conn".into(),
+            app_id: "app".into(),
+            expires_at: at(expires),
+        };
+        let code = token(&format!("code-{id}"), id, TokenKind::Code, code_expires);
+        assert!(store.start_session(&scope, &s, &code).await.unwrap());
+        if revoked {
+            store
+                .revoke_session(&scope.org, id, &Actor::Cli, "test")
+                .await
+                .unwrap();
+        }
+    }
+    // A refresh token outliving its session's expiry, as a session extended by refresh
+    // would leave it.
+    let pool = crate::lifecycle::raw(&app.db.location()).await;
+    sqlx::query(
+        "INSERT INTO oauth_tokens (token_hash, kind, session_id, app_id, org_id, user_id, data, \
+         created_at, expires_at) VALUES ('refresh-live', 'refresh', 'expired-with-live-refresh', \
+         'app', $1, $2, '{}', $3, $4)",
+    )
+    .bind(scope.org.as_str())
+    .bind(&user)
+    .bind(at(-7200))
+    .bind(at(7200))
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (id, expires) in [("old-link", -60), ("live-link", 7200)] {
+        let link = SetupLink {
+            id: id.into(),
+            org_id: scope.org.clone(),
+            created_at: at(-7200),
+            expires_at: at(expires),
+            opened_at: None,
+            directory_id: None,
+            connection_id: format!("conn-{id}"),
+        };
+        store
+            .insert_setup_link(&link, &format!("hash-{id}"), &Actor::Cli)
+            .await
+            .unwrap();
+    }
+    let ids = async |sql: &str| -> Vec<String> {
+        let mut v: Vec<String> = sqlx::query(sql)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        v.sort();
+        v
+    };
+    // Nothing has ended a day before now.
+    assert_eq!(store.sweep_ended(&at(-86_400), 100).await.unwrap(), 0);
+    // In batches of one row of each kind.
+    let mut swept = 0;
+    loop {
+        let n = store.sweep_ended(&at(0), 1).await.unwrap();
+        swept += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        ids("SELECT id FROM sessions").await,
+        ["expired-with-live-refresh", "live"]
+    );
+    assert_eq!(
+        ids("SELECT token_hash FROM oauth_tokens").await,
+        ["code-live", "refresh-live"]
+    );
+    assert_eq!(ids("SELECT id FROM setup_links").await, ["live-link"]);
+    // Three codes, two sessions, one link.
+    assert_eq!(swept, 3 + 2 + 1);
+    pool.close().await;
+}
+
+backend_tests!(sweep_takes_only_what_ended);
