@@ -969,35 +969,50 @@ impl SqlStore {
         if refs.is_empty() {
             return Ok(());
         }
+        // One statement of constant text for any number of members, driven by their list:
+        // a lookup by id each (`Dialect::lookup_each`). As an IN list, PostgreSQL sometimes
+        // ran a plan cached for a smaller table (20-65 ms per 1,000-member batch).
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&str> = refs
+            .iter()
+            .map(|r| r.id.as_str())
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let sql = format!(
+            "{} UNION ALL {}",
+            self.d.lookup_each(
+                &self.d.json_strings(3, "k"),
+                "users",
+                "u",
+                "u.id, 'User' AS kind",
+                "u.id = k.value AND u.org_id = $1"
+            ),
+            self.d.lookup_each(
+                &self.d.json_strings(3, "j"),
+                "org_groups",
+                "g",
+                "g.id, 'Group' AS kind",
+                "g.id = j.value AND g.org_id = $1 AND g.id <> $2"
+            )
+        );
+        let args = [
+            Arg::Str(scope.org.as_str().to_owned()),
+            Arg::Str(group_id.to_owned()),
+            Arg::Str(Value::from(unique).to_string()),
+        ];
         let mut found: std::collections::HashMap<String, MemberType> = Default::default();
-        for chunk in refs.chunks(500) {
-            let mut args = vec![
-                Arg::Str(scope.org.as_str().to_owned()),
-                Arg::Str(group_id.to_owned()),
-            ];
-            let mut ph = Vec::with_capacity(chunk.len());
-            for r in chunk {
-                args.push(Arg::Str(r.id.clone()));
-                ph.push(format!("${}", args.len()));
-            }
-            let list = ph.join(", ");
-            let sql = format!(
-                "SELECT id, 'User' AS kind FROM users WHERE org_id = $1 AND id IN ({list}) \
-                 UNION ALL SELECT id, 'Group' AS kind FROM org_groups WHERE org_id = $1 AND id IN ({list}) AND id <> $2"
-            );
-            for row in bind_all(sqlx::query(&sql), &args)
-                .fetch_all(&mut *c)
-                .await
-                .map_err(e)?
-            {
-                let kind: String = get(&row, "kind")?;
-                let kind = if kind == "Group" {
-                    MemberType::Group
-                } else {
-                    MemberType::User
-                };
-                found.insert(get(&row, "id")?, kind);
-            }
+        for row in bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(e)?
+        {
+            let kind: String = get(&row, "kind")?;
+            let kind = if kind == "Group" {
+                MemberType::Group
+            } else {
+                MemberType::User
+            };
+            found.insert(get(&row, "id")?, kind);
         }
         for r in refs {
             match found.get(&r.id) {
