@@ -329,21 +329,17 @@ impl AdminStore for SqlStore {
     }
 
     async fn sweep_ended(&self, before: &str, batch: i64) -> CoreResult<u64> {
-        // A session has ended when it expired or was revoked before `before`.
-        let ended = |s: &str| {
-            format!("({s}.expires_at < $1 OR ({s}.revoked_at IS NOT NULL AND {s}.revoked_at < $1))")
-        };
+        // Session `s` has ended: it expired or was revoked before `before`.
+        let ended = "(s.expires_at < $1 OR (s.revoked_at IS NOT NULL AND s.revoked_at < $1))";
         let sweeps = [
             format!(
                 "DELETE FROM oauth_tokens WHERE token_hash IN (SELECT t.token_hash FROM oauth_tokens t \
                  WHERE t.expires_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s \
-                   WHERE s.id = t.session_id AND NOT {}) LIMIT $2)",
-                ended("s")
+                   WHERE s.id = t.session_id AND NOT {ended}) LIMIT $2)"
             ),
             format!(
-                "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE {} \
-                 AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.session_id = s.id) LIMIT $2)",
-                ended("s")
+                "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE {ended} \
+                 AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.session_id = s.id) LIMIT $2)"
             ),
             "DELETE FROM setup_links WHERE id IN \
              (SELECT id FROM setup_links WHERE expires_at < $1 LIMIT $2)"
