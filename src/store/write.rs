@@ -154,6 +154,36 @@ impl Writer {
     }
 }
 
+/// A runner that ends without returning (a panic in the driver, an aborted task) would
+/// leave `running` set, and every write queued then or later waiting for a runner that never
+/// comes. Dropped armed, this clears it and starts a runner for the writes still queued.
+struct RunnerGuard(Option<Arc<GroupCommit>>);
+
+impl RunnerGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RunnerGuard {
+    fn drop(&mut self) {
+        let Some(gc) = self.0.take() else {
+            return;
+        };
+        gc.running.store(false, Ordering::SeqCst);
+        if gc.queue().is_empty() || gc.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(gc.run_queue());
+            }
+            // No runtime left to run it: the next write starts one.
+            Err(_) => gc.running.store(false, Ordering::SeqCst),
+        }
+    }
+}
+
 impl GroupCommit {
     pub fn new(conn: PoolConnection<Any>) -> Self {
         GroupCommit {
@@ -209,6 +239,7 @@ impl GroupCommit {
     /// Takes the writer (in turn with other writes) and sends the queued writes, as many
     /// commands as it takes, until the queue is empty.
     async fn run_queue(self: Arc<Self>) {
+        let guard = RunnerGuard(Some(self.clone()));
         loop {
             {
                 // Counted as waiting: a write holding the writer leaves the batch open for it.
@@ -222,6 +253,7 @@ impl GroupCommit {
                 // A write queued before the store saw a runner and started none: go on if
                 // one did, unless another runner has started since.
                 if self.queue().is_empty() || self.running.swap(true, Ordering::SeqCst) {
+                    guard.disarm();
                     return;
                 }
             }
@@ -622,5 +654,43 @@ impl DerefMut for WriteTx {
                 unreachable!("a committed write transaction is not used again")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runner that unwinds hands the queue on: a write queued while it ran is still
+    /// answered (without the guard it waits for ever, `running` left set).
+    #[tokio::test]
+    async fn a_runner_that_unwinds_hands_the_queue_on() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database");
+        let gc = Arc::new(GroupCommit::new(
+            pool.acquire().await.expect("a connection"),
+        ));
+        // As if a runner were busy: the write below queues without starting one.
+        gc.running.store(true, Ordering::SeqCst);
+        let mut b = Batch::default();
+        b.push("CREATE TABLE t (x INTEGER)", vec![]);
+        let write = tokio::spawn({
+            let gc = gc.clone();
+            async move { gc.submit(b).await }
+        });
+        while gc.queue().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // The busy runner unwinds.
+        drop(RunnerGuard(Some(gc.clone())));
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), write)
+            .await
+            .expect("the queued write is answered")
+            .expect("the write's task ends");
+        assert!(matches!(answer, Ok(Ok(None))), "{answer:?}");
     }
 }
