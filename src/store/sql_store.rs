@@ -104,6 +104,12 @@ fn unique_match(kind: ResourceKind, filter: Option<&Cond>) -> Option<(Key, &str)
     }
 }
 
+/// `ids` as a JSON array parameter, each once.
+fn id_list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    let mut seen = std::collections::HashSet::new();
+    Value::from(ids.filter(|id| seen.insert(*id)).collect::<Vec<_>>()).to_string()
+}
+
 fn page_err(err: serde_json::Error) -> CoreError {
     CoreError::Store(StoreError::Other(format!("bad page from store: {err}")))
 }
@@ -972,33 +978,11 @@ impl SqlStore {
         // One statement of constant text for any number of members, driven by their list:
         // a lookup by id each (`Dialect::lookup_each`). As an IN list, PostgreSQL sometimes
         // ran a plan cached for a smaller table (20-65 ms per 1,000-member batch).
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&str> = refs
-            .iter()
-            .map(|r| r.id.as_str())
-            .filter(|id| seen.insert(*id))
-            .collect();
-        let sql = format!(
-            "{} UNION ALL {}",
-            self.d.lookup_each(
-                &self.d.json_strings(3, "k"),
-                "users",
-                "u",
-                "u.id, 'User' AS kind",
-                "u.id = k.value AND u.org_id = $1"
-            ),
-            self.d.lookup_each(
-                &self.d.json_strings(3, "j"),
-                "org_groups",
-                "g",
-                "g.id, 'Group' AS kind",
-                "g.id = j.value AND g.org_id = $1 AND g.id <> $2"
-            )
-        );
+        let sql = self.member_candidates();
         let args = [
             Arg::Str(scope.org.as_str().to_owned()),
             Arg::Str(group_id.to_owned()),
-            Arg::Str(Value::from(unique).to_string()),
+            Arg::Str(id_list(refs.iter().map(|r| r.id.as_str()))),
         ];
         let mut found: std::collections::HashMap<String, MemberType> = Default::default();
         for row in bind_all(sqlx::query(&sql), &args)
@@ -1091,6 +1075,30 @@ impl SqlStore {
         }
     }
 
+    /// The users and groups of organization `$1` (group `$2` itself excepted) whose ids are
+    /// in the JSON array `$3`, as `org_id, id, kind`: driven by the list, one lookup by id
+    /// per listed id, never a scan of the organization (`Dialect::lookup_each`). Its text is
+    /// the same for any number of ids.
+    fn member_candidates(&self) -> String {
+        format!(
+            "{} UNION ALL {}",
+            self.d.lookup_each(
+                &self.d.json_strings(3, "k"),
+                "users",
+                "u",
+                "u.org_id, u.id, 'User' AS kind",
+                "u.id = k.value AND u.org_id = $1"
+            ),
+            self.d.lookup_each(
+                &self.d.json_strings(3, "j"),
+                "org_groups",
+                "g",
+                "g.org_id, g.id, 'Group' AS kind",
+                "g.id = j.value AND g.org_id = $1 AND g.id <> $2"
+            )
+        )
+    }
+
     /// Adds members unless present, as one set operation over the id list (a JSON array
     /// parameter): an event per new member, their roles, their rows.
     fn add_members_in(
@@ -1105,13 +1113,7 @@ impl SqlStore {
             return;
         }
         // Each id once: a repeated id would otherwise be two candidates (two events).
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&str> = members
-            .iter()
-            .copied()
-            .filter(|m| seen.insert(*m))
-            .collect();
-        let list = Value::from(unique).to_string();
+        let list = id_list(members.iter().copied());
         let args = || {
             vec![
                 Arg::Str(scope.org.as_str().to_owned()),
@@ -1119,27 +1121,7 @@ impl SqlStore {
                 Arg::Str(list.clone()),
             ]
         };
-        // Driven by the list: a lookup by id per listed member, never a scan of the
-        // organization's users (`Dialect::lookup_each`).
-        let list_k = self.d.json_strings(3, "k");
-        let list_j = self.d.json_strings(3, "j");
-        let candidate = format!(
-            "{} UNION ALL {}",
-            self.d.lookup_each(
-                &list_k,
-                "users",
-                "u",
-                "u.org_id, u.id, 'User' AS kind",
-                "u.id = k.value AND u.org_id = $1"
-            ),
-            self.d.lookup_each(
-                &list_j,
-                "org_groups",
-                "g",
-                "g.org_id, g.id, 'Group' AS kind",
-                "g.id = j.value AND g.org_id = $1 AND g.id <> $2"
-            )
-        );
+        let candidate = self.member_candidates();
         // "Not a member yet" as a scalar subquery, one probe per candidate: as NOT EXISTS,
         // PostgreSQL may plan an anti-join that hashes every member of the group (23 ms
         // per added member at 100,000 members, with statistics from a smaller group).
