@@ -7,6 +7,7 @@ pub mod cli;
 pub mod console;
 pub mod core;
 pub mod delivery;
+pub mod dns;
 pub mod http;
 pub mod metrics;
 pub mod oidc;

@@ -48,6 +48,8 @@ pub struct ApiState {
     pub public_url: String,
     /// Per admin key, on this node (off when its rate is 0).
     pub limits: Arc<RateLimiter>,
+    /// Domain verification's DNS lookups.
+    pub dns: crate::dns::Resolver,
 }
 
 /// The body of every error.

@@ -13,10 +13,11 @@ use super::{
     Admin, ApiResult, ApiState, Body, ErrorBody, Errors, Page, PageParams, Q, bad, next_cursor,
     not_found, take_page,
 };
+use crate::core::domains::{self, Domain};
 use crate::core::model::{Directory, Org, TokenInfo};
 use crate::core::orgs::{self, OrgSlug};
 use crate::core::sessions::{self, App};
-use crate::core::sso::{IdpKind, JitMode, normalize_domain};
+use crate::core::sso::{IdpKind, JitMode};
 use crate::core::store::{AdminStore, OrgStats, RecentRequest, SsoStore, Store};
 use crate::sso::setup::{ConnectionSpec, ConnectionView, Upstream, create_connection};
 
@@ -25,6 +26,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/orgs", get(list_orgs).post(create_org))
         .route("/orgs/{org}", get(get_org))
         .route("/orgs/{org}/domains", get(list_domains).post(add_domain))
+        .route(
+            "/orgs/{org}/domains/{domain}/verify",
+            axum::routing::post(verify_domain),
+        )
         .route(
             "/orgs/{org}/connections",
             get(list_connections).post(create_conn),
@@ -171,7 +176,37 @@ async fn get_org(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DomainView {
     pub domain: String,
+    /// `pending` until Roster finds the TXT record (or an operator forces it), then
+    /// `verified`. Only verified domains route logins, allow JIT creation or count for
+    /// `email_verified`.
+    #[schema(pattern = "^(pending|verified)$")]
+    pub state: String,
+    /// The TXT record to publish: its name and its exact value.
+    pub record_name: String,
+    pub record_value: String,
     pub created_at: String,
+    pub verified_at: Option<String>,
+    /// dns, operator or legacy (added before domains were verified).
+    pub verified_by: Option<String>,
+    /// The latest DNS check, and why it failed.
+    pub checked_at: Option<String>,
+    pub check_error: Option<String>,
+}
+
+impl DomainView {
+    pub fn of(d: &Domain) -> Self {
+        DomainView {
+            domain: d.domain.clone(),
+            state: d.state.as_str().to_owned(),
+            record_name: d.record_name(),
+            record_value: d.record_value(),
+            created_at: d.created_at.clone(),
+            verified_at: d.verified_at.clone(),
+            verified_by: d.verified_by.clone(),
+            checked_at: d.checked_at.clone(),
+            check_error: d.check_error.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -179,7 +214,14 @@ pub struct NewDomain {
     pub domain: String,
 }
 
-/// `GET /orgs/{org}/domains`: the organization's verified domains (one page).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct VerifyDomain {
+    /// Verify without the DNS check: only keys of every organization may.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `GET /orgs/{org}/domains`: the organization's claimed domains and their state (one page).
 #[utoipa::path(get, path = "/orgs/{org}/domains", tag = "orgs",
     params(("org" = String, Path, description = "The organization's slug")),
     responses((status = 200, body = Page<DomainView>), Errors), security(("admin_key" = [])))]
@@ -191,22 +233,18 @@ async fn list_domains(
     let org = admin.org(&st.store, &org).await?;
     let list = st.store.list_domains(Some(&org.id)).await?;
     Ok(axum::Json(Page {
-        data: list
-            .into_iter()
-            .map(|d| DomainView {
-                domain: d.domain,
-                created_at: d.created_at,
-            })
-            .collect(),
+        data: list.iter().map(DomainView::of).collect(),
         next_cursor: None,
     }))
 }
 
-/// `POST /orgs/{org}/domains`: adds a verified domain (a domain belongs to one organization).
+/// `POST /orgs/{org}/domains`: claims a domain. It is `pending` until verified through DNS
+/// (`POST …/domains/{domain}/verify`); a domain verified by one organization cannot be
+/// claimed by another.
 #[utoipa::path(post, path = "/orgs/{org}/domains", tag = "orgs", request_body = NewDomain,
     params(("org" = String, Path, description = "The organization's slug")),
     responses((status = 201, body = DomainView),
-        (status = 409, description = "The domain belongs to an organization", body = ErrorBody),
+        (status = 409, description = "The domain is verified by an organization, or already claimed by this one", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody), Errors),
     security(("admin_key" = [])))]
 async fn add_domain(
@@ -217,15 +255,35 @@ async fn add_domain(
 ) -> ApiResult<(StatusCode, axum::Json<DomainView>)> {
     admin.check_write()?;
     let org = admin.org(&st.store, &org).await?;
-    let d = normalize_domain(&b.domain)?;
-    st.store.add_domain(&org, &d, &admin.actor()).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(DomainView {
-            domain: d,
-            created_at: crate::core::now(),
-        }),
-    ))
+    let d = domains::claim(&st.store, &org, &b.domain, &admin.actor()).await?;
+    Ok((StatusCode::CREATED, axum::Json(DomainView::of(&d))))
+}
+
+/// `POST /orgs/{org}/domains/{domain}/verify`: looks up the domain's TXT record and verifies
+/// the claim when it carries the challenge; `force` (keys of every organization only)
+/// verifies without looking. Answers the domain's state either way.
+#[utoipa::path(post, path = "/orgs/{org}/domains/{domain}/verify", tag = "orgs",
+    request_body(content = VerifyDomain, description = "Optional; `{}` checks DNS"),
+    params(("org" = String, Path, description = "The organization's slug"),
+        ("domain" = String, Path, description = "The claimed domain")),
+    responses((status = 200, body = DomainView),
+        (status = 409, description = "Another organization holds the domain verified", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody), Errors),
+    security(("admin_key" = [])))]
+async fn verify_domain(
+    State(st): State<Arc<ApiState>>,
+    admin: Admin,
+    Path((org, domain)): Path<(String, String)>,
+    Body(b): Body<VerifyDomain>,
+) -> ApiResult<axum::Json<DomainView>> {
+    admin.check_write()?;
+    if b.force {
+        admin.check_global()?;
+    }
+    let org = admin.org(&st.store, &org).await?;
+    let (d, _) =
+        domains::verify(&st.store, &st.dns, &org, &domain, b.force, &admin.actor()).await?;
+    Ok(axum::Json(DomainView::of(&d)))
 }
 
 /// A new connection: OIDC (`issuer`, `client_id`, `client_secret`) or SAML (`metadata_xml`).
@@ -249,8 +307,10 @@ pub struct NewConnection {
     /// off, create (default) or create_and_update.
     #[schema(pattern = "^(off|create|create_and_update)$")]
     pub jit: Option<String>,
-    #[serde(default)]
-    pub jit_allowed_domains: Vec<String>,
+    /// The domains the connection serves (claimed by the organization), narrowing its
+    /// verified domains; empty: all of them.
+    #[serde(default, alias = "jit_allowed_domains")]
+    pub domains: Vec<String>,
     #[serde(default)]
     pub directory_authoritative: bool,
     /// Claim-name overrides, `field=claim[,claim…]`.
@@ -284,7 +344,7 @@ impl NewConnection {
             name: self.name,
             scopes: self.scopes,
             jit: JitMode::parse(self.jit.as_deref().unwrap_or("create"))?,
-            jit_allowed_domains: self.jit_allowed_domains,
+            domains: self.domains,
             directory_authoritative: self.directory_authoritative,
             mappings: self.mappings,
             ..ConnectionSpec::new(idp, upstream)

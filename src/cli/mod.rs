@@ -74,6 +74,9 @@ struct DbArgs {
     /// Base URL clients reach this server at (for SCIM locations and printed URLs).
     #[arg(long, env = "ROSTER_PUBLIC_URL", global = true)]
     public_url: Option<String>,
+    /// The DNS server domain verification asks (IP or IP:PORT); default: the system's.
+    #[arg(long, env = "ROSTER_DNS_RESOLVER", global = true, value_parser = crate::dns::parse_upstream)]
+    dns_resolver: Option<std::net::SocketAddr>,
 }
 
 // Parsed once per process: boxing the large variant would buy nothing.
@@ -121,7 +124,7 @@ enum Cmd {
     /// SCIM directories and their tokens.
     #[command(subcommand)]
     Directory(DirCmd),
-    /// Verified email domains of organizations.
+    /// Email domains of organizations: claimed, then verified through DNS.
     #[command(subcommand)]
     Domain(sso::DomainCmd),
     /// SSO connections to organizations' identity providers (OIDC, SAML).
@@ -248,6 +251,7 @@ struct FileConfig {
     database_url: Option<String>,
     database_schema: Option<String>,
     public_url: Option<String>,
+    dns_resolver: Option<String>,
     log_format: Option<String>,
     listen: Option<String>,
     webhook_retry_schedule: Option<String>,
@@ -291,6 +295,7 @@ fn parse_cli() -> Result<Cli, String> {
             ("database_url", f.database_url),
             ("database_schema", f.database_schema),
             ("public_url", f.public_url),
+            ("dns_resolver", f.dns_resolver),
             ("log_format", f.log_format),
         ];
         for (id, v) in global {
@@ -426,7 +431,9 @@ pub(crate) fn print(json_out: bool, v: serde_json::Value, text: String) {
 async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
     let actor = Actor::Cli;
     match &cli.cmd {
-        Cmd::Domain(c) => sso::domain(store, c).await?,
+        Cmd::Domain(c) => {
+            sso::domain(store, &crate::dns::Resolver::new(cli.db.dns_resolver), c).await?;
+        }
         Cmd::Connection(c) => {
             let master = master_key(&cli.db)?;
             sso::connection(store, &master, &public_url(&cli.db, None), c).await?;
@@ -470,7 +477,8 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             .audit_retention_days(*audit_retention_days)
             .event_retention_days(*event_retention_days)
             .scim_rate_limit(*scim_rate_limit)
-            .admin_rate_limit(*admin_rate_limit);
+            .admin_rate_limit(*admin_rate_limit)
+            .dns_resolver(cli.db.dns_resolver);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

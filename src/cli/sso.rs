@@ -4,20 +4,23 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{CliError, print};
+use crate::core::domains::{self, Domain};
 use crate::core::error::CoreError;
 use crate::core::keys;
 use crate::core::model::Actor;
 use crate::core::orgs;
 use crate::core::secrets::MasterKey;
 use crate::core::sessions;
-use crate::core::sso::{Connection, IdpKind, JitMode, normalize_domain};
+use crate::core::sso::{Connection, IdpKind, JitMode};
 use crate::core::store::{SsoStore, Store};
 use crate::sso::setup::{self, ConnectionSpec, Upstream};
 use crate::store::SqlStore;
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
-    /// Add a verified domain to an organization (a domain belongs to one organization).
+    /// Claim a domain for an organization: pending, with the TXT record to publish, until
+    /// `roster domain verify` finds it. Only verified domains route logins, allow JIT
+    /// creation or count for email_verified.
     Add {
         #[arg(long)]
         org: String,
@@ -25,7 +28,18 @@ pub enum DomainCmd {
         #[arg(long)]
         json: bool,
     },
-    /// List verified domains.
+    /// Check a claimed domain's TXT record and verify it when it carries the challenge;
+    /// --force verifies without looking (the operator vouches for it).
+    Verify {
+        #[arg(long)]
+        org: String,
+        domain: String,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List claimed domains and their state.
     List {
         #[arg(long)]
         org: Option<String>,
@@ -76,9 +90,10 @@ pub struct CreateConnection {
     /// JIT provisioning at login: off, create, create_and_update.
     #[arg(long, default_value = "create")]
     jit: String,
-    /// Only JIT-create users of these (verified) domains (repeatable).
-    #[arg(long = "jit-allowed-domain")]
-    jit_allowed_domains: Vec<String>,
+    /// The domains this connection serves (repeatable; default: every verified domain of
+    /// the organization). It may sign in, link or create only users of these domains.
+    #[arg(long = "domain", alias = "jit-allowed-domain")]
+    domains: Vec<String>,
     /// When the organization has a SCIM directory, refuse logins of people it did not provision.
     #[arg(long)]
     directory_authoritative: bool,
@@ -188,17 +203,65 @@ pub async fn user(store: &SqlStore, cmd: &UserCmd) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn domain(store: &SqlStore, cmd: &DomainCmd) -> Result<(), CliError> {
+fn domain_json(d: &Domain) -> serde_json::Value {
+    json!({
+        "domain": d.domain, "org": d.org_slug, "state": d.state.as_str(),
+        "record_name": d.record_name(), "record_value": d.record_value(),
+        "created_at": d.created_at, "verified_at": d.verified_at, "verified_by": d.verified_by,
+        "checked_at": d.checked_at, "check_error": d.check_error,
+    })
+}
+
+pub async fn domain(
+    store: &SqlStore,
+    dns: &crate::dns::Resolver,
+    cmd: &DomainCmd,
+) -> Result<(), CliError> {
     match cmd {
         DomainCmd::Add { org, domain, json } => {
             let org = orgs::org(store, org).await?;
-            let d = normalize_domain(domain)?;
-            store.add_domain(&org, &d, &Actor::Cli).await?;
+            let d = domains::claim(store, &org, domain, &Actor::Cli).await?;
             print(
                 *json,
-                json!({"domain": d, "org": org.slug}),
-                format!("added domain {d} to {}", org.slug),
+                domain_json(&d),
+                format!(
+                    "claimed domain {} for {} (pending)\npublish this DNS record, then run \
+                     `roster domain verify --org {} {}`:\n  {}  TXT  \"{}\"",
+                    d.domain,
+                    org.slug,
+                    org.slug,
+                    d.domain,
+                    d.record_name(),
+                    d.record_value()
+                ),
             );
+        }
+        DomainCmd::Verify {
+            org,
+            domain,
+            force,
+            json,
+        } => {
+            let org = orgs::org(store, org).await?;
+            let (d, outcome) =
+                domains::verify(store, dns, &org, domain, *force, &Actor::Cli).await?;
+            let text = match &outcome {
+                domains::CheckOutcome::Verified => format!("{} is verified", d.domain),
+                domains::CheckOutcome::Pending(why) => format!(
+                    "{} is still pending: {why}\nexpected: {}  TXT  \"{}\"",
+                    d.domain,
+                    d.record_name(),
+                    d.record_value()
+                ),
+            };
+            print(*json, domain_json(&d), text);
+            if let domains::CheckOutcome::Pending(why) = outcome {
+                return Err(CoreError::InvalidValue(format!(
+                    "{} is not verified: {why}",
+                    d.domain
+                ))
+                .into());
+            }
         }
         DomainCmd::List { org, json } => {
             let org = match org {
@@ -206,13 +269,10 @@ pub async fn domain(store: &SqlStore, cmd: &DomainCmd) -> Result<(), CliError> {
                 None => None,
             };
             let list = store.list_domains(org.as_ref().map(|o| &o.id)).await?;
-            let v: Vec<_> = list
-                .iter()
-                .map(|d| json!({"domain": d.domain, "org": d.org_slug, "created_at": d.created_at}))
-                .collect();
+            let v: Vec<_> = list.iter().map(domain_json).collect();
             let text = list
                 .iter()
-                .map(|d| format!("{}\t{}", d.domain, d.org_slug))
+                .map(|d| format!("{}\t{}\t{}", d.domain, d.org_slug, d.state.as_str()))
                 .collect::<Vec<_>>()
                 .join("\n");
             print(*json, json!({"domains": v}), text);
@@ -266,7 +326,7 @@ pub async fn connection(
                 name: c.name.clone(),
                 scopes: c.scopes.clone(),
                 jit: JitMode::parse(&c.jit)?,
-                jit_allowed_domains: c.jit_allowed_domains.clone(),
+                domains: c.domains.clone(),
                 directory_authoritative: c.directory_authoritative,
                 mappings: c.mappings.clone(),
                 trust_unverified_email: c.trust_unverified_email,

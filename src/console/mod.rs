@@ -50,6 +50,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/orgs/{org}/groups", get(groups))
         .route("/orgs/{org}/groups/{id}", get(group))
         .route("/orgs/{org}/connections", get(connections))
+        .route("/orgs/{org}/domains", get(domains))
+        .route("/orgs/{org}/domains/verify", post(verify_domain))
         .route("/orgs/{org}/directories", get(directories))
         .route("/orgs/{org}/drift", get(drift))
         .route("/orgs/{org}/deprovisioning", get(deprovisioning))
@@ -214,6 +216,7 @@ impl Console {
             let _ = write!(
                 s,
                 "<a href=\"{base}\">{}</a><a href=\"{base}/users\">Users</a><a href=\"{base}/groups\">Groups</a>\
+                 <a href=\"{base}/domains\">Domains</a>\
                  <a href=\"{base}/connections\">Connections</a><a href=\"{base}/directories\">Directories</a>\
                  <a href=\"{base}/drift\">Drift</a><a href=\"{base}/deprovisioning\">Deprovisioning</a>",
                 esc(&o.name)
@@ -853,6 +856,101 @@ async fn connections(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Pa
             &rows,
         ),
     )
+}
+
+/// The organization's domains: state, the TXT record to publish, the latest check; a
+/// button checks DNS now (and, for sessions of every organization, one verifies without).
+async fn domains(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
+    let org = org_of(&st, &c, &slug).await?;
+    let list = st.store.list_domains(Some(&org.id)).await?;
+    let action = format!("/console/orgs/{}/domains/verify", enc(&org.slug));
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|d| {
+            let state = if d.verified() {
+                badge("verified", "ok")
+            } else {
+                badge("pending", "warn")
+            };
+            let check = match (&d.checked_at, &d.check_error) {
+                (Some(at), Some(err)) => format!("{}<br>{}", esc(at), esc(err)),
+                (Some(at), None) => esc(at),
+                _ => "—".to_owned(),
+            };
+            let button = |label: &str, force: bool| {
+                format!(
+                    "<form method=\"post\" action=\"{action}\">{}<input type=\"hidden\" name=\"domain\" value=\"{}\">\
+                     <input type=\"hidden\" name=\"force\" value=\"{force}\"><button class=\"secondary\">{label}</button></form>",
+                    c.csrf_field(),
+                    esc(&d.domain)
+                )
+            };
+            let actions = if d.verified() || c.admin.read_only {
+                String::new()
+            } else if c.admin.org.is_none() {
+                format!("{}{}", button("Check DNS", false), button("Verify without DNS", true))
+            } else {
+                button("Check DNS", false)
+            };
+            vec![
+                esc(&d.domain),
+                state,
+                format!(
+                    "<code>{}</code> TXT <code>{}</code>",
+                    esc(&d.record_name()),
+                    esc(&d.record_value())
+                ),
+                check,
+                esc(d.verified_by.as_deref().unwrap_or("—")),
+                actions,
+            ]
+        })
+        .collect();
+    c.page(
+        "Domains",
+        Some(&org),
+        &format!(
+            "<p>Only verified domains route logins, allow JIT creation and make emails \
+             <code>email_verified</code>. Publish the TXT record, then check.</p>{}",
+            table(
+                &[
+                    "Domain",
+                    "State",
+                    "DNS record",
+                    "Last check",
+                    "Verified by",
+                    ""
+                ],
+                &rows
+            )
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct VerifyForm {
+    csrf: String,
+    domain: String,
+    #[serde(default)]
+    force: String,
+}
+
+async fn verify_domain(
+    State(st): State<Arc<ApiState>>,
+    c: Console,
+    Path(slug): Path<String>,
+    Form(f): Form<VerifyForm>,
+) -> Out {
+    c.check_csrf(&f.csrf)?;
+    c.admin.check_write()?;
+    let force = f.force == "true";
+    if force {
+        c.admin.check_global()?;
+    }
+    let org = org_of(&st, &c, &slug).await?;
+    crate::core::domains::verify(&st.store, &st.dns, &org, &f.domain, force, &c.admin.actor())
+        .await?;
+    Ok(Redirect::to(&format!("/console/orgs/{}/domains", enc(&org.slug))).into_response())
 }
 
 async fn directories(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {

@@ -18,9 +18,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::html::{esc, page};
+use super::html::{badge, esc, page};
 use super::{cookie, csrf_of};
 use crate::api::ApiState;
+use crate::core::domains::{self, Domain};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::model::{Actor, Org};
 use crate::core::orgs;
@@ -48,6 +49,8 @@ pub fn router(state: Arc<SetupState>) -> Router {
         .route("/status.json", get(status))
         .route("/setup.js", get(script))
         .route("/scim-token", post(scim_token))
+        .route("/domains", post(claim_domain))
+        .route("/domains/verify", post(verify_domain))
         .route("/saml", post(saml))
         .route("/oidc", post(oidc))
         .route("/test", post(test_login))
@@ -369,7 +372,12 @@ async fn home(
             esc(self::steps(k).name)
         );
     }
-    body.push_str("</div><h2>1. Single sign-on (SAML)</h2>");
+    body.push_str("</div>");
+    match st.api.store.list_domains(Some(&s.org.id)).await {
+        Ok(list) => body.push_str(&domains_section(&s, &list)),
+        Err(e) => return failed(e),
+    }
+    body.push_str("<h2>1. Single sign-on (SAML)</h2>");
     body.push_str(&value("Entity ID (Audience)", &entity));
     body.push_str(&value(
         "ACS URL (Reply / Single sign-on URL)",
@@ -447,6 +455,113 @@ async fn home(
         Html(page(&format!("Set up {}", s.org.name), None, &body)),
     )
         .into_response()
+}
+
+/// The organization's email domains: each with its state and the TXT record to publish; a
+/// form to claim another. Only verified domains let people of the domain sign in.
+fn domains_section(s: &Session, list: &[Domain]) -> String {
+    let mut out = String::from(
+        "<h2>Your email domains</h2><p>People sign in only with addresses in verified domains. \
+         Claim each domain, publish its DNS record, then check it.</p>",
+    );
+    for d in list {
+        if d.verified() {
+            let _ = write!(
+                out,
+                "<p class=\"notice\"><b>{}</b> {}</p>",
+                esc(&d.domain),
+                badge("verified", "ok")
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<p><b>{}</b> {} — add this TXT record at your DNS provider:</p>{}{}{}\
+                 <form method=\"post\" action=\"/setup/domains/verify\">{}<input type=\"hidden\" name=\"domain\" value=\"{}\">\
+                 <button class=\"secondary\">Check DNS</button></form>",
+                esc(&d.domain),
+                badge("pending", "warn"),
+                value("Name", &d.record_name()),
+                value("Value", &d.record_value()),
+                d.check_error
+                    .as_deref()
+                    .map(|e| format!("<p class=\"error\">Last check: {}</p>", esc(e)))
+                    .unwrap_or_default(),
+                s.csrf_field(),
+                esc(&d.domain),
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"/setup/domains\">{}\
+         <label>Domain<input name=\"domain\" required placeholder=\"example.com\" maxlength=\"253\"></label>\
+         <p><button class=\"secondary\">Claim domain</button></p></form>",
+        s.csrf_field()
+    );
+    out
+}
+
+#[derive(Deserialize)]
+struct DomainForm {
+    csrf: String,
+    domain: String,
+}
+
+/// `POST /setup/domains`: claims a domain for the link's organization (pending).
+async fn claim_domain(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Form(f): Form<DomainForm>,
+) -> Response {
+    let s = match form_session(&st, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match domains::claim(&st.api.store, &s.org, &f.domain, &s.actor()).await {
+        Ok(_) => Redirect::to("/setup").into_response(),
+        Err(CoreError::InvalidValue(m) | CoreError::Uniqueness(m)) => respond(
+            StatusCode::BAD_REQUEST,
+            "Check the domain",
+            &format!(
+                "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
+                esc(&m)
+            ),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST /setup/domains/verify`: looks up a claimed domain's TXT record now.
+async fn verify_domain(
+    State(st): State<Arc<SetupState>>,
+    headers: HeaderMap,
+    Form(f): Form<DomainForm>,
+) -> Response {
+    let s = match form_session(&st, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match domains::verify(
+        &st.api.store,
+        &st.api.dns,
+        &s.org,
+        &f.domain,
+        false,
+        &s.actor(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/setup").into_response(),
+        Err(CoreError::NotFound(m) | CoreError::Uniqueness(m)) => respond(
+            StatusCode::BAD_REQUEST,
+            "Check the domain",
+            &format!(
+                "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
+                esc(&m)
+            ),
+        ),
+        Err(e) => failed(e),
+    }
 }
 
 /// Polls `/setup/status.json` every few seconds into the status cards.

@@ -4,14 +4,22 @@
 //! `externalId`, then by normalized email; then created, updated or refused per the
 //! connection's policy. Every successful login links the IdP subject (so the next login finds
 //! the user directly) and records `last_login_at`.
+//!
+//! What a connection may assert is decided in `core::trust`: it matches, links, creates and
+//! updates only users whose email is in a domain it serves; an email the IdP does not vouch
+//! for (or outside those domains) never matches, links, creates or replaces a stored one;
+//! a user linked to one subject of a connection is not linked to another of the same.
 
 use serde_json::{Map, Value, json};
 
 use super::error::{CoreError, CoreResult};
 use super::model::{Actor, Org, Provenance, Scope, User};
 use super::resources;
-use super::sso::{Assertion, Connection, JitMode, Profile, email_domain, normalize_email};
+use super::sso::{
+    Assertion, Connection, JitMode, Profile, email_domain, normalize_email, user_email_key,
+};
 use super::store::{SsoStore, Store};
+use super::trust;
 
 /// Why a verified login may not proceed; each is shown to the user as a clear page.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,10 +36,14 @@ pub enum Refusal {
     NoEmail,
     #[error("the identity provider did not verify the email address {0}")]
     EmailUnverified(String),
-    #[error("accounts for the domain {0} cannot be created by this organization")]
-    DomainNotAllowed(String),
     #[error("more than one account matches this login; an administrator must link it")]
     Ambiguous,
+    #[error("this sign-in connection does not serve accounts of the domain {0}")]
+    NotServed(String),
+    #[error(
+        "this account is linked to another identity at your identity provider; an administrator must unlink it"
+    )]
+    BoundElsewhere,
 }
 
 /// The outcome of a login.
@@ -65,27 +77,76 @@ fn one(mut users: Vec<User>) -> Result<Option<User>, Refusal> {
     }
 }
 
+/// What a connection may do in its organization: the domains it serves (`core::trust`).
+struct Reach<'a> {
+    conn: &'a Connection,
+    verified_domains: Vec<String>,
+}
+
+impl Reach<'_> {
+    fn serves(&self, domain: &str) -> bool {
+        trust::serves(self.conn, &self.verified_domains, domain)
+    }
+
+    /// Whether this connection may sign in as `user`: the user's email is in a domain it
+    /// serves.
+    fn may_assert(&self, user: &User) -> Result<(), Refusal> {
+        match user_email_key(&user.attrs) {
+            Some(e) if self.serves(email_domain(&e)) => Ok(()),
+            Some(e) => Err(Refusal::NotServed(email_domain(&e).to_owned())),
+            None => Err(Refusal::NotServed("(no email)".to_owned())),
+        }
+    }
+}
+
+/// A user found by externalId or email may be linked to this login only if the connection
+/// serves the user's domain and the user is not linked to another subject of the same
+/// connection (an identity stays bound to the subject it was linked to).
+async fn matched<S: Store + SsoStore>(
+    store: &S,
+    scope: &Scope,
+    reach: &Reach<'_>,
+    subject: &str,
+    user: User,
+) -> CoreResult<Result<Found, Refusal>> {
+    if let Err(r) = reach.may_assert(&user) {
+        return Ok(Err(r));
+    }
+    let bound_elsewhere = store
+        .identities_of(scope, &user.id)
+        .await?
+        .iter()
+        .any(|i| i.connection_id == reach.conn.id && i.subject != subject);
+    if bound_elsewhere {
+        return Ok(Err(Refusal::BoundElsewhere));
+    }
+    Ok(Ok(Found::Matched(user)))
+}
+
 async fn find<S: Store + SsoStore>(
     store: &S,
     scope: &Scope,
-    conn: &Connection,
+    reach: &Reach<'_>,
     a: &Assertion,
     p: &Profile,
     email: Option<&str>,
 ) -> CoreResult<Result<Found, Refusal>> {
-    if let Some(u) = store.identity_user(scope, &conn.id, &a.subject).await? {
-        return Ok(Ok(Found::Identity(u)));
+    if let Some(u) = store
+        .identity_user(scope, &reach.conn.id, &a.subject)
+        .await?
+    {
+        return Ok(reach.may_assert(&u).map(|()| Found::Identity(u)));
     }
     if let Some(ext) = &p.external_id {
         match one(store.users_by_external_id(scope, ext).await?) {
-            Ok(Some(u)) => return Ok(Ok(Found::Matched(u))),
+            Ok(Some(u)) => return matched(store, scope, reach, &a.subject, u).await,
             Ok(None) => {}
             Err(r) => return Ok(Err(r)),
         }
     }
     if let Some(email) = email {
         match one(store.users_by_email(scope, email).await?) {
-            Ok(Some(u)) => return Ok(Ok(Found::Matched(u))),
+            Ok(Some(u)) => return matched(store, scope, reach, &a.subject, u).await,
             Ok(None) => {}
             Err(r) => return Ok(Err(r)),
         }
@@ -128,49 +189,52 @@ fn profile_attrs(p: &Profile, email: &str) -> Map<String, Value> {
 }
 
 /// `current` with the login's profile attributes laid over it (userName is kept: it may be
-/// what a directory or admin chose).
-fn refreshed(current: &Map<String, Value>, p: &Profile, email: &str) -> Map<String, Value> {
+/// what a directory or admin chose). `email` is the address the login may write (vouched
+/// for by the IdP, in a domain the connection serves); without one the stored addresses
+/// stay as they are.
+fn refreshed(current: &Map<String, Value>, p: &Profile, email: Option<&str>) -> Map<String, Value> {
     let mut next = current.clone();
-    for (k, v) in profile_attrs(p, email) {
-        if k == "userName" {
-            continue;
-        }
-        if k == "name" {
-            let mut name = current
-                .get("name")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            if let Value::Object(n) = v {
+    for (k, v) in profile_attrs(p, email.unwrap_or_default()) {
+        match (k.as_str(), v) {
+            ("userName" | "emails", _) => {}
+            ("name", Value::Object(n)) => {
+                let mut name = current
+                    .get("name")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 name.extend(n);
+                next.insert(k, Value::Object(name));
             }
-            next.insert(k, Value::Object(name));
-        } else if k == "emails" {
-            // Keep the user's other addresses; make the login's address primary.
-            let mut list: Vec<Value> = current
-                .get("emails")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| {
-                    e.get("value")
-                        .and_then(Value::as_str)
-                        .and_then(normalize_email)
-                        != normalize_email(email)
-                })
-                .map(|mut e| {
-                    if let Some(o) = e.as_object_mut() {
-                        o.remove("primary");
-                    }
-                    e
-                })
-                .collect();
-            list.insert(0, json!({"value": email, "type": "work", "primary": true}));
-            next.insert(k, Value::Array(list));
-        } else {
-            next.insert(k, v);
+            (_, v) => {
+                next.insert(k, v);
+            }
         }
+    }
+    if let Some(email) = email {
+        // Keep the user's other addresses; make the login's address primary.
+        let key = normalize_email(email);
+        let mut list: Vec<Value> = current
+            .get("emails")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                e.get("value")
+                    .and_then(Value::as_str)
+                    .and_then(normalize_email)
+                    != key
+            })
+            .map(|mut e| {
+                if let Some(o) = e.as_object_mut() {
+                    o.remove("primary");
+                }
+                e
+            })
+            .collect();
+        list.insert(0, json!({"value": email, "type": "work", "primary": true}));
+        next.insert("emails".into(), Value::Array(list));
     }
     next
 }
@@ -190,17 +254,28 @@ pub async fn login<S: Store + SsoStore>(
     };
     let p = Profile::map(a, &conn.attribute_map());
     let email = p.email.as_deref().and_then(normalize_email);
-    // An unverified email never matches or creates an account (it could be anyone's).
+    let reach = Reach {
+        conn,
+        verified_domains: store.verified_domains(&org.id).await?,
+    };
+    // The address this login may use to match, create or write: one the IdP vouches for
+    // (or the operator trusts it for), in a domain the connection serves. Any other address
+    // could be anyone's, and never replaces, matches or links an account.
+    let vouched = a.email_verified || conn.config.trust_unverified_email;
     let trusted_email = email
         .clone()
-        .filter(|_| a.email_verified || conn.config.trust_unverified_email);
+        .filter(|e| vouched && reach.serves(email_domain(e)));
+    // As the IdP wrote it (the stored address keeps its case), when trusted.
+    let written_email = trusted_email
+        .as_ref()
+        .map(|e| p.email.clone().unwrap_or_else(|| e.clone()));
     let policy = &conn.config;
     let directory_rules =
         policy.directory_authoritative && store.org_has_directory(&org.id).await?;
 
     // Two rounds: a concurrent first login (or SCIM create) can win the race to create.
     for attempt in 0..2 {
-        let found = match find(store, &scope, conn, a, &p, trusted_email.as_deref()).await? {
+        let found = match find(store, &scope, &reach, a, &p, trusted_email.as_deref()).await? {
             Ok(f) => f,
             Err(r) => return Ok(Err(r)),
         };
@@ -216,22 +291,24 @@ pub async fn login<S: Store + SsoStore>(
                 let Some(email) = email.clone() else {
                     return Ok(Err(Refusal::NoEmail));
                 };
-                if trusted_email.is_none() {
+                if !vouched {
                     return Ok(Err(Refusal::EmailUnverified(email)));
                 }
-                let domain = email_domain(&email).to_owned();
-                let verified =
-                    store.org_by_domain(&domain).await?.map(|o| o.id) == Some(org.id.clone());
-                let allowed = policy.jit_allowed_domains.is_empty()
-                    || policy.jit_allowed_domains.iter().any(|d| d == &domain);
-                if !verified || !allowed {
-                    return Ok(Err(Refusal::DomainNotAllowed(domain)));
-                }
-                let attrs = profile_attrs(&p, p.email.as_deref().unwrap_or(&email));
+                let Some(written) = written_email.as_deref() else {
+                    return Ok(Err(Refusal::NotServed(email_domain(&email).to_owned())));
+                };
+                let attrs = profile_attrs(&p, written);
                 match resources::create_user(store, &scope, &attrs, Provenance::Jit).await {
                     Ok(u) => {
                         store
-                            .record_login(&scope, &u.id, &conn.id, &a.subject, &p.groups)
+                            .record_login(
+                                &scope,
+                                &u.id,
+                                &conn.id,
+                                &a.subject,
+                                &p.groups,
+                                trusted_email.as_deref(),
+                            )
                             .await?;
                         return Ok(Ok(Outcome::Created(u)));
                     }
@@ -247,24 +324,29 @@ pub async fn login<S: Store + SsoStore>(
             return Ok(Err(Refusal::NotProvisioned));
         }
         let may_update = policy.jit == JitMode::CreateAndUpdate && !directory_rules;
-        let outcome = match (may_update, trusted_email.as_deref().or(email.as_deref())) {
-            (true, Some(email)) => {
-                let email = p.email.as_deref().unwrap_or(email).to_owned();
-                let next = refreshed(&user.attrs, &p, &email);
-                if next == user.attrs {
-                    Outcome::Linked(user)
-                } else {
-                    match resources::replace_user_attrs(store, &scope, &user.id, next).await {
-                        Ok(u) => Outcome::Updated(u),
-                        Err(CoreError::Forbidden(_)) => return Ok(Err(Refusal::Deactivated)),
-                        Err(e) => return Err(e),
-                    }
+        let outcome = if may_update {
+            let next = refreshed(&user.attrs, &p, written_email.as_deref());
+            if next == user.attrs {
+                Outcome::Linked(user)
+            } else {
+                match resources::replace_user_attrs(store, &scope, &user.id, next).await {
+                    Ok(u) => Outcome::Updated(u),
+                    Err(CoreError::Forbidden(_)) => return Ok(Err(Refusal::Deactivated)),
+                    Err(e) => return Err(e),
                 }
             }
-            _ => Outcome::Linked(user),
+        } else {
+            Outcome::Linked(user)
         };
         store
-            .record_login(&scope, &outcome.user().id, &conn.id, &a.subject, &p.groups)
+            .record_login(
+                &scope,
+                &outcome.user().id,
+                &conn.id,
+                &a.subject,
+                &p.groups,
+                trusted_email.as_deref(),
+            )
             .await?;
         return Ok(Ok(outcome));
     }
@@ -285,7 +367,7 @@ mod tests {
             given_name: Some("Ann".into()),
             ..Default::default()
         };
-        let next = refreshed(cur.as_object().unwrap(), &p, "a@x.com");
+        let next = refreshed(cur.as_object().unwrap(), &p, Some("a@x.com"));
         assert_eq!(next["userName"], "chosen");
         assert_eq!(next["name"]["middleName"], "Q");
         assert_eq!(next["name"]["givenName"], "Ann");

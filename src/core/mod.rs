@@ -5,6 +5,7 @@
 pub mod attrs;
 pub mod audit;
 pub mod context;
+pub mod domains;
 pub mod error;
 pub mod events;
 pub mod jit;
@@ -21,6 +22,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod sso;
 pub mod store;
+pub mod trust;
 pub mod webhooks;
 
 use time::OffsetDateTime;

@@ -289,9 +289,11 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub attribute_map: AttributeMap,
     pub jit: JitMode,
-    /// When not empty, JIT creates only users whose email domain is listed (and verified).
-    #[serde(default)]
-    pub jit_allowed_domains: Vec<String>,
+    /// The domains this connection serves, narrowing the organization's verified domains
+    /// (empty: all of them). It may match, link or create only users of these domains
+    /// (`core::trust::serves`).
+    #[serde(default, alias = "jit_allowed_domains")]
+    pub domains: Vec<String>,
     /// When the organization has a SCIM directory, only users it provisioned may log in.
     #[serde(default)]
     pub directory_authoritative: bool,
@@ -315,7 +317,7 @@ impl Default for ConnectionConfig {
             idp_initiated_redirect_uri: None,
             attribute_map: AttributeMap::default(),
             jit: JitMode::Create,
-            jit_allowed_domains: Vec::new(),
+            domains: Vec::new(),
             directory_authoritative: false,
             trust_unverified_email: false,
         }

@@ -167,13 +167,15 @@ pub trait Store: Send + Sync + 'static {
     async fn group_members(&self, scope: &Scope, group_id: &str) -> CoreResult<Vec<Member>>;
 }
 
-/// An organization's verified domain.
+pub use super::domains::Domain;
+
+/// An IdP identity linked to a user: which connection and subject, and the email that
+/// connection vouched for at its latest login (`None`: it vouched for none it serves).
 #[derive(Debug, Clone)]
-pub struct Domain {
-    pub domain: String,
-    pub org_id: OrgId,
-    pub org_slug: String,
-    pub created_at: String,
+pub struct Identity {
+    pub connection_id: String,
+    pub subject: String,
+    pub verified_email: Option<String>,
 }
 
 /// Storage for SSO: domains, connections, identities, apps, signing keys, logins in flight,
@@ -183,9 +185,38 @@ pub trait SsoStore: Send + Sync + 'static {
     async fn ensure_setting(&self, name: &str, value: &str) -> CoreResult<String>;
 
     async fn org_by_id(&self, id: &str) -> CoreResult<Option<Org>>;
-    async fn add_domain(&self, org: &Org, domain: &str, actor: &Actor) -> CoreResult<()>;
+    /// Adds a pending claim of `domain` (normalized) with its challenge; `Uniqueness` when
+    /// this organization claimed it already.
+    async fn add_domain(
+        &self,
+        org: &Org,
+        domain: &str,
+        challenge: &str,
+        actor: &Actor,
+    ) -> CoreResult<()>;
+    /// Claimed domains (every state), of one organization or all.
     async fn list_domains(&self, org: Option<&OrgId>) -> CoreResult<Vec<Domain>>;
+    /// The organization holding `domain` verified.
     async fn org_by_domain(&self, domain: &str) -> CoreResult<Option<Org>>;
+    /// The organization's verified domains.
+    async fn verified_domains(&self, org: &OrgId) -> CoreResult<Vec<String>>;
+    /// Marks a pending claim verified (`by`: dns or operator) with its event; `Uniqueness`
+    /// when another organization holds the domain verified.
+    async fn mark_domain_verified(
+        &self,
+        org: &Org,
+        domain: &str,
+        by: &str,
+        actor: &Actor,
+        event: EventDraft,
+    ) -> CoreResult<()>;
+    /// Records a DNS check of a pending claim and why it failed.
+    async fn record_domain_check(
+        &self,
+        org: &Org,
+        domain: &str,
+        error: Option<&str>,
+    ) -> CoreResult<()>;
     async fn org_has_directory(&self, org: &OrgId) -> CoreResult<bool>;
 
     async fn insert_connection(&self, c: &Connection, actor: &Actor) -> CoreResult<()>;
@@ -203,8 +234,11 @@ pub trait SsoStore: Send + Sync + 'static {
     -> CoreResult<Vec<User>>;
     /// Users whose normalized primary email (`sso::user_email_key`) is `email_norm`.
     async fn users_by_email(&self, scope: &Scope, email_norm: &str) -> CoreResult<Vec<User>>;
-    /// Links the subject to the user (or refreshes the link), records the IdP's groups and
-    /// the user's `last_login_at`.
+    /// The IdP identities linked to a user.
+    async fn identities_of(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<Identity>>;
+    /// Links the subject to the user (or refreshes the link), records the IdP's groups, the
+    /// email the connection vouched for, and the user's `last_login_at`. A link never moves
+    /// to another user while the user it names exists.
     async fn record_login(
         &self,
         scope: &Scope,
@@ -212,6 +246,7 @@ pub trait SsoStore: Send + Sync + 'static {
         connection_id: &str,
         subject: &str,
         idp_groups: &[String],
+        verified_email: Option<&str>,
     ) -> CoreResult<()>;
     /// The IdP groups of the user's most recent login.
     async fn idp_groups(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<String>>;

@@ -41,6 +41,7 @@ pub struct Server {
     event_retention_days: Option<u32>,
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
+    dns: crate::dns::Resolver,
     tls: Option<RustlsConfig>,
 }
 
@@ -139,6 +140,7 @@ pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Res
         Arc::default(),
         Arc::default(),
         Arc::default(),
+        crate::dns::Resolver::default(),
     )
 }
 
@@ -149,6 +151,7 @@ fn app_with(
     traffic: Arc<Traffic>,
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
+    dns: crate::dns::Resolver,
 ) -> std::io::Result<Router> {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
@@ -163,6 +166,7 @@ fn app_with(
         master: master.clone(),
         public_url: public_url.clone(),
         limits: admin_limits,
+        dns,
     });
     let console_router = crate::console::router(api_state.clone());
     let api_state_for_setup = api_state.clone();
@@ -273,6 +277,7 @@ impl Server {
         let traffic = Arc::<Traffic>::default();
         let limits = Arc::<RateLimiter>::default();
         let admin_limits = Arc::<RateLimiter>::default();
+        let dns = crate::dns::Resolver::default();
         Ok(Server {
             listener,
             app: app_with(
@@ -282,9 +287,11 @@ impl Server {
                 traffic.clone(),
                 limits.clone(),
                 admin_limits.clone(),
+                dns.clone(),
             )?,
             limits,
             admin_limits,
+            dns,
             store,
             master,
             traffic,
@@ -313,6 +320,12 @@ impl Server {
     /// over it, 429 with `Retry-After`.
     pub fn admin_rate_limit(self, per_sec: u32) -> Self {
         self.admin_limits.set_rate(per_sec);
+        self
+    }
+
+    /// The DNS server domain verification asks (default: the system's resolvers).
+    pub fn dns_resolver(self, upstream: Option<SocketAddr>) -> Self {
+        self.dns.set_upstream(upstream);
         self
     }
 

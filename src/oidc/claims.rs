@@ -19,8 +19,8 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys;
 use crate::core::model::{Actor, Scope, User};
 use crate::core::sessions::{App, Grant, TokenRow};
-use crate::core::sso::user_email_key;
 use crate::core::store::{SsoStore, Store};
+use crate::core::trust::{self, EmailClaim};
 use crate::sso::SsoState;
 
 /// How long an ID token is valid.
@@ -48,6 +48,9 @@ struct Subject {
     org_slug: String,
     roles: Vec<String>,
     groups: Vec<String>,
+    /// With the `email` scope: the email and whether Roster vouches for it
+    /// (`core::trust::email_claim`).
+    email: Option<EmailClaim>,
 }
 
 async fn subject(st: &SsoState, row: &TokenRow) -> CoreResult<Option<Subject>> {
@@ -88,11 +91,17 @@ async fn subject(st: &SsoState, row: &TokenRow) -> CoreResult<Option<Subject>> {
             roles.push(r.clone());
         }
     }
+    let email = if scopes(row).iter().any(|x| x == "email") {
+        trust::email_claim(&st.store, &scope, &user).await?
+    } else {
+        None
+    };
     Ok(Some(Subject {
         user,
         org_slug: org.slug,
         roles,
         groups,
+        email,
     }))
 }
 
@@ -130,11 +139,9 @@ pub async fn user_claims(st: &SsoState, row: &TokenRow) -> CoreResult<Option<Map
     let scopes = scopes(row);
     let mut m = Map::new();
     m.insert("sub".into(), json!(s.user.id));
-    if scopes.iter().any(|x| x == "email")
-        && let Some(email) = user_email_key(&s.user.attrs)
-    {
-        m.insert("email".into(), json!(email));
-        m.insert("email_verified".into(), json!(true));
+    if let Some(e) = &s.email {
+        m.insert("email".into(), json!(e.email));
+        m.insert("email_verified".into(), json!(e.verified));
     }
     if scopes.iter().any(|x| x == "profile") {
         m.insert("preferred_username".into(), json!(s.user.user_name()));
@@ -168,12 +175,10 @@ pub async fn id_token(st: &SsoState, app: &App, grant: &Grant) -> CoreResult<Str
     let scopes = scopes(row);
     let mut std_claims =
         StandardClaims::<CoreGenderClaim>::new(SubjectIdentifier::new(s.user.id.clone()));
-    if scopes.iter().any(|x| x == "email")
-        && let Some(email) = user_email_key(&s.user.attrs)
-    {
+    if let Some(e) = s.email.clone() {
         std_claims = std_claims
-            .set_email(Some(EndUserEmail::new(email)))
-            .set_email_verified(Some(true));
+            .set_email(Some(EndUserEmail::new(e.email)))
+            .set_email_verified(Some(e.verified));
     }
     if scopes.iter().any(|x| x == "profile") {
         std_claims = std_claims

@@ -194,22 +194,22 @@ async fn authorize(State(st): State<Arc<SsoState>>, Query(p): Query<AuthorizePar
         (None, Some(_)) => return fail("invalid_request", "code_challenge is missing"),
         (None, None) => {}
     }
-    // The organization: by slug, else by the domain of the hint.
+    // The organization: by slug, else by the (verified) domain of the hint.
+    let hint_domain = p
+        .domain_hint
+        .as_deref()
+        .and_then(|d| normalize_domain(d).ok())
+        .or_else(|| {
+            p.login_hint
+                .as_deref()
+                .and_then(normalize_email)
+                .map(|e| crate::core::sso::email_domain(&e).to_owned())
+        });
     let org = if let Some(slug) = p.organization.as_deref() {
         st.store.org_by_slug(slug).await
     } else {
-        let domain = p
-            .domain_hint
-            .as_deref()
-            .and_then(|d| normalize_domain(d).ok())
-            .or_else(|| {
-                p.login_hint
-                    .as_deref()
-                    .and_then(normalize_email)
-                    .map(|e| crate::core::sso::email_domain(&e).to_owned())
-            });
-        match domain {
-            Some(d) => st.store.org_by_domain(&d).await,
+        match hint_domain.as_deref() {
+            Some(d) => st.store.org_by_domain(d).await,
             None => {
                 return fail(
                     "invalid_request",
@@ -227,11 +227,29 @@ async fn authorize(State(st): State<Arc<SsoState>>, Query(p): Query<AuthorizePar
         Ok(c) => c,
         Err(e) => return LoginFailure::internal(e).into_response(),
     };
-    let conn = conns
+    let mut usable: Vec<_> = conns
         .into_iter()
         .filter(|c| !c.disabled)
         .filter(|c| c.protocol == Protocol::Oidc || c.protocol == Protocol::Saml)
-        .find(|c| p.connection.as_deref().is_none_or(|id| id == c.id));
+        .filter(|c| p.connection.as_deref().is_none_or(|id| id == c.id))
+        .collect();
+    // Of several, the first that serves the hint's domain (else the first).
+    if usable.len() > 1
+        && let Some(d) = hint_domain.as_deref()
+    {
+        match st.store.verified_domains(&org.id).await {
+            Ok(verified) => {
+                if let Some(i) = usable
+                    .iter()
+                    .position(|c| crate::core::trust::serves(c, &verified, d))
+                {
+                    usable.swap(0, i);
+                }
+            }
+            Err(e) => return LoginFailure::internal(e).into_response(),
+        }
+    }
+    let conn = usable.into_iter().next();
     let Some(conn) = conn else {
         return fail(
             "access_denied",

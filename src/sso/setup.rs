@@ -36,7 +36,8 @@ pub struct ConnectionSpec {
     pub upstream: Upstream,
     pub scopes: Vec<String>,
     pub jit: JitMode,
-    pub jit_allowed_domains: Vec<String>,
+    /// The domains it serves, narrowing the organization's verified domains (empty: all).
+    pub domains: Vec<String>,
     pub directory_authoritative: bool,
     /// `field=claim[,claim…]` overrides of the IdP's default claim names.
     pub mappings: Vec<String>,
@@ -54,7 +55,7 @@ impl ConnectionSpec {
             upstream,
             scopes: Vec::new(),
             jit: JitMode::Create,
-            jit_allowed_domains: Vec::new(),
+            domains: Vec::new(),
             directory_authoritative: false,
             mappings: Vec::new(),
             trust_unverified_email: false,
@@ -89,11 +90,22 @@ pub async fn create_connection(
     for m in &spec.mappings {
         overrides.set_from_spec(m)?;
     }
-    let jit_allowed_domains = spec
-        .jit_allowed_domains
+    let domains = spec
+        .domains
         .iter()
         .map(|d| normalize_domain(d))
         .collect::<Result<Vec<_>, _>>()?;
+    if !domains.is_empty() {
+        let claimed = store.list_domains(Some(&org.id)).await?;
+        if let Some(d) = domains
+            .iter()
+            .find(|d| !claimed.iter().any(|c| &c.domain == *d))
+        {
+            return Err(CoreError::InvalidValue(format!(
+                "the organization has not claimed the domain {d} (roster domain add)"
+            )));
+        }
+    }
     if spec.clock_skew_secs.is_some_and(|s| s > 300) {
         return Err(CoreError::InvalidValue(
             "clock skew is at most 300 seconds".into(),
@@ -111,7 +123,7 @@ pub async fn create_connection(
         idp_initiated_redirect_uri,
         attribute_map: overrides,
         jit: spec.jit,
-        jit_allowed_domains,
+        domains,
         directory_authoritative: spec.directory_authoritative,
         trust_unverified_email: spec.trust_unverified_email,
         ..Default::default()

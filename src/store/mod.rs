@@ -78,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0005_retention.sql"),
     ),
+    (
+        6,
+        "trust",
+        include_str!("../../migrations/sqlite/0006_trust.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -104,6 +109,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "retention",
         include_str!("../../migrations/postgres/0005_retention.sql"),
+    ),
+    (
+        6,
+        "trust",
+        include_str!("../../migrations/postgres/0006_trust.sql"),
     ),
 ];
 

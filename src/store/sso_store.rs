@@ -10,6 +10,7 @@ use super::filter_sql::Arg;
 use super::roles;
 use super::sql_store::{SqlStore, e, fold, get};
 use crate::core::audit::AuditDraft;
+use crate::core::domains::DomainState;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::EventDraft;
 use crate::core::keys::SigningKeyRecord;
@@ -19,7 +20,7 @@ use crate::core::sessions::{
     App, Consumed, LoginData, LoginRequest, NewSession, TokenKind, TokenRow, TokenState,
 };
 use crate::core::sso::{Connection, ConnectionConfig, IdpKind, Protocol};
-use crate::core::store::{Domain, SsoStore};
+use crate::core::store::{Domain, Identity, SsoStore};
 
 fn bad_row(what: &str) -> CoreError {
     CoreError::Store(StoreError::Other(format!("malformed {what} row")))
@@ -173,13 +174,21 @@ impl SsoStore for SqlStore {
         row.as_ref().map(Self::org_from_row).transpose()
     }
 
-    async fn add_domain(&self, org: &Org, domain: &str, actor: &Actor) -> CoreResult<()> {
+    async fn add_domain(
+        &self,
+        org: &Org,
+        domain: &str,
+        challenge: &str,
+        actor: &Actor,
+    ) -> CoreResult<()> {
         let mut b = Batch::default();
         b.push(
-            "INSERT INTO org_domains (domain, org_id, created_at) VALUES ($1, $2, $3)",
+            "INSERT INTO org_domains (org_id, domain, state, challenge, created_at) \
+             VALUES ($1, $2, 'pending', $3, $4)",
             vec![
-                Arg::Str(domain.to_owned()),
                 Arg::Str(org.id.as_str().to_owned()),
+                Arg::Str(domain.to_owned()),
+                Arg::Str(challenge.to_owned()),
                 Arg::Str(now()),
             ],
         );
@@ -190,12 +199,12 @@ impl SsoStore for SqlStore {
                 "domain.added",
                 "Domain",
                 domain,
-                serde_json::json!({"domain": domain}),
+                serde_json::json!({"domain": domain, "state": "pending"}),
             ),
         );
         self.write_batch(b).await.map_err(|err| match err {
             CoreError::Store(StoreError::Unique(_)) => CoreError::Uniqueness(format!(
-                "the domain {domain} already belongs to an organization"
+                "the domain {domain} is already claimed by this organization"
             )),
             other => other,
         })
@@ -203,8 +212,10 @@ impl SsoStore for SqlStore {
 
     async fn list_domains(&self, org: Option<&OrgId>) -> CoreResult<Vec<Domain>> {
         let rows = sqlx::query(
-            "SELECT d.domain, d.org_id, o.slug, d.created_at FROM org_domains d \
-             JOIN orgs o ON o.id = d.org_id WHERE ($1 IS NULL OR d.org_id = $1) ORDER BY d.domain",
+            "SELECT d.domain, d.org_id, o.slug, d.created_at, d.state, d.challenge, d.verified_at, \
+             d.verified_by, d.checked_at, d.check_error FROM org_domains d \
+             JOIN orgs o ON o.id = d.org_id WHERE ($1 IS NULL OR d.org_id = $1) \
+             ORDER BY d.domain, o.slug",
         )
         .bind(org.map(OrgId::as_str))
         .fetch_all(&mut *self.read_conn().await?)
@@ -212,11 +223,18 @@ impl SsoStore for SqlStore {
         .map_err(e)?;
         rows.iter()
             .map(|r| {
+                let state: String = get(r, "state")?;
                 Ok(Domain {
                     domain: get(r, "domain")?,
                     org_id: OrgId::from_store(get(r, "org_id")?),
                     org_slug: get(r, "slug")?,
                     created_at: get(r, "created_at")?,
+                    state: DomainState::parse(&state).ok_or_else(|| bad_row("domain"))?,
+                    challenge: get(r, "challenge")?,
+                    verified_at: get(r, "verified_at")?,
+                    verified_by: get(r, "verified_by")?,
+                    checked_at: get(r, "checked_at")?,
+                    check_error: get(r, "check_error")?,
                 })
             })
             .collect()
@@ -225,13 +243,74 @@ impl SsoStore for SqlStore {
     async fn org_by_domain(&self, domain: &str) -> CoreResult<Option<Org>> {
         let row = sqlx::query(
             "SELECT o.id, o.slug, o.name, o.created_at FROM org_domains d \
-             JOIN orgs o ON o.id = d.org_id WHERE d.domain = $1",
+             JOIN orgs o ON o.id = d.org_id WHERE d.domain = $1 AND d.state = 'verified'",
         )
         .bind(domain)
         .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;
         row.as_ref().map(Self::org_from_row).transpose()
+    }
+
+    async fn verified_domains(&self, org: &OrgId) -> CoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT domain FROM org_domains WHERE org_id = $1 AND state = 'verified' ORDER BY domain",
+        )
+        .bind(org.as_str())
+        .fetch_all(&mut *self.read_conn().await?)
+        .await
+        .map_err(e)?;
+        rows.iter().map(|r| get(r, "domain")).collect()
+    }
+
+    async fn mark_domain_verified(
+        &self,
+        org: &Org,
+        domain: &str,
+        by: &str,
+        actor: &Actor,
+        event: EventDraft,
+    ) -> CoreResult<()> {
+        let ts = now();
+        let mut b = Batch::default();
+        b.push(
+            "UPDATE org_domains SET state = 'verified', verified_at = $1, verified_by = $2, \
+             checked_at = $1, check_error = NULL \
+             WHERE org_id = $3 AND domain = $4 AND state = 'pending'",
+            vec![
+                Arg::Str(ts),
+                Arg::Str(by.to_owned()),
+                Arg::Str(org.id.as_str().to_owned()),
+                Arg::Str(domain.to_owned()),
+            ],
+        );
+        b.event(Some(&org.id), actor, &event);
+        self.write_batch(b).await.map_err(|err| match err {
+            CoreError::Store(StoreError::Unique(_)) => CoreError::Uniqueness(format!(
+                "the domain {domain} is verified by another organization"
+            )),
+            other => other,
+        })
+    }
+
+    async fn record_domain_check(
+        &self,
+        org: &Org,
+        domain: &str,
+        error: Option<&str>,
+    ) -> CoreResult<()> {
+        let mut b = Batch::default();
+        b.push(
+            "UPDATE org_domains SET checked_at = $1, check_error = $2 \
+             WHERE org_id = $3 AND domain = $4",
+            vec![
+                Arg::Str(now()),
+                Arg::opt(error.map(str::to_owned)),
+                Arg::Str(org.id.as_str().to_owned()),
+                Arg::Str(domain.to_owned()),
+            ],
+        );
+        self.write_batch(b).await
     }
 
     async fn org_has_directory(&self, org: &OrgId) -> CoreResult<bool> {
@@ -327,6 +406,27 @@ impl SsoStore for SqlStore {
             .await
     }
 
+    async fn identities_of(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<Identity>> {
+        let rows = sqlx::query(
+            "SELECT connection_id, subject, verified_email FROM user_identities \
+             WHERE org_id = $1 AND user_id = $2 ORDER BY last_login_at DESC",
+        )
+        .bind(scope.org.as_str())
+        .bind(user_id)
+        .fetch_all(&mut *self.read_conn().await?)
+        .await
+        .map_err(e)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Identity {
+                    connection_id: get(r, "connection_id")?,
+                    subject: get(r, "subject")?,
+                    verified_email: get(r, "verified_email")?,
+                })
+            })
+            .collect()
+    }
+
     async fn record_login(
         &self,
         scope: &Scope,
@@ -334,15 +434,21 @@ impl SsoStore for SqlStore {
         connection_id: &str,
         subject: &str,
         idp_groups: &[String],
+        verified_email: Option<&str>,
     ) -> CoreResult<()> {
         let ts = now();
         let mut b = Batch::default();
+        // A link moves to another user only when the user it names is gone. The vouched
+        // address is the latest this connection vouched for.
         b.push(
-            "INSERT INTO user_identities (connection_id, subject, org_id, user_id, idp_groups, created_at, last_login_at, idp_groups_norm) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
+            "INSERT INTO user_identities (connection_id, subject, org_id, user_id, idp_groups, created_at, last_login_at, idp_groups_norm, verified_email) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) \
              ON CONFLICT (connection_id, subject) DO UPDATE SET user_id = excluded.user_id, \
              idp_groups = excluded.idp_groups, last_login_at = excluded.last_login_at, \
-             idp_groups_norm = excluded.idp_groups_norm",
+             idp_groups_norm = excluded.idp_groups_norm, \
+             verified_email = COALESCE(excluded.verified_email, user_identities.verified_email) \
+             WHERE user_identities.user_id = excluded.user_id \
+             OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = user_identities.user_id)",
             vec![
                 Arg::Str(connection_id.to_owned()),
                 Arg::Str(subject.to_owned()),
@@ -353,6 +459,7 @@ impl SsoStore for SqlStore {
                 Arg::Str(to_json(
                     &idp_groups.iter().map(|g| fold(g)).collect::<Vec<_>>(),
                 )?),
+                verified_email.map_or(Arg::Null, |v| Arg::Str(v.to_owned())),
             ],
         );
         // The claims decide the user's login-sourced roles.

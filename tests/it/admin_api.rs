@@ -897,13 +897,50 @@ async fn setup_objects(app: &TestApp) {
         .await
         .expect(201);
     assert_eq!(d.body["domain"], "initech.example");
+    assert_eq!(d.body["state"], "pending");
+    assert_eq!(d.body["record_name"], "_roster-challenge.initech.example");
+    assert!(
+        d.body["record_value"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("roster-domain-verification=")),
+        "{}",
+        d.body
+    );
     let domains = api.get("/orgs/initech/domains").await.expect(200);
     assert_eq!(
         strs(domains.body["data"].as_array().unwrap(), "domain"),
         ["initech.example"]
     );
+    // A pending claim holds nothing: another organization may claim it too, until one of
+    // them verifies it. An operator vouches for initech's.
+    api.post("/orgs/acme/domains", &json!({"domain": "initech.example"}))
+        .await
+        .expect(201);
+    let v = api
+        .post(
+            "/orgs/initech/domains/initech.example/verify",
+            &json!({"force": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (v.body["state"].as_str(), v.body["verified_by"].as_str()),
+        (Some("verified"), Some("operator"))
+    );
     assert_error(
-        &api.post("/orgs/acme/domains", &json!({"domain": "initech.example"}))
+        &api.post(
+            "/orgs/acme/domains/initech.example/verify",
+            &json!({"force": true}),
+        )
+        .await,
+        409,
+        "conflict",
+    );
+    api.post("/orgs", &json!({"slug": "hooli"}))
+        .await
+        .expect(201);
+    assert_error(
+        &api.post("/orgs/hooli/domains", &json!({"domain": "initech.example"}))
             .await,
         409,
         "conflict",
@@ -1453,6 +1490,7 @@ async fn openapi_document_matches_routes(app: &TestApp) {
             .replace("{org}", "acme")
             .replace("{token_id}", NO_ID)
             .replace("{event}", "1")
+            .replace("{domain}", "unclaimed.example")
             .replace("{id}", NO_ID);
         assert!(!path.contains('{'), "an unfilled parameter in {template}");
         for (method, op) in item.as_object().unwrap() {

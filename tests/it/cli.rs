@@ -181,7 +181,42 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
         &["domain", "add", "--org", "hooli", "hooli.test"],
         &[],
     );
-    assert!(err.contains("already belongs"), "{err}");
+    assert!(err.contains("already claimed"), "{err}");
+    // Pending until DNS shows the challenge: a resolver that is not there leaves it pending
+    // (and the command fails, saying why); the operator may vouch with --force.
+    assert_eq!(d["state"], "pending");
+    let err = roster_fails(
+        &dir,
+        &[
+            "domain",
+            "verify",
+            "--org",
+            "hooli",
+            "hooli.test",
+            "--dns-resolver",
+            "127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert!(err.contains("not verified"), "{err}");
+    let v = roster(
+        &dir,
+        &[
+            "domain",
+            "verify",
+            "--org",
+            "hooli",
+            "hooli.test",
+            "--force",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (v["state"].as_str(), v["verified_by"].as_str()),
+        (Some("verified"), Some("operator"))
+    );
+    let list = roster(&dir, &["domain", "list", "--json"]);
+    assert_eq!(list["domains"][0]["state"], "verified");
 
     let c = roster(
         &dir,
@@ -201,6 +236,8 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
             "--jit",
             "create_and_update",
             "--directory-authoritative",
+            "--domain",
+            "Hooli.test",
             "--map",
             "groups=roles_claim",
             "--json",

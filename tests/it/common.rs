@@ -157,10 +157,16 @@ impl Resp {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, |s| s).await
+    }
+
+    /// A server `configure` sets up further (e.g. its DNS resolver).
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(Server) -> Server) -> TestApp {
         let db = TestStore::new(backend).await;
         let server = Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
             .await
             .expect("bind");
+        let server = configure(server);
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -373,4 +379,23 @@ pub async fn admin_key(store: &SqlStore, org: Option<&str>, read_only: bool) -> 
         .await
         .unwrap();
     key
+}
+
+/// Claims `domain` for `org` and verifies it as an operator does (`roster domain verify
+/// --force`): the domain then routes logins and counts for `email_verified`.
+pub async fn verified_domain(store: &SqlStore, org: &roster::core::model::Org, domain: &str) {
+    use roster::core::domains;
+    domains::claim(store, org, domain, &Actor::Cli)
+        .await
+        .expect("claim the domain");
+    domains::verify(
+        store,
+        &roster::dns::Resolver::default(),
+        org,
+        domain,
+        true,
+        &Actor::Cli,
+    )
+    .await
+    .expect("verify the domain");
 }

@@ -98,9 +98,20 @@ pub async fn oidc_org_with_issuer(
     let org = orgs::create_org(s, &OrgSlug::parse(slug).unwrap(), None, &Actor::Cli)
         .await
         .unwrap();
-    s.add_domain(&org, &format!("{slug}.test"), &Actor::Cli)
-        .await
-        .unwrap();
+    crate::common::verified_domain(s, &org, &format!("{slug}.test")).await;
+    let conn = oidc_connection(app, &org, issuer, policy).await;
+    (org, conn)
+}
+
+/// A further OIDC connection of `org` to the provider at `issuer` (client `roster`, secret
+/// `roster-secret`).
+pub async fn oidc_connection(
+    app: &TestApp,
+    org: &Org,
+    issuer: &str,
+    policy: impl FnOnce(&mut ConnectionConfig),
+) -> Connection {
+    let s = &app.db.store;
     let id = roster::core::new_id();
     let mut config = ConnectionConfig {
         oidc_issuer: Some(issuer.to_owned()),
@@ -126,7 +137,7 @@ pub async fn oidc_org_with_issuer(
         disabled: false,
     };
     s.insert_connection(&conn, &Actor::Cli).await.unwrap();
-    (org, conn)
+    conn
 }
 
 pub struct Browser {
@@ -252,12 +263,12 @@ pub fn login_url(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Stri
 }
 
 /// Runs a login for `org` with `login_hint`; returns where it landed and the PKCE verifier.
-async fn login(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Landing, String) {
+pub async fn login(app: &TestApp, client: &Client, org: &str, hint: &str) -> (Landing, String) {
     let (url, verifier) = login_url(app, client, org, hint);
     (Browser::new().follow(&url).await, verifier)
 }
 
-fn code_of(landing: &Landing) -> String {
+pub fn code_of(landing: &Landing) -> String {
     let Landing::App(url) = landing else {
         panic!("login did not reach the app: {landing:?}");
     };
@@ -270,7 +281,7 @@ fn code_of(landing: &Landing) -> String {
 
 /// The ID token's claims, verified by an independent OpenID client against Roster's
 /// discovery document and JWKS.
-async fn verify_id_token(app: &TestApp, client: &Client, raw: &str) -> Value {
+pub async fn verify_id_token(app: &TestApp, client: &Client, raw: &str) -> Value {
     use openidconnect::core::{
         CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
         CoreProviderMetadata,

@@ -115,7 +115,7 @@ async fn saml_org(
     let org = orgs::create_org(s, &OrgSlug::parse(slug).unwrap(), None, &Actor::Cli)
         .await
         .unwrap();
-    s.add_domain(&org, "saml.test", &Actor::Cli).await.unwrap();
+    crate::common::verified_domain(s, &org, "saml.test").await;
     let keys: Value = serde_json::from_str(&idp(&["keys"], &json!({}))).unwrap();
     let mut md_args = vec!["metadata", "--sso-url", IDP_SSO];
     if !with_signing_cert {
