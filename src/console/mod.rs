@@ -33,7 +33,7 @@ use html::{LatencyPoint, badge, enc, esc, opt, page, table};
 const COOKIE: &str = "roster_console";
 const SESSION_HOURS: i64 = 12;
 /// The setting naming the operators' organization, whose SSO signs operators in.
-pub const SSO_ORG_SETTING: &str = "console_sso_org";
+pub const SSO_ORG_SETTING: &str = crate::core::store::CONSOLE_SSO_ORG_SETTING;
 /// The app id a console SSO sign-in carries instead of an app's.
 pub const CONSOLE_APP: &str = "roster-console";
 
@@ -163,8 +163,8 @@ impl FromRequestParts<Arc<ApiState>> for Console {
         st: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
         let token = cookie(&parts.headers, COOKIE).ok_or(ConsoleError::SignIn)?;
-        // Checked at every request: a revoked key, a deactivated operator or a lost role
-        // ends the session at once.
+        // Checked at every request: a revoked key, a deactivated operator, a lost role or
+        // console SSO turned off (or moved to another organization) ends the session at once.
         let grant = st
             .store
             .console_session(&hash_secret(token), &crate::core::now())
