@@ -1,5 +1,6 @@
 //! The web console and the customer setup page, end to end in headless Chromium (Debian's,
-//! driven by playwright-core: `tests/peers/browser/console.mjs`): sign-in, organizations,
+//! driven by playwright-core: `tests/peers/browser/console.mjs`): sign-in (and refusing one
+//! that another site's page posts), organizations,
 //! users (search, state filter, timeline, deactivation), groups, directories with their
 //! recent SCIM traffic, webhook deliveries and a resend, the drift report, the
 //! deprovisioning chart; then a setup link: the steps per IdP, an OIDC connection, a SCIM
@@ -92,6 +93,25 @@ async fn the_console_and_the_setup_page_in_chromium() {
         .await
         .unwrap();
     let setup = format!("{}/setup/{token}", app.base());
+    // Another site (localhost is not the site 127.0.0.1) whose page posts an admin key to
+    // the console's sign-in as soon as it loads.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let attack = format!(
+        "http://localhost:{}/attack",
+        listener.local_addr().unwrap().port()
+    );
+    let attack_page = format!(
+        "<!doctype html><title>Win a prize</title><form method=\"post\" action=\"{}/console/login\">\
+         <input name=\"key\" value=\"{key}\"></form><script>document.forms[0].submit()</script>",
+        app.base()
+    );
+    tokio::spawn(async move {
+        let r = axum::Router::new().route(
+            "/attack",
+            axum::routing::get(move || async move { axum::response::Html(attack_page) }),
+        );
+        let _ = axum::serve(listener, r).await;
+    });
 
     let shots = format!("{root}/target/screenshots/console");
     std::fs::create_dir_all(&shots).unwrap();
@@ -105,6 +125,8 @@ async fn the_console_and_the_setup_page_in_chromium() {
             &idp.issuer,
             "--shots",
             &shots,
+            "--attack",
+            &attack,
         ])
         .output()
         .await
@@ -172,7 +194,8 @@ async fn the_console_and_the_setup_page_in_chromium() {
 
 crate::backend_tests!(
     operators_sign_in_through_their_sso_while_they_hold_the_role,
-    console_sso_sessions_end_when_console_sso_is_turned_off
+    console_sso_sessions_end_when_console_sso_is_turned_off,
+    the_sign_in_form_refuses_other_sites
 );
 
 /// The operators' organization `ops`, connected over OIDC to a real `oidc-provider` with
@@ -255,7 +278,7 @@ async fn console_home(app: &TestApp, b: &crate::sso_oidc::Browser) -> (u16, Stri
 /// `roster console-sso --org ops`: users of the operators' organization sign in to the
 /// console through its SSO (a real OIDC login at `oidc-provider`) when an IdP group maps to
 /// `roster-admin`; the session ends the moment the user is deactivated; a user without the
-/// role is refused.
+/// role is refused. The SSO entrance only starts a login for the sign-in page's own link.
 async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &TestApp) {
     use crate::sso_oidc::{Browser, Landing};
     use roster::core::store::AdminStore;
@@ -276,6 +299,12 @@ async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &Test
         .set_setting(roster::console::SSO_ORG_SETTING, Some("ops"), &Actor::Cli)
         .await
         .unwrap();
+
+    // A link to the entrance from elsewhere (no sign-in page's token) starts no login: it
+    // leads to the sign-in page.
+    let r = Browser::new().http.get(&sso).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
 
     next_login(&idp, "olga").await;
     let b = Browser::new();
@@ -375,6 +404,78 @@ async fn console_sso_sessions_end_when_console_sso_is_turned_off(app: &TestApp) 
         (303, "/console/login".to_owned()),
         "console SSO now belongs to another organization"
     );
+}
+
+/// Login CSRF: another site must not sign an operator's browser in (to its own key's
+/// session). A post from another origin is refused without a session, as is one without
+/// the token of the sign-in page this browser loaded; the sign-in page's own post works.
+async fn the_sign_in_form_refuses_other_sites(app: &TestApp) {
+    use crate::sso_oidc::Browser;
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
+    let login = format!("{}/console/login", app.base());
+    let no_session = |r: &reqwest::Response| {
+        !r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").starts_with("roster_console="))
+    };
+    let b = Browser::new();
+    let r = b.http.get(&login).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let form = r.text().await.unwrap();
+    let token = csrf(&form);
+
+    // From another site, even with a token (say, from the attacker's own visit).
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let r = b
+            .http
+            .post(&login)
+            .header(name, value)
+            .form(&[("key", key.as_str()), ("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        assert!(no_session(&r), "{name}: {value}: no session cookie");
+        assert_eq!(console_home(app, &b).await.0, 303, "{name}: {value}");
+    }
+    // Without the sign-in page's token, or with one of another browser's page.
+    for given in [None, Some(token.as_str())] {
+        let mut form = vec![("key", key.as_str())];
+        if let Some(t) = given {
+            form.push(("csrf", t));
+        }
+        let r = Browser::new()
+            .http
+            .post(&login)
+            .header("origin", app.base())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "token {given:?}");
+        assert!(no_session(&r));
+    }
+
+    // The sign-in page's own post, as a browser sends it.
+    let r = b
+        .http
+        .post(&login)
+        .header("origin", app.base())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("key", key.as_str()), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console");
+    assert!(!no_session(&r), "a session cookie");
+    assert_eq!(console_home(app, &b).await.0, 200);
 }
 
 crate::backend_tests!(a_setup_link_connects_saml_and_tests_a_real_login);
