@@ -1,19 +1,21 @@
 //! The web console at `/console`: server-rendered HTML over the same store calls as the
 //! admin API, signed in with an admin key (exchanged for an HttpOnly, SameSite=Lax
 //! session cookie whose hash is stored; revoking the key ends the session). Forms carry a
-//! CSRF token derived from the session. No script; the one chart is inline SVG.
+//! CSRF token derived from the session; signing in, before there is one, is guarded by
+//! `signin.rs`. No script; the one chart is inline SVG.
 //!
 //! `html.rs` holds escaping, the layout, tables and the chart; `setup_page.rs` is the
 //! customer setup page (`/setup`), which shares the layout but nothing else.
 
 pub mod html;
 pub mod setup_page;
+pub mod signin;
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, FromRequestParts, Path, State};
+use axum::extract::{Form, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -33,7 +35,7 @@ use html::{LatencyPoint, badge, enc, esc, opt, page, table};
 const COOKIE: &str = "roster_console";
 const SESSION_HOURS: i64 = 12;
 /// The setting naming the operators' organization, whose SSO signs operators in.
-pub const SSO_ORG_SETTING: &str = "console_sso_org";
+pub const SSO_ORG_SETTING: &str = crate::core::store::CONSOLE_SSO_ORG_SETTING;
 /// The app id a console SSO sign-in carries instead of an app's.
 pub const CONSOLE_APP: &str = "roster-console";
 
@@ -165,8 +167,8 @@ impl FromRequestParts<Arc<ApiState>> for Console {
         st: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
         let token = cookie(&parts.headers, COOKIE).ok_or(ConsoleError::SignIn)?;
-        // Checked at every request: a revoked key, a deactivated operator or a lost role
-        // ends the session at once.
+        // Checked at every request: a revoked key, a deactivated operator, a lost role or
+        // console SSO turned off (or moved to another organization) ends the session at once.
         let grant = st
             .store
             .console_session(&hash_secret(token), &crate::core::now())
@@ -236,17 +238,33 @@ impl Console {
     }
 }
 
-async fn login_form(State(st): State<Arc<ApiState>>) -> Out {
+async fn login_form(State(st): State<Arc<ApiState>>, headers: HeaderMap) -> Out {
     let sso = st.store.setting(SSO_ORG_SETTING).await?;
-    html(login_page(None, sso.is_some()))
+    let token = signin::Token::issue(&headers, &st.public_url)?;
+    let body = login_page(None, sso.is_some(), &token.value);
+    Ok(token.set_on(sign_in_page(StatusCode::OK, body)))
 }
 
-fn login_page(error: Option<&str>, sso: bool) -> String {
+/// The sign-in page. Its Referrer-Policy is `same-origin`, not `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with the form, which [`signin`] refuses
+/// when the browser sends no `Sec-Fetch-Site` either. Nothing leaves for other sites.
+fn sign_in_page(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, secure_headers(), Html(body)).into_response();
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
+
+/// The sign-in page; `token` is this browser's sign-in token ([`signin`]).
+fn login_page(error: Option<&str>, sso: bool, token: &str) -> String {
     page(
         "Sign in",
         None,
         &format!(
             "<form class=\"login\" method=\"post\" action=\"/console/login\">{}{}\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
              <label for=\"key\">Admin API key</label>\
              <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" placeholder=\"rak_…\" required>\
              <button type=\"submit\">Sign in</button>\
@@ -257,10 +275,12 @@ fn login_page(error: Option<&str>, sso: bool) -> String {
                 esc(e)
             )),
             if sso {
-                "<p><a href=\"/console/sso\">Sign in with SSO</a> (operators with the roster-admin or \
-                 roster-viewer role)</p><hr>"
+                format!(
+                    "<p><a href=\"/console/sso?csrf={token}\">Sign in with SSO</a> (operators with the \
+                     roster-admin or roster-viewer role)</p><hr>"
+                )
             } else {
-                ""
+                String::new()
             }
         ),
     )
@@ -269,6 +289,9 @@ fn login_page(error: Option<&str>, sso: bool) -> String {
 #[derive(Deserialize)]
 struct LoginForm {
     key: String,
+    /// The sign-in page's token.
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
 fn session_cookie(public_url: &str, value: &str, max_age: i64) -> String {
@@ -283,14 +306,37 @@ fn session_cookie(public_url: &str, value: &str, max_age: i64) -> String {
     )
 }
 
-async fn login(State(st): State<Arc<ApiState>>, Form(f): Form<LoginForm>) -> Out {
+/// A sign-in refused before any key is looked at: sent from another site, or without the
+/// sign-in page this browser loaded. No session, no cookie.
+fn sign_in_refused(r: signin::Refusal) -> Response {
+    tracing::warn!(reason = %r, "console sign-in refused");
+    (
+        StatusCode::FORBIDDEN,
+        secure_headers(),
+        Html(page(
+            "Sign-in refused",
+            None,
+            &format!(
+                "<p class=\"error\">Sign-in refused: {}.</p><p><a href=\"/console/login\">Sign in again</a></p>",
+                esc(&r.to_string())
+            ),
+        )),
+    )
+        .into_response()
+}
+
+async fn login(
+    State(st): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Out {
+    if let Err(r) = signin::check(&headers, &st.public_url, f.csrf.as_deref()) {
+        return Ok(sign_in_refused(r));
+    }
     let Some(grant) = st.store.admin_key_grant(&hash_secret(f.key.trim())).await? else {
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            secure_headers(),
-            Html(login_page(Some("That key is unknown or revoked."), false)),
-        )
-            .into_response());
+        let token = signin::Token::issue(&headers, &st.public_url)?;
+        let body = login_page(Some("That key is unknown or revoked."), false, &token.value);
+        return Ok(token.set_on(sign_in_page(StatusCode::UNAUTHORIZED, body)));
     };
     Ok(open_session(
         &st.store,
@@ -324,13 +370,24 @@ async fn open_session(
         .into_response())
 }
 
-/// `GET /console/sso`: a login through the operators' organization's connection.
+/// `GET /console/sso?csrf=`: a login through the operators' organization's connection.
+/// Only the sign-in page's own link starts one ([`signin`]); any other (a link from another
+/// site, a bookmark) leads to the sign-in page, where the link is.
 pub async fn sso_start(
     State(st): State<Arc<setup_page::SetupState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
     let Some(slug) = st.api.store.setting(SSO_ORG_SETTING).await? else {
         return Ok(Redirect::to("/console/login").into_response());
     };
+    let token = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
+    if let Err(r) = signin::check(&headers, &st.api.public_url, token.as_deref()) {
+        tracing::info!(reason = %r, "console SSO not started");
+        return Ok(Redirect::to("/console/login").into_response());
+    }
     let org = crate::core::orgs::org(&st.api.store, &slug).await?;
     let conn = st
         .api

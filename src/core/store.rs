@@ -570,6 +570,9 @@ pub struct SetupLink {
 /// and the one that lets them look.
 pub const CONSOLE_ADMIN_ROLE: &str = "roster-admin";
 pub const CONSOLE_VIEWER_ROLE: &str = "roster-viewer";
+/// The setting naming the operators' organization, whose SSO signs operators in to the
+/// console (`roster console-sso`); unset, console SSO is off.
+pub const CONSOLE_SSO_ORG_SETTING: &str = "console_sso_org";
 
 /// Who a console session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -664,8 +667,10 @@ pub trait AdminStore: Send + Sync + 'static {
         who: &ConsoleIdentity,
         expires_at: &str,
     ) -> CoreResult<()>;
-    /// The grant of a live console session: its admin key unrevoked, or its user active and
-    /// holding [`CONSOLE_ADMIN_ROLE`] or [`CONSOLE_VIEWER_ROLE`] — checked at every request.
+    /// The grant of a live console session: its admin key unrevoked, or its user active,
+    /// holding [`CONSOLE_ADMIN_ROLE`] or [`CONSOLE_VIEWER_ROLE`], and still able to sign in
+    /// through console SSO (the user's organization is the one [`CONSOLE_SSO_ORG_SETTING`]
+    /// names, with a connection not disabled) — checked at every request.
     async fn console_session(&self, id_hash: &str, now: &str) -> CoreResult<Option<ConsoleGrant>>;
     /// A deployment setting (`settings` table), if set.
     async fn setting(&self, name: &str) -> CoreResult<Option<String>>;

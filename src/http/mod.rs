@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
@@ -131,7 +132,17 @@ async fn metrics(
     )
 }
 
-/// Builds the application router over a store.
+/// The policy of every page that sets none of its own (the SSO adapter's error and refusal
+/// pages, 404s, JSON): load nothing, submit nowhere, never be framed. The console and the
+/// setup page set their own.
+const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// HSTS when Roster serves TLS itself: a year, this host only (Roster often shares its
+/// domain with other services, so no `includeSubDomains`).
+const HSTS: &str = "max-age=31536000";
+
+/// Builds the application router over a store (plain HTTP, or behind a TLS proxy).
 pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Result<Router> {
     app_with(
         store,
@@ -141,9 +152,11 @@ pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Res
         Arc::default(),
         Arc::default(),
         crate::dns::Resolver::default(),
+        false,
     )
 }
 
+/// `tls`: Roster itself serves HTTPS, so its responses carry `Strict-Transport-Security`.
 fn app_with(
     store: SqlStore,
     public_url: &str,
@@ -152,6 +165,7 @@ fn app_with(
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
     dns: crate::dns::Resolver,
+    tls: bool,
 ) -> std::io::Result<Router> {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
@@ -181,7 +195,7 @@ fn app_with(
         api: api_state_for_setup,
         sso: sso_state.clone(),
     });
-    Ok(Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -201,7 +215,24 @@ fn app_with(
         .merge(crate::oidc::router(sso_state))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
         .layer(axum::middleware::from_fn(origin))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http())
+        // Outermost, so that every response has them, errors and 404s included.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        ));
+    Ok(if tls {
+        app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ))
+    } else {
+        app
+    })
 }
 
 /// Refuses a master key other than the one the database's secrets were encrypted with.
@@ -288,6 +319,7 @@ impl Server {
                 limits.clone(),
                 admin_limits.clone(),
                 dns.clone(),
+                tls.is_some(),
             )?,
             limits,
             admin_limits,

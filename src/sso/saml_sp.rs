@@ -340,15 +340,11 @@ impl Sp {
                 }
             }
         }
-        let not_after = assertion
-            .conditions
-            .as_ref()
-            .and_then(|c| c.not_on_or_after)
-            .unwrap_or_else(|| Utc::now() + chrono::Duration::hours(1));
+        let kept_until = replay_until(&assertion, self.sp.max_clock_skew);
         Ok(Verified {
             assertion_id: assertion.id.clone(),
             expires_at: crate::core::format_time(
-                time::OffsetDateTime::from_unix_timestamp(not_after.timestamp())
+                time::OffsetDateTime::from_unix_timestamp(kept_until.timestamp())
                     .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
             ),
             assertion: Assertion {
@@ -407,11 +403,37 @@ impl Sp {
     }
 }
 
+/// Until when an accepted assertion's id must be kept against replay: as long as samael
+/// would accept it again, that is the latest NotOnOrAfter of its Conditions and
+/// SubjectConfirmationData, plus the clock skew it allows (an assertion without any
+/// NotOnOrAfter: an hour from now, plus the skew).
+fn replay_until(
+    assertion: &samael::schema::Assertion,
+    skew: chrono::Duration,
+) -> chrono::DateTime<Utc> {
+    let conditions = assertion
+        .conditions
+        .as_ref()
+        .and_then(|c| c.not_on_or_after);
+    let confirmations = assertion
+        .subject
+        .iter()
+        .flat_map(|s| s.subject_confirmations.iter().flatten())
+        .filter_map(|c| c.subject_confirmation_data.as_ref()?.not_on_or_after);
+    conditions
+        .into_iter()
+        .chain(confirmations)
+        .max()
+        .unwrap_or_else(|| Utc::now() + chrono::Duration::hours(1))
+        + skew
+}
+
 /// What a verified response says.
 #[derive(Debug)]
 pub struct Verified {
     pub assertion_id: String,
-    /// When the assertion stops being valid: until then its id is kept against replay.
+    /// When the assertion stops being accepted (its latest NotOnOrAfter plus the clock
+    /// skew): until then its id is kept against replay.
     pub expires_at: String,
     pub assertion: Assertion,
 }

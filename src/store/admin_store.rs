@@ -496,12 +496,17 @@ impl AdminStore for SqlStore {
              FROM console_sessions s \
              LEFT JOIN admin_keys k ON k.id = s.admin_key_id AND k.revoked_at IS NULL \
              LEFT JOIN users u ON u.id = s.user_id AND u.active = 1 \
+               AND u.org_id IN (SELECT o.id FROM settings st JOIN orgs o ON o.slug = st.value \
+                                WHERE st.name = $5) \
+               AND EXISTS (SELECT 1 FROM connections c \
+                           WHERE c.org_id = u.org_id AND c.disabled_at IS NULL) \
              WHERE s.id_hash = $1 AND s.expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
         .bind(CONSOLE_ADMIN_ROLE)
         .bind(CONSOLE_VIEWER_ROLE)
+        .bind(CONSOLE_SSO_ORG_SETTING)
         .fetch_optional(&mut *self.read_conn().await?)
         .await
         .map_err(e)?;

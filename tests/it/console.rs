@@ -1,5 +1,6 @@
 //! The web console and the customer setup page, end to end in headless Chromium (Debian's,
-//! driven by playwright-core: `tests/peers/browser/console.mjs`): sign-in, organizations,
+//! driven by playwright-core: `tests/peers/browser/console.mjs`): sign-in (and refusing one
+//! that another site's page posts), organizations,
 //! users (search, state filter, timeline, deactivation), groups, directories with their
 //! recent SCIM traffic, webhook deliveries and a resend, the drift report, the
 //! deprovisioning chart; then a setup link: the steps per IdP, an OIDC connection, a SCIM
@@ -92,6 +93,25 @@ async fn the_console_and_the_setup_page_in_chromium() {
         .await
         .unwrap();
     let setup = format!("{}/setup/{token}", app.base());
+    // Another site (localhost is not the site 127.0.0.1) whose page posts an admin key to
+    // the console's sign-in as soon as it loads.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let attack = format!(
+        "http://localhost:{}/attack",
+        listener.local_addr().unwrap().port()
+    );
+    let attack_page = format!(
+        "<!doctype html><title>Win a prize</title><form method=\"post\" action=\"{}/console/login\">\
+         <input name=\"key\" value=\"{key}\"></form><script>document.forms[0].submit()</script>",
+        app.base()
+    );
+    tokio::spawn(async move {
+        let r = axum::Router::new().route(
+            "/attack",
+            axum::routing::get(move || async move { axum::response::Html(attack_page) }),
+        );
+        let _ = axum::serve(listener, r).await;
+    });
 
     let shots = format!("{root}/target/screenshots/console");
     std::fs::create_dir_all(&shots).unwrap();
@@ -105,6 +125,8 @@ async fn the_console_and_the_setup_page_in_chromium() {
             &idp.issuer,
             "--shots",
             &shots,
+            "--attack",
+            &attack,
         ])
         .output()
         .await
@@ -170,15 +192,17 @@ async fn the_console_and_the_setup_page_in_chromium() {
     app.stop().await;
 }
 
-crate::backend_tests!(operators_sign_in_through_their_sso_while_they_hold_the_role);
+crate::backend_tests!(
+    operators_sign_in_through_their_sso_while_they_hold_the_role,
+    console_sso_sessions_end_when_console_sso_is_turned_off,
+    the_sign_in_form_refuses_other_sites
+);
 
-/// `roster console-sso --org ops`: users of the operators' organization sign in to the
-/// console through its SSO (a real OIDC login at `oidc-provider`) when an IdP group maps to
-/// `roster-admin`; the session ends the moment the user is deactivated; a user without the
-/// role is refused.
-async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &TestApp) {
-    use crate::sso_oidc::{Browser, Landing, oidc_org};
-    use roster::core::store::AdminStore;
+/// The operators' organization `ops`, connected over OIDC to a real `oidc-provider` with
+/// the accounts olga (group "Roster Admins", mapped to `roster-admin`) and pat ("Sales").
+/// Console SSO is not turned on yet.
+async fn operators(app: &TestApp) -> (Idp, roster::core::model::Org) {
+    use crate::sso_oidc::oidc_org;
     let store = &app.db.store;
     let idp = Idp::for_app(app, &[]).await;
     idp.account(
@@ -196,18 +220,70 @@ async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &Test
         roster::core::roles::new_mapping(&ops.id, "displayName", "roster admins", "roster-admin")
             .unwrap();
     store.insert_role_mapping(&m, &Actor::Cli).await.unwrap();
-    let next_login = |sub: &'static str| {
-        let issuer = idp.issuer.clone();
-        async move {
-            let r = reqwest::Client::new()
-                .post(format!("{issuer}/__test/next-login"))
-                .json(&json!({"sub": sub}))
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
-    };
+    (idp, ops)
+}
+
+/// The IdP's next login will be as `sub`.
+async fn next_login(idp: &Idp, sub: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/__test/next-login", idp.issuer))
+        .json(&json!({"sub": sub}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+/// Signs in through console SSO as a browser does: loads the sign-in page, follows its
+/// "Sign in with SSO" link through the IdP and back.
+async fn console_sso(app: &TestApp, b: &crate::sso_oidc::Browser) -> crate::sso_oidc::Landing {
+    let r = b
+        .http
+        .get(format!("{}/console/login", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let link = page
+        .split("href=\"/console/sso")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no SSO link on the sign-in page: {page}"));
+    b.follow(&format!(
+        "{}/console/sso{}",
+        app.base(),
+        link.replace("&amp;", "&")
+    ))
+    .await
+}
+
+/// The status and `Location` of `GET /console` in browser `b`.
+async fn console_home(app: &TestApp, b: &crate::sso_oidc::Browser) -> (u16, String) {
+    let r = b
+        .http
+        .get(format!("{}/console", app.base()))
+        .send()
+        .await
+        .unwrap();
+    let loc = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (r.status().as_u16(), loc)
+}
+
+/// `roster console-sso --org ops`: users of the operators' organization sign in to the
+/// console through its SSO (a real OIDC login at `oidc-provider`) when an IdP group maps to
+/// `roster-admin`; the session ends the moment the user is deactivated; a user without the
+/// role is refused. The SSO entrance only starts a login for the sign-in page's own link.
+async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &TestApp) {
+    use crate::sso_oidc::{Browser, Landing};
+    use roster::core::store::AdminStore;
+    let store = &app.db.store;
+    let (idp, ops) = operators(app).await;
     let sso = format!("{}/console/sso", app.base());
 
     // Not set up: the SSO entrance leads back to the key sign-in.
@@ -224,9 +300,15 @@ async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &Test
         .await
         .unwrap();
 
-    next_login("olga").await;
+    // A link to the entrance from elsewhere (no sign-in page's token) starts no login: it
+    // leads to the sign-in page.
+    let r = Browser::new().http.get(&sso).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+
+    next_login(&idp, "olga").await;
     let b = Browser::new();
-    match b.follow(&sso).await {
+    match console_sso(app, &b).await {
         Landing::Page(status, body) => {
             assert_eq!(status, 200, "{body}");
             assert!(body.contains("<h1>Organizations</h1>"), "{body}");
@@ -262,32 +344,138 @@ async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &Test
     roster::core::resources::set_active(store, &scope, &olga.id, false)
         .await
         .unwrap();
-    let r = b
-        .http
-        .get(format!("{}/console", app.base()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/console/login");
+    assert_eq!(
+        console_home(app, &b).await,
+        (303, "/console/login".to_owned())
+    );
 
     // Without the role: refused, no session.
-    next_login("pat").await;
+    next_login(&idp, "pat").await;
     let b = Browser::new();
-    match b.follow(&sso).await {
+    match console_sso(app, &b).await {
         Landing::Page(status, body) => {
             assert_eq!(status, 403, "{body}");
             assert!(body.contains("roster-admin"), "{body}");
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(console_home(app, &b).await.0, 303);
+}
+
+/// `roster console-sso --off` (or pointing it at another organization) ends the console
+/// sessions opened through the operators' SSO at their next request, as deprovisioning does;
+/// admin-key sessions are not affected.
+async fn console_sso_sessions_end_when_console_sso_is_turned_off(app: &TestApp) {
+    use crate::sso_oidc::{Browser, Landing};
+    use roster::core::store::AdminStore;
+    let store = &app.db.store;
+    let (idp, _ops) = operators(app).await;
+    let set = |org: Option<&'static str>| async move {
+        store
+            .set_setting(roster::console::SSO_ORG_SETTING, org, &Actor::Cli)
+            .await
+            .unwrap();
+    };
+    let sign_in = || async {
+        next_login(&idp, "olga").await;
+        let b = Browser::new();
+        match console_sso(app, &b).await {
+            Landing::Page(status, body) => assert_eq!(status, 200, "{body}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(console_home(app, &b).await.0, 200);
+        b
+    };
+    set(Some("ops")).await;
+    let b = sign_in().await;
+    set(None).await;
+    assert_eq!(
+        console_home(app, &b).await,
+        (303, "/console/login".to_owned()),
+        "console SSO is off: its sessions end"
+    );
+
+    // Console SSO moved to another organization: the old operators' sessions end too.
+    set(Some("ops")).await;
+    let b = sign_in().await;
+    set(Some("acme")).await;
+    assert_eq!(
+        console_home(app, &b).await,
+        (303, "/console/login".to_owned()),
+        "console SSO now belongs to another organization"
+    );
+}
+
+/// Login CSRF: another site must not sign an operator's browser in (to its own key's
+/// session). A post from another origin is refused without a session, as is one without
+/// the token of the sign-in page this browser loaded; the sign-in page's own post works.
+async fn the_sign_in_form_refuses_other_sites(app: &TestApp) {
+    use crate::sso_oidc::Browser;
+    let key = crate::common::admin_key(&app.db.store, None, false).await;
+    let login = format!("{}/console/login", app.base());
+    let no_session = |r: &reqwest::Response| {
+        !r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").starts_with("roster_console="))
+    };
+    let b = Browser::new();
+    let r = b.http.get(&login).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let form = r.text().await.unwrap();
+    let token = csrf(&form);
+
+    // From another site, even with a token (say, from the attacker's own visit).
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let r = b
+            .http
+            .post(&login)
+            .header(name, value)
+            .form(&[("key", key.as_str()), ("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        assert!(no_session(&r), "{name}: {value}: no session cookie");
+        assert_eq!(console_home(app, &b).await.0, 303, "{name}: {value}");
+    }
+    // Without the sign-in page's token, or with one of another browser's page.
+    for given in [None, Some(token.as_str())] {
+        let mut form = vec![("key", key.as_str())];
+        if let Some(t) = given {
+            form.push(("csrf", t));
+        }
+        let r = Browser::new()
+            .http
+            .post(&login)
+            .header("origin", app.base())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "token {given:?}");
+        assert!(no_session(&r));
+    }
+
+    // The sign-in page's own post, as a browser sends it.
     let r = b
         .http
-        .get(format!("{}/console", app.base()))
+        .post(&login)
+        .header("origin", app.base())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("key", key.as_str()), ("csrf", token.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console");
+    assert!(!no_session(&r), "a session cookie");
+    assert_eq!(console_home(app, &b).await.0, 200);
 }
 
 crate::backend_tests!(a_setup_link_connects_saml_and_tests_a_real_login);

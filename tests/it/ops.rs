@@ -164,6 +164,92 @@ fn localhost_cert() -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// Every response says `X-Content-Type-Options: nosniff` (SCIM, admin API, OpenID provider,
+/// console, SSO, errors, 404s); pages without a policy of their own, among them the SSO
+/// error pages, get a strict Content-Security-Policy that forbids framing; HSTS is for TLS
+/// only (see `serves_https_with_a_pem_certificate`).
+async fn security_headers_on_every_response(app: &TestApp) {
+    let base = app.base();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sso_pages = [
+        "/sso/oidc/callback",
+        "/sso/oidc/callback?state=unknown&code=x",
+        "/sso/saml/no-such-connection/metadata",
+        "/sso/saml/continue",
+    ];
+    let mut paths = vec![
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/scim/v2/Users"),
+        ("GET", "/scim/v2/ServiceProviderConfig"),
+        ("GET", "/scim/v2/NoSuchResource"),
+        ("GET", "/api/v1/orgs"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", "/oauth/jwks"),
+        ("GET", "/oauth/authorize"),
+        ("POST", "/oauth/token"),
+        ("GET", "/console"),
+        ("GET", "/console/login"),
+        ("GET", "/console/assets/console.css"),
+        ("GET", "/setup"),
+        ("GET", "/no/such/page"),
+        ("DELETE", "/healthz"),
+    ];
+    paths.extend(sso_pages.iter().map(|p| ("GET", *p)));
+    for (method, path) in paths {
+        let r = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers();
+        assert_eq!(
+            h.get("x-content-type-options").map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{method} {path} ({})",
+            r.status()
+        );
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "{method} {path}: no HSTS over plain HTTP"
+        );
+    }
+    for path in sso_pages {
+        let r = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: no CSP"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    // The console keeps its own policy.
+    let r = client
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("style-src 'self'"), "{csp}");
+}
+
+backend_tests!(security_headers_on_every_response);
+
 /// `--tls-cert/--tls-key`: the server speaks HTTPS (rustls) and still shuts down cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_with_a_pem_certificate() {
@@ -197,6 +283,10 @@ async fn serves_https_with_a_pem_certificate() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // Served over TLS by Roster itself: browsers are told to keep to HTTPS.
+    let hsts = r.headers()["strict-transport-security"].to_str().unwrap();
+    assert!(hsts.starts_with("max-age="), "{hsts}");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.text().await.unwrap(), "ok");
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = reqwest::get(format!("http://{addr}/healthz")).await;

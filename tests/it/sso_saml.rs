@@ -221,8 +221,9 @@ pub async fn post(
     }
 }
 
-const VALID: [&str; 8] = [
+const VALID: [&str; 9] = [
     "valid_signed_assertion",
+    "valid_within_skew",
     "valid_signed_response",
     "valid_signed_both",
     "valid_encrypted",
@@ -365,6 +366,20 @@ async fn saml_login_replay_and_binding(app: &TestApp) {
         Err((400, body)) => assert!(body.contains("already used"), "{body}"),
         x => panic!("a replayed assertion logged in: {x:?}"),
     }
+    // Expired by the IdP's clock but within the clock skew: accepted once, and the replay
+    // cache keeps it as long as it is accepted (not only until its NotOnOrAfter).
+    let late = saml.responses(app, None, &["valid_within_skew"])["valid_within_skew"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = post(app, &saml, &Browser::new(), &late, None)
+        .await
+        .expect("an assertion within the clock skew logs in");
+    assert!(code.starts_with("rsn_c_"));
+    match post(app, &saml, &Browser::new(), &late, None).await {
+        Err((400, body)) => assert!(body.contains("already used"), "{body}"),
+        x => panic!("a replayed assertion within the clock skew logged in: {x:?}"),
+    }
     // The replay cache holds across nodes: a second server with its own connection pool to
     // the same database (behind the same public URL) refuses it too.
     let store_b = roster::store::open(&app.db.location()).await.unwrap();
@@ -448,6 +463,60 @@ async fn saml_clock_skew_is_configurable() {
         assert_eq!(outcome.is_ok(), accepted, "{slug}: {outcome:?}");
         app.stop().await;
     }
+}
+
+/// The replay cache keeps an assertion's id for as long as the assertion would be accepted:
+/// until the latest of its Conditions and SubjectConfirmationData NotOnOrAfter, plus the
+/// connection's clock skew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_replay_entries_outlive_the_clock_skew() {
+    use time::format_description::well_known::Rfc3339;
+    let app = TestApp::start(Backend::Sqlite).await;
+    let saml = saml_org(&app, "skewreplay", true, |c| {
+        c.saml_clock_skew_secs = Some(120)
+    })
+    .await
+    .unwrap();
+    let sp_key = app
+        .db
+        .master_key()
+        .decrypt_string(
+            &saml.conn.secret_purpose(),
+            saml.conn.secret_enc.as_deref().unwrap(),
+        )
+        .unwrap();
+    let entity = saml.entity(&app);
+    let sp = roster::sso::saml_sp::Sp::new(
+        &entity,
+        &format!("{entity}/acs"),
+        saml.conn.config.saml_idp_metadata.as_deref().unwrap(),
+        &sp_key,
+        &saml.sp_cert,
+        120,
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    // Conditions NotOnOrAfter now - 20 s, SubjectConfirmationData NotOnOrAfter now - 10 s.
+    let b64 = saml.responses_at(
+        &app,
+        None,
+        &["valid_within_skew"],
+        Some(&now.format(&Rfc3339).unwrap()),
+    )["valid_within_skew"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verified = sp.verify(&b64, None).expect("accepted within the skew");
+    let kept_until = time::OffsetDateTime::parse(&verified.expires_at, &Rfc3339).unwrap();
+    assert_eq!(
+        kept_until,
+        now - time::Duration::seconds(10) + time::Duration::seconds(120),
+        "{}",
+        verified.expires_at
+    );
+    app.stop().await;
 }
 
 /// A connection to IdP metadata without a signing certificate is refused up front.

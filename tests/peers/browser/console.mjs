@@ -2,7 +2,9 @@
 // playwright-core), checking what each page shows and taking a screenshot of each.
 //
 // Usage: node console.mjs --base URL --key ADMIN_KEY --org SLUG --setup SETUP_URL
-//        --issuer OIDC_ISSUER --shots DIR [--chromium /usr/bin/chromium]
+//        --issuer OIDC_ISSUER --shots DIR [--attack URL] [--chromium /usr/bin/chromium]
+// --attack: a page on another site that posts an admin key to the console's sign-in (login
+// CSRF); the browser must not be signed in by it.
 // Prints one JSON line on stdout: {"scim_token": "...", "checks": [...]}. Exits non-zero on
 // the first failed check.
 import { chromium } from "playwright-core";
@@ -17,6 +19,7 @@ const org = arg("org");
 const setup = arg("setup");
 const issuer = arg("issuer");
 const shots = arg("shots");
+const attack = arg("attack");
 const executablePath = arg("chromium", "/usr/bin/chromium");
 if (!base || !key || !org || !setup || !issuer || !shots) {
   console.error("usage: console.mjs --base URL --key KEY --org SLUG --setup URL --issuer URL --shots DIR");
@@ -134,6 +137,16 @@ try {
   await page.waitForURL(`${base}/console/login`);
   await page.goto(`${base}/console`);
   check(page.url().endsWith("/console/login"), "signed out");
+
+  if (attack) {
+    // Another site's page posts a key to the sign-in form: refused, and no session.
+    await page.goto(attack);
+    await page.waitForURL((u) => u.href.startsWith(base));
+    check(page.url() === `${base}/console/login` && (await page.content()).includes("Sign-in refused"),
+      `a sign-in posted by another site is refused (landed on ${page.url()})`);
+    await page.goto(`${base}/console`);
+    check(page.url().endsWith("/console/login"), "another site's sign-in opened no session");
+  }
 
   // ---- The customer's setup page.
   const it = await browser.newContext({ viewport: { width: 1100, height: 900 } });

@@ -127,6 +127,8 @@ CASES = {
     "xsw7": "XSW7: evil copy (same ID) inside samlp:Extensions before the signed Assertion",
     "xsw8": "XSW8: evil Assertion keeps the Signature, original copy inside ds:Object in it",
     "comment_in_nameid": "signed NameID text is name_id<!---->.evil.com: comments are outside the digest",
+    "valid_within_skew": "Conditions NotOnOrAfter 20 s and SubjectConfirmationData NotOnOrAfter "
+    "10 s in the past: expired by the IdP's clock, still valid within a clock skew of 60 s",
     "expired": "Conditions and SubjectConfirmationData NotOnOrAfter 1 hour in the past",
     "not_yet_valid": "Conditions NotBefore 1 hour ahead",
     "wrong_audience": "Audience is another SP",
@@ -702,6 +704,15 @@ def build_case(p: Params, case: str) -> bytes:
         return xsw_assertion(p, int(case[3:]))
     if case == "comment_in_nameid":
         return comment_in_nameid(p)
+    if case == "valid_within_skew":
+        return serialize(
+            signed_assertion_response(
+                p,
+                not_before=p.now - dt.timedelta(minutes=5),
+                not_on_or_after=p.now - dt.timedelta(seconds=20),
+                scd_not_on_or_after=p.now - dt.timedelta(seconds=10),
+            )[0]
+        )
     if case == "expired":
         return serialize(
             signed_assertion_response(
