@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod http;
 pub mod metrics;
 pub mod oidc;
+pub mod outbound;
 pub mod scim;
 pub mod sso;
 pub mod store;

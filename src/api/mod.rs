@@ -48,6 +48,8 @@ pub struct ApiState {
     pub public_url: String,
     /// Per admin key, on this node (off when its rate is 0).
     pub limits: Arc<RateLimiter>,
+    /// Outbound HTTP to customer-supplied URLs (SAML metadata URLs).
+    pub outbound: crate::outbound::Outbound,
 }
 
 /// The body of every error.

@@ -12,6 +12,7 @@ use crate::core::secrets::MasterKey;
 use crate::core::sessions;
 use crate::core::sso::{Connection, IdpKind, JitMode, normalize_domain};
 use crate::core::store::{SsoStore, Store};
+use crate::outbound::{Outbound, Reach};
 use crate::sso::setup::{self, ConnectionSpec, Upstream};
 use crate::store::SqlStore;
 
@@ -277,6 +278,8 @@ pub async fn connection(
                     }
                     _ => None,
                 },
+                // The operator's own command: the IdP may be on a private network.
+                private_networks: true,
                 ..ConnectionSpec::new(idp, upstream)
             };
             let conn = setup::create_connection(store, master, &org, spec, &Actor::Cli).await?;
@@ -318,24 +321,16 @@ pub async fn connection(
     Ok(())
 }
 
-/// IdP metadata from a file, or from an https URL (http only on loopback).
+/// IdP metadata from a file, or from an https URL (http only on loopback). The operator's
+/// own command: private networks may be reached.
 async fn read_metadata(source: &str) -> Result<String, CliError> {
     if source.starts_with("https://") || source.starts_with("http://") {
-        let url = setup::check_idp_url("the IdP metadata URL", source)?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let fetch = async {
-            let resp = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(15))
-                .build()?
-                .get(url)
-                .send()
-                .await?
-                .error_for_status()?;
-            resp.text().await
-        };
-        return fetch.await.map_err(|e| {
-            CoreError::InvalidValue(format!("cannot fetch IdP metadata from {source}: {e}")).into()
-        });
+        let out = Outbound::new(
+            concat!("roster/", env!("CARGO_PKG_VERSION")),
+            std::time::Duration::from_secs(15),
+        )
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        return Ok(setup::fetch_idp_metadata(&out, Reach::Private, source).await?);
     }
     Ok(std::fs::read_to_string(source)?)
 }

@@ -121,38 +121,6 @@ pub fn parse_patterns(s: &str) -> CoreResult<Vec<String>> {
     Ok(out)
 }
 
-/// Whether an address is on the public internet: not loopback, private (RFC 1918, unique
-/// local), link-local (cloud metadata services live there), shared (CGNAT), unspecified,
-/// broadcast, multicast or documentation space.
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
 /// The purpose (associated data) an endpoint's secret is encrypted under.
 pub fn secret_purpose(endpoint_id: &str) -> String {
     format!("webhook-secret:{endpoint_id}")
@@ -224,28 +192,6 @@ pub fn retry_delay_ms(schedule_ms: &[u64], attempt: usize, jitter: f64) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        for a in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(a.parse().unwrap()), "{a}");
-        }
-        for a in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
-            assert!(is_public(a.parse().unwrap()), "{a}");
-        }
-    }
 
     #[test]
     fn patterns_match_families_and_types() {

@@ -26,7 +26,7 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::secrets::MasterKey;
 use crate::core::store::SsoStore;
 use crate::scim::{self, MAX_PAYLOAD, ScimState};
-use crate::sso::{self, SsoState, oidc_rp};
+use crate::sso::{self, SsoState};
 use crate::store::SqlStore;
 
 pub struct Server {
@@ -158,11 +158,18 @@ fn app_with(
         traffic,
         limits,
     });
+    // Every request to an IdP (and SAML metadata URLs) goes through the outbound guard.
+    let outbound = crate::outbound::Outbound::new(
+        concat!("roster/", env!("CARGO_PKG_VERSION")),
+        Duration::from_secs(15),
+    )
+    .map_err(std::io::Error::other)?;
     let api_state = Arc::new(crate::api::ApiState {
         store: store.clone(),
         master: master.clone(),
         public_url: public_url.clone(),
         limits: admin_limits,
+        outbound: outbound.clone(),
     });
     let console_router = crate::console::router(api_state.clone());
     let api_state_for_setup = api_state.clone();
@@ -170,7 +177,7 @@ fn app_with(
         store: store.clone(),
         master,
         public_url,
-        http: oidc_rp::Http::new().map_err(std::io::Error::other)?,
+        outbound,
         metadata: Default::default(),
     });
     let setup_state = Arc::new(crate::console::setup_page::SetupState {

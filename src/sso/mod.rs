@@ -38,7 +38,9 @@ pub struct SsoState {
     pub master: MasterKey,
     /// Base URL of this server as browsers and IdPs reach it (no trailing slash).
     pub public_url: String,
-    pub http: oidc_rp::Http,
+    /// Outbound HTTP to IdPs (`crate::outbound`): public addresses only unless an
+    /// operator made the connection.
+    pub outbound: crate::outbound::Outbound,
     pub metadata: oidc_rp::MetadataCache,
 }
 
@@ -52,6 +54,13 @@ impl SsoState {
     }
     fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+    /// The HTTP client for `conn`'s IdP: private networks only for an operator's connection.
+    fn idp_http(&self, conn: &Connection) -> oidc_rp::Http {
+        oidc_rp::Http::new(
+            self.outbound.clone(),
+            crate::outbound::Reach::private_if(conn.config.private_networks),
+        )
     }
 }
 
@@ -108,11 +117,9 @@ pub async fn begin_login(
     let location = match conn.protocol {
         Protocol::Oidc => {
             let secret = connection_secret(st, conn)?;
-            let cfg = oidc_rp::RpConfig::of(conn, secret, st.oidc_redirect_uri())
-                .map_err(|e| LoginFailure::Config(e.to_string()))?;
-            let started = oidc_rp::start(&st.metadata, &st.http, &cfg, &id, login_hint)
-                .await
-                .map_err(|e| LoginFailure::Upstream(e.to_string()))?;
+            let cfg = oidc_rp::RpConfig::of(conn, secret, st.oidc_redirect_uri())?;
+            let started =
+                oidc_rp::start(&st.metadata, &st.idp_http(conn), &cfg, &id, login_hint).await?;
             data.upstream_nonce = Some(started.nonce);
             data.pkce_verifier = Some(started.pkce_verifier);
             started.url
@@ -259,18 +266,16 @@ async fn oidc_finish(
         .ok_or_else(|| LoginFailure::IdpError("the response has no code".into()))?;
     let (org, conn) = load(st, login).await?;
     let secret = connection_secret(st, &conn)?;
-    let cfg = oidc_rp::RpConfig::of(&conn, secret, st.oidc_redirect_uri())
-        .map_err(|e| LoginFailure::Config(e.to_string()))?;
+    let cfg = oidc_rp::RpConfig::of(&conn, secret, st.oidc_redirect_uri())?;
     let assertion = oidc_rp::finish(
         &st.metadata,
-        &st.http,
+        &st.idp_http(&conn),
         &cfg,
         code,
         login.data.upstream_nonce.as_deref().unwrap_or_default(),
         login.data.pkce_verifier.as_deref().unwrap_or_default(),
     )
-    .await
-    .map_err(|e| LoginFailure::Rejected(e.to_string()))?;
+    .await?;
     complete_login(st, &org, &conn, &assertion, &login.data.app).await
 }
 

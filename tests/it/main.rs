@@ -18,3 +18,4 @@ mod sso_oidc;
 mod sso_oidc_attacks;
 mod sso_saml;
 mod store_contract;
+mod trust;

@@ -1,0 +1,238 @@
+//! Trust boundaries, each on SQLite and PostgreSQL: what an organization-scoped admin key
+//! (or anyone, unauthenticated) can make Roster fetch, how much a login start may store and
+//! how often, and webhook URLs kept secret at rest and in every view.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reqwest::Method;
+use roster::core::model::Actor;
+use roster::core::orgs::{self, OrgSlug};
+use roster::core::sessions;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::common::{Resp, TestApp};
+use crate::sso_oidc::APP_REDIRECT;
+
+/// A listener on 127.0.0.1 that counts every request and answers each with a status and
+/// content type an error page must not echo.
+async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        let r = axum::Router::new().fallback(move || {
+            let c = counter.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                (
+                    axum::http::StatusCode::IM_A_TEAPOT,
+                    [("content-type", "text/x-internal-marker")],
+                    "internal-body-marker",
+                )
+            }
+        });
+        let _ = axum::serve(listener, r).await;
+    });
+    (port, hits)
+}
+
+async fn api(app: &TestApp, key: &str, method: Method, path: &str, body: Option<&Value>) -> Resp {
+    let mut rb = app
+        .client
+        .request(method, format!("{}/api/v1{path}", app.base()))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        rb = rb.json(b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    Resp {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+async fn org(app: &TestApp, slug: &str) {
+    orgs::create_org(
+        &app.db.store,
+        &OrgSlug::parse(slug).unwrap(),
+        None,
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+}
+
+/// An app (OAuth client) registered by the operator.
+async fn client(app: &TestApp) -> String {
+    let (a, _) = sessions::create_app(
+        &app.db.store,
+        "trust test app",
+        &[APP_REDIRECT.to_owned()],
+        &Actor::Cli,
+    )
+    .await
+    .unwrap();
+    a.id
+}
+
+/// `/oauth/authorize` for `org` with `extra` parameters (`scope=openid` unless `extra` has
+/// its own scope).
+fn authorize_url(app: &TestApp, client_id: &str, org: &str, extra: &str) -> String {
+    let scope = if extra.contains("&scope=") {
+        ""
+    } else {
+        "&scope=openid"
+    };
+    format!(
+        "{}/oauth/authorize?response_type=code{scope}&client_id={client_id}\
+         &redirect_uri={}&organization={org}{extra}",
+        app.base(),
+        urlencode(APP_REDIRECT)
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// What a browser sees at the end of `url`'s redirects within Roster: (status, location or
+/// body).
+async fn landing(url: &str) -> (u16, String) {
+    let r = no_redirects().get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    if r.status().is_redirection() {
+        return (status, r.headers()["location"].to_str().unwrap().to_owned());
+    }
+    (status, r.text().await.unwrap())
+}
+
+/// An organization-scoped key makes OIDC connections whose issuer is on loopback, by IP and
+/// by a name resolving there: an unauthenticated `/oauth/authorize` never reaches the
+/// listener, and the page it shows says nothing of what is there. The same issuer given by
+/// a key for every organization (an operator) is fetched.
+async fn scoped_oidc_issuers_reach_public_addresses_only(app: &TestApp) {
+    let (port, hits) = counting_listener().await;
+    let client_id = client(app).await;
+    for (slug, host) in [("ssrf-ip", "127.0.0.1"), ("ssrf-name", "localhost")] {
+        org(app, slug).await;
+        let key = crate::common::admin_key(&app.db.store, Some(slug), false).await;
+        api(
+            app,
+            &key,
+            Method::POST,
+            &format!("/orgs/{slug}/connections"),
+            Some(
+                &json!({"protocol": "oidc", "issuer": format!("http://{host}:{port}"),
+                         "client_id": "c", "client_secret": "s"}),
+            ),
+        )
+        .await
+        .expect(201);
+        let (status, page) = landing(&authorize_url(app, &client_id, slug, "")).await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "{host}: Roster fetched the issuer"
+        );
+        assert_eq!(status, 502, "{host}: {page}");
+        for detail in [
+            "418",
+            "teapot",
+            "x-internal-marker",
+            "internal-body-marker",
+            "127.0.0.1",
+            "localhost",
+            &port.to_string(),
+        ] {
+            assert!(
+                !page.contains(detail),
+                "{host}: the page shows {detail}: {page}"
+            );
+        }
+    }
+    // An operator's connection to the same address is fetched (and the upstream's answer
+    // still stays off the page).
+    org(app, "ssrf-op").await;
+    let global = crate::common::admin_key(&app.db.store, None, false).await;
+    api(
+        app,
+        &global,
+        Method::POST,
+        "/orgs/ssrf-op/connections",
+        Some(
+            &json!({"protocol": "oidc", "issuer": format!("http://127.0.0.1:{port}"),
+                     "client_id": "c", "client_secret": "s"}),
+        ),
+    )
+    .await
+    .expect(201);
+    let (status, page) = landing(&authorize_url(app, &client_id, "ssrf-op", "")).await;
+    assert_eq!(status, 502, "{page}");
+    assert!(
+        hits.load(Ordering::SeqCst) >= 1,
+        "the operator's issuer was not fetched"
+    );
+    assert!(
+        !page.contains("418") && !page.contains("x-internal-marker"),
+        "{page}"
+    );
+}
+
+/// A SAML metadata URL on loopback given by an organization-scoped key is refused before
+/// anything is fetched; a key for every organization (an operator) may fetch it.
+async fn scoped_saml_metadata_urls_are_refused_unfetched(app: &TestApp) {
+    let (port, hits) = counting_listener().await;
+    org(app, "saml-ssrf").await;
+    let key = crate::common::admin_key(&app.db.store, Some("saml-ssrf"), false).await;
+    for host in ["127.0.0.1", "localhost"] {
+        let r = api(
+            app,
+            &key,
+            Method::POST,
+            "/orgs/saml-ssrf/connections",
+            Some(&json!({"protocol": "saml",
+                         "metadata_url": format!("http://{host}:{port}/metadata")})),
+        )
+        .await
+        .expect(400);
+        let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("private networks"), "{host}: {msg}");
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "{host}: fetched");
+    }
+    let global = crate::common::admin_key(&app.db.store, None, false).await;
+    let r = api(
+        app,
+        &global,
+        Method::POST,
+        "/orgs/saml-ssrf/connections",
+        Some(&json!({"protocol": "saml",
+                     "metadata_url": format!("http://127.0.0.1:{port}/metadata")})),
+    )
+    .await
+    .expect(400);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the operator's URL: {}",
+        r.body
+    );
+}
+
+backend_tests!(
+    scoped_oidc_issuers_reach_public_addresses_only,
+    scoped_saml_metadata_urls_are_refused_unfetched,
+);
