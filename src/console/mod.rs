@@ -325,6 +325,9 @@ async fn open_session(
 pub async fn sso_start(
     State(st): State<Arc<setup_page::SetupState>>,
 ) -> Result<Response, ConsoleError> {
+    if let Some(limited) = crate::sso::login_rate_limited(&st.sso) {
+        return Ok(limited);
+    }
     let Some(slug) = st.api.store.setting(SSO_ORG_SETTING).await? else {
         return Ok(Redirect::to("/console/login").into_response());
     };

@@ -41,6 +41,7 @@ pub struct Server {
     event_retention_days: Option<u32>,
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
+    login_limits: Arc<RateLimiter>,
     tls: Option<RustlsConfig>,
 }
 
@@ -139,7 +140,15 @@ pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Res
         Arc::default(),
         Arc::default(),
         Arc::default(),
+        login_limiter(),
     )
+}
+
+/// A limiter of login starts per client address at the default rate.
+fn login_limiter() -> Arc<RateLimiter> {
+    let l = Arc::<RateLimiter>::default();
+    l.set_rate(sso::DEFAULT_LOGIN_RATE_LIMIT);
+    l
 }
 
 fn app_with(
@@ -149,6 +158,7 @@ fn app_with(
     traffic: Arc<Traffic>,
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
+    login_limits: Arc<RateLimiter>,
 ) -> std::io::Result<Router> {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
@@ -179,6 +189,7 @@ fn app_with(
         public_url,
         outbound,
         metadata: Default::default(),
+        login_limits,
     });
     let setup_state = Arc::new(crate::console::setup_page::SetupState {
         api: api_state_for_setup,
@@ -280,6 +291,7 @@ impl Server {
         let traffic = Arc::<Traffic>::default();
         let limits = Arc::<RateLimiter>::default();
         let admin_limits = Arc::<RateLimiter>::default();
+        let login_limits = login_limiter();
         Ok(Server {
             listener,
             app: app_with(
@@ -289,9 +301,11 @@ impl Server {
                 traffic.clone(),
                 limits.clone(),
                 admin_limits.clone(),
+                login_limits.clone(),
             )?,
             limits,
             admin_limits,
+            login_limits,
             store,
             master,
             traffic,
@@ -320,6 +334,14 @@ impl Server {
     /// over it, 429 with `Retry-After`.
     pub fn admin_rate_limit(self, per_sec: u32) -> Self {
         self.admin_limits.set_rate(per_sec);
+        self
+    }
+
+    /// Login starts (`/oauth/authorize`, the console's SSO) per second each client address
+    /// may make on this node (default [`sso::DEFAULT_LOGIN_RATE_LIMIT`]; 0: no limit); over
+    /// it, 429 with `Retry-After`.
+    pub fn login_rate_limit(self, per_sec: u32) -> Self {
+        self.login_limits.set_rate(per_sec);
         self
     }
 

@@ -42,6 +42,8 @@ pub struct SsoState {
     /// operator made the connection.
     pub outbound: crate::outbound::Outbound,
     pub metadata: oidc_rp::MetadataCache,
+    /// Unauthenticated login starts per client address, on this node.
+    pub login_limits: Arc<crate::scim::limit::RateLimiter>,
 }
 
 impl SsoState {
@@ -97,6 +99,44 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// Login starts a client address may make at once, per second on this node by default
+/// (bursts of twice that): far above one person's, enough for an office behind one NAT
+/// address, and a bound on the login rows one address can make Roster store.
+pub const DEFAULT_LOGIN_RATE_LIMIT: u32 = 10;
+
+/// The bucket a login start counts against: the client's address (IPv6 by its /64, which a
+/// single host is usually given whole).
+fn login_limit_key() -> String {
+    let Some(ip) = crate::core::context::current()
+        .source_ip
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+    else {
+        return "unknown".to_owned();
+    };
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        std::net::IpAddr::V6(v6) => v6.to_canonical().to_string(),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Takes one login start from the client address's bucket; when it is empty, the 429 page
+/// (with `Retry-After`) to answer instead.
+pub fn login_rate_limited(st: &SsoState) -> Option<Response> {
+    let wait = st.login_limits.check(&login_limit_key()).err()?;
+    let mut r = error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts from your network. Wait a moment and try again.",
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(r)
 }
 
 /// Starts a login through `conn` for the app's request: records it and answers with the

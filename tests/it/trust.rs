@@ -232,7 +232,72 @@ async fn scoped_saml_metadata_urls_are_refused_unfetched(app: &TestApp) {
     );
 }
 
+/// `/oauth/authorize` refuses oversized parameters before storing anything, with a page
+/// that names the parameter and its limit; ordinary sizes pass.
+async fn login_parameters_are_bounded(app: &TestApp) {
+    let client_id = client(app).await;
+    org(app, "bounded").await;
+    for (param, len) in [
+        ("state", 4097),
+        ("nonce", 513),
+        ("login_hint", 1025),
+        ("scope", 1025),
+    ] {
+        let value = if param == "scope" {
+            format!("openid {}", "x".repeat(len))
+        } else {
+            "a".repeat(len)
+        };
+        let extra = format!("&{param}={value}");
+        let (status, page) = landing(&authorize_url(app, &client_id, "bounded", &extra)).await;
+        let head: String = page.chars().take(300).collect();
+        assert_eq!(status, 400, "{param}: {head}");
+        assert!(
+            page.contains(param) && page.contains("bytes"),
+            "{param}: {page}"
+        );
+    }
+    // Sizes real clients send go on (here to "no connection", at the app).
+    let extra = format!("&state={}&nonce={}", "s".repeat(1500), "n".repeat(128));
+    let (status, location) = landing(&authorize_url(app, &client_id, "bounded", &extra)).await;
+    assert_eq!(status, 303, "{location}");
+    assert!(location.starts_with(APP_REDIRECT), "{location}");
+}
+
+/// Login starts are limited per client address (on by default): a burst from one address
+/// ends in 429 with Retry-After; another address is not held back.
+async fn login_starts_are_rate_limited_per_address(app: &TestApp) {
+    let client_id = client(app).await;
+    let url = authorize_url(app, &client_id, "nobody", "");
+    let http = no_redirects();
+    let mut limited = None;
+    for _ in 0..200 {
+        let r = http.get(&url).send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("200 login starts in a row from one address were all let through");
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another address (127.0.0.2 is loopback too) has its own bucket.
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let r = other.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 303, "another address was limited too");
+}
+
 backend_tests!(
     scoped_oidc_issuers_reach_public_addresses_only,
     scoped_saml_metadata_urls_are_refused_unfetched,
+    login_parameters_are_bounded,
+    login_starts_are_rate_limited_per_address,
 );
