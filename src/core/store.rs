@@ -359,6 +359,9 @@ pub trait LifecycleStore: Send + Sync + 'static {
         org: Option<&OrgId>,
     ) -> CoreResult<Vec<crate::core::webhooks::Endpoint>>;
     async fn disable_webhook(&self, id: &str, actor: &Actor) -> CoreResult<bool>;
+    /// Encrypts the URL of an endpoint stored before URLs were (`url_enc` empty): `shown`
+    /// replaces the plaintext. A storage migration: no event, no audit entry.
+    async fn seal_webhook_url(&self, id: &str, shown: &str, url_enc: &str) -> CoreResult<()>;
     /// Whether any endpoint is due and unleased with events to deliver (a read: nodes check
     /// this before taking leases, which is a write).
     async fn webhooks_due(&self, now: &str) -> CoreResult<bool>;

@@ -324,15 +324,19 @@ impl Dispatcher {
         let msg_id = ev.message_id();
         let at = now();
         let started = Instant::now();
-        let request = self
-            .inner
-            .http
-            .request(
-                Reach::private_if(ep.allow_private),
-                reqwest::Method::POST,
-                &ep.url,
-            )
-            .map_err(|e| e.to_string());
+        let request = ep
+            .target_url(&self.inner.master)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                self.inner
+                    .http
+                    .request(
+                        Reach::private_if(ep.allow_private),
+                        reqwest::Method::POST,
+                        &url,
+                    )
+                    .map_err(|e| e.to_string())
+            });
         let result = match (request, webhooks::sign(secret, &msg_id, ts, &body)) {
             (Err(refused), _) => Err(refused),
             (Ok(req), Ok(sig)) => req

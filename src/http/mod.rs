@@ -268,6 +268,12 @@ impl Server {
         check_master_key(&store, &master)
             .await
             .map_err(std::io::Error::other)?;
+        let sealed = crate::core::webhooks::seal_plaintext_urls(&store, &master)
+            .await
+            .map_err(std::io::Error::other)?;
+        if sealed > 0 {
+            tracing::info!(sealed, "webhook URLs encrypted at rest");
+        }
         let tls = match tls {
             Some((cert, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();

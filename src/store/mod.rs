@@ -78,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0005_retention.sql"),
     ),
+    (
+        7,
+        "secret_urls",
+        include_str!("../../migrations/sqlite/0007_secret_urls.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -104,6 +109,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "retention",
         include_str!("../../migrations/postgres/0005_retention.sql"),
+    ),
+    (
+        7,
+        "secret_urls",
+        include_str!("../../migrations/postgres/0007_secret_urls.sql"),
     ),
 ];
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use reqwest::Method;
 use roster::core::model::Actor;
@@ -295,9 +296,239 @@ async fn login_starts_are_rate_limited_per_address(app: &TestApp) {
     assert_eq!(r.status(), 303, "another address was limited too");
 }
 
+/// Webhook URLs carry credentials (userinfo, query tokens): the database keeps them
+/// encrypted, and the admin API, the console and events show them redacted; deliveries
+/// still go to the real URL.
+async fn webhook_urls_are_secrets(app: &TestApp) {
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let g = got.clone();
+    tokio::spawn(async move {
+        let r = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |uri: axum::http::Uri| {
+                let g = g.clone();
+                async move {
+                    g.lock().unwrap().push(uri.query().unwrap_or("").to_owned());
+                    "ok"
+                }
+            }),
+        );
+        let _ = axum::serve(listener, r).await;
+    });
+    let url = format!("http://hookuser:pa55word@127.0.0.1:{port}/hook?token=s3cr3t-tok&v=2");
+    let secrets = ["pa55word", "hookuser", "s3cr3t-tok"];
+    let shows_none = |what: &str, text: &str| {
+        for s in secrets {
+            assert!(!text.contains(s), "{what} shows {s}: {text}");
+        }
+    };
+    let global = crate::common::admin_key(&app.db.store, None, false).await;
+    let created = api(
+        app,
+        &global,
+        Method::POST,
+        "/webhooks",
+        Some(&json!({"url": url, "org": "acme", "events": ["user.created"]})),
+    )
+    .await
+    .expect(201);
+    let id = created.id();
+    shows_none("the create answer", &created.body.to_string());
+    let shown = created.body["url"].as_str().unwrap().to_owned();
+    assert!(shown.contains(&format!("127.0.0.1:{port}/hook")), "{shown}");
+    assert!(shown.contains("token="), "the query's names stay: {shown}");
+    let list = api(app, &global, Method::GET, "/webhooks", None)
+        .await
+        .expect(200);
+    shows_none("the list", &list.body.to_string());
+    let one = api(app, &global, Method::GET, &format!("/webhooks/{id}"), None)
+        .await
+        .expect(200);
+    shows_none("the endpoint", &one.body.to_string());
+    let events = api(app, &global, Method::GET, "/events?limit=200", None)
+        .await
+        .expect(200);
+    assert!(
+        events.body.to_string().contains("webhook.created"),
+        "{}",
+        events.body
+    );
+    shows_none("the event feed", &events.body.to_string());
+
+    // The row itself.
+    let pool = crate::lifecycle::raw(&app.db.location()).await;
+    let row = sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    use sqlx::Row;
+    for i in 0..row.len() {
+        if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
+            shows_none("the database row", &text);
+        }
+    }
+    let audit = sqlx::query("SELECT body FROM audit_log")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for r in audit {
+        shows_none("the audit log", &r.get::<String, _>(0));
+    }
+    pool.close().await;
+
+    // The console.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser
+        .post(format!("{}/console/login", app.base()))
+        .form(&[("key", global.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    for path in [
+        "/console/webhooks".to_owned(),
+        format!("/console/webhooks/{id}"),
+    ] {
+        let page = browser
+            .get(format!("{}{path}", app.base()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains(&format!("127.0.0.1:{port}")),
+            "{path}: {page}"
+        );
+        shows_none(&path, &page);
+    }
+
+    // Deliveries go to the real URL.
+    app.user("hooked@x.com").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while got.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no delivery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.lock().unwrap()[0], "token=s3cr3t-tok&v=2");
+}
+
+/// A row from before URLs were encrypted (plaintext URL, no ciphertext) is sealed when a
+/// server starts on the database, and its deliveries still reach the real URL.
+async fn plaintext_webhook_urls_are_sealed_at_start(app: &TestApp) {
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let g = got.clone();
+    tokio::spawn(async move {
+        let r = axum::Router::new().route(
+            "/legacy",
+            axum::routing::post(move |uri: axum::http::Uri| {
+                let g = g.clone();
+                async move {
+                    g.lock().unwrap().push(uri.query().unwrap_or("").to_owned());
+                    "ok"
+                }
+            }),
+        );
+        let _ = axum::serve(listener, r).await;
+    });
+    let url = format!("http://127.0.0.1:{port}/legacy?key=old-s3cret");
+    let global = crate::common::admin_key(&app.db.store, None, false).await;
+    let id = api(
+        app,
+        &global,
+        Method::POST,
+        "/webhooks",
+        Some(&json!({"url": url, "org": "acme", "events": ["user.created"]})),
+    )
+    .await
+    .expect(201)
+    .id();
+    // Back to how rows were before: the URL in plaintext.
+    let pool = crate::lifecycle::raw(&app.db.location()).await;
+    sqlx::query("UPDATE webhook_endpoints SET url = $1, url_enc = NULL WHERE id = $2")
+        .bind(&url)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let server = roster::http::Server::bind(
+        "127.0.0.1:0",
+        app.db.store.clone(),
+        None,
+        app.db.master_key(),
+    )
+    .await
+    .unwrap();
+    let node = tokio::spawn(async move {
+        let _ = server.run(std::future::pending()).await;
+    });
+    use sqlx::Row;
+    let row = sqlx::query("SELECT url, url_enc FROM webhook_endpoints WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let shown: String = row.get(0);
+    let enc: Option<String> = row.get(1);
+    assert!(!shown.contains("old-s3cret"), "{shown}");
+    assert!(enc.is_some_and(|e| !e.contains("old-s3cret")));
+    pool.close().await;
+    app.user("legacy@x.com").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while got.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no delivery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.lock().unwrap()[0], "key=old-s3cret");
+    node.abort();
+}
+
 backend_tests!(
+    plaintext_webhook_urls_are_sealed_at_start,
     scoped_oidc_issuers_reach_public_addresses_only,
     scoped_saml_metadata_urls_are_refused_unfetched,
     login_parameters_are_bounded,
     login_starts_are_rate_limited_per_address,
+    webhook_urls_are_secrets,
 );
+
+/// The CLI shows webhook URLs redacted too, in JSON and in text.
+#[test]
+fn cli_shows_webhook_urls_redacted() {
+    use crate::cli::roster;
+    let dir = std::env::temp_dir().join(format!("roster-trust-{}", uuid::Uuid::new_v4()));
+    roster(&dir, &["org", "create", "hooli", "--json"]);
+    let url = "https://hookuser:pa55word@hooks.example/in?token=s3cr3t-tok";
+    let created = roster(
+        &dir,
+        &[
+            "webhook", "create", "--org", "hooli", "--url", url, "--json",
+        ],
+    );
+    let listed = roster(&dir, &["webhook", "list", "--json"]);
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["webhook", "list"])
+        .env_remove("ROSTER_DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("hooks.example/in"), "{text}");
+    for out in [created.to_string(), listed.to_string(), text] {
+        for s in ["pa55word", "hookuser", "s3cr3t-tok"] {
+            assert!(!out.contains(s), "the CLI shows {s}: {out}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
