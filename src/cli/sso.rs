@@ -48,6 +48,18 @@ pub enum ConnectionCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Let Roster's requests for a connection (OIDC discovery, JWKS, token, userinfo)
+    /// reach loopback and private networks — for an IdP inside your network — or, with
+    /// --off, public addresses only (the rule for connections made by organization-scoped
+    /// keys and setup links; connections created before this setting existed have it off).
+    PrivateNetworks {
+        /// The connection's id.
+        id: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -316,6 +328,26 @@ pub async fn connection(
                 .collect::<Vec<_>>()
                 .join("\n");
             print(*json, json!({"connections": v}), text);
+        }
+        ConnectionCmd::PrivateNetworks { id, off, json } => {
+            if !store
+                .set_connection_private_networks(id, !off, &Actor::Cli)
+                .await?
+            {
+                return Err(CoreError::NotFound(format!("connection {id}")).into());
+            }
+            print(
+                *json,
+                json!({"connection_id": id, "private_networks": !off}),
+                format!(
+                    "connection {id}: {}",
+                    if *off {
+                        "public addresses only"
+                    } else {
+                        "private networks allowed"
+                    }
+                ),
+            );
         }
     }
     Ok(())

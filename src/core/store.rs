@@ -189,6 +189,14 @@ pub trait SsoStore: Send + Sync + 'static {
     async fn org_has_directory(&self, org: &OrgId) -> CoreResult<bool>;
 
     async fn insert_connection(&self, c: &Connection, actor: &Actor) -> CoreResult<()>;
+    /// Sets whether Roster's requests for connection `id` may reach private networks (an
+    /// operator's decision); `false` if there is no such connection.
+    async fn set_connection_private_networks(
+        &self,
+        id: &str,
+        allowed: bool,
+        actor: &Actor,
+    ) -> CoreResult<bool>;
     async fn connection(&self, id: &str) -> CoreResult<Option<Connection>>;
     async fn list_connections(&self, org: Option<&OrgId>) -> CoreResult<Vec<Connection>>;
 

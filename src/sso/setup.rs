@@ -230,6 +230,9 @@ pub struct ConnectionView {
     pub directory_authoritative: bool,
     pub created_at: String,
     pub disabled: bool,
+    /// Whether Roster's requests to the IdP may reach loopback, private or link-local
+    /// addresses (connections an operator made: the CLI, a key for every organization).
+    pub private_networks: bool,
     /// OIDC: the issuer, our client id there, and the redirect URI to register.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
@@ -258,6 +261,7 @@ impl ConnectionView {
             directory_authoritative: c.config.directory_authoritative,
             created_at: c.created_at.clone(),
             disabled: c.disabled,
+            private_networks: c.config.private_networks,
             issuer: None,
             client_id: None,
             redirect_uri: None,

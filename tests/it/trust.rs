@@ -131,18 +131,20 @@ async fn scoped_oidc_issuers_reach_public_addresses_only(app: &TestApp) {
     for (slug, host) in [("ssrf-ip", "127.0.0.1"), ("ssrf-name", "localhost")] {
         org(app, slug).await;
         let key = crate::common::admin_key(&app.db.store, Some(slug), false).await;
-        api(
+        let made = api(
             app,
             &key,
             Method::POST,
             &format!("/orgs/{slug}/connections"),
+            // A body cannot ask for private networks.
             Some(
                 &json!({"protocol": "oidc", "issuer": format!("http://{host}:{port}"),
-                         "client_id": "c", "client_secret": "s"}),
+                         "client_id": "c", "client_secret": "s", "private_networks": true}),
             ),
         )
         .await
         .expect(201);
+        assert_eq!(made.body["private_networks"], false, "{}", made.body);
         let (status, page) = landing(&authorize_url(app, &client_id, slug, "")).await;
         assert_eq!(
             hits.load(Ordering::SeqCst),
@@ -169,7 +171,7 @@ async fn scoped_oidc_issuers_reach_public_addresses_only(app: &TestApp) {
     // still stays off the page).
     org(app, "ssrf-op").await;
     let global = crate::common::admin_key(&app.db.store, None, false).await;
-    api(
+    let made = api(
         app,
         &global,
         Method::POST,
@@ -181,6 +183,7 @@ async fn scoped_oidc_issuers_reach_public_addresses_only(app: &TestApp) {
     )
     .await
     .expect(201);
+    assert_eq!(made.body["private_networks"], true, "{}", made.body);
     let (status, page) = landing(&authorize_url(app, &client_id, "ssrf-op", "")).await;
     assert_eq!(status, 502, "{page}");
     assert!(
@@ -530,5 +533,44 @@ fn cli_shows_webhook_urls_redacted() {
             assert!(!out.contains(s), "the CLI shows {s}: {out}");
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A connection the operator makes with the CLI may reach private networks; the operator can
+/// turn that off and on again for an existing connection (the way back for connections
+/// stored before the setting existed).
+#[test]
+fn operators_set_whether_a_connection_reaches_private_networks() {
+    use crate::cli::roster;
+    let dir = std::env::temp_dir().join(format!("roster-trust-{}", uuid::Uuid::new_v4()));
+    roster(&dir, &["org", "create", "initrode", "--json"]);
+    let c = roster(
+        &dir,
+        &[
+            "connection",
+            "create",
+            "--org",
+            "initrode",
+            "--oidc-issuer",
+            "https://idp.internal.example",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s",
+            "--json",
+        ],
+    );
+    assert_eq!(c["private_networks"], true, "{c}");
+    let id = c["connection_id"].as_str().unwrap().to_owned();
+    let listed = |dir: &std::path::Path| {
+        roster(dir, &["connection", "list", "--json"])["connections"][0]["private_networks"].clone()
+    };
+    roster(
+        &dir,
+        &["connection", "private-networks", &id, "--off", "--json"],
+    );
+    assert_eq!(listed(&dir), false);
+    roster(&dir, &["connection", "private-networks", &id, "--json"]);
+    assert_eq!(listed(&dir), true);
     let _ = std::fs::remove_dir_all(&dir);
 }
