@@ -11,6 +11,7 @@ pub mod dns;
 pub mod http;
 pub mod metrics;
 pub mod oidc;
+pub mod outbound;
 pub mod scim;
 pub mod sso;
 pub mod store;

@@ -340,7 +340,8 @@ pub struct WebhookView {
     pub id: String,
     /// The organization whose events it takes; null for every organization's.
     pub org_id: Option<String>,
-    /// Its URL, without any password.
+    /// Its URL, redacted: userinfo and query values replaced by `redacted` (the URL itself
+    /// is stored encrypted).
     pub url: String,
     pub events: Vec<String>,
     pub created_at: String,

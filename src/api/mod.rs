@@ -50,6 +50,8 @@ pub struct ApiState {
     pub limits: Arc<RateLimiter>,
     /// Domain verification's DNS lookups.
     pub dns: crate::dns::Resolver,
+    /// Outbound HTTP to customer-supplied URLs (SAML metadata URLs).
+    pub outbound: crate::outbound::Outbound,
 }
 
 /// The body of every error.

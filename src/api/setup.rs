@@ -19,7 +19,10 @@ use crate::core::orgs::{self, OrgSlug};
 use crate::core::sessions::{self, App};
 use crate::core::sso::{IdpKind, JitMode};
 use crate::core::store::{AdminStore, OrgStats, RecentRequest, SsoStore, Store};
-use crate::sso::setup::{ConnectionSpec, ConnectionView, Upstream, create_connection};
+use crate::outbound::{Outbound, Reach};
+use crate::sso::setup::{
+    ConnectionSpec, ConnectionView, Upstream, create_connection, fetch_idp_metadata,
+};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -286,7 +289,8 @@ async fn verify_domain(
     Ok(axum::Json(DomainView::of(&d)))
 }
 
-/// A new connection: OIDC (`issuer`, `client_id`, `client_secret`) or SAML (`metadata_xml`).
+/// A new connection: OIDC (`issuer`, `client_id`, `client_secret`) or SAML (`metadata_xml`,
+/// or `metadata_url` to fetch it from).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewConnection {
     /// `oidc` or `saml`.
@@ -302,6 +306,9 @@ pub struct NewConnection {
     pub client_secret: Option<String>,
     /// The IdP's SAML metadata document.
     pub metadata_xml: Option<String>,
+    /// Where to fetch the IdP's SAML metadata (https), instead of `metadata_xml`. With a key
+    /// for one organization, only public addresses are fetched.
+    pub metadata_url: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
     /// off, create (default) or create_and_update.
@@ -319,7 +326,9 @@ pub struct NewConnection {
 }
 
 impl NewConnection {
-    pub fn into_spec(self) -> ApiResult<ConnectionSpec> {
+    /// The spec, with SAML metadata fetched from `metadata_url` when given (through
+    /// `out`, reaching private networks only if `reach` says so).
+    pub async fn into_spec(self, out: &Outbound, reach: Reach) -> ApiResult<ConnectionSpec> {
         let idp = IdpKind::parse(self.idp.as_deref().unwrap_or("generic"))?;
         let upstream = match self.protocol.as_str() {
             "oidc" => Upstream::Oidc {
@@ -334,9 +343,16 @@ impl NewConnection {
                     .ok_or_else(|| bad("an OIDC connection needs client_secret"))?,
             },
             "saml" => Upstream::Saml {
-                metadata_xml: self
-                    .metadata_xml
-                    .ok_or_else(|| bad("a SAML connection needs metadata_xml"))?,
+                metadata_xml: match (self.metadata_xml, self.metadata_url.as_deref()) {
+                    (Some(xml), None) => xml,
+                    (None, Some(url)) => fetch_idp_metadata(out, reach, url).await?,
+                    (Some(_), Some(_)) => {
+                        return Err(bad("give metadata_xml or metadata_url, not both"));
+                    }
+                    (None, None) => {
+                        return Err(bad("a SAML connection needs metadata_xml or metadata_url"));
+                    }
+                },
             },
             other => return Err(bad(format!("protocol \"{other}\": use oidc or saml"))),
         };
@@ -347,6 +363,7 @@ impl NewConnection {
             domains: self.domains,
             directory_authoritative: self.directory_authoritative,
             mappings: self.mappings,
+            private_networks: reach == Reach::Private,
             ..ConnectionSpec::new(idp, upstream)
         })
     }
@@ -387,7 +404,9 @@ async fn create_conn(
 ) -> ApiResult<(StatusCode, axum::Json<ConnectionView>)> {
     admin.check_write()?;
     let org = admin.org(&st.store, &org).await?;
-    let spec = b.into_spec()?;
+    // A key limited to one organization may not point Roster at internal addresses.
+    let reach = Reach::private_if(admin.org.is_none());
+    let spec = b.into_spec(&st.outbound, reach).await?;
     let conn = create_connection(&st.store, &st.master, &org, spec, &admin.actor()).await?;
     Ok((
         StatusCode::CREATED,

@@ -111,6 +111,11 @@ enum Cmd {
         /// twice that); over it, 429 with Retry-After. 0: no limit.
         #[arg(long, env = "ROSTER_ADMIN_RATE_LIMIT", default_value_t = 0)]
         admin_rate_limit: u32,
+        /// Unauthenticated login starts (/oauth/authorize, the console's SSO) per second each
+        /// client address may make on this node (bursts of twice that; IPv6 counted per
+        /// /64); over it, 429 with Retry-After. 0: no limit.
+        #[arg(long, env = "ROSTER_LOGIN_RATE_LIMIT", default_value_t = crate::sso::DEFAULT_LOGIN_RATE_LIMIT)]
+        login_rate_limit: u32,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key).
         #[arg(long, env = "ROSTER_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -259,6 +264,7 @@ struct FileConfig {
     event_retention_days: Option<u32>,
     scim_rate_limit: Option<u32>,
     admin_rate_limit: Option<u32>,
+    login_rate_limit: Option<u32>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
 }
@@ -318,6 +324,10 @@ fn parse_cli() -> Result<Cli, String> {
             (
                 "admin_rate_limit",
                 f.admin_rate_limit.map(|d| d.to_string()),
+            ),
+            (
+                "login_rate_limit",
+                f.login_rate_limit.map(|d| d.to_string()),
             ),
             ("tls_cert", f.tls_cert),
             ("tls_key", f.tls_key),
@@ -459,6 +469,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             event_retention_days,
             scim_rate_limit,
             admin_rate_limit,
+            login_rate_limit,
             tls_cert,
             tls_key,
         } => {
@@ -478,7 +489,8 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             .event_retention_days(*event_retention_days)
             .scim_rate_limit(*scim_rate_limit)
             .admin_rate_limit(*admin_rate_limit)
-            .dns_resolver(cli.db.dns_resolver);
+            .dns_resolver(cli.db.dns_resolver)
+            .login_rate_limit(*login_rate_limit);
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

@@ -13,6 +13,7 @@ use crate::core::secrets::MasterKey;
 use crate::core::sessions;
 use crate::core::sso::{Connection, IdpKind, JitMode};
 use crate::core::store::{SsoStore, Store};
+use crate::outbound::{Outbound, Reach};
 use crate::sso::setup::{self, ConnectionSpec, Upstream};
 use crate::store::SqlStore;
 
@@ -58,6 +59,18 @@ pub enum ConnectionCmd {
     List {
         #[arg(long)]
         org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let Roster's requests for a connection (OIDC discovery, JWKS, token, userinfo)
+    /// reach loopback and private networks — for an IdP inside your network — or, with
+    /// --off, public addresses only (the rule for connections made by organization-scoped
+    /// keys and setup links; connections created before this setting existed have it off).
+    PrivateNetworks {
+        /// The connection's id.
+        id: String,
+        #[arg(long)]
+        off: bool,
         #[arg(long)]
         json: bool,
     },
@@ -337,6 +350,8 @@ pub async fn connection(
                     }
                     _ => None,
                 },
+                // The operator's own command: the IdP may be on a private network.
+                private_networks: true,
                 ..ConnectionSpec::new(idp, upstream)
             };
             let conn = setup::create_connection(store, master, &org, spec, &Actor::Cli).await?;
@@ -374,28 +389,40 @@ pub async fn connection(
                 .join("\n");
             print(*json, json!({"connections": v}), text);
         }
+        ConnectionCmd::PrivateNetworks { id, off, json } => {
+            if !store
+                .set_connection_private_networks(id, !off, &Actor::Cli)
+                .await?
+            {
+                return Err(CoreError::NotFound(format!("connection {id}")).into());
+            }
+            print(
+                *json,
+                json!({"connection_id": id, "private_networks": !off}),
+                format!(
+                    "connection {id}: {}",
+                    if *off {
+                        "public addresses only"
+                    } else {
+                        "private networks allowed"
+                    }
+                ),
+            );
+        }
     }
     Ok(())
 }
 
-/// IdP metadata from a file, or from an https URL (http only on loopback).
+/// IdP metadata from a file, or from an https URL (http only on loopback). The operator's
+/// own command: private networks may be reached.
 async fn read_metadata(source: &str) -> Result<String, CliError> {
     if source.starts_with("https://") || source.starts_with("http://") {
-        let url = setup::check_idp_url("the IdP metadata URL", source)?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let fetch = async {
-            let resp = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(15))
-                .build()?
-                .get(url)
-                .send()
-                .await?
-                .error_for_status()?;
-            resp.text().await
-        };
-        return fetch.await.map_err(|e| {
-            CoreError::InvalidValue(format!("cannot fetch IdP metadata from {source}: {e}")).into()
-        });
+        let out = Outbound::new(
+            concat!("roster/", env!("CARGO_PKG_VERSION")),
+            std::time::Duration::from_secs(15),
+        )
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        return Ok(setup::fetch_idp_metadata(&out, Reach::Private, source).await?);
     }
     Ok(std::fs::read_to_string(source)?)
 }

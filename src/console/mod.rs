@@ -378,6 +378,9 @@ pub async fn sso_start(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
+    if let Some(limited) = crate::sso::login_rate_limited(&st.sso) {
+        return Ok(limited);
+    }
     let Some(slug) = st.api.store.setting(SSO_ORG_SETTING).await? else {
         return Ok(Redirect::to("/console/login").into_response());
     };

@@ -300,6 +300,13 @@ pub struct ConnectionConfig {
     /// OIDC: trust emails the IdP does not mark `email_verified` (never by default).
     #[serde(default)]
     pub trust_unverified_email: bool,
+    /// Whether Roster's requests for this connection (OIDC discovery, JWKS, token, userinfo)
+    /// may reach loopback, private or link-local addresses. Set only on connections an
+    /// operator makes (the CLI, an admin key for every organization); absent — connections
+    /// of organization-scoped keys, setup links, and rows from before the flag — is public
+    /// addresses only (`crate::outbound`).
+    #[serde(default)]
+    pub private_networks: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -320,6 +327,7 @@ impl Default for ConnectionConfig {
             domains: Vec::new(),
             directory_authoritative: false,
             trust_unverified_email: false,
+            private_networks: false,
         }
     }
 }

@@ -220,6 +220,14 @@ pub trait SsoStore: Send + Sync + 'static {
     async fn org_has_directory(&self, org: &OrgId) -> CoreResult<bool>;
 
     async fn insert_connection(&self, c: &Connection, actor: &Actor) -> CoreResult<()>;
+    /// Sets whether Roster's requests for connection `id` may reach private networks (an
+    /// operator's decision); `false` if there is no such connection.
+    async fn set_connection_private_networks(
+        &self,
+        id: &str,
+        allowed: bool,
+        actor: &Actor,
+    ) -> CoreResult<bool>;
     async fn connection(&self, id: &str) -> CoreResult<Option<Connection>>;
     async fn list_connections(&self, org: Option<&OrgId>) -> CoreResult<Vec<Connection>>;
 
@@ -394,6 +402,9 @@ pub trait LifecycleStore: Send + Sync + 'static {
         org: Option<&OrgId>,
     ) -> CoreResult<Vec<crate::core::webhooks::Endpoint>>;
     async fn disable_webhook(&self, id: &str, actor: &Actor) -> CoreResult<bool>;
+    /// Encrypts the URL of an endpoint stored before URLs were (`url_enc` empty): `shown`
+    /// replaces the plaintext. A storage migration: no event, no audit entry.
+    async fn seal_webhook_url(&self, id: &str, shown: &str, url_enc: &str) -> CoreResult<()>;
     /// Whether any endpoint is due and unleased with events to deliver (a read: nodes check
     /// this before taking leases, which is a write).
     async fn webhooks_due(&self, now: &str) -> CoreResult<bool>;

@@ -11,13 +11,18 @@ use super::error::{CoreError, CoreResult};
 use super::model::OrgId;
 use super::secrets::fill_random;
 
-/// A webhook endpoint as stored (its secret still encrypted).
+/// A webhook endpoint as stored (its secret and URL still encrypted).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: String,
     /// `None`: every organization's events.
     pub org_id: Option<OrgId>,
+    /// The URL as views show it ([`display_url`]); on a row from before URLs were
+    /// encrypted and not yet sealed (`url_enc` empty), the URL itself.
     pub url: String,
+    /// The URL, encrypted under [`url_purpose`]: URLs carry credentials (userinfo, query
+    /// tokens).
+    pub url_enc: Option<String>,
     pub event_types: Vec<String>,
     pub secret_enc: String,
     pub created_at: String,
@@ -76,16 +81,49 @@ impl EventRecord {
     }
 }
 
-/// An endpoint URL as events and audit entries may show it: without a password, which a
-/// URL can carry (`https://user:secret@host/`).
+/// An endpoint URL as views, events and audit entries may show it: scheme, host, port and
+/// path, with userinfo and every query value replaced by `redacted` (query names stay,
+/// unless a part has no value: then it may be the token itself) and no fragment.
 pub fn display_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "(invalid URL)".to_owned();
+    };
+    if !u.username().is_empty() {
+        let _ = u.set_username("redacted");
+    }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+    }
+    if u.query().is_some() {
+        let parts: Vec<String> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    "redacted".to_owned()
+                } else {
+                    let k: String = url::form_urlencoded::byte_serialize(k.as_bytes()).collect();
+                    format!("{k}=redacted")
+                }
+            })
+            .collect();
+        u.set_query(Some(&parts.join("&")));
+    }
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// The purpose (associated data) an endpoint's URL is encrypted under.
+pub fn url_purpose(endpoint_id: &str) -> String {
+    format!("webhook-url:{endpoint_id}")
+}
+
+impl Endpoint {
+    /// The URL deliveries go to: decrypted, or as stored on a row not yet sealed.
+    pub fn target_url(&self, master: &super::secrets::MasterKey) -> CoreResult<String> {
+        match &self.url_enc {
+            Some(enc) => master.decrypt_string(&url_purpose(&self.id), enc),
+            None => Ok(self.url.clone()),
         }
-        Ok(u) => u.to_string(),
-        Err(_) => "(invalid URL)".to_owned(),
     }
 }
 
@@ -121,38 +159,6 @@ pub fn parse_patterns(s: &str) -> CoreResult<Vec<String>> {
     Ok(out)
 }
 
-/// Whether an address is on the public internet: not loopback, private (RFC 1918, unique
-/// local), link-local (cloud metadata services live there), shared (CGNAT), unspecified,
-/// broadcast, multicast or documentation space.
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
 /// The purpose (associated data) an endpoint's secret is encrypted under.
 pub fn secret_purpose(endpoint_id: &str) -> String {
     format!("webhook-secret:{endpoint_id}")
@@ -176,9 +182,10 @@ pub fn new_endpoint(
     let id = super::new_id();
     let ep = Endpoint {
         secret_enc: master.encrypt(&secret_purpose(&id), secret.as_bytes())?,
+        url_enc: Some(master.encrypt(&url_purpose(&id), parsed.as_str().as_bytes())?),
         id,
         org_id: org.cloned(),
-        url: parsed.to_string(),
+        url: display_url(parsed.as_str()),
         event_types,
         created_at: super::now(),
         disabled_at: None,
@@ -187,6 +194,25 @@ pub fn new_endpoint(
         allow_private,
     };
     Ok((ep, secret))
+}
+
+/// Encrypts the URLs of endpoints stored before URLs were encrypted (at server start: SQL
+/// migrations never see the master key); the number sealed.
+pub async fn seal_plaintext_urls(
+    store: &impl super::store::LifecycleStore,
+    master: &super::secrets::MasterKey,
+) -> CoreResult<usize> {
+    let mut sealed = 0;
+    for ep in store.list_webhooks(None).await? {
+        if ep.url_enc.is_none() {
+            let enc = master.encrypt(&url_purpose(&ep.id), ep.url.as_bytes())?;
+            store
+                .seal_webhook_url(&ep.id, &display_url(&ep.url), &enc)
+                .await?;
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
 }
 
 /// A new endpoint secret in the Standard Webhooks form `whsec_<base64 of 32 bytes>`.
@@ -226,28 +252,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_public_addresses_are_public() {
-        for a in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(a.parse().unwrap()), "{a}");
-        }
-        for a in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
-            assert!(is_public(a.parse().unwrap()), "{a}");
-        }
-    }
-
-    #[test]
     fn patterns_match_families_and_types() {
         let p = parse_patterns("user.*, group.member_added").unwrap();
         assert!(matches(&p, "user.created"));
@@ -260,15 +264,41 @@ mod tests {
     }
 
     #[test]
-    fn urls_lose_their_password_in_events() {
+    fn urls_lose_their_credentials_in_views() {
         assert_eq!(
-            display_url("https://hook:s3cret@app.example/in?x=1"),
-            "https://hook:redacted@app.example/in?x=1"
+            display_url("https://hook:s3cret@app.example/in?x=1&token=abc#frag"),
+            "https://redacted:redacted@app.example/in?x=redacted&token=redacted"
+        );
+        assert_eq!(
+            display_url("https://only-a-token@app.example/in?s3cr3t"),
+            "https://redacted@app.example/in?redacted"
         );
         assert_eq!(
             display_url("https://app.example/in"),
             "https://app.example/in"
         );
+        let once = display_url("https://u:p@app.example/in?a=b");
+        assert_eq!(display_url(&once), once, "redacting twice changes nothing");
+    }
+
+    #[test]
+    fn new_endpoints_keep_their_url_encrypted() {
+        let master = crate::core::secrets::MasterKey::from_base64(&B64.encode([7u8; 32])).unwrap();
+        let url = "https://u:p@app.example/in?token=abc";
+        let (ep, _) = new_endpoint(&master, None, url, "*", false).unwrap();
+        assert_eq!(
+            ep.url,
+            "https://redacted:redacted@app.example/in?token=redacted"
+        );
+        let enc = ep.url_enc.as_deref().unwrap();
+        assert!(!enc.contains("abc"));
+        assert_eq!(ep.target_url(&master).unwrap(), url);
+        // Bound to its endpoint: another id cannot decrypt it.
+        let other = Endpoint {
+            id: "other".into(),
+            ..ep.clone()
+        };
+        assert!(other.target_url(&master).is_err());
     }
 
     #[test]

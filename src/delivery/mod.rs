@@ -21,6 +21,7 @@ use crate::core::secrets::MasterKey;
 use crate::core::store::{Attempt, LifecycleStore};
 use crate::core::webhooks::{self, Endpoint, EventRecord};
 use crate::core::{new_id, now, now_plus_ms};
+use crate::outbound::{self, Outbound, Reach};
 use crate::store::SqlStore;
 
 /// How long a lease lasts by default; renewed with every settle (at least every third of
@@ -79,10 +80,8 @@ pub struct Dispatcher {
 struct Inner {
     store: SqlStore,
     master: MasterKey,
-    http: reqwest::Client,
-    /// For endpoints not allowed private networks: resolves names to public addresses only,
-    /// so the address checked is the address connected to.
-    public_http: reqwest::Client,
+    /// Endpoints not allowed private networks reach public addresses only.
+    http: Outbound,
     node: String,
     schedule_ms: Vec<u64>,
     lease: Duration,
@@ -97,25 +96,13 @@ impl Dispatcher {
         schedule_ms: Vec<u64>,
         lease: Duration,
     ) -> CoreResult<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = |public_only: bool| {
-            let b = reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none());
-            let b = if public_only {
-                b.dns_resolver(Arc::new(PublicOnly))
-            } else {
-                b
-            };
-            b.build()
-                .map_err(|e| CoreError::Internal(format!("webhook HTTP client: {e}")))
-        };
+        let http = Outbound::new("Roster-Webhooks/1", TIMEOUT)
+            .map_err(|e| CoreError::Internal(format!("webhook HTTP client: {e}")))?;
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 master,
-                http: client(false)?,
-                public_http: client(true)?,
+                http,
                 node: new_id(),
                 schedule_ms,
                 lease,
@@ -329,48 +316,6 @@ struct Posted {
     duration_ms: i64,
 }
 
-/// Resolves names to their public addresses only (see `webhooks::is_public`).
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| webhooks::is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!(
-                    "refused: {host} has no public address (this endpoint may not reach private networks)"
-                )
-                .into());
-            }
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
-/// For an endpoint not allowed private networks whose URL names a non-public IP address
-/// (which no resolver sees): why it is refused.
-fn private_literal(ep: &Endpoint) -> Option<String> {
-    if ep.allow_private {
-        return None;
-    }
-    let url = url::Url::parse(&ep.url).ok()?;
-    let ip = match url.host()? {
-        url::Host::Ipv4(a) => std::net::IpAddr::V4(a),
-        url::Host::Ipv6(a) => std::net::IpAddr::V6(a),
-        url::Host::Domain(_) => return None,
-    };
-    (!webhooks::is_public(ip)).then(|| {
-        format!(
-            "refused: {ip} is not a public address (this endpoint may not reach private networks)"
-        )
-    })
-}
-
 impl Dispatcher {
     /// One signed POST of `ev` to the endpoint (the same `webhook-id` on every attempt).
     async fn post(&self, ep: &Endpoint, secret: &str, ev: &EventRecord) -> Posted {
@@ -379,28 +324,31 @@ impl Dispatcher {
         let msg_id = ev.message_id();
         let at = now();
         let started = Instant::now();
-        let http = if ep.allow_private {
-            &self.inner.http
-        } else {
-            &self.inner.public_http
-        };
-        let result = match (
-            private_literal(ep),
-            webhooks::sign(secret, &msg_id, ts, &body),
-        ) {
-            (Some(refused), _) => Err(refused),
-            (None, Ok(sig)) => http
-                .post(&ep.url)
+        let request = ep
+            .target_url(&self.inner.master)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                self.inner
+                    .http
+                    .request(
+                        Reach::private_if(ep.allow_private),
+                        reqwest::Method::POST,
+                        &url,
+                    )
+                    .map_err(|e| e.to_string())
+            });
+        let result = match (request, webhooks::sign(secret, &msg_id, ts, &body)) {
+            (Err(refused), _) => Err(refused),
+            (Ok(req), Ok(sig)) => req
                 .header("content-type", "application/json")
-                .header("user-agent", "Roster-Webhooks/1")
                 .header("webhook-id", &msg_id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", sig)
                 .body(body)
                 .send()
                 .await
-                .map_err(error_text),
-            (None, Err(e)) => Err(e.to_string()),
+                .map_err(outbound::error_text),
+            (Ok(_), Err(e)) => Err(e.to_string()),
         };
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let (code, error) = match result {
@@ -466,21 +414,6 @@ impl Dispatcher {
         st.store.record_resend(&ep.id, &attempt, actor).await?;
         Ok(attempt)
     }
-}
-
-/// A transport error without the URL's query (it may carry a token).
-fn error_text(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!(
-        "{kind}: {}",
-        crate::core::error::error_chain(&e.without_url())
-    )
 }
 
 /// Seconds from a storage-format time until now.

@@ -27,7 +27,7 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::secrets::MasterKey;
 use crate::core::store::SsoStore;
 use crate::scim::{self, MAX_PAYLOAD, ScimState};
-use crate::sso::{self, SsoState, oidc_rp};
+use crate::sso::{self, SsoState};
 use crate::store::SqlStore;
 
 pub struct Server {
@@ -43,6 +43,7 @@ pub struct Server {
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
     dns: crate::dns::Resolver,
+    login_limits: Arc<RateLimiter>,
     tls: Option<RustlsConfig>,
 }
 
@@ -151,9 +152,17 @@ pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Res
         Arc::default(),
         Arc::default(),
         Arc::default(),
+        login_limiter(),
         crate::dns::Resolver::default(),
         false,
     )
+}
+
+/// A limiter of login starts per client address at the default rate.
+fn login_limiter() -> Arc<RateLimiter> {
+    let l = Arc::<RateLimiter>::default();
+    l.set_rate(sso::DEFAULT_LOGIN_RATE_LIMIT);
+    l
 }
 
 /// `tls`: Roster itself serves HTTPS, so its responses carry `Strict-Transport-Security`.
@@ -164,6 +173,7 @@ fn app_with(
     traffic: Arc<Traffic>,
     limits: Arc<RateLimiter>,
     admin_limits: Arc<RateLimiter>,
+    login_limits: Arc<RateLimiter>,
     dns: crate::dns::Resolver,
     tls: bool,
 ) -> std::io::Result<Router> {
@@ -175,12 +185,19 @@ fn app_with(
         traffic,
         limits,
     });
+    // Every request to an IdP (and SAML metadata URLs) goes through the outbound guard.
+    let outbound = crate::outbound::Outbound::new(
+        concat!("roster/", env!("CARGO_PKG_VERSION")),
+        Duration::from_secs(15),
+    )
+    .map_err(std::io::Error::other)?;
     let api_state = Arc::new(crate::api::ApiState {
         store: store.clone(),
         master: master.clone(),
         public_url: public_url.clone(),
         limits: admin_limits,
         dns,
+        outbound: outbound.clone(),
     });
     let console_router = crate::console::router(api_state.clone());
     let api_state_for_setup = api_state.clone();
@@ -188,8 +205,9 @@ fn app_with(
         store: store.clone(),
         master,
         public_url,
-        http: oidc_rp::Http::new().map_err(std::io::Error::other)?,
+        outbound,
         metadata: Default::default(),
+        login_limits,
     });
     let setup_state = Arc::new(crate::console::setup_page::SetupState {
         api: api_state_for_setup,
@@ -285,6 +303,12 @@ impl Server {
         check_master_key(&store, &master)
             .await
             .map_err(std::io::Error::other)?;
+        let sealed = crate::core::webhooks::seal_plaintext_urls(&store, &master)
+            .await
+            .map_err(std::io::Error::other)?;
+        if sealed > 0 {
+            tracing::info!(sealed, "webhook URLs encrypted at rest");
+        }
         let tls = match tls {
             Some((cert, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -309,6 +333,7 @@ impl Server {
         let limits = Arc::<RateLimiter>::default();
         let admin_limits = Arc::<RateLimiter>::default();
         let dns = crate::dns::Resolver::default();
+        let login_limits = login_limiter();
         Ok(Server {
             listener,
             app: app_with(
@@ -318,11 +343,13 @@ impl Server {
                 traffic.clone(),
                 limits.clone(),
                 admin_limits.clone(),
+                login_limits.clone(),
                 dns.clone(),
                 tls.is_some(),
             )?,
             limits,
             admin_limits,
+            login_limits,
             dns,
             store,
             master,
@@ -358,6 +385,14 @@ impl Server {
     /// The DNS server domain verification asks (default: the system's resolvers).
     pub fn dns_resolver(self, upstream: Option<SocketAddr>) -> Self {
         self.dns.set_upstream(upstream);
+        self
+    }
+
+    /// Login starts (`/oauth/authorize`, the console's SSO) per second each client address
+    /// may make on this node (default [`sso::DEFAULT_LOGIN_RATE_LIMIT`]; 0: no limit); over
+    /// it, 429 with `Retry-After`.
+    pub fn login_rate_limit(self, per_sec: u32) -> Self {
+        self.login_limits.set_rate(per_sec);
         self
     }
 

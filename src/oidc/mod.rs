@@ -135,7 +135,60 @@ struct AuthorizeParams {
     connection: Option<String>,
 }
 
+/// The most bytes of `state` in `/oauth/authorize`. Most OIDC libraries send 22–64
+/// characters (mod_auth_openidc: 43), but a few frameworks pack their own data into it
+/// (ASP.NET Core's protected properties run to 1–2 KB), hence the margin.
+pub const MAX_STATE: usize = 4096;
+/// The most bytes of `nonce`: libraries send 22–64 characters; ASP.NET Core's, among the
+/// longest, ~110.
+pub const MAX_NONCE: usize = 512;
+/// The most bytes of `scope` and of `login_hint` (an email, or an IdP's opaque hint).
+pub const MAX_SCOPE: usize = 1024;
+pub const MAX_LOGIN_HINT: usize = 1024;
+/// The most bytes of the other parameters that name things (ids, slugs, domains).
+const MAX_NAME: usize = 255;
+
+impl AuthorizeParams {
+    /// The first parameter longer than its limit, with the limit: what a login in flight
+    /// stores, or passes on to the IdP, stays small.
+    fn oversized(&self) -> Option<(&'static str, usize)> {
+        [
+            ("state", &self.state, MAX_STATE),
+            ("nonce", &self.nonce, MAX_NONCE),
+            ("scope", &self.scope, MAX_SCOPE),
+            ("login_hint", &self.login_hint, MAX_LOGIN_HINT),
+            // Checked against the app's registered URIs, so bounded by them in effect.
+            ("redirect_uri", &self.redirect_uri, 2048),
+            ("code_challenge", &self.code_challenge, 128),
+            ("client_id", &self.client_id, MAX_NAME),
+            ("organization", &self.organization, MAX_NAME),
+            ("domain_hint", &self.domain_hint, MAX_NAME),
+            ("connection", &self.connection, MAX_NAME),
+            ("response_type", &self.response_type, MAX_NAME),
+            (
+                "code_challenge_method",
+                &self.code_challenge_method,
+                MAX_NAME,
+            ),
+        ]
+        .into_iter()
+        .find(|(_, v, max)| v.as_ref().is_some_and(|v| v.len() > *max))
+        .map(|(name, _, max)| (name, max))
+    }
+}
+
 async fn authorize(State(st): State<Arc<SsoState>>, Query(p): Query<AuthorizeParams>) -> Response {
+    // Unauthenticated and each one stores a login: limited per client address first.
+    if let Some(limited) = sso::login_rate_limited(&st) {
+        return limited;
+    }
+    // Shown here, not redirected: a redirect would carry the oversized state back.
+    if let Some((name, max)) = p.oversized() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("The request's {name} is longer than {max} bytes."),
+        );
+    }
     // Until the client and redirect URI are known good, errors are shown here (never
     // redirected: that would make Roster an open redirector).
     let Some(client_id) = p.client_id.as_deref() else {

@@ -1,6 +1,8 @@
-//! Per-token request rate limits for SCIM: a token bucket per bearer token, kept by each
-//! node (so with N nodes a token may reach N times the rate). A limited request gets 429 with
-//! `Retry-After`. Off unless `serve --scim-rate-limit` sets a rate.
+//! Request rate limits: a token bucket per key — a SCIM bearer token, an admin key, a client
+//! address starting logins — kept by each node (so with N nodes a key may reach N times the
+//! rate). A limited request gets 429 with `Retry-After`. SCIM and admin limits are off
+//! unless `serve --scim-rate-limit` / `--admin-rate-limit` set a rate; login starts are
+//! limited by default (`--login-rate-limit`).
 //!
 //! A token bucket is a few lines; the crates that offer one bring more machinery (lock-free
 //! maps, clocks) than this needs.
@@ -10,7 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-/// Most tokens tracked before idle full buckets are forgotten.
+/// Most keys tracked: beyond, idle full buckets are forgotten, then the longest-idle one
+/// (so many addresses cannot grow the map without bound; a forgotten key starts full).
 const MAX_KEYS: usize = 10_000;
 
 #[derive(Default)]
@@ -41,6 +44,14 @@ impl RateLimiter {
             map.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
             });
+            if map.len() >= MAX_KEYS
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
         }
         let (tokens, at) = map.entry(key.to_owned()).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
@@ -67,5 +78,15 @@ mod tests {
         assert_eq!(allowed, 10, "two seconds' worth");
         assert_eq!(l.check("b"), Err(1));
         assert!(l.check("c").is_ok(), "tokens are limited separately");
+    }
+
+    #[test]
+    fn the_map_stays_bounded_when_every_bucket_is_in_use() {
+        let l = RateLimiter::default();
+        l.set_rate(1);
+        for i in 0..super::MAX_KEYS + 500 {
+            let _ = l.check(&format!("k{i}"));
+        }
+        assert!(l.buckets.lock().unwrap().len() <= super::MAX_KEYS);
     }
 }

@@ -38,8 +38,12 @@ pub struct SsoState {
     pub master: MasterKey,
     /// Base URL of this server as browsers and IdPs reach it (no trailing slash).
     pub public_url: String,
-    pub http: oidc_rp::Http,
+    /// Outbound HTTP to IdPs (`crate::outbound`): public addresses only unless an
+    /// operator made the connection.
+    pub outbound: crate::outbound::Outbound,
     pub metadata: oidc_rp::MetadataCache,
+    /// Unauthenticated login starts per client address, on this node.
+    pub login_limits: Arc<crate::scim::limit::RateLimiter>,
 }
 
 impl SsoState {
@@ -52,6 +56,13 @@ impl SsoState {
     }
     fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+    /// The HTTP client for `conn`'s IdP: private networks only for an operator's connection.
+    fn idp_http(&self, conn: &Connection) -> oidc_rp::Http {
+        oidc_rp::Http::new(
+            self.outbound.clone(),
+            crate::outbound::Reach::private_if(conn.config.private_networks),
+        )
     }
 }
 
@@ -90,6 +101,44 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Login starts a client address may make at once, per second on this node by default
+/// (bursts of twice that): far above one person's, enough for an office behind one NAT
+/// address, and a bound on the login rows one address can make Roster store.
+pub const DEFAULT_LOGIN_RATE_LIMIT: u32 = 10;
+
+/// The bucket a login start counts against: the client's address (IPv6 by its /64, which a
+/// single host is usually given whole).
+fn login_limit_key() -> String {
+    let Some(ip) = crate::core::context::current()
+        .source_ip
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+    else {
+        return "unknown".to_owned();
+    };
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        std::net::IpAddr::V6(v6) => v6.to_canonical().to_string(),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Takes one login start from the client address's bucket; when it is empty, the 429 page
+/// (with `Retry-After`) to answer instead.
+pub fn login_rate_limited(st: &SsoState) -> Option<Response> {
+    let wait = st.login_limits.check(&login_limit_key()).err()?;
+    let mut r = error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts from your network. Wait a moment and try again.",
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(r)
+}
+
 /// Starts a login through `conn` for the app's request: records it and answers with the
 /// redirect to the IdP (and the browser-binding cookie).
 pub async fn begin_login(
@@ -108,11 +157,9 @@ pub async fn begin_login(
     let location = match conn.protocol {
         Protocol::Oidc => {
             let secret = connection_secret(st, conn)?;
-            let cfg = oidc_rp::RpConfig::of(conn, secret, st.oidc_redirect_uri())
-                .map_err(|e| LoginFailure::Config(e.to_string()))?;
-            let started = oidc_rp::start(&st.metadata, &st.http, &cfg, &id, login_hint)
-                .await
-                .map_err(|e| LoginFailure::Upstream(e.to_string()))?;
+            let cfg = oidc_rp::RpConfig::of(conn, secret, st.oidc_redirect_uri())?;
+            let started =
+                oidc_rp::start(&st.metadata, &st.idp_http(conn), &cfg, &id, login_hint).await?;
             data.upstream_nonce = Some(started.nonce);
             data.pkce_verifier = Some(started.pkce_verifier);
             started.url
@@ -259,18 +306,16 @@ async fn oidc_finish(
         .ok_or_else(|| LoginFailure::IdpError("the response has no code".into()))?;
     let (org, conn) = load(st, login).await?;
     let secret = connection_secret(st, &conn)?;
-    let cfg = oidc_rp::RpConfig::of(&conn, secret, st.oidc_redirect_uri())
-        .map_err(|e| LoginFailure::Config(e.to_string()))?;
+    let cfg = oidc_rp::RpConfig::of(&conn, secret, st.oidc_redirect_uri())?;
     let assertion = oidc_rp::finish(
         &st.metadata,
-        &st.http,
+        &st.idp_http(&conn),
         &cfg,
         code,
         login.data.upstream_nonce.as_deref().unwrap_or_default(),
         login.data.pkce_verifier.as_deref().unwrap_or_default(),
     )
-    .await
-    .map_err(|e| LoginFailure::Rejected(e.to_string()))?;
+    .await?;
     complete_login(st, &org, &conn, &assertion, &login.data.app).await
 }
 

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 use super::error_chain;
 use crate::core::sso::{Assertion, Connection};
+use crate::outbound::{self, Outbound, Reach};
 
 /// Every claim of an ID token or userinfo response, standard or not (`groups`, `roles`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,47 +64,48 @@ pub enum RpError {
     Token(String),
 }
 
-/// The HTTP client the `openidconnect` crate calls, over reqwest (no redirects followed).
+/// The HTTP client the `openidconnect` crate calls for one connection: discovery, JWKS,
+/// token and userinfo all go through the outbound guard with the connection's reach (the
+/// URLs after discovery come from the IdP's document, so they are as untrusted as the
+/// issuer). No redirects are followed; answers are bounded.
 #[derive(Clone)]
-pub struct Http(reqwest::Client);
+pub struct Http {
+    out: Outbound,
+    reach: Reach,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct HttpError(String);
 
+/// The largest answer taken from an IdP (discovery documents and JWKS are a few KiB).
+const MAX_ANSWER: usize = 1 << 20;
+
 impl Http {
-    pub fn new() -> Result<Self, String> {
-        // TLS to IdPs through rustls on ring; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(15))
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map(Http)
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    pub fn new(out: Outbound, reach: Reach) -> Self {
+        Http { out, reach }
     }
 
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         let (parts, body) = req.into_parts();
         let url = parts.uri.to_string();
         let resp = self
-            .0
-            .request(parts.method, &url)
+            .out
+            .request(self.reach, parts.method, &url)
+            .map_err(|e| HttpError(format!("{url}: {e}")))?
             .headers(parts.headers)
             .body(body)
             .send()
             .await
-            .map_err(|e| HttpError(format!("{url}: {e}")))?;
+            .map_err(|e| HttpError(format!("{url}: {}", outbound::error_text(e))))?;
         let mut out = axum::http::Response::builder().status(resp.status());
         for (k, v) in resp.headers() {
             out = out.header(k, v);
         }
-        let bytes = resp
-            .bytes()
+        let bytes = outbound::read_limited(resp, MAX_ANSWER)
             .await
             .map_err(|e| HttpError(format!("{url}: {e}")))?;
-        out.body(bytes.to_vec())
+        out.body(bytes)
             .map_err(|e| HttpError(format!("{url}: {e}")))
     }
 }
@@ -116,9 +118,10 @@ impl<'c> AsyncHttpClient<'c> for Http {
     }
 }
 
-/// Discovery documents by issuer, with when they were fetched.
+/// Discovery documents by issuer and reach (a document fetched for an operator's connection
+/// is never reused for a customer's), with when they were fetched.
 #[derive(Default)]
-pub struct MetadataCache(Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>);
+pub struct MetadataCache(Mutex<HashMap<(String, Reach), (Instant, CoreProviderMetadata)>>);
 
 impl MetadataCache {
     async fn get(
@@ -127,9 +130,10 @@ impl MetadataCache {
         issuer: &str,
         fresh: bool,
     ) -> Result<CoreProviderMetadata, RpError> {
+        let key = (issuer.to_owned(), http.reach);
         if !fresh
             && let Ok(map) = self.0.lock()
-            && let Some((at, md)) = map.get(issuer)
+            && let Some((at, md)) = map.get(&key)
             && at.elapsed() < METADATA_TTL
         {
             return Ok(md.clone());
@@ -139,7 +143,7 @@ impl MetadataCache {
             .await
             .map_err(|e| RpError::Upstream(error_chain(&e)))?;
         if let Ok(mut map) = self.0.lock() {
-            map.insert(issuer.to_owned(), (Instant::now(), md.clone()));
+            map.insert(key, (Instant::now(), md.clone()));
         }
         Ok(md)
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::core::error::CoreError;
 use crate::core::jit::Refusal;
 use crate::core::sessions::AppRequest;
+use crate::sso::oidc_rp::RpError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginFailure {
@@ -17,15 +18,41 @@ pub enum LoginFailure {
     /// The IdP answered with an error (the user cancelled, or the IdP refused).
     #[error("the identity provider did not sign you in: {0}")]
     IdpError(String),
-    /// The IdP's answer failed verification.
+    /// The IdP's answer failed verification (shown: what we found wrong with what the
+    /// browser brought).
     #[error("the sign-in response was rejected: {0}")]
     Rejected(String),
+    /// The ID token Roster fetched from the IdP failed verification: the reason is logged,
+    /// not shown (it may quote the IdP's answer).
+    #[error("the identity provider's ID token was rejected: {0}")]
+    TokenRejected(String),
+    /// A request to the IdP failed, or was refused by the outbound rule: the reason (status,
+    /// content type, addresses) is logged, never shown to an anonymous browser, which could
+    /// otherwise probe what answers where.
     #[error("the identity provider cannot be reached: {0}")]
     Upstream(String),
     #[error("single sign-on is not set up correctly: {0}")]
     Config(String),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<RpError> for LoginFailure {
+    fn from(e: RpError) -> Self {
+        match e {
+            RpError::Config(m) => LoginFailure::Config(m),
+            RpError::Upstream(m) => LoginFailure::Upstream(m),
+            RpError::Token(m) => LoginFailure::TokenRejected(m),
+        }
+    }
+}
+
+/// The request id a page shows, so that a person can hand it to whoever reads the logs.
+fn reference() -> String {
+    crate::core::context::current()
+        .request_id
+        .map(|id| format!(" Reference: {id}."))
+        .unwrap_or_default()
 }
 
 impl LoginFailure {
@@ -64,6 +91,29 @@ impl IntoResponse for LoginFailure {
                 error_page(
                     StatusCode::BAD_REQUEST,
                     &format!("The sign-in response was rejected: {m}."),
+                )
+            }
+            LoginFailure::TokenRejected(m) => {
+                let request_id = crate::core::context::current().request_id;
+                tracing::warn!(reason = %m, request_id = request_id.as_deref(), "IdP ID token rejected");
+                error_page(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "The sign-in response was rejected: the identity provider's ID token was rejected.{}",
+                        reference()
+                    ),
+                )
+            }
+            LoginFailure::Upstream(m) => {
+                let request_id = crate::core::context::current().request_id;
+                tracing::warn!(reason = %m, request_id = request_id.as_deref(), "IdP request failed");
+                error_page(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "Sign-in failed: the identity provider could not be reached or answered \
+                         unexpectedly. Try again later, or contact your administrator.{}",
+                        reference()
+                    ),
                 )
             }
             other => error_page(

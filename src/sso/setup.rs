@@ -11,6 +11,7 @@ use crate::core::sso::{
     AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol, normalize_domain,
 };
 use crate::core::store::SsoStore;
+use crate::outbound::{Outbound, Reach};
 use crate::store::SqlStore;
 
 /// Where the IdP is: an OIDC issuer with a client, or SAML metadata (the XML itself).
@@ -44,6 +45,9 @@ pub struct ConnectionSpec {
     pub trust_unverified_email: bool,
     pub clock_skew_secs: Option<u32>,
     pub idp_initiated: Option<(String, String)>,
+    /// Whether Roster's requests to this IdP may reach private networks: only for an
+    /// operator (the CLI, an admin key for every organization), never from a request body.
+    pub private_networks: bool,
 }
 
 impl ConnectionSpec {
@@ -61,6 +65,7 @@ impl ConnectionSpec {
             trust_unverified_email: false,
             clock_skew_secs: None,
             idp_initiated: None,
+            private_networks: false,
         }
     }
 }
@@ -76,6 +81,31 @@ pub fn check_idp_url(what: &str, url: &str) -> CoreResult<url::Url> {
         )));
     }
     Ok(parsed)
+}
+
+/// The largest IdP metadata document fetched (single-IdP metadata is a few KiB).
+const MAX_METADATA: usize = 1 << 20;
+
+/// IdP metadata from `url` (https; http only on loopback) through the outbound guard:
+/// `reach` is [`Reach::Private`] only for an operator.
+pub async fn fetch_idp_metadata(out: &Outbound, reach: Reach, url: &str) -> CoreResult<String> {
+    let parsed = check_idp_url("the IdP metadata URL", url)?;
+    let cannot = |e: String| {
+        CoreError::InvalidValue(format!("cannot fetch IdP metadata from {parsed}: {e}"))
+    };
+    let resp = out
+        .request(reach, reqwest::Method::GET, parsed.as_str())
+        .map_err(|e| cannot(e.to_string()))?
+        .send()
+        .await
+        .map_err(|e| cannot(crate::outbound::error_text(e)))?;
+    if !resp.status().is_success() {
+        return Err(cannot(format!("HTTP {}", resp.status().as_u16())));
+    }
+    let body = crate::outbound::read_limited(resp, MAX_METADATA)
+        .await
+        .map_err(cannot)?;
+    String::from_utf8(body).map_err(|_| cannot("the document is not UTF-8".into()))
 }
 
 /// Checks the spec, makes the connection's secrets and stores it.
@@ -126,6 +156,7 @@ pub async fn create_connection(
         domains,
         directory_authoritative: spec.directory_authoritative,
         trust_unverified_email: spec.trust_unverified_email,
+        private_networks: spec.private_networks,
         ..Default::default()
     };
     let id = spec.id.clone().unwrap_or_else(crate::core::new_id);
@@ -211,6 +242,9 @@ pub struct ConnectionView {
     pub directory_authoritative: bool,
     pub created_at: String,
     pub disabled: bool,
+    /// Whether Roster's requests to the IdP may reach loopback, private or link-local
+    /// addresses (connections an operator made: the CLI, a key for every organization).
+    pub private_networks: bool,
     /// OIDC: the issuer, our client id there, and the redirect URI to register.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
@@ -239,6 +273,7 @@ impl ConnectionView {
             directory_authoritative: c.config.directory_authoritative,
             created_at: c.created_at.clone(),
             disabled: c.disabled,
+            private_networks: c.config.private_networks,
             issuer: None,
             client_id: None,
             redirect_uri: None,

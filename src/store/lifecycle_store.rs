@@ -23,8 +23,8 @@ use crate::core::webhooks::{self, Endpoint, EventRecord};
 pub(super) const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
                           request_id, received_at, data, created_at";
 
-const ENDPOINT_COLS: &str = "id, org_id, url, event_types, secret_enc, created_at, disabled_at, cursor, next_attempt_at, \
-     allow_private";
+const ENDPOINT_COLS: &str = "id, org_id, url, url_enc, event_types, secret_enc, created_at, disabled_at, cursor, \
+     next_attempt_at, allow_private";
 
 fn bad(what: &str) -> CoreError {
     CoreError::Store(StoreError::Other(format!("malformed {what} row")))
@@ -68,6 +68,7 @@ fn endpoint_from_row(r: &AnyRow) -> CoreResult<Endpoint> {
         id: get(r, "id")?,
         org_id: get::<Option<String>>(r, "org_id")?.map(OrgId::from_store),
         url: get(r, "url")?,
+        url_enc: get(r, "url_enc")?,
         event_types: serde_json::from_str(&get::<String>(r, "event_types")?)
             .map_err(|_| bad("webhook"))?,
         secret_enc: get(r, "secret_enc")?,
@@ -244,18 +245,23 @@ impl LifecycleStore for SqlStore {
     }
 
     async fn insert_webhook(&self, ep: &Endpoint, actor: &Actor) -> CoreResult<()> {
+        // URLs carry credentials: only the redacted form is stored in the clear.
+        let url_enc = ep.url_enc.clone().ok_or_else(|| {
+            CoreError::Internal("a webhook endpoint is stored with its URL encrypted".into())
+        })?;
         let mut b = Batch::default();
         b.push(
-            "INSERT INTO webhook_endpoints (id, org_id, url, event_types, secret_enc, created_at, cursor, next_attempt_at, allow_private) \
-             VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events), $6, $7)",
+            "INSERT INTO webhook_endpoints (id, org_id, url, url_enc, event_types, secret_enc, created_at, cursor, next_attempt_at, allow_private) \
+             VALUES ($1, $2, $3, $8, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events), $6, $7)",
             vec![
                 Arg::Str(ep.id.clone()),
                 Arg::opt(ep.org_id.as_ref().map(|o| o.as_str().to_owned())),
-                Arg::Str(ep.url.clone()),
+                Arg::Str(webhooks::display_url(&ep.url)),
                 Arg::Str(Value::from(ep.event_types.clone()).to_string()),
                 Arg::Str(ep.secret_enc.clone()),
                 Arg::Str(ep.created_at.clone()),
                 Arg::I64(i64::from(ep.allow_private)),
+                Arg::Str(url_enc),
             ],
         );
         b.event(
@@ -287,6 +293,19 @@ impl LifecycleStore for SqlStore {
         }
         .map_err(e)?;
         rows.iter().map(endpoint_from_row).collect()
+    }
+
+    async fn seal_webhook_url(&self, id: &str, shown: &str, url_enc: &str) -> CoreResult<()> {
+        let mut b = Batch::default();
+        b.push(
+            "UPDATE webhook_endpoints SET url = $1, url_enc = $2 WHERE id = $3 AND url_enc IS NULL",
+            vec![
+                Arg::Str(shown.to_owned()),
+                Arg::Str(url_enc.to_owned()),
+                Arg::Str(id.to_owned()),
+            ],
+        );
+        self.write_batch(b).await
     }
 
     async fn disable_webhook(&self, id: &str, actor: &Actor) -> CoreResult<bool> {

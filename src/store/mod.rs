@@ -83,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "trust",
         include_str!("../../migrations/sqlite/0006_trust.sql"),
     ),
+    (
+        7,
+        "secret_urls",
+        include_str!("../../migrations/sqlite/0007_secret_urls.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -114,6 +119,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "trust",
         include_str!("../../migrations/postgres/0006_trust.sql"),
+    ),
+    (
+        7,
+        "secret_urls",
+        include_str!("../../migrations/postgres/0007_secret_urls.sql"),
     ),
 ];
 

@@ -351,6 +351,39 @@ impl SsoStore for SqlStore {
         self.write_batch(b).await
     }
 
+    async fn set_connection_private_networks(
+        &self,
+        id: &str,
+        allowed: bool,
+        actor: &Actor,
+    ) -> CoreResult<bool> {
+        let Some(mut c) = self.connection(id).await? else {
+            return Ok(false);
+        };
+        c.config.private_networks = allowed;
+        let mut b = Batch::default();
+        b.push(
+            "UPDATE connections SET config = $1, updated_at = $2 WHERE id = $3",
+            vec![
+                Arg::Str(to_json(&c.config)?),
+                Arg::Str(crate::core::now()),
+                Arg::Str(c.id.clone()),
+            ],
+        );
+        b.event(
+            Some(&c.org_id),
+            actor,
+            &EventDraft::new(
+                "connection.updated",
+                "Connection",
+                &c.id,
+                serde_json::json!({"private_networks": allowed}),
+            ),
+        );
+        self.write_batch(b).await?;
+        Ok(true)
+    }
+
     async fn connection(&self, id: &str) -> CoreResult<Option<Connection>> {
         let row = sqlx::query("SELECT * FROM connections WHERE id = $1")
             .bind(id)

@@ -167,6 +167,10 @@ async fn the_console_and_the_setup_page_in_chromium() {
         .unwrap()
         .expect("the setup page made the connection");
     assert_eq!(conn.org_id, org.id);
+    assert!(
+        !conn.config.private_networks,
+        "a setup link's connection reaches public addresses only"
+    );
     let events = store.events_after(0, Some(&org.id), 1000).await.unwrap();
     assert!(
         events

@@ -13,7 +13,6 @@ use reqwest::Method;
 use roster::core::audit;
 use roster::core::model::Actor;
 use roster::core::store::{LifecycleStore, Store};
-use roster::core::webhooks::Endpoint;
 use roster::http::Server;
 use roster::store::{SqlStore, StoreLocation};
 use serde_json::{Value, json};
@@ -710,22 +709,10 @@ async fn add_webhook(
     events: &str,
 ) -> (String, String) {
     let org = store.org_by_slug(org).await.unwrap().unwrap();
-    let secret = roster::core::webhooks::new_secret().unwrap();
-    let id = roster::core::new_id();
-    let ep = Endpoint {
-        secret_enc: master
-            .encrypt(&roster::delivery::secret_purpose(&id), secret.as_bytes())
-            .unwrap(),
-        id: id.clone(),
-        org_id: Some(org.id),
-        url: url.to_owned(),
-        event_types: roster::core::webhooks::parse_patterns(events).unwrap(),
-        created_at: roster::core::now(),
-        disabled_at: None,
-        cursor: 0,
-        next_attempt_at: roster::core::now(),
-        allow_private: true,
-    };
+    // The operator's endpoint (as the CLI makes it): private networks allowed.
+    let (ep, secret) =
+        roster::core::webhooks::new_endpoint(master, Some(&org.id), url, events, true).unwrap();
+    let id = ep.id.clone();
     store.insert_webhook(&ep, &Actor::Cli).await.unwrap();
     (id, secret)
 }

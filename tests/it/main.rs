@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod common;
 mod console;
+mod guards;
 mod lifecycle;
 mod ops;
 mod scim_bulk;

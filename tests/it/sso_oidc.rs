@@ -117,6 +117,8 @@ pub async fn oidc_connection(
         oidc_issuer: Some(issuer.to_owned()),
         oidc_client_id: Some("roster".into()),
         oidc_scopes: vec!["groups".into()],
+        // Made by the operator (as the CLI does): the IdP peer runs on 127.0.0.1.
+        private_networks: true,
         ..Default::default()
     };
     policy(&mut config);

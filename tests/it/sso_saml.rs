@@ -132,6 +132,8 @@ async fn saml_org(
     let mut config = ConnectionConfig {
         saml_idp_metadata: Some(metadata),
         saml_sp_cert_pem: Some(sp_cert.clone()),
+        // Made by the operator (as the CLI does): the IdP peer runs on 127.0.0.1.
+        private_networks: true,
         ..Default::default()
     };
     policy(&mut config);
