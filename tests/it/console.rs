@@ -485,7 +485,20 @@ async fn the_sign_in_form_refuses_other_sites(app: &TestApp) {
 crate::backend_tests!(a_setup_link_connects_saml_and_tests_a_real_login);
 
 /// The value of the first hidden `csrf` field of a page.
-fn csrf(page: &str) -> String {
+/// Signs `http` (a client with a cookie store) in to the console with an admin key, as the
+/// sign-in page's own form does; the answer to the post.
+pub async fn sign_in(app: &TestApp, http: &reqwest::Client, key: &str) -> reqwest::Response {
+    let login = format!("{}/console/login", app.base());
+    let page = http.get(&login).send().await.unwrap().text().await.unwrap();
+    http.post(&login)
+        .header("origin", app.base())
+        .form(&[("key", key), ("csrf", csrf(&page).as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+pub fn csrf(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())

@@ -388,12 +388,7 @@ async fn webhook_urls_are_secrets(app: &TestApp) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = browser
-        .post(format!("{}/console/login", app.base()))
-        .form(&[("key", global.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::console::sign_in(app, &browser, &global).await;
     assert_eq!(r.status(), 303);
     for path in [
         "/console/webhooks".to_owned(),
