@@ -12,6 +12,7 @@ mod ops;
 mod scim_bulk;
 mod scim_core;
 mod scim_filter;
+mod scim_limits;
 mod scim_patch;
 mod scim_quirks;
 mod sso_oidc;
