@@ -138,6 +138,20 @@ pub fn check_count(def: &AttrDef, n: usize) -> CoreResult<()> {
     Ok(())
 }
 
+/// About how much work normalizing `body` is: its attributes and the values of its lists,
+/// two levels down (core attributes, extension objects). Counting is cheap (lengths only);
+/// it decides whether the work runs inline or off the async workers ([`super::cpu_bound`]).
+pub fn weight(body: &Map<String, Value>) -> usize {
+    fn of(v: &Value, depth: u8) -> usize {
+        match v {
+            Value::Array(a) => a.len(),
+            Value::Object(o) if depth > 0 => o.values().map(|x| 1 + of(x, depth - 1)).sum(),
+            _ => 1,
+        }
+    }
+    body.values().map(|v| of(v, 1)).sum()
+}
+
 /// Normalizes a value for `def` (multi-valued or not).
 pub fn normalize_value(def: &AttrDef, v: &Value) -> CoreResult<Option<Value>> {
     if v.is_null() {

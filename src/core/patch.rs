@@ -200,6 +200,18 @@ pub fn member_ops_only(rt: &ResourceTypeDef, ops: &[PatchOp]) -> CoreResult<Opti
     Ok(Some(coalesce(member_ops)))
 }
 
+/// About how much work applying `ops` is, besides the document it applies to (see
+/// `attrs::weight`): one per operation and per value it carries.
+pub fn weight(ops: &[PatchOp]) -> usize {
+    ops.iter()
+        .map(|op| match &op.value {
+            Some(Value::Array(a)) => 1 + a.len(),
+            Some(Value::Object(o)) => 1 + o.len(),
+            _ => 1,
+        })
+        .sum()
+}
+
 fn need_value(v: Option<&Value>) -> CoreResult<&Value> {
     v.ok_or_else(|| CoreError::InvalidValue("this operation needs a value".into()))
 }
