@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -50,7 +50,14 @@ pub struct Server {
 async fn origin(req: Request, next: Next) -> Response {
     let received = Instant::now();
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
+    // This layer runs after routing (axum applies `Router::layer` to each route and the
+    // fallback), so the matched route's template is known: the label, never the path.
+    let route = crate::metrics::route_label(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+        req.uri().path(),
+    );
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -73,7 +80,7 @@ async fn origin(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    crate::metrics::http_request(&method, &path, resp.status().as_u16(), received);
+    crate::metrics::http_request(&method, route, resp.status().as_u16(), received);
     resp
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod console;
 mod lifecycle;
+mod metrics;
 mod ops;
 mod scim_bulk;
 mod scim_core;
