@@ -157,10 +157,16 @@ impl Resp {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, |s| s).await
+    }
+
+    /// A server with settings of its own (`configure` gets it bound, before it runs).
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(Server) -> Server) -> TestApp {
         let db = TestStore::new(backend).await;
         let server = Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
             .await
             .expect("bind");
+        let server = configure(server);
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
