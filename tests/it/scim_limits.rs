@@ -195,6 +195,29 @@ async fn multi_valued_attributes_are_bounded(app: &TestApp) {
     let left = r.body["emails"].as_array().unwrap();
     assert_eq!(left.len(), MAX_VALUES - 2);
     assert_eq!(left[0]["value"], "e2@example.com");
+    // The bound is told where RFC 7643 leaves room: the attribute's description.
+    let schema = app
+        .get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+        .await
+        .expect(200)
+        .body;
+    let attr = |name: &str| {
+        schema["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["description"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        attr("emails").ends_with("At most 1000 values."),
+        "{}",
+        attr("emails")
+    );
+    assert!(!attr("groups").contains("At most"));
     // Groups are not users: a group's members are not bounded by this.
     let ops: Vec<Value> = (0..MAX_VALUES)
         .map(|i| {
