@@ -1,5 +1,12 @@
 //! Prometheus metrics, process-wide (one registry per process, as Prometheus expects),
 //! served at `/metrics`.
+//!
+//! Every label value comes from a known set, whatever a client sends: each distinct value is
+//! a series kept for the life of the process, so a label taken from a request (an invented
+//! method, a path) would let anyone grow memory and scrapes without bound. Methods outside
+//! the standard ones, unrouted paths and unusual status codes are `other` (or a status
+//! class); routes are the router's templates. The one open-ended label, `directory`, is
+//! only ever an authenticated directory's id (as many as an operator creates).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -17,21 +24,25 @@ pub struct ResultLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
+    /// [`method_label`].
+    pub method: &'static str,
+    /// [`route_label`].
     pub route: String,
-    pub status: u16,
+    /// [`status_label`].
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScimLabels {
+    /// The id of the authenticated directory (never taken from an unauthenticated request).
     pub directory: String,
-    pub method: String,
+    pub method: &'static str,
     /// `2xx`, `4xx`, `5xx`.
     pub status: &'static str,
 }
@@ -119,57 +130,78 @@ pub fn deprovisioned(received: Option<Instant>) {
     }
 }
 
-/// Path segments that name routes; any other segment is an id (or a client's typo) and
-/// becomes `{id}`, so the route label has a bounded set of values.
-const ROUTE_WORDS: &[&str] = &[
-    "scim",
-    "v2",
-    "Users",
-    "Groups",
-    ".search",
-    "Bulk",
-    "ServiceProviderConfig",
-    "ResourceTypes",
-    "Schemas",
-    "oauth",
-    "authorize",
-    "token",
-    "userinfo",
-    "jwks",
-    "introspect",
-    "revoke",
-    "sso",
-    "oidc",
-    "callback",
-    "saml",
-    "continue",
-    "metadata",
-    "acs",
-    "api",
-    "v1",
-    "events",
-    "orgs",
-    "report",
-    "drift",
-    "role-mappings",
-    "users",
-    "roles",
-    "healthz",
-    "readyz",
-    "metrics",
-    ".well-known",
-    "openid-configuration",
-];
+/// The method label: a standard method (RFC 9110 §9, and PATCH), else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
 
-/// The route label of a request path: known words kept, every other segment `{id}`, at
-/// most six segments.
-pub fn route_label(path: &str) -> String {
-    let mut out = String::new();
-    for seg in path.split('/').filter(|s| !s.is_empty()).take(6) {
+/// The status label: a code Roster answers with, else its class (`1xx`…`5xx`), else
+/// `other`.
+pub fn status_label(status: u16) -> &'static str {
+    const KNOWN: [(u16, &str); 26] = [
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (301, "301"),
+        (302, "302"),
+        (303, "303"),
+        (304, "304"),
+        (307, "307"),
+        (308, "308"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (406, "406"),
+        (409, "409"),
+        (412, "412"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    if let Some((_, l)) = KNOWN.iter().find(|(c, _)| *c == status) {
+        return l;
+    }
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// The route label of a request: the template of the route it matched (`matched`, axum's
+/// `MatchedPath`) with every parameter written `{id}`, except SCIM's resource type, kept
+/// when it is one (`/scim/v2/Users/{id}`); `other` for a request that matched no route
+/// (or only a catch-all). So the labels are the router's routes, a fixed set.
+pub fn route_label(matched: Option<&str>, path: &str) -> String {
+    let Some(template) = matched.filter(|t| !t.contains("{*")) else {
+        return "other".to_owned();
+    };
+    let mut out = String::with_capacity(template.len());
+    let mut actual = path.split('/').filter(|s| !s.is_empty());
+    for seg in template.split('/').filter(|s| !s.is_empty()) {
+        let got = actual.next();
         out.push('/');
-        match ROUTE_WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)) {
-            Some(w) => out.push_str(w),
-            None => out.push_str("{id}"),
+        match seg {
+            "{resource}" => match got {
+                Some(r @ ("Users" | "Groups")) => out.push_str(r),
+                _ => out.push_str("{id}"),
+            },
+            p if p.starts_with('{') => out.push_str("{id}"),
+            literal => out.push_str(literal),
         }
     }
     if out.is_empty() {
@@ -178,22 +210,20 @@ pub fn route_label(path: &str) -> String {
     out
 }
 
-/// Records one served HTTP request.
-pub fn http_request(method: &str, path: &str, status: u16, started: Instant) {
+/// Records one served HTTP request (its labels from [`method_label`], [`route_label`],
+/// [`status_label`]).
+pub fn http_request(method: &str, route: String, status: u16, started: Instant) {
     let m = get();
-    let route = route_label(path);
+    let method = method_label(method);
     m.http_requests
         .get_or_create(&RouteLabels {
-            method: method.to_owned(),
+            method,
             route: route.clone(),
-            status,
+            status: status_label(status),
         })
         .inc();
     m.http_latency
-        .get_or_create(&RouteLabel {
-            method: method.to_owned(),
-            route,
-        })
+        .get_or_create(&RouteLabel { method, route })
         .observe(started.elapsed().as_secs_f64());
 }
 
@@ -209,7 +239,7 @@ pub fn scim_op(directory: &str, method: &str, status: u16) {
         .scim_ops
         .get_or_create(&ScimLabels {
             directory: directory.to_owned(),
-            method: method.to_owned(),
+            method: method_label(method),
             status: class,
         })
         .inc();
@@ -229,23 +259,42 @@ pub fn render(extra: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::route_label;
+    use super::{method_label, route_label, status_label};
 
     #[test]
-    fn route_labels_hide_ids_and_stay_bounded() {
+    fn route_labels_are_route_templates() {
+        let users = Some("/scim/v2/{resource}/{id}");
         assert_eq!(
-            route_label("/scim/v2/Users/3f1c0e5e-1111-2222-3333-444455556666"),
+            route_label(users, "/scim/v2/Users/3f1c0e5e-1111-2222-3333-444455556666"),
             "/scim/v2/Users/{id}"
         );
-        assert_eq!(route_label("/scim/v2/users"), "/scim/v2/Users");
         assert_eq!(
-            route_label("/api/v1/orgs/acme/report/drift"),
+            route_label(users, "/scim/v2/Groups/x"),
+            "/scim/v2/Groups/{id}"
+        );
+        assert_eq!(route_label(users, "/scim/v2/oauth/x"), "/scim/v2/{id}/{id}");
+        assert_eq!(
+            route_label(
+                Some("/api/v1/orgs/{org}/report/drift"),
+                "/api/v1/orgs/acme/report/drift"
+            ),
             "/api/v1/orgs/{id}/report/drift"
         );
-        assert_eq!(route_label("/"), "/");
+        assert_eq!(route_label(Some("/"), "/"), "/");
+        assert_eq!(route_label(None, "/scim/scim/oauth/token"), "other");
         assert_eq!(
-            route_label("/a/b/c/d/e/f/g/h"),
-            "/{id}/{id}/{id}/{id}/{id}/{id}"
+            route_label(Some("/scim/v2/{*rest}"), "/scim/v2/a/b/c"),
+            "other"
         );
+    }
+
+    #[test]
+    fn methods_and_statuses_come_from_known_sets() {
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("FOOBAR"), "other");
+        assert_eq!(method_label("get"), "other");
+        assert_eq!(status_label(404), "404");
+        assert_eq!(status_label(418), "4xx");
+        assert_eq!(status_label(999), "other");
     }
 }

@@ -122,6 +122,15 @@ enum Cmd {
         /// The PEM private key of --tls-cert.
         #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Require `Authorization: Bearer <token>` on /metrics (401 otherwise); default:
+        /// /metrics is open (bind or firewall it).
+        #[arg(
+            long,
+            env = "ROSTER_METRICS_TOKEN",
+            hide_env_values = true,
+            hide_default_value = true
+        )]
+        metrics_token: Option<String>,
     },
     /// Organizations.
     #[command(subcommand)]
@@ -267,6 +276,7 @@ struct FileConfig {
     login_rate_limit: Option<u32>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    metrics_token: Option<String>,
 }
 
 /// The configuration file named by `--config` or `ROSTER_CONFIG`, if any.
@@ -331,6 +341,7 @@ fn parse_cli() -> Result<Cli, String> {
             ),
             ("tls_cert", f.tls_cert),
             ("tls_key", f.tls_key),
+            ("metrics_token", f.metrics_token),
         ];
         for (id, v) in serve {
             if let Some(v) = v {
@@ -472,6 +483,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             login_rate_limit,
             tls_cert,
             tls_key,
+            metrics_token,
         } => {
             let master = master_key(&cli.db)?;
             let schedule = crate::delivery::parse_schedule(webhook_retry_schedule)
@@ -490,7 +502,8 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             .scim_rate_limit(*scim_rate_limit)
             .admin_rate_limit(*admin_rate_limit)
             .dns_resolver(cli.db.dns_resolver)
-            .login_rate_limit(*login_rate_limit);
+            .login_rate_limit(*login_rate_limit)
+            .metrics_token(metrics_token.clone());
             tracing::info!(addr = %server.local_addr()?, "roster listening");
             server.run(shutdown_signal()).await?;
         }

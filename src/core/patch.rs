@@ -3,9 +3,13 @@
 //! succeeds or changes nothing. Group membership operations are not applied to the document
 //! but turned into [`MemberOp`]s, which the store runs as set operations.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
-use super::attrs::{normalize, normalize_single, normalize_value};
+use super::attrs::{
+    check_count, compare_key, distinct, normalize, normalize_single, normalize_sub, normalize_value,
+};
 use super::error::{CoreError, CoreResult};
 use super::model::MemberType;
 use super::query::{ElemCond, Val};
@@ -162,7 +166,10 @@ pub fn apply(
         }
     }
     let attrs = normalize(rt, &work)?;
-    Ok(Patched { attrs, member_ops })
+    Ok(Patched {
+        attrs,
+        member_ops: coalesce(member_ops),
+    })
 }
 
 /// The membership operations of a group PATCH that touches nothing but `members`
@@ -190,7 +197,19 @@ pub fn member_ops_only(rt: &ResourceTypeDef, ops: &[PatchOp]) -> CoreResult<Opti
             )?);
         }
     }
-    Ok(Some(member_ops))
+    Ok(Some(coalesce(member_ops)))
+}
+
+/// About how much work applying `ops` is, besides the document it applies to (see
+/// `attrs::weight`): one per operation and per value it carries.
+pub fn weight(ops: &[PatchOp]) -> usize {
+    ops.iter()
+        .map(|op| match &op.value {
+            Some(Value::Array(a)) => 1 + a.len(),
+            Some(Value::Object(o)) => 1 + o.len(),
+            _ => 1,
+        })
+        .sum()
 }
 
 fn need_value(v: Option<&Value>) -> CoreResult<&Value> {
@@ -214,33 +233,25 @@ fn apply_attr(
                 Some(Value::Array(a)) => a,
                 _ => Vec::new(),
             };
-            let hits: Vec<usize> = items
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| f.matches(e))
-                .map(|(i, _)| i)
-                .collect();
+            // Whether each element matches, in order: one pass, whatever the operation.
+            let hits: Vec<bool> = items.iter().map(|e| f.matches(e)).collect();
             match kind {
                 PatchKind::Remove => match sub {
                     Some(s) => {
-                        for &i in &hits {
-                            if let Some(o) = items[i].as_object_mut() {
+                        for (e, _) in items.iter_mut().zip(&hits).filter(|(_, h)| **h) {
+                            if let Some(o) = e.as_object_mut() {
                                 o.remove(s.name);
                             }
                         }
                     }
                     None => {
-                        let mut i = 0;
-                        items.retain(|_| {
-                            let keep = !hits.contains(&i);
-                            i += 1;
-                            keep
-                        });
+                        let mut hit = hits.iter();
+                        items.retain(|_| !hit.next().copied().unwrap_or(false));
                     }
                 },
                 PatchKind::Add | PatchKind::Replace => {
                     let v = need_value(value)?;
-                    if hits.is_empty() {
+                    if !hits.contains(&true) {
                         // Create the element the filter describes (Entra ID:
                         // `emails[type eq "work"].value` on a user without a work email).
                         let eqs = f.equalities().ok_or_else(|| {
@@ -267,14 +278,19 @@ fn apply_attr(
                             items.push(ne);
                         }
                     } else {
-                        for &i in &hits {
-                            let Some(o) = items[i].as_object_mut() else {
+                        // The new sub-attribute value, normalized once for every element.
+                        let new_sub = match sub {
+                            Some(s) => normalize_sub(def, s, v)?,
+                            None => None,
+                        };
+                        for (e, _) in items.iter_mut().zip(&hits).filter(|(_, h)| **h) {
+                            let Some(o) = e.as_object_mut() else {
                                 continue;
                             };
                             match sub {
                                 Some(s) => {
-                                    match normalize_value(s, v)? {
-                                        Some(nv) => o.insert(s.name.to_owned(), nv),
+                                    match &new_sub {
+                                        Some(nv) => o.insert(s.name.to_owned(), nv.clone()),
                                         None => o.remove(s.name),
                                     };
                                 }
@@ -311,13 +327,13 @@ fn apply_attr(
             };
             match (kind, sub) {
                 (PatchKind::Remove, None) => match value {
-                    // Entra ID: remove only the listed values.
+                    // Entra ID: remove only the listed values (compared as the `value`
+                    // sub-attribute compares, so by key: one pass over each list).
                     Some(Value::Array(vals)) if !vals.is_empty() => {
-                        let drop: Vec<&Value> = vals
-                            .iter()
-                            .filter_map(|v| v.get("value").or(Some(v)))
-                            .collect();
-                        items.retain(|e| !drop.contains(&e.get("value").unwrap_or(e)));
+                        let vdef = def.sub_attr("value").unwrap_or(def);
+                        let key = |v: &Value| compare_key(vdef, v.get("value").unwrap_or(v));
+                        let drop: HashSet<String> = vals.iter().map(key).collect();
+                        items.retain(|e| !drop.contains(&key(e)));
                     }
                     _ => items.clear(),
                 },
@@ -338,11 +354,7 @@ fn apply_attr(
                                 }
                             }
                         }
-                        for n in new {
-                            if !items.contains(&n) {
-                                items.push(n);
-                            }
-                        }
+                        items = distinct(def, items, new);
                     }
                 }
                 (PatchKind::Replace, None) => {
@@ -352,12 +364,11 @@ fn apply_attr(
                     };
                 }
                 (PatchKind::Add | PatchKind::Replace, Some(s)) => {
-                    let v = need_value(value)?;
-                    for e in &mut items {
-                        if let Some(o) = e.as_object_mut()
-                            && let Some(nv) = normalize_value(s, v)?
-                        {
-                            o.insert(s.name.to_owned(), nv);
+                    if let Some(nv) = normalize_sub(def, s, need_value(value)?)? {
+                        for e in &mut items {
+                            if let Some(o) = e.as_object_mut() {
+                                o.insert(s.name.to_owned(), nv.clone());
+                            }
                         }
                     }
                 }
@@ -385,7 +396,7 @@ fn apply_attr(
                     *entry = Value::Object(Map::new());
                 }
                 if let Some(o) = entry.as_object_mut() {
-                    match normalize_value(s, v)? {
+                    match normalize_sub(def, s, v)? {
                         Some(nv) => o.insert(s.name.to_owned(), nv),
                         None => o.remove(s.name),
                     };
@@ -435,15 +446,16 @@ fn is_primary(v: &Value) -> bool {
     v.get("primary") == Some(&Value::Bool(true))
 }
 
+/// Puts a multi-valued attribute back after an operation: without emptied elements, and no
+/// more than `MAX_VALUES` of them (checked after every operation, so no later operation of
+/// the request works on more).
 fn set_multi(
     container: &mut Map<String, Value>,
     def: &AttrDef,
-    items: Vec<Value>,
+    mut items: Vec<Value>,
 ) -> CoreResult<()> {
-    let items: Vec<Value> = items
-        .into_iter()
-        .filter(|e| e.as_object().is_none_or(|o| !o.is_empty()))
-        .collect();
+    items.retain(|e| e.as_object().is_none_or(|o| !o.is_empty()));
+    check_count(def, items.len())?;
     if !items.is_empty() {
         container.insert(def.name.to_owned(), Value::Array(items));
     }
@@ -459,45 +471,86 @@ fn val_json(v: &Val) -> Value {
     }
 }
 
-/// Parses group members from a PATCH or POST value: `[{"value": id, "type"?: ...}]`.
+/// Parses group members from a PATCH or POST value: `[{"value": id, "type"?: ...}]`, each
+/// id once (its first mention), so that whatever a list repeats costs one hash lookup here
+/// and nothing downstream. Groups may have 100,000 members and more: no bound applies.
 pub fn member_refs(v: &Value) -> CoreResult<Vec<MemberRef>> {
-    let items: Vec<&Value> = match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => vec![],
-        other => vec![other],
+    let items: &[Value] = match v {
+        Value::Array(a) => a,
+        Value::Null => &[],
+        other => std::slice::from_ref(other),
     };
-    items
-        .into_iter()
-        .map(|m| {
-            let obj = m.as_object().ok_or_else(|| {
-                CoreError::InvalidValue("members must be objects with a value".into())
-            })?;
-            let id = obj
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-                .and_then(|(_, v)| v.as_str())
-                .ok_or_else(|| {
-                    CoreError::InvalidValue("each member needs a string value".into())
-                })?;
-            let kind = obj
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("type"))
-                .and_then(|(_, v)| v.as_str())
-                .and_then(|t| {
-                    if t.eq_ignore_ascii_case("user") {
-                        Some(MemberType::User)
-                    } else if t.eq_ignore_ascii_case("group") {
-                        Some(MemberType::Group)
-                    } else {
-                        None
-                    }
-                });
-            Ok(MemberRef {
-                id: id.to_owned(),
-                kind,
-            })
-        })
-        .collect()
+    let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for m in items {
+        let r = member_ref(m)?;
+        if seen.insert(r.0) {
+            out.push(MemberRef {
+                id: r.0.to_owned(),
+                kind: r.1,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One member of a list: its id and the type the client named, if any.
+fn member_ref(m: &Value) -> CoreResult<(&str, Option<MemberType>)> {
+    let obj = m
+        .as_object()
+        .ok_or_else(|| CoreError::InvalidValue("members must be objects with a value".into()))?;
+    let id = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+        .and_then(|(_, v)| v.as_str())
+        .ok_or_else(|| CoreError::InvalidValue("each member needs a string value".into()))?;
+    let kind = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("type"))
+        .and_then(|(_, v)| v.as_str())
+        .and_then(|t| {
+            if t.eq_ignore_ascii_case("user") {
+                Some(MemberType::User)
+            } else if t.eq_ignore_ascii_case("group") {
+                Some(MemberType::Group)
+            } else {
+                None
+            }
+        });
+    Ok((id, kind))
+}
+
+/// Membership operations merged where that changes only how many statements run, not the
+/// outcome or its events: consecutive adds are one add, consecutive removals of ids one
+/// removal (each id once), and a replace or remove-all right after another is the later one.
+/// A PATCH of 20,000 one-member operations is then one set operation, not 20,000.
+fn coalesce(ops: Vec<MemberOp>) -> Vec<MemberOp> {
+    let mut out: Vec<MemberOp> = Vec::with_capacity(ops.len().min(16));
+    for op in ops {
+        match (out.last_mut(), op) {
+            (Some(MemberOp::Add(prev)), MemberOp::Add(refs)) => prev.extend(refs),
+            (Some(MemberOp::Remove(prev)), MemberOp::Remove(ids)) => prev.extend(ids),
+            (
+                Some(last @ (MemberOp::Replace(_) | MemberOp::RemoveAll)),
+                op @ (MemberOp::Replace(_) | MemberOp::RemoveAll),
+            ) => *last = op,
+            (_, op) => out.push(op),
+        }
+    }
+    for op in &mut out {
+        match op {
+            MemberOp::Add(refs) => {
+                let mut seen = HashSet::with_capacity(refs.len());
+                refs.retain(|r| seen.insert(r.id.clone()));
+            }
+            MemberOp::Remove(ids) => {
+                let mut seen = HashSet::with_capacity(ids.len());
+                ids.retain(|id| seen.insert(id.clone()));
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn members_op(

@@ -218,6 +218,25 @@ fn compare_json(x: Option<&serde_json::Value>, op: Op, val: &Val, ci: bool) -> b
             }
         }
         (Value::String(s), Val::Str(v)) => {
+            // `v` arrives folded. An ASCII value compares without folding a copy of it: a
+            // PATCH filter is matched against every element, once per operation.
+            if ci && s.is_ascii() {
+                let folded_eq = |x: &str| x.eq_ignore_ascii_case(v);
+                let prefix = |x: &str| x.get(..v.len()).is_some_and(folded_eq);
+                let suffix = |x: &str| {
+                    x.len()
+                        .checked_sub(v.len())
+                        .and_then(|i| x.get(i..))
+                        .is_some_and(folded_eq)
+                };
+                match op {
+                    Op::Eq => return folded_eq(s),
+                    Op::Ne => return !folded_eq(s),
+                    Op::Sw => return prefix(s),
+                    Op::Ew => return suffix(s),
+                    _ => {}
+                }
+            }
             let s = if ci { s.to_lowercase() } else { s.clone() };
             match op {
                 Op::Eq => &s == v,

@@ -4,15 +4,15 @@
 
 use serde_json::{Map, Value, json};
 
-use super::attrs::normalize;
+use super::attrs::{self, normalize};
 use super::audit::{self, AuditDraft};
 use super::error::{CoreError, CoreResult};
 use super::events::EventDraft;
 use super::model::{Group, Provenance, Scope, User};
-use super::new_resource_id;
 use super::patch::{self, PatchOp};
 use super::schema::{GROUP_TYPE, USER_TYPE};
 use super::store::{GroupChange, MemberOp, NewGroup, NewUser, Store, UserChange};
+use super::{cpu_bound, new_resource_id};
 
 fn active(attrs: &Map<String, Value>) -> bool {
     attrs.get("active").and_then(Value::as_bool).unwrap_or(true)
@@ -75,7 +75,7 @@ pub async fn create_user<S: Store>(
     body: &Map<String, Value>,
     provenance: Provenance,
 ) -> CoreResult<User> {
-    let attrs = normalize(&USER_TYPE, body)?;
+    let attrs = cpu_bound(attrs::weight(body), || normalize(&USER_TYPE, body))?;
     let id = new_resource_id();
     let ev = EventDraft::new(
         "user.created",
@@ -195,7 +195,7 @@ pub async fn replace_user<S: Store>(
     body: &Map<String, Value>,
     expect_version: Option<i64>,
 ) -> CoreResult<User> {
-    let attrs = normalize(&USER_TYPE, body)?;
+    let attrs = cpu_bound(attrs::weight(body), || normalize(&USER_TYPE, body))?;
     store
         .update_user(scope, id, move |cur| {
             Ok(user_change(id, cur, attrs, expect_version))
@@ -212,8 +212,10 @@ pub async fn patch_user<S: Store>(
 ) -> CoreResult<User> {
     store
         .update_user(scope, id, move |cur| {
-            let p = patch::apply(&USER_TYPE, id, &cur.attrs, ops)?;
-            Ok(user_change(id, cur, p.attrs, expect_version))
+            cpu_bound(patch::weight(ops) + attrs::weight(&cur.attrs), || {
+                let p = patch::apply(&USER_TYPE, id, &cur.attrs, ops)?;
+                Ok(user_change(id, cur, p.attrs, expect_version))
+            })
         })
         .await
 }
@@ -235,6 +237,12 @@ pub async fn delete_user<S: Store>(
 /// A group body without its members, and the members if it named any.
 type SplitGroup = (Map<String, Value>, Option<Vec<super::store::MemberRef>>);
 
+/// A group body normalized, and its members if it named any.
+fn split_group(body: &Map<String, Value>) -> CoreResult<SplitGroup> {
+    let (rest, members) = split_members(body)?;
+    Ok((normalize(&GROUP_TYPE, &rest)?, members))
+}
+
 /// Splits `members` off a group body: members live in their own table.
 fn split_members(body: &Map<String, Value>) -> CoreResult<SplitGroup> {
     let mut rest = body.clone();
@@ -254,8 +262,7 @@ pub async fn create_group<S: Store>(
     scope: &Scope,
     body: &Map<String, Value>,
 ) -> CoreResult<Group> {
-    let (rest, members) = split_members(body)?;
-    let attrs = normalize(&GROUP_TYPE, &rest)?;
+    let (attrs, members) = cpu_bound(attrs::weight(body), || split_group(body))?;
     let id = new_resource_id();
     let members = members.unwrap_or_default();
     let ev = EventDraft::new(
@@ -320,8 +327,7 @@ pub async fn replace_group<S: Store>(
     body: &Map<String, Value>,
     expect_version: Option<i64>,
 ) -> CoreResult<Group> {
-    let (rest, members) = split_members(body)?;
-    let attrs = normalize(&GROUP_TYPE, &rest)?;
+    let (attrs, members) = cpu_bound(attrs::weight(body), || split_group(body))?;
     // PUT replaces the member list: a body without members empties the group. Members
     // already in it stay (no remove-and-add events for them).
     let ops = vec![MemberOp::Replace(members.unwrap_or_default())];
@@ -348,14 +354,16 @@ pub async fn patch_group<S: Store>(
 ) -> CoreResult<Group> {
     store
         .update_group(scope, id, move |cur| {
-            let p = patch::apply(&GROUP_TYPE, id, &cur.attrs, ops)?;
-            let (events, audit) = group_events(id, cur, &p.attrs, &p.member_ops);
-            Ok(GroupChange {
-                attrs: p.attrs,
-                member_ops: p.member_ops,
-                expect_version,
-                events,
-                audit,
+            cpu_bound(patch::weight(ops) + attrs::weight(&cur.attrs), || {
+                let p = patch::apply(&GROUP_TYPE, id, &cur.attrs, ops)?;
+                let (events, audit) = group_events(id, cur, &p.attrs, &p.member_ops);
+                Ok(GroupChange {
+                    attrs: p.attrs,
+                    member_ops: p.member_ops,
+                    expect_version,
+                    events,
+                    audit,
+                })
             })
         })
         .await
@@ -372,16 +380,18 @@ pub async fn patch_group_version<S: Store>(
     ops: &[PatchOp],
     expect_version: Option<i64>,
 ) -> CoreResult<i64> {
-    if let Some(member_ops) = patch::member_ops_only(&GROUP_TYPE, ops)?
+    let members_only = cpu_bound(patch::weight(ops), || {
+        let ops = patch::member_ops_only(&GROUP_TYPE, ops)?;
+        // What `group_events` makes of a change that leaves the attributes as they are.
+        Ok::<_, CoreError>(ops.map(|ops| {
+            let summary = json!({"members": member_ops_summary(&ops)});
+            (ops, summary)
+        }))
+    })?;
+    if let Some((member_ops, summary)) = members_only
         && !member_ops.is_empty()
     {
-        // What `group_events` makes of a change that leaves the attributes as they are.
-        let audit = AuditDraft::new(
-            "group.updated",
-            "Group",
-            id,
-            json!({"members": member_ops_summary(&member_ops)}),
-        );
+        let audit = AuditDraft::new("group.updated", "Group", id, summary);
         if let Some(v) = store
             .try_change_members(scope, id, &member_ops, expect_version, audit)
             .await?

@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
@@ -44,6 +44,7 @@ pub struct Server {
     admin_limits: Arc<RateLimiter>,
     dns: crate::dns::Resolver,
     login_limits: Arc<RateLimiter>,
+    metrics_token: Arc<OnceLock<String>>,
     tls: Option<RustlsConfig>,
 }
 
@@ -53,7 +54,14 @@ pub struct Server {
 async fn origin(req: Request, next: Next) -> Response {
     let received = Instant::now();
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
+    // This layer runs after routing (axum applies `Router::layer` to each route and the
+    // fallback), so the matched route's template is known: the label, never the path.
+    let route = crate::metrics::route_label(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+        req.uri().path(),
+    );
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -76,7 +84,7 @@ async fn origin(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    crate::metrics::http_request(&method, &path, resp.status().as_u16(), received);
+    crate::metrics::http_request(&method, route, resp.status().as_u16(), received);
     resp
 }
 
@@ -91,13 +99,43 @@ fn new_request_id() -> String {
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// What `/metrics` needs: the store (for gauges) and the token scrapes must present, if one
+/// is set (`Server::metrics_token`).
+#[derive(Clone)]
+struct MetricsState {
+    store: SqlStore,
+    token: Arc<OnceLock<String>>,
+}
+
+/// Whether `headers` carry `Authorization: Bearer <want>`, compared in constant time (as
+/// SHA-256 digests, so not even the length is compared early).
+fn bearer_matches(headers: &HeaderMap, want: &str) -> bool {
+    use crate::core::secrets::{hash_secret, secrets_equal};
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, given)| secrets_equal(&hash_secret(given.trim()), &hash_secret(want)))
+}
+
 /// `/metrics`: the registry, plus webhook gauges read from the database at scrape time
-/// (so every node reports the deployment's queue, not only its own share).
-async fn metrics(
-    State(store): State<SqlStore>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+/// (so every node reports the deployment's queue, not only its own share). With a metrics
+/// token set, only a scrape bearing it is answered; others get 401.
+async fn metrics(State(st): State<MetricsState>, headers: HeaderMap) -> Response {
     use crate::core::store::LifecycleStore;
     use std::fmt::Write;
+    if let Some(want) = st.token.get()
+        && !bearer_matches(&headers, want)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a valid bearer token is required\n",
+        )
+            .into_response();
+    }
+    let store = st.store;
     let mut extra = String::new();
     if let (Ok(stats), Ok(last)) = (store.webhook_stats().await, store.last_event_cursor().await) {
         let _ = writeln!(
@@ -126,11 +164,12 @@ async fn metrics(
     }
     (
         [(
-            axum::http::header::CONTENT_TYPE,
+            header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         crate::metrics::render(&extra),
     )
+        .into_response()
 }
 
 /// The policy of every page that sets none of its own (the SSO adapter's error and refusal
@@ -155,6 +194,7 @@ pub fn app(store: SqlStore, public_url: &str, master: MasterKey) -> std::io::Res
         login_limiter(),
         crate::dns::Resolver::default(),
         false,
+        Arc::default(),
     )
 }
 
@@ -176,7 +216,12 @@ fn app_with(
     login_limits: Arc<RateLimiter>,
     dns: crate::dns::Resolver,
     tls: bool,
+    metrics_token: Arc<OnceLock<String>>,
 ) -> std::io::Result<Router> {
+    let metrics_state = MetricsState {
+        store: store.clone(),
+        token: metrics_token,
+    };
     let public_url = public_url.trim_end_matches('/').to_owned();
     let scim_state = Arc::new(ScimState {
         store: store.clone(),
@@ -216,7 +261,7 @@ fn app_with(
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics).with_state(metrics_state))
         .with_state(store)
         .nest("/scim/v2", scim::router(scim_state))
         .nest("/api/v1", crate::api::router(api_state))
@@ -334,6 +379,7 @@ impl Server {
         let admin_limits = Arc::<RateLimiter>::default();
         let dns = crate::dns::Resolver::default();
         let login_limits = login_limiter();
+        let metrics_token = Arc::<OnceLock<String>>::default();
         Ok(Server {
             listener,
             app: app_with(
@@ -346,11 +392,13 @@ impl Server {
                 login_limits.clone(),
                 dns.clone(),
                 tls.is_some(),
+                metrics_token.clone(),
             )?,
             limits,
             admin_limits,
             login_limits,
             dns,
+            metrics_token,
             store,
             master,
             traffic,
@@ -393,6 +441,15 @@ impl Server {
     /// it, 429 with `Retry-After`.
     pub fn login_rate_limit(self, per_sec: u32) -> Self {
         self.login_limits.set_rate(per_sec);
+        self
+    }
+
+    /// A token `/metrics` requires (`Authorization: Bearer <token>`; 401 otherwise). Set once:
+    /// a later call does not change it. `None` or empty: `/metrics` is open.
+    pub fn metrics_token(self, token: Option<String>) -> Self {
+        if let Some(t) = token.filter(|t| !t.is_empty()) {
+            let _ = self.metrics_token.set(t);
+        }
         self
     }
 

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use super::error::{ScimError, ScimResult};
 use super::ops::{LIST_SCHEMA, Resp};
 use super::{MAX_BULK_OPS, MAX_PAYLOAD, MAX_RESULTS, ScimState};
-use crate::core::schema::{ALL_SCHEMAS, AttrDef, RESOURCE_TYPES, ResourceTypeDef, SchemaDef};
+use crate::core::attrs::MAX_VALUES;
+use crate::core::schema::{
+    ALL_SCHEMAS, AttrDef, Mutability, RESOURCE_TYPES, ResourceTypeDef, SchemaDef,
+};
 
 fn ok(body: Value) -> Resp {
     Resp {
@@ -58,11 +61,19 @@ fn resource_type_json(base: &str, rt: &ResourceTypeDef) -> Value {
 }
 
 fn attr_json(a: &AttrDef) -> Value {
+    // RFC 7643 has no attribute characteristic for how many values are accepted: the bound
+    // is told in the description (and `docs/idp/README.md`). Group members and a user's
+    // (read-only) groups are memberships, not bounded values.
+    let description = if a.multi && a.name != "members" && a.mutability != Mutability::ReadOnly {
+        format!("{} At most {MAX_VALUES} values.", a.description)
+    } else {
+        a.description.to_owned()
+    };
     let mut v = json!({
         "name": a.name,
         "type": a.ty.as_str(),
         "multiValued": a.multi,
-        "description": a.description,
+        "description": description,
         "required": a.required,
         "caseExact": a.case_exact,
         "mutability": a.mutability.as_str(),

@@ -158,9 +158,12 @@ fn resource_id(id: &str) -> ScimResult<&str> {
     }
 }
 
-/// Parses a request body as a JSON object: unparseable → 400 `invalidSyntax`.
+/// Parses a request body as a JSON object: unparseable → 400 `invalidSyntax`. A large body
+/// is parsed off the async workers (`core::cpu_bound`; about 256 bytes of JSON weigh one).
 pub fn json_body(bytes: &Bytes) -> ScimResult<serde_json::Map<String, Value>> {
-    match serde_json::from_slice::<Value>(bytes) {
+    let parsed =
+        crate::core::cpu_bound(bytes.len() / 256, || serde_json::from_slice::<Value>(bytes));
+    match parsed {
         Ok(Value::Object(o)) => Ok(o),
         Ok(_) => Err(ScimError::bad(
             "invalidSyntax",

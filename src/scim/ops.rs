@@ -585,7 +585,7 @@ pub async fn patch(
     if_match: Option<i64>,
     q: &[(String, String)],
 ) -> ScimResult<Resp> {
-    let ops = patch_ops(kind, body)?;
+    let ops = crate::core::cpu_bound(crate::core::attrs::weight(body), || patch_ops(kind, body))?;
     let proj = projection(kind, q);
     let asked = q
         .iter()
