@@ -206,6 +206,8 @@ fn login_limiter() -> Arc<RateLimiter> {
 }
 
 /// `tls`: Roster itself serves HTTPS, so its responses carry `Strict-Transport-Security`.
+// The shared state each adapter gets; one call site (and `app`).
+#[allow(clippy::too_many_arguments)]
 fn app_with(
     store: SqlStore,
     public_url: &str,
