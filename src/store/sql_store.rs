@@ -1646,6 +1646,14 @@ impl Store for SqlStore {
         b.event(Some(&scope.org), &scope.actor, &event);
         revoke_sessions_in(&mut b, self.d, scope, id, "user_deleted");
         roles::drop_user_roles(&mut b, self.d, &scope.org, &scope.actor, id);
+        // Its IdP links go too: nothing they vouched for passes to a later user.
+        b.push(
+            "DELETE FROM user_identities WHERE org_id = $1 AND user_id = $2",
+            vec![
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(id.to_owned()),
+            ],
+        );
         delete_row_in(&mut b, self.d, scope, ResourceKind::User, id);
         tx.finish(self.d, b).await.map_err(e)?;
         tx.commit().await?;

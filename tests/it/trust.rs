@@ -374,6 +374,34 @@ async fn unverified_or_foreign_emails_never_replace_or_verify(app: &TestApp) {
     let bea = email_claims(app, &client, &url, &verifier).await;
     assert_eq!(bea["sub"], hand["id"], "linked to the hand-made account");
     assert_eq!(bea["email_verified"], true, "{bea}");
+    // Deleting the user deletes its IdP links: what they vouched for passes to no one.
+    let bea_id = bea["sub"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.db
+            .store
+            .identities_of(&scope, &bea_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (status, _) = admin(
+        app,
+        &key,
+        Method::DELETE,
+        &format!("/orgs/nimbus/users/{bea_id}"),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(
+        app.db
+            .store
+            .identities_of(&scope, &bea_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The directory's word: a SCIM user in a verified domain is vouched for; one whose
     // address is in a domain the organization has not verified is not.
