@@ -16,7 +16,8 @@ use super::error::{CoreError, CoreResult};
 use super::model::{Actor, Org, Provenance, Scope, User};
 use super::resources;
 use super::sso::{
-    Assertion, Connection, JitMode, Profile, email_domain, normalize_email, user_email_key,
+    Assertion, Connection, JitMode, Profile, Protocol, email_domain, normalize_email,
+    user_email_key,
 };
 use super::store::{SsoStore, Store};
 use super::trust;
@@ -261,10 +262,20 @@ pub async fn login<S: Store + SsoStore>(
     // The address this login may use to match, create or write: one the IdP vouches for
     // (or the operator trusts it for), in a domain the connection serves. Any other address
     // could be anyone's, and never replaces, matches or links an account.
-    let vouched = a.email_verified || conn.config.trust_unverified_email;
-    let trusted_email = email
-        .clone()
-        .filter(|e| vouched && reach.serves(email_domain(e)));
+    // An OIDC `email_verified` speaks for the `email` claim, not for a UPN or another
+    // claim the address was taken from; SAML assertions are the IdP's signed word.
+    let vouched = conn.config.trust_unverified_email
+        || (a.email_verified
+            && (conn.protocol == Protocol::Saml || p.email_from.as_deref() == Some("email")));
+    // What the IdP vouched for is the string it sent: an address that only folds (NFKC)
+    // into another one is not that other one.
+    let exact = p
+        .email
+        .as_deref()
+        .map(|raw| raw.trim().to_lowercase())
+        .filter(|raw| email.as_deref() == Some(raw.as_str()));
+    let vouched = vouched && exact.is_some();
+    let trusted_email = exact.filter(|e| vouched && reach.serves(email_domain(e)));
     // As the IdP wrote it (the stored address keeps its case), when trusted.
     let written_email = trusted_email
         .as_ref()

@@ -370,6 +370,9 @@ pub struct Assertion {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     pub email: Option<String>,
+    /// The claim (attribute) `email` was read from: an OIDC `email_verified` speaks for the
+    /// `email` claim only.
+    pub email_from: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
@@ -422,14 +425,17 @@ fn all(a: &Assertion, names: &[String]) -> Vec<String> {
 
 impl Profile {
     pub fn map(a: &Assertion, m: &AttributeMap) -> Profile {
+        // Only a value that is an email address counts (a UPN or NameID may not be one).
+        let (email_from, email) = m
+            .email
+            .iter()
+            .flat_map(|n| claim_values(a, n).into_iter().map(move |v| (n, v)))
+            .find(|(_, v)| normalize_email(v).is_some())
+            .map(|(n, v)| (Some(n.clone()), Some(v.trim().to_owned())))
+            .unwrap_or_default();
         Profile {
-            // Only a value that is an email address counts (a UPN or NameID may not be one).
-            email: m
-                .email
-                .iter()
-                .flat_map(|n| claim_values(a, n))
-                .find(|v| normalize_email(v).is_some())
-                .map(|v| v.trim().to_owned()),
+            email,
+            email_from,
             given_name: first(a, &m.given_name),
             family_name: first(a, &m.family_name),
             display_name: first(a, &m.display_name),
@@ -451,8 +457,19 @@ pub fn normalize_email(s: &str) -> Option<String> {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !n.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !n
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_format_char(c));
     ok.then_some(n)
+}
+
+/// Invisible formatting characters (Unicode general category Cf, the ones that survive
+/// NFKC): an address holding one looks like another.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
 /// The domain of a normalized email.
@@ -527,6 +544,10 @@ mod tests {
         assert_eq!(normalize_email("a@b@c.com"), None);
         assert_eq!(normalize_email("a@localhost"), None);
         assert_eq!(normalize_email("a b@c.com"), None);
+        // Invisible characters make look-alikes: refused.
+        assert_eq!(normalize_email("ceo\u{200B}@example.com"), None);
+        assert_eq!(normalize_email("ceo\u{202E}@example.com"), None);
+        assert_eq!(normalize_email("ceo\u{00AD}@example.com"), None);
     }
 
     #[test]

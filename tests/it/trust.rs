@@ -535,6 +535,27 @@ async fn a_connection_asserts_only_its_domains(app: &TestApp) {
         "linked to another identity",
     );
 
+    // An address that only folds (NFKC) into Dee's is not Dee's: nothing matches or is
+    // created. Nor does an IdP's email_verified speak for a username claim.
+    idp.account(
+        "fold",
+        json!({"email": "\u{FF24}ee@orbit.test", "email_verified": true}),
+    )
+    .await;
+    let (url, _) = through(&main.id, "fold");
+    refused(Browser::new().follow(&url).await, "did not verify");
+    let by_username = oidc_connection(app, &org, &idp.issuer, |c| {
+        c.attribute_map.email = vec!["preferred_username".into()];
+    })
+    .await;
+    idp.account(
+        "chooser",
+        json!({"preferred_username": "dee@orbit.test", "email_verified": true}),
+    )
+    .await;
+    let (url, _) = through(&by_username.id, "chooser");
+    refused(Browser::new().follow(&url).await, "did not verify");
+
     // A domain the organization only claimed (pending) neither routes nor creates.
     roster::core::domains::claim(&app.db.store, &org, "pending-orbit.test", &Actor::Cli)
         .await
