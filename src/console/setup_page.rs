@@ -115,6 +115,18 @@ fn respond(status: StatusCode, title: &str, body: &str) -> Response {
     (status, setup_headers(), Html(page(title, None, body))).into_response()
 }
 
+/// A 400 page saying what to fix, with the way back to the setup steps.
+fn go_back(title: &str, message: &str) -> Response {
+    respond(
+        StatusCode::BAD_REQUEST,
+        title,
+        &format!(
+            "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
+            esc(message)
+        ),
+    )
+}
+
 fn gone() -> Response {
     respond(
         StatusCode::GONE,
@@ -519,14 +531,9 @@ async fn claim_domain(
     };
     match domains::claim(&st.api.store, &s.org, &f.domain, &s.actor()).await {
         Ok(_) => Redirect::to("/setup").into_response(),
-        Err(CoreError::InvalidValue(m) | CoreError::Uniqueness(m)) => respond(
-            StatusCode::BAD_REQUEST,
-            "Check the domain",
-            &format!(
-                "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
-                esc(&m)
-            ),
-        ),
+        Err(CoreError::InvalidValue(m) | CoreError::Uniqueness(m)) => {
+            go_back("Check the domain", &m)
+        }
         Err(e) => failed(e),
     }
 }
@@ -552,14 +559,7 @@ async fn verify_domain(
     .await
     {
         Ok(_) => Redirect::to("/setup").into_response(),
-        Err(CoreError::NotFound(m) | CoreError::Uniqueness(m)) => respond(
-            StatusCode::BAD_REQUEST,
-            "Check the domain",
-            &format!(
-                "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
-                esc(&m)
-            ),
-        ),
+        Err(CoreError::NotFound(m) | CoreError::Uniqueness(m)) => go_back("Check the domain", &m),
         Err(e) => failed(e),
     }
 }
@@ -691,14 +691,7 @@ async fn connect(st: &SetupState, s: &Session, idp: &str, upstream: Upstream) ->
     };
     match create_connection(&st.api.store, &st.api.master, &s.org, spec, &s.actor()).await {
         Ok(_) => Redirect::to(&format!("/setup?idp={}", idp.as_str())).into_response(),
-        Err(CoreError::InvalidValue(m)) => respond(
-            StatusCode::BAD_REQUEST,
-            "Check the IdP details",
-            &format!(
-                "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
-                esc(&m)
-            ),
-        ),
+        Err(CoreError::InvalidValue(m)) => go_back("Check the IdP details", &m),
         Err(CoreError::Uniqueness(_) | CoreError::Store(_)) => respond(
             StatusCode::CONFLICT,
             "Already connected",
