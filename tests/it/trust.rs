@@ -260,6 +260,137 @@ async fn domains_are_verified_through_dns(backend: Backend) {
     app.stop().await;
 }
 
+/// The customer's setup page claims a domain, shows the record to publish and checks DNS;
+/// the console shows the state and the record too. A setup link cannot vouch without DNS.
+async fn setup_page_and_console_show_domains(backend: Backend) {
+    let mut dns = Dns::new();
+    let addr = dns.addr;
+    let app = TestApp::start_with(backend, move |s| s.dns_resolver(Some(addr))).await;
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let (_, token) = roster::console::setup_page::create_link(store, &org, 3600, &Actor::Cli)
+        .await
+        .unwrap();
+    let b = Browser::new();
+    let base = app.base();
+    b.http
+        .get(format!("{base}/setup/{token}"))
+        .send()
+        .await
+        .unwrap();
+    let page = || async {
+        b.http
+            .get(format!("{base}/setup"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let home = page().await;
+    let csrf = crate::console::csrf(&home);
+    let r = b
+        .http
+        .post(format!("{base}/setup/domains"))
+        .form(&[("csrf", csrf.as_str()), ("domain", "Acme-Setup.test")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let d = roster::core::domains::domain_of(store, &org, "acme-setup.test")
+        .await
+        .unwrap();
+    let home = page().await;
+    assert!(
+        home.contains("acme-setup.test") && home.contains("pending"),
+        "{home}"
+    );
+    assert!(
+        home.contains(&d.record_name()) && home.contains(&d.record_value()),
+        "{home}"
+    );
+    // The setup page has no way to skip DNS: a forged force is ignored.
+    dns.serve(&[]).await;
+    let r = b
+        .http
+        .post(format!("{base}/setup/domains/verify"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("domain", "acme-setup.test"),
+            ("force", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        store
+            .org_by_domain("acme-setup.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(page().await.contains("no TXT record"));
+    dns.serve(&[(&d.record_name(), &d.record_value())]).await;
+    b.http
+        .post(format!("{base}/setup/domains/verify"))
+        .form(&[("csrf", csrf.as_str()), ("domain", "acme-setup.test")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .org_by_domain("acme-setup.test")
+            .await
+            .unwrap()
+            .map(|o| o.slug)
+            .as_deref(),
+        Some("acme")
+    );
+    assert!(page().await.contains("verified"));
+
+    // The console lists it, verified, with its record; a pending claim shows its record.
+    roster::core::domains::claim(store, &org, "acme-later.test", &Actor::Cli)
+        .await
+        .unwrap();
+    let key = admin_key(store, None, false).await;
+    let console = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(
+        crate::console::sign_in(&app, &console, &key).await.status(),
+        303
+    );
+    let html = console
+        .get(format!("{base}/console/orgs/acme/domains"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("acme-setup.test") && html.contains("verified"),
+        "{html}"
+    );
+    assert!(html.contains("_roster-challenge.acme-later.test"), "{html}");
+    assert!(html.contains("Check DNS"), "{html}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn setup_page_and_console_show_domains_sqlite() {
+    setup_page_and_console_show_domains(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn setup_page_and_console_show_domains_postgres() {
+    setup_page_and_console_show_domains(Backend::Postgres).await;
+}
+
 /// The ID token's email claims after a login.
 async fn email_claims(app: &TestApp, client: &Client, url: &str, verifier: &str) -> Value {
     let landing = Browser::new().follow(url).await;
