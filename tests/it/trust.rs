@@ -20,6 +20,10 @@ use crate::sso_oidc::{
 
 /// A real DNS server (dnsmasq) on a loopback port, answering the TXT records it is given;
 /// `serve` restarts it with new records on the same port.
+///
+/// The port comes from below the kernel's ephemeral range, free for both UDP and TCP
+/// (dnsmasq binds both): a port handed out by `bind(0)` can be taken by any outgoing
+/// connection of a parallel test between two restarts.
 struct Dns {
     addr: SocketAddr,
     child: Option<tokio::process::Child>,
@@ -28,17 +32,33 @@ struct Dns {
 impl Dns {
     fn new() -> Dns {
         install_once("install-dns-peer.sh", "Debian's dnsmasq-base");
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free UDP port")
-            .port();
-        Dns {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child: None,
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        for _ in 0..200 {
+            let port: u16 = rng.gen_range(20_000..32_000);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok()
+            {
+                return Dns { addr, child: None };
+            }
         }
+        panic!("no free port for dnsmasq below the ephemeral range");
     }
 
     async fn serve(&mut self, records: &[(&str, &str)]) {
+        // A restart can find the port not yet released by the old process: try again.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match self.try_serve(records).await {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("dnsmasq did not answer on {}: {last}", self.addr);
+    }
+
+    async fn try_serve(&mut self, records: &[(&str, &str)]) -> Result<(), String> {
         if let Some(mut old) = self.child.take() {
             let _ = old.kill().await;
         }
@@ -62,24 +82,32 @@ impl Dns {
             // No shell: the value is passed as it is (dnsmasq would keep quotes).
             cmd.arg(format!("--txt-record={name},{value}"));
         }
-        let child = cmd
+        // Its log goes to a file: read when it exits early, never a pipe that could fill.
+        let log_path =
+            std::env::temp_dir().join(format!("roster-dnsmasq-{}.log", self.addr.port()));
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("dnsmasq log: {e}"))?;
+        let mut child = cmd
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .expect("start dnsmasq");
-        self.child = Some(child);
+            .map_err(|e| format!("start dnsmasq: {e}"))?;
         // Ready when it answers (NXDOMAIN for an unknown name is an answer; a REFUSED
         // from no server at all is not).
         let resolver = roster::dns::Resolver::new(Some(self.addr));
         for _ in 0..50 {
+            if let Ok(Some(status)) = child.try_wait() {
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("dnsmasq exited ({status}): {}", err.trim()));
+            }
             use roster::core::domains::TxtResolver;
             if resolver.txt("ready.test").await.is_ok() {
-                return;
+                self.child = Some(child);
+                return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("dnsmasq did not answer on {}", self.addr);
+        Err("no answer within the wait".into())
     }
 }
 
