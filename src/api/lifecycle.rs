@@ -272,7 +272,8 @@ async fn delete_mapping(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Only entries at or after this time (RFC 3339, UTC).
+    /// Only entries at or after this time: a date (`2026-11-01`, the start of that day in
+    /// UTC) or an RFC 3339 date-time.
     since: Option<String>,
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 200)]
@@ -309,9 +310,10 @@ async fn audit_log(
     let (limit, after) = (page.limit()?, page.after_pos("audit")?);
     let since = match q.since.as_deref() {
         None | Some("") => None,
-        Some(s) => {
-            Some(crate::core::parse_time(s).ok_or_else(|| bad("since must be an RFC 3339 time"))?)
-        }
+        Some(s) => Some(
+            crate::core::parse_time_or_date(s)
+                .ok_or_else(|| bad(format!("since must be {}", crate::core::TIME_OR_DATE)))?,
+        ),
     };
     let org = admin.org(&st.store, &org).await?;
     let mut list = st

@@ -99,7 +99,7 @@ pub enum AuditCmd {
     Export {
         #[arg(long)]
         org: String,
-        /// Only entries at or after this time (RFC 3339).
+        /// Only entries at or after this time: a date (2026-11-01, UTC) or an RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
         /// Write to this file instead of standard output.
@@ -365,8 +365,11 @@ pub async fn audit_cmd(store: &SqlStore, c: &AuditCmd) -> Result<(), CliError> {
         AuditCmd::Export { org, since, out } => {
             let org = orgs::org(store, org).await?;
             let since = match since {
-                Some(s) => Some(crate::core::parse_time(s).ok_or_else(|| {
-                    CoreError::InvalidValue(format!("--since \"{s}\" is not an RFC 3339 time"))
+                Some(s) => Some(crate::core::parse_time_or_date(s).ok_or_else(|| {
+                    CoreError::InvalidValue(format!(
+                        "--since \"{s}\" is not {}",
+                        crate::core::TIME_OR_DATE
+                    ))
                 })?),
                 None => None,
             };

@@ -90,6 +90,25 @@ pub fn parse_time(s: &str) -> Option<String> {
     OffsetDateTime::parse(s, &Rfc3339).ok().map(format_time)
 }
 
+/// What people type where a time is asked for (`--since`, `?since=`): a date
+/// (`2026-11-01`, the start of that day in UTC) or a full RFC 3339 date-time (also with a
+/// space for the `T`, as `date --rfc-3339` prints it), into the storage format.
+pub fn parse_time_or_date(s: &str) -> Option<String> {
+    let s = s.trim();
+    if let Some(t) = parse_time(s) {
+        return Some(t);
+    }
+    if s.len() > 10 && s.as_bytes()[10] == b' ' {
+        return parse_time(&format!("{}T{}", &s[..10], &s[11..]));
+    }
+    let date = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"));
+    date.ok().map(|d| format_time(d.midnight().assume_utc()))
+}
+
+/// How `parse_time_or_date` input is described in errors and help.
+pub const TIME_OR_DATE: &str =
+    "a date (2026-11-01, UTC) or an RFC 3339 time (2026-11-01T09:30:00Z)";
+
 /// The storage-format time `secs` seconds from now (negative: in the past).
 pub fn now_plus_secs(secs: i64) -> String {
     format_time(OffsetDateTime::now_utc() + time::Duration::seconds(secs))
@@ -101,4 +120,35 @@ pub fn now_plus_ms(ms: u64) -> String {
         OffsetDateTime::now_utc()
             + time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_or_date;
+
+    #[test]
+    fn dates_and_times_where_people_type_them() {
+        let day = Some("2026-11-01T00:00:00.000000Z".to_owned());
+        assert_eq!(parse_time_or_date("2026-11-01"), day);
+        assert_eq!(parse_time_or_date(" 2026-11-01 "), day);
+        assert_eq!(parse_time_or_date("2026-11-01T00:00:00Z"), day);
+        assert_eq!(
+            parse_time_or_date("2026-11-01T09:30:00+01:00").as_deref(),
+            Some("2026-11-01T08:30:00.000000Z")
+        );
+        assert_eq!(
+            parse_time_or_date("2026-11-01 09:30:00Z").as_deref(),
+            Some("2026-11-01T09:30:00.000000Z")
+        );
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "yesterday",
+            "2026-11-01T09:30",
+            "1 day",
+        ] {
+            assert_eq!(parse_time_or_date(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -1246,6 +1246,22 @@ async fn audit_pages_form_a_chain(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(earlier.body["data"].as_array().unwrap(), &entries);
+    // A date is the start of that day (UTC).
+    let by_date = api
+        .get("/orgs/acme/audit?since=2000-01-01&limit=200")
+        .await
+        .expect(200);
+    assert_eq!(by_date.body["data"].as_array().unwrap(), &entries);
+    let future_date = api
+        .get("/orgs/acme/audit?since=2999-01-01")
+        .await
+        .expect(200);
+    assert_eq!(future_date.body["data"], json!([]));
+    assert_error(
+        &api.get("/orgs/acme/audit?since=2026-02-30").await,
+        400,
+        "invalid",
+    );
     assert_error(
         &api.get("/orgs/acme/audit?cursor=garbage").await,
         400,

@@ -1095,6 +1095,35 @@ async fn cli_lifecycle_commands() {
         "{actions:?}"
     );
     assert!(lines.windows(2).all(|w| w[1]["prev_hash"] == w[0]["hash"]));
+    // --since takes a date (the start of that day, UTC) as well as an RFC 3339 time.
+    let count_since = |since: &str| {
+        export(&[
+            "audit", "export", "--org", "umbrella", "--since", since, "--out", out_s,
+        ]);
+        std::fs::read_to_string(&out).unwrap().lines().count()
+    };
+    assert_eq!(count_since("2000-01-01"), lines.len());
+    assert_eq!(count_since("2000-01-01T00:00:00Z"), lines.len());
+    assert_eq!(count_since("2999-01-01"), 0);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args([
+            "audit",
+            "export",
+            "--org",
+            "umbrella",
+            "--since",
+            "2026-02-30",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("is not a date (2026-11-01, UTC) or an RFC 3339 time"),
+        "{err}"
+    );
     let ok = roster(&dir, &["audit", "verify", "--json"]);
     assert_eq!(ok["ok"], true);
     let drift = roster(&dir, &["report", "drift", "--org", "umbrella", "--json"]);
