@@ -296,11 +296,29 @@ fn config_path() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// An environment variable set to the empty string (as compose files and systemd units
+/// write `ROSTER_DATABASE_URL=`) counts as unset: the option falls back to the file or
+/// the default instead of failing on an empty value. Every subcommand's options, too.
+fn unset_empty_env(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|a| {
+        let empty = a
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|v| v.is_empty());
+        if empty {
+            a.env(None::<&'static str>)
+        } else {
+            a
+        }
+    });
+    cmd.mut_subcommands(unset_empty_env)
+}
+
 /// The command line with the configuration file's values as defaults, so that flags, then
 /// environment variables, then the file, then built-in defaults decide.
 fn parse_cli() -> Result<Cli, String> {
     use clap::{CommandFactory, FromArgMatches};
-    let mut cmd = Cli::command();
+    let mut cmd = unset_empty_env(Cli::command());
     if let Some(path) = config_path() {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -32,7 +32,8 @@ pub fn page(title: &str, nav: Option<&str>, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · Roster</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
+         <title>{t} · Roster</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
+         <link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
          <body><header><a class=\"brand\" href=\"/console\">Roster</a>{nav}</header>\
          <main><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title),

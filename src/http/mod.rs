@@ -225,6 +225,7 @@ fn app_with(
         token: metrics_token,
     };
     let public_url = public_url.trim_end_matches('/').to_owned();
+    let front_url = public_url.clone();
     let scim_state = Arc::new(ScimState {
         store: store.clone(),
         base_url: format!("{public_url}/scim/v2"),
@@ -278,6 +279,7 @@ fn app_with(
         .nest("/setup", crate::console::setup_page::router(setup_state))
         .merge(sso::router(sso_state.clone()))
         .merge(crate::oidc::router(sso_state))
+        .merge(crate::console::front::router(&front_url))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
         .layer(axum::middleware::from_fn(origin))
         .layer(TraceLayer::new_for_http())

@@ -142,7 +142,7 @@ pub fn html_escape(s: &str) -> String {
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Sign-in problem</title></head><body><main><h1>Sign-in problem</h1>\
+         <title>Sign-in problem</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body><main><h1>Sign-in problem</h1>\
          <p id=\"message\">{}</p></main></body></html>",
         html_escape(message)
     );

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod common;
 mod console;
+mod first_run;
 mod guards;
 mod lifecycle;
 mod metrics;
