@@ -5,6 +5,17 @@
 # (or sudo) and the Debian package registry.
 set -euo pipefail
 packages=(libxmlsec1-dev libxml2-dev libssl-dev pkg-config libclang-dev)
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    # Not Debian or Ubuntu: say what to install instead of guessing a package manager.
+    if pkg-config --exists xmlsec1-openssl libxml-2.0 openssl 2>/dev/null; then
+        exit 0
+    fi
+    echo "install-system-packages: this is not a Debian-like system; install the development" >&2
+    echo "packages of xmlsec1 (with OpenSSL), libxml2, OpenSSL, pkg-config and libclang" >&2
+    echo "(Fedora: xmlsec1-devel xmlsec1-openssl-devel libxml2-devel openssl-devel pkgconf clang-devel;" >&2
+    echo " macOS/Homebrew: libxmlsec1 pkg-config llvm), then run this again." >&2
+    exit 1
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
