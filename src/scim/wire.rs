@@ -76,7 +76,7 @@ pub fn if_match(v: &str) -> Result<Option<Expect>, String> {
     };
     if versions.any(|n| n != first) {
         return Err(
-            "If-Match names several versions; name the version the change is based on".into(),
+            "the entity tags name several versions; name the one the change is based on".into(),
         );
     }
     Ok(Some(Expect::Version(first)))
