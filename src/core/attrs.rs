@@ -211,48 +211,121 @@ fn attr_name(def: &AttrDef, parent: Option<&AttrDef>) -> String {
     }
 }
 
+/// A value given for an attribute, read for what it stands for ([`given`]).
+#[derive(Debug)]
+pub enum Given<'a> {
+    /// No value (RFC 7643 §2.5: unassigned, `null` and empty are one state).
+    Unassigned,
+    /// A shorthand for a whole complex value: the object it stands for.
+    Whole(Value),
+    /// The value as it was given (type-checked by normalizing it).
+    AsGiven(&'a Value),
+}
+
+/// What `v` stands for as a value of `def`. A single-valued complex attribute with a `value`
+/// sub-attribute (the Enterprise User's `manager`) is also accepted the way Microsoft Entra
+/// ID sends it: its `value` alone (`"<id>"`), or a list of one such object (`[{"$ref":
+/// null, "value": "<id>"}]`); each stands for the whole object, which it replaces. For
+/// such an attribute `""` and `[]` name no value, like `null`; a longer list is refused.
+/// The types inside are checked as for the object (`"manager": 5` → `manager.value must
+/// be a string`). Every other attribute takes its values as given, `null` unassigned.
+pub fn given<'a>(def: &AttrDef, v: &'a Value) -> CoreResult<Given<'a>> {
+    if v.is_null() {
+        return Ok(Given::Unassigned);
+    }
+    if def.ty != AttrType::Complex || def.multi || def.sub_attr("value").is_none() {
+        return Ok(Given::AsGiven(v));
+    }
+    let one = match v {
+        Value::Array(a) => match a.as_slice() {
+            [] => return Ok(Given::Unassigned),
+            [one] => one,
+            many => {
+                return Err(CoreError::InvalidValue(format!(
+                    "{} is single-valued: a list of {} values is not accepted",
+                    def.name,
+                    many.len()
+                )));
+            }
+        },
+        other => other,
+    };
+    Ok(match one {
+        Value::Null => Given::Unassigned,
+        Value::String(s) if s.is_empty() => Given::Unassigned,
+        Value::String(_) | Value::Bool(_) | Value::Number(_) => {
+            let mut m = Map::new();
+            m.insert("value".into(), one.clone());
+            Given::Whole(Value::Object(m))
+        }
+        // An object in a list of one is the whole value; an object alone is as given (a
+        // PATCH merges its sub-attributes).
+        Value::Object(_) if v.is_array() => Given::Whole(one.clone()),
+        Value::Object(_) => Given::AsGiven(one),
+        Value::Array(_) => {
+            return Err(CoreError::InvalidValue(format!(
+                "{} must be an object",
+                def.name
+            )));
+        }
+    })
+}
+
 fn single(def: &AttrDef, parent: Option<&AttrDef>, v: &Value) -> CoreResult<Option<Value>> {
+    if def.ty == AttrType::Complex && !def.multi {
+        return match given(def, v)? {
+            Given::Unassigned => Ok(None),
+            Given::Whole(w) => complex(def, parent, &w),
+            Given::AsGiven(g) => complex(def, parent, g),
+        };
+    }
     if v.is_null() {
         return Ok(None);
     }
     if def.ty == AttrType::Complex {
-        let wrapped;
-        let obj = match v {
-            Value::Object(o) => o,
-            // `"emails": ["a@b.c"]`: a bare value for a multi-valued complex attribute (its
-            // type is checked as the `value` sub-attribute's).
-            Value::String(_) | Value::Bool(_) | Value::Number(_)
-                if def.multi && def.sub_attr("value").is_some() =>
-            {
-                let mut m = Map::new();
-                m.insert("value".into(), v.clone());
-                wrapped = m;
-                &wrapped
-            }
-            _ => {
-                return Err(CoreError::InvalidValue(format!(
-                    "{} must be an object",
-                    attr_name(def, parent)
-                )));
-            }
-        };
-        let mut out = Map::new();
-        for (k, sv) in obj {
-            let Some(sub) = def.sub_attr(k) else { continue };
-            if sub.mutability == Mutability::ReadOnly && def.name != "members" {
-                continue;
-            }
-            if let Some(nv) = single(sub, Some(def), sv)? {
-                out.insert(sub.name.to_owned(), nv);
-            }
-        }
-        return Ok(if out.is_empty() {
-            None
-        } else {
-            Some(Value::Object(out))
-        });
+        return complex(def, parent, v);
     }
     scalar(def, parent, v).map(Some)
+}
+
+/// One value of complex attribute `def`: an object of its sub-attributes (a bare value
+/// stands for `{"value": …}` in a multi-valued attribute with a `value` sub-attribute).
+fn complex(def: &AttrDef, parent: Option<&AttrDef>, v: &Value) -> CoreResult<Option<Value>> {
+    let wrapped;
+    let obj = match v {
+        Value::Object(o) => o,
+        // `"emails": ["a@b.c"]`: a bare value for a multi-valued complex attribute (its
+        // type is checked as the `value` sub-attribute's).
+        Value::String(_) | Value::Bool(_) | Value::Number(_)
+            if def.multi && def.sub_attr("value").is_some() =>
+        {
+            let mut m = Map::new();
+            m.insert("value".into(), v.clone());
+            wrapped = m;
+            &wrapped
+        }
+        _ => {
+            return Err(CoreError::InvalidValue(format!(
+                "{} must be an object",
+                attr_name(def, parent)
+            )));
+        }
+    };
+    let mut out = Map::new();
+    for (k, sv) in obj {
+        let Some(sub) = def.sub_attr(k) else { continue };
+        if sub.mutability == Mutability::ReadOnly && def.name != "members" {
+            continue;
+        }
+        if let Some(nv) = single(sub, Some(def), sv)? {
+            out.insert(sub.name.to_owned(), nv);
+        }
+    }
+    Ok(if out.is_empty() {
+        None
+    } else {
+        Some(Value::Object(out))
+    })
 }
 
 /// Up to this many new values are compared pairwise (no allocation, the common case of an
@@ -471,5 +544,38 @@ mod tests {
         );
         let many: Vec<Value> = (0..=MAX_VALUES).map(|i| json!(format!("{i}@x"))).collect();
         assert!(err(json!(many)).starts_with("emails has 1001 values"));
+    }
+
+    #[test]
+    fn a_manager_may_be_given_by_its_id() {
+        use crate::core::schema::ENTERPRISE_USER_ATTRS;
+        let Some(manager) = ENTERPRISE_USER_ATTRS.iter().find(|d| d.name == "manager") else {
+            panic!("manager is in the schema");
+        };
+        let norm = |v: Value| normalize_value(manager, &v);
+        let whole = Some(json!({"value": "m-1"}));
+        assert_eq!(norm(json!("m-1")).unwrap(), whole);
+        assert_eq!(
+            norm(json!([{"$ref": null, "value": "m-1"}])).unwrap(),
+            whole
+        );
+        assert_eq!(norm(json!({"value": "m-1"})).unwrap(), whole);
+        for none in [json!(null), json!(""), json!([]), json!([null])] {
+            assert_eq!(norm(none.clone()).unwrap(), None, "{none}");
+        }
+        let err = |v: Value| match norm(v) {
+            Err(CoreError::InvalidValue(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err(json!(7)), "manager.value must be a string");
+        assert_eq!(err(json!([["m-1"]])), "manager must be an object");
+        assert_eq!(
+            err(json!([{"value": "a"}, {"value": "b"}])),
+            "manager is single-valued: a list of 2 values is not accepted"
+        );
+        // Other complex attributes take no shorthand.
+        let name = USER.attr("name").unwrap();
+        assert!(normalize_value(name, &json!("Pat")).is_err());
+        assert!(normalize_value(name, &json!([{"givenName": "Pat"}])).is_err());
     }
 }

@@ -28,7 +28,7 @@ pub enum CoreError {
     #[error("{0}")]
     InvalidSyntax(String),
     /// The caller's precondition (expected version) does not hold.
-    #[error("resource version mismatch: the resource was changed since version {0}")]
+    #[error("resource version mismatch: {0}")]
     VersionMismatch(String),
     /// The caller may not do this (read-only token, wrong organization...).
     #[error("{0}")]

@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use super::error::{CoreError, CoreResult};
+
 /// An organization's id. Only the store makes one (from a row it read), so an
 /// organization-scoped query can only be asked for an organization that exists.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -171,6 +173,32 @@ pub struct Meta {
     pub version: i64,
     pub created: String,
     pub last_modified: String,
+}
+
+/// A write's precondition on the version of the resource it changes (SCIM's `If-Match`, a
+/// `/Bulk` operation's `version`, as the adapter read them; no precondition is `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The write applies only while the resource is at this version.
+    Version(i64),
+    /// The client named no version this server issued (a stale or foreign entity tag):
+    /// the precondition holds for no version.
+    Unissued,
+}
+
+impl Expect {
+    /// Whether the precondition holds for a resource at version `current`.
+    pub fn check(self, current: i64) -> CoreResult<()> {
+        match self {
+            Expect::Version(v) if v == current => Ok(()),
+            Expect::Version(v) => Err(CoreError::VersionMismatch(format!(
+                "the resource was changed since version {v}"
+            ))),
+            Expect::Unissued => Err(CoreError::VersionMismatch(
+                "the entity tag names no version of this resource".into(),
+            )),
+        }
+    }
 }
 
 /// A stored user. `attrs` is the schema-normalized attribute document (see `core::attrs`).

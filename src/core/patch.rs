@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::attrs::{
-    check_count, compare_key, distinct, normalize, normalize_single, normalize_sub, normalize_value,
+    Given, check_count, compare_key, distinct, given, normalize, normalize_single, normalize_sub,
+    normalize_value,
 };
 use super::error::{CoreError, CoreResult};
 use super::model::MemberType;
@@ -412,11 +413,23 @@ fn apply_attr(
             (_, None) => {
                 let v = need_value(value)?;
                 if def.ty == AttrType::Complex {
+                    let v = match given(def, v)? {
+                        Given::Unassigned => {
+                            container.remove(key);
+                            return Ok(());
+                        }
+                        // Entra ID's bare `manager` id: the whole value, replacing the old.
+                        Given::Whole(w) => {
+                            match normalize_value(def, &w)? {
+                                Some(nv) => container.insert(key.to_owned(), nv),
+                                None => container.remove(key),
+                            };
+                            return Ok(());
+                        }
+                        Given::AsGiven(g) => g,
+                    };
                     // RFC 7644 §3.5.2.1/3: sub-attributes given replace theirs, others stay.
                     let Some(Value::Object(nv)) = normalize_value(def, v)? else {
-                        if v.is_null() {
-                            container.remove(key);
-                        }
                         return Ok(());
                     };
                     let entry = container

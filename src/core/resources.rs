@@ -8,7 +8,7 @@ use super::attrs::{self, normalize};
 use super::audit::{self, AuditDraft};
 use super::error::{CoreError, CoreResult};
 use super::events::EventDraft;
-use super::model::{Group, Provenance, Scope, User};
+use super::model::{Expect, Group, Provenance, Scope, User};
 use super::patch::{self, PatchOp};
 use super::schema::{GROUP_TYPE, USER_TYPE};
 use super::store::{GroupChange, MemberOp, NewGroup, NewUser, Store, UserChange};
@@ -23,7 +23,7 @@ fn user_change(
     id: &str,
     before: &User,
     after: Map<String, Value>,
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> UserChange {
     let changes = audit::diff(&before.attrs, &after);
     let mut events = Vec::new();
@@ -193,7 +193,7 @@ pub async fn replace_user<S: Store>(
     scope: &Scope,
     id: &str,
     body: &Map<String, Value>,
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<User> {
     let attrs = cpu_bound(attrs::weight(body), || normalize(&USER_TYPE, body))?;
     store
@@ -208,7 +208,7 @@ pub async fn patch_user<S: Store>(
     scope: &Scope,
     id: &str,
     ops: &[PatchOp],
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<User> {
     store
         .update_user(scope, id, move |cur| {
@@ -224,7 +224,7 @@ pub async fn delete_user<S: Store>(
     store: &S,
     scope: &Scope,
     id: &str,
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<()> {
     let ev = EventDraft::new("user.deleted", "User", id, json!({}));
     if store.delete_user(scope, id, expect_version, ev).await? {
@@ -325,7 +325,7 @@ pub async fn replace_group<S: Store>(
     scope: &Scope,
     id: &str,
     body: &Map<String, Value>,
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<Group> {
     let (attrs, members) = cpu_bound(attrs::weight(body), || split_group(body))?;
     // PUT replaces the member list: a body without members empties the group. Members
@@ -350,7 +350,7 @@ pub async fn patch_group<S: Store>(
     scope: &Scope,
     id: &str,
     ops: &[PatchOp],
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<Group> {
     store
         .update_group(scope, id, move |cur| {
@@ -378,7 +378,7 @@ pub async fn patch_group_version<S: Store>(
     scope: &Scope,
     id: &str,
     ops: &[PatchOp],
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<i64> {
     let members_only = cpu_bound(patch::weight(ops), || {
         let ops = patch::member_ops_only(&GROUP_TYPE, ops)?;
@@ -409,7 +409,7 @@ pub async fn delete_group<S: Store>(
     store: &S,
     scope: &Scope,
     id: &str,
-    expect_version: Option<i64>,
+    expect_version: Option<Expect>,
 ) -> CoreResult<()> {
     let ev = EventDraft::new("group.deleted", "Group", id, json!({}));
     if store.delete_group(scope, id, expect_version, ev).await? {

@@ -59,7 +59,7 @@ pub enum MemberOp {
 pub struct UserChange {
     pub attrs: Map<String, Value>,
     /// When set, the write only happens if the stored version still equals it.
-    pub expect_version: Option<i64>,
+    pub expect_version: Option<Expect>,
     pub events: Vec<EventDraft>,
     /// The audit entry, if anything changed.
     pub audit: Option<AuditDraft>,
@@ -71,7 +71,7 @@ pub struct UserChange {
 pub struct GroupChange {
     pub attrs: Map<String, Value>,
     pub member_ops: Vec<MemberOp>,
-    pub expect_version: Option<i64>,
+    pub expect_version: Option<Expect>,
     pub events: Vec<EventDraft>,
     pub audit: Option<AuditDraft>,
 }
@@ -127,7 +127,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         scope: &Scope,
         id: &str,
-        expect_version: Option<i64>,
+        expect_version: Option<Expect>,
         event: EventDraft,
     ) -> CoreResult<bool>;
 
@@ -154,14 +154,14 @@ pub trait Store: Send + Sync + 'static {
         scope: &Scope,
         id: &str,
         ops: &[MemberOp],
-        expect_version: Option<i64>,
+        expect_version: Option<Expect>,
         audit: AuditDraft,
     ) -> CoreResult<Option<i64>>;
     async fn delete_group(
         &self,
         scope: &Scope,
         id: &str,
-        expect_version: Option<i64>,
+        expect_version: Option<Expect>,
         event: EventDraft,
     ) -> CoreResult<bool>;
     async fn group_members(&self, scope: &Scope, group_id: &str) -> CoreResult<Vec<Member>>;

@@ -18,6 +18,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
+mod drain;
+
 use crate::core::context::{self, Origin};
 use crate::delivery::{self, Dispatcher};
 use crate::scim::limit::RateLimiter;
@@ -281,6 +283,9 @@ fn app_with(
         .merge(crate::oidc::router(sso_state))
         .merge(crate::console::front::router(&front_url))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
+        // A body left unread (over the limit, refused before reading) is discarded up to
+        // a bound, so the client reads its answer instead of a reset.
+        .layer(axum::middleware::from_fn(drain::unread_bodies))
         .layer(axum::middleware::from_fn(origin))
         .layer(TraceLayer::new_for_http())
         // Outermost, so that every response has them, errors and 404s included.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{ScimError, ScimResult};
 use super::ops::{self, Kind, Resp};
-use super::wire::{Projection, parse_etag};
+use super::wire::{Projection, if_match};
 use super::{Body, Caller, MAX_BULK_OPS, ScimState, json_body};
 
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -163,9 +163,17 @@ async fn execute(
     if id.is_some_and(|i| i.contains('\0')) {
         return Err(ScimError::not_found("no such resource"));
     }
-    let version = match op.get("version").and_then(Value::as_str) {
-        Some(v) => parse_etag(v).flatten(),
-        None => None,
+    // The operation's precondition, read as `If-Match` is: a version Roster never issued
+    // fails it (412) rather than being dropped.
+    let version = match op.get("version") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) => if_match(v).map_err(|m| ScimError::bad("invalidValue", m))?,
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                "an operation's version must be a string (an entity tag)",
+            ));
+        }
     };
     let body = || -> ScimResult<Map<String, Value>> {
         match &data {

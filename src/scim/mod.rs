@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use crate::core::model::{Actor, Scope};
+use crate::core::model::{Actor, Expect, Scope};
 use crate::store::SqlStore;
 use error::{SCIM_CONTENT_TYPE, ScimError, ScimResult};
 pub use ops::Kind;
@@ -176,14 +176,24 @@ pub fn json_body(bytes: &Bytes) -> ScimResult<serde_json::Map<String, Value>> {
     }
 }
 
-fn header_version(h: &HeaderMap, name: header::HeaderName) -> ScimResult<Option<i64>> {
-    match h.get(name) {
+/// Every field line of header `name` as one list (RFC 7230 §3.2.2); bytes that are not
+/// text are replaced, so they name no entity tag.
+fn header_list(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    let mut lines = h.get_all(name).into_iter();
+    let mut out = String::from_utf8_lossy(lines.next()?.as_bytes()).into_owned();
+    for line in lines {
+        out.push(',');
+        out.push_str(&String::from_utf8_lossy(line.as_bytes()));
+    }
+    Some(out)
+}
+
+/// `If-Match`: the write's precondition (RFC 7644 §3.14). A tag Roster never issued fails
+/// it (412), as a stale one does.
+fn if_match(h: &HeaderMap) -> ScimResult<Option<Expect>> {
+    match header_list(h, header::IF_MATCH) {
         None => Ok(None),
-        Some(v) => {
-            let s = v.to_str().unwrap_or_default();
-            wire::parse_etag(s)
-                .ok_or_else(|| ScimError::bad("invalidValue", format!("bad entity tag \"{s}\"")))
-        }
+        Some(v) => wire::if_match(&v).map_err(|m| ScimError::bad("invalidValue", m)),
     }
 }
 
@@ -268,14 +278,14 @@ async fn get_one(
     Query(q): Q,
 ) -> ScimResult<Resp> {
     let k = kind(&res)?;
-    let inm = header_version(&h, header::IF_NONE_MATCH)?;
+    let inm = header_list(&h, header::IF_NONE_MATCH).map(wire::NoneMatch::new);
     ops::get(
         &s,
         &c.scope,
         k,
         resource_id(&id)?,
         &ops::projection(k, &q),
-        inm,
+        inm.as_ref(),
     )
     .await
 }
@@ -290,7 +300,7 @@ async fn put(
 ) -> ScimResult<Resp> {
     let k = kind(&res)?;
     c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
+    let v = if_match(&h)?;
     let proj = ops::projection(k, &q);
     ops::replace(
         &s,
@@ -314,7 +324,7 @@ async fn patch(
 ) -> ScimResult<Resp> {
     let k = kind(&res)?;
     c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
+    let v = if_match(&h)?;
     ops::patch(
         &s,
         &c.scope,
@@ -335,6 +345,6 @@ async fn delete(
 ) -> ScimResult<Resp> {
     let k = kind(&res)?;
     c.check_write()?;
-    let v = header_version(&h, header::IF_MATCH)?;
+    let v = if_match(&h)?;
     ops::delete(&s, &c.scope, k, resource_id(&id)?, v).await
 }

@@ -6,10 +6,10 @@ use serde_json::{Map, Value, json};
 
 use super::error::{ScimError, ScimResult};
 use super::resolve::{self, attr_list};
-use super::wire::{Projection, etag, group_json, user_json, write_listed_user};
+use super::wire::{NoneMatch, Projection, etag, group_json, user_json, write_listed_user};
 use super::{MAX_RESULTS, ScimState};
 use crate::core::error::{CoreError, StoreError};
-use crate::core::model::{ListedUser, Provenance, Scope};
+use crate::core::model::{Expect, ListedUser, Provenance, Scope};
 use crate::core::patch::PatchKind;
 use crate::core::query::{ListQuery, Page};
 use crate::core::resources;
@@ -262,7 +262,7 @@ pub async fn get(
     kind: Kind,
     id: &str,
     proj: &Projection,
-    if_none_match: Option<i64>,
+    if_none_match: Option<&NoneMatch>,
 ) -> ScimResult<Resp> {
     let (version, items) = match kind {
         Kind::User if proj.keeps_all(&USER_TYPE) => {
@@ -271,7 +271,7 @@ pub async fn get(
                 .get_listed_user(scope, id)
                 .await?
                 .ok_or_else(|| ScimError::not_found(format!("User {id} not found")))?;
-            if if_none_match == Some(u.meta.version) {
+            if if_none_match.is_some_and(|m| m.matches(u.meta.version)) {
                 return Ok(not_modified(u.meta.version));
             }
             let mut out = Vec::with_capacity(1024);
@@ -289,7 +289,7 @@ pub async fn get(
                 .get_user(scope, id)
                 .await?
                 .ok_or_else(|| ScimError::not_found(format!("User {id} not found")))?;
-            if if_none_match == Some(u.meta.version) {
+            if if_none_match.is_some_and(|m| m.matches(u.meta.version)) {
                 return Ok(not_modified(u.meta.version));
             }
             (u.meta.version, render_users(s, vec![u], proj))
@@ -300,7 +300,7 @@ pub async fn get(
                 .get_group(scope, id)
                 .await?
                 .ok_or_else(|| ScimError::not_found(format!("Group {id} not found")))?;
-            if if_none_match == Some(g.meta.version) {
+            if if_none_match.is_some_and(|m| m.matches(g.meta.version)) {
                 return Ok(not_modified(g.meta.version));
             }
             (
@@ -506,7 +506,7 @@ pub async fn replace(
     kind: Kind,
     id: &str,
     body: &Map<String, Value>,
-    if_match: Option<i64>,
+    if_match: Option<Expect>,
     proj: &Projection,
 ) -> ScimResult<Resp> {
     match kind {
@@ -582,7 +582,7 @@ pub async fn patch(
     kind: Kind,
     id: &str,
     body: &Map<String, Value>,
-    if_match: Option<i64>,
+    if_match: Option<Expect>,
     q: &[(String, String)],
 ) -> ScimResult<Resp> {
     let ops = crate::core::cpu_bound(crate::core::attrs::weight(body), || patch_ops(kind, body))?;
@@ -626,7 +626,7 @@ pub async fn delete(
     scope: &Scope,
     kind: Kind,
     id: &str,
-    if_match: Option<i64>,
+    if_match: Option<Expect>,
 ) -> ScimResult<Resp> {
     match kind {
         Kind::User => resources::delete_user(&s.store, scope, id, if_match).await?,

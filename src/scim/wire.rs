@@ -6,21 +6,95 @@ use std::io::Write;
 use serde_json::{Map, Value, json};
 
 use super::resolve::AttrSel;
-use crate::core::model::{Group, GroupRef, ListedUser, Member, Meta, User};
+use crate::core::model::{Expect, Group, GroupRef, ListedUser, Member, Meta, User};
 use crate::core::schema::{ResourceTypeDef, Returned};
 
 pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
-/// Parses an `If-Match`/`If-None-Match` value into a version (`*` gives `None`).
-pub fn parse_etag(v: &str) -> Option<Option<i64>> {
-    let v = v.trim();
-    if v == "*" {
-        return Some(None);
+/// The versions an `If-Match`/`If-None-Match` value names, in order: each entity tag of the
+/// list (RFC 7232 §3) that is one Roster issues (`W/"<version>"`; also accepted strong or
+/// unquoted). Anything else in the list, malformed text included, names no version. One
+/// pass, no allocation: a header holds as many tags as its size allows.
+struct TaggedVersions<'a> {
+    rest: &'a str,
+}
+
+impl Iterator for TaggedVersions<'_> {
+    type Item = i64;
+
+    fn next(&mut self) -> Option<i64> {
+        loop {
+            let rest = self.rest.trim_start_matches([' ', '\t', ',']);
+            if rest.is_empty() {
+                self.rest = rest;
+                return None;
+            }
+            let tag = rest.strip_prefix("W/").unwrap_or(rest);
+            let opaque = match tag.strip_prefix('"') {
+                Some(q) => match q.find('"') {
+                    Some(end) => {
+                        self.rest = &q[end + 1..];
+                        Some(&q[..end])
+                    }
+                    // An unterminated tag names nothing (and ends the list).
+                    None => {
+                        self.rest = "";
+                        None
+                    }
+                },
+                None => {
+                    let end = tag.find(',').unwrap_or(tag.len());
+                    self.rest = &tag[end..];
+                    Some(tag[..end].trim())
+                }
+            };
+            if let Some(n) = opaque.and_then(|o| o.parse::<i64>().ok())
+                && n >= 1
+            {
+                return Some(n);
+            }
+        }
     }
-    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
-    v.parse().ok().map(Some)
+}
+
+fn tagged_versions(v: &str) -> TaggedVersions<'_> {
+    TaggedVersions { rest: v }
+}
+
+/// An `If-Match` value (or a `/Bulk` operation's `version`) as a write's precondition:
+/// `None` for `*` (any current version), `Unissued` when it names no version Roster
+/// issued. Several versions cannot all be current; the write needs the one it read.
+pub fn if_match(v: &str) -> Result<Option<Expect>, String> {
+    if v.trim() == "*" {
+        return Ok(None);
+    }
+    let mut versions = tagged_versions(v);
+    let Some(first) = versions.next() else {
+        return Ok(Some(Expect::Unissued));
+    };
+    if versions.any(|n| n != first) {
+        return Err(
+            "the entity tags name several versions; name the one the change is based on".into(),
+        );
+    }
+    Ok(Some(Expect::Version(first)))
+}
+
+/// An `If-None-Match` value on a read: `*` or a list of entity tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoneMatch(String);
+
+impl NoneMatch {
+    pub fn new(v: String) -> NoneMatch {
+        NoneMatch(v)
+    }
+
+    /// Whether an existing resource at version `current` matches (the answer is then 304).
+    pub fn matches(&self, current: i64) -> bool {
+        self.0.trim() == "*" || tagged_versions(&self.0).any(|n| n == current)
+    }
 }
 
 fn meta_json(rt: &ResourceTypeDef, meta: &Meta, location: String) -> Value {
@@ -429,6 +503,37 @@ mod tests {
     use super::*;
     use crate::core::model::Provenance;
     use crate::core::schema::USER_TYPE;
+
+    #[test]
+    fn entity_tags_name_only_versions_roster_issued() {
+        assert_eq!(if_match("*"), Ok(None));
+        assert_eq!(if_match("W/\"3\""), Ok(Some(Expect::Version(3))));
+        assert_eq!(if_match(" \"3\" "), Ok(Some(Expect::Version(3))));
+        assert_eq!(if_match("3"), Ok(Some(Expect::Version(3))));
+        assert_eq!(if_match("W/\"a,b\", W/\"3\""), Ok(Some(Expect::Version(3))));
+        assert_eq!(if_match("W/\"3\", \"3\""), Ok(Some(Expect::Version(3))));
+        for unissued in [
+            "W/\"stale-version\"",
+            "garbage",
+            "W/\"0\"",
+            "W/\"-2\"",
+            "W/\"3",
+            "W/",
+            "",
+            ",,",
+            "W/\"99999999999999999999\"",
+        ] {
+            assert_eq!(if_match(unissued), Ok(Some(Expect::Unissued)), "{unissued}");
+        }
+        assert!(if_match("W/\"3\", W/\"4\"").is_err());
+        let none_match = |v: &str| NoneMatch::new(v.to_owned());
+        assert!(none_match("*").matches(7));
+        assert!(none_match("W/\"x\", W/\"7\"").matches(7));
+        assert!(none_match("W/\"8\", 7").matches(7));
+        assert!(!none_match("W/\"8\"").matches(7));
+        assert!(!none_match("garbage").matches(7));
+        assert!(!none_match("W/\"7").matches(7));
+    }
 
     fn user(attrs: Value, groups: &[(&str, &str)], roles: &[&str]) -> User {
         let Value::Object(attrs) = attrs else {

@@ -336,12 +336,9 @@ fn delete_row_in(b: &mut Batch, d: Dialect, scope: &Scope, kind: ResourceKind, i
     );
 }
 
-/// The caller's `If-Match` precondition against the stored version.
-fn check_version(expected: Option<i64>, current: i64) -> CoreResult<()> {
-    match expected {
-        Some(v) if v != current => Err(CoreError::VersionMismatch(v.to_string())),
-        _ => Ok(()),
-    }
+/// The caller's precondition (`If-Match`) against the stored version.
+fn check_version(expected: Option<Expect>, current: i64) -> CoreResult<()> {
+    expected.map_or(Ok(()), |e| e.check(current))
 }
 
 async fn count_rows(conn: &mut AnyConnection, sql: &str, args: &[Arg]) -> CoreResult<u64> {
@@ -1633,7 +1630,7 @@ impl Store for SqlStore {
         &self,
         scope: &Scope,
         id: &str,
-        expect_version: Option<i64>,
+        expect_version: Option<Expect>,
         event: EventDraft,
     ) -> CoreResult<bool> {
         let mut tx = self.begin_fresh().await?;
@@ -1792,7 +1789,7 @@ impl Store for SqlStore {
         scope: &Scope,
         id: &str,
         ops: &[MemberOp],
-        expect_version: Option<i64>,
+        expect_version: Option<Expect>,
         audit: AuditDraft,
     ) -> CoreResult<Option<i64>> {
         // Only SQLite's queued writes read preconditions back; PostgreSQL reads first.
@@ -1819,10 +1816,12 @@ impl Store for SqlStore {
             Arg::I64(added.len() as i64),
         ];
         let version = match expect_version {
-            Some(v) => {
+            Some(Expect::Version(v)) => {
                 args.push(Arg::I64(v));
                 " AND t.version = $5"
             }
+            // Holds for no version: `update_group` reads the group and answers.
+            Some(Expect::Unissued) => return Ok(None),
             None => "",
         };
         b.check(
@@ -1868,7 +1867,7 @@ impl Store for SqlStore {
         &self,
         scope: &Scope,
         id: &str,
-        expect_version: Option<i64>,
+        expect_version: Option<Expect>,
         event: EventDraft,
     ) -> CoreResult<bool> {
         let mut tx = self.begin_fresh().await?;

@@ -197,6 +197,179 @@ async fn etags_and_preconditions(app: &TestApp) {
     assert_eq!(r.status.as_u16(), 204);
 }
 
+/// Entity tags Roster never issued (a stale or foreign tag, or no tag at all) fail an
+/// `If-Match` precondition with 412 on every write of users and groups, changing nothing;
+/// `If-None-Match` answers 304 for `*` and for the current tag, and the body otherwise.
+async fn unissued_entity_tags(app: &TestApp) {
+    let uid = app.user("tags@example.com").await;
+    let gid = app
+        .post("/Groups", &json!({"displayName": "Tags"}))
+        .await
+        .expect(201)
+        .id();
+    let unissued = [
+        "W/\"stale-version\"",
+        "\"stale-version\"",
+        "garbage",
+        "W/\"0\"",
+        "W/\"-1\"",
+        "W/\"1",
+        "W/",
+        ",",
+    ];
+    for (path, put, patch) in [
+        (
+            format!("/Users/{uid}"),
+            json!({"schemas": [USER], "userName": "tags@example.com", "title": "x"}),
+            patch_op(json!([{"op": "replace", "path": "title", "value": "y"}])),
+        ),
+        (
+            format!("/Groups/{gid}"),
+            json!({"displayName": "Tags renamed"}),
+            patch_op(json!([{"op": "replace", "path": "displayName", "value": "Other"}])),
+        ),
+    ] {
+        for tag in unissued {
+            for (method, body) in [
+                (Method::PUT, Some(&put)),
+                (Method::PATCH, Some(&patch)),
+                (Method::DELETE, None),
+            ] {
+                let r = app
+                    .call_with(
+                        &app.token,
+                        method.clone(),
+                        &path,
+                        body,
+                        &[("if-match", tag)],
+                    )
+                    .await;
+                assert_eq!(
+                    r.status.as_u16(),
+                    412,
+                    "{method} {path} If-Match {tag}: {}",
+                    r.body
+                );
+                assert_eq!(
+                    r.body["schemas"],
+                    json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+                );
+                assert_eq!(r.body["status"], "412");
+                assert!(r.body.get("scimType").is_none(), "{}", r.body);
+                assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+            }
+        }
+        let r = app.get(&path).await.expect(200);
+        assert_eq!(
+            r.header("etag").as_deref(),
+            Some("W/\"1\""),
+            "nothing changed"
+        );
+
+        // If-None-Match on a read.
+        for (tag, status) in [
+            ("*", 304),
+            ("W/\"1\"", 304),
+            ("\"1\"", 304),
+            ("W/\"stale-version\", W/\"1\"", 304),
+            ("W/\"2\"", 200),
+            ("W/\"stale-version\"", 200),
+            ("garbage", 200),
+        ] {
+            let r = app
+                .call_with(
+                    &app.token,
+                    Method::GET,
+                    &path,
+                    None,
+                    &[("if-none-match", tag)],
+                )
+                .await;
+            assert_eq!(r.status.as_u16(), status, "GET {path} If-None-Match {tag}");
+            assert_eq!(r.header("etag").as_deref(), Some("W/\"1\""), "{tag}");
+            if status == 200 {
+                assert_eq!(r.body["meta"]["version"], "W/\"1\"");
+            } else {
+                assert_eq!(r.body, Value::Null, "304 has no body");
+            }
+        }
+
+        // A list naming the current version among unissued tags holds; `*` holds.
+        let r = app
+            .call_with(
+                &app.token,
+                Method::PATCH,
+                &path,
+                Some(&patch),
+                &[("if-match", "W/\"stale-version\", W/\"1\"")],
+            )
+            .await;
+        assert_eq!(r.status.as_u16() / 100, 2, "{}", r.body);
+        assert_eq!(r.header("etag").as_deref(), Some("W/\"2\""));
+        let r = app
+            .call_with(
+                &app.token,
+                Method::PUT,
+                &path,
+                Some(&put),
+                &[("if-match", "*")],
+            )
+            .await
+            .expect(200);
+        assert_eq!(r.header("etag").as_deref(), Some("W/\"3\""));
+    }
+
+    // A /Bulk operation's version is read the same way.
+    let r = app
+        .post(
+            "/Bulk",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [
+                    {"method": "DELETE", "path": format!("/Users/{uid}"), "version": "W/\"stale-version\""},
+                    {"method": "PATCH", "path": format!("/Groups/{gid}"), "version": "garbage",
+                     "data": patch_op(json!([{"op": "replace", "path": "displayName", "value": "B"}]))}
+                ]
+            }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["Operations"][0]["status"], "412", "{}", r.body);
+    assert_eq!(r.body["Operations"][1]["status"], "412", "{}", r.body);
+    app.get(&format!("/Users/{uid}")).await.expect(200);
+
+    // A resource that is not there is still 404, whatever the tag.
+    let missing = format!("/Users/{}", uuid::Uuid::new_v4());
+    for method in [Method::DELETE, Method::PATCH] {
+        let body = (method == Method::PATCH)
+            .then(|| patch_op(json!([{"op": "replace", "path": "title", "value": "y"}])));
+        let r = app
+            .call_with(
+                &app.token,
+                method,
+                &missing,
+                body.as_ref(),
+                &[("if-match", "garbage")],
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    }
+    let r = app
+        .call_with(
+            &app.token,
+            Method::GET,
+            &missing,
+            None,
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404);
+
+    // Still claimed.
+    let spc = app.get("/ServiceProviderConfig").await.expect(200).body;
+    assert_eq!(spc["etag"]["supported"], true);
+}
+
 /// Many reads by id and by `userName` at once, from two organizations holding the same
 /// userNames (SQLite reads them in shared batches): each answer is the caller's own user,
 /// never the other organization's, and unknown or foreign ids are 404.
@@ -914,6 +1087,7 @@ backend_tests!(
     list_pages_render_like_reads,
     user_round_trip,
     etags_and_preconditions,
+    unissued_entity_tags,
     uniqueness_and_isolation,
     concurrent_point_reads,
     auth_and_read_only,

@@ -557,8 +557,209 @@ async fn request_cost_is_linear(app: &TestApp) {
     );
 }
 
+/// One HTTP/1.1 response read off `stream`: its status, its headers (lower-cased names) and
+/// its body (by Content-Length). `None` if the connection ended or failed first.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+) -> Option<(u16, Vec<(String, String)>, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A connection to `addr` with small socket buffers: as over a real network, a client
+/// writing a large body is still writing when the server stops reading (on loopback the
+/// kernel's buffers would otherwise take megabytes the server never reads).
+async fn connect(addr: &str) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.set_send_buffer_size(32 * 1024).expect("SO_SNDBUF");
+    sock.set_recv_buffer_size(32 * 1024).expect("SO_RCVBUF");
+    sock.connect(addr.parse().expect("address"))
+        .await
+        .expect("connect")
+}
+
+/// [`read_response`], waited for at most 10 s.
+async fn answer(s: &mut tokio::net::TcpStream) -> Option<(u16, Vec<(String, String)>, String)> {
+    tokio::time::timeout(Duration::from_secs(10), read_response(s))
+        .await
+        .expect("an answer in time")
+}
+
+#[track_caller]
+fn scim_413(status: u16, body: &str) {
+    assert_eq!(status, 413, "{body}");
+    let b: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    assert_eq!(b["status"], "413", "{body}");
+    assert_eq!(
+        b["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+    );
+}
+
+/// A body over the 1 MiB limit is answered 413, and ordinary clients read that answer: the
+/// server discards the rest of the body (up to a bound) instead of resetting a connection
+/// the client is still writing to. Past the bound the connection is closed anyway, and a
+/// declared Content-Length over the limit is answered before any of the body is read.
+async fn oversized_bodies_get_their_413(app: &TestApp) {
+    use tokio::io::AsyncWriteExt;
+    const MIB: usize = 1 << 20;
+    let big = format!("{{\"userName\":\"{}\"}}", "x".repeat(3 * MIB));
+    // reqwest, writing the whole body (Content-Length), a few times over.
+    for _ in 0..3 {
+        let r = app
+            .client
+            .post(format!("{}/Users", app.scim))
+            .bearer_auth(&app.token)
+            .header("content-type", "application/scim+json")
+            .body(big.clone())
+            .send()
+            .await
+            .expect("the client gets an answer, not a reset");
+        let status = r.status().as_u16();
+        scim_413(status, &r.text().await.unwrap_or_default());
+    }
+    // Nor does a request refused before its body is read (a bad token) reset it.
+    let r = app
+        .client
+        .post(format!("{}/Users", app.scim))
+        .bearer_auth("not-a-token")
+        .header("content-type", "application/scim+json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("the client gets an answer, not a reset");
+    assert_eq!(r.status().as_u16(), 401);
+
+    let addr = app.base().trim_start_matches("http://").to_owned();
+    let head = |framing: &str| {
+        format!(
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/scim+json\r\n{framing}\r\n",
+            app.token
+        )
+    };
+    // A raw client that writes all of a declared 3 MiB, then reads: the 413, and the
+    // connection stays usable.
+    let mut s = connect(&addr).await;
+    s.write_all(head(&format!("Content-Length: {}\r\n", big.len())).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(big.as_bytes())
+        .await
+        .expect("the whole body is taken");
+    let (status, _, body) = answer(&mut s).await.expect("a response");
+    scim_413(status, &body);
+    s.write_all(
+        format!(
+            "GET /scim/v2/Users?count=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+            app.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (status, _, _) = answer(&mut s).await.expect("the next request is served");
+    assert_eq!(status, 200);
+
+    // The same, chunked (no length declared): the server reads up to the limit, answers,
+    // and discards the rest.
+    let mut s = connect(&addr).await;
+    s.write_all(head("Transfer-Encoding: chunked\r\n").as_bytes())
+        .await
+        .unwrap();
+    for part in big.as_bytes().chunks(64 * 1024) {
+        s.write_all(format!("{:x}\r\n", part.len()).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(part).await.expect("the whole body is taken");
+        s.write_all(b"\r\n").await.unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let (status, _, body) = answer(&mut s).await.expect("a response");
+    scim_413(status, &body);
+
+    // A declared length over the limit is answered before any of the body is sent; one
+    // far over what the server would discard closes the connection after the answer.
+    let mut s = connect(&addr).await;
+    s.write_all(head(&format!("Content-Length: {}\r\n", 64 * MIB)).as_bytes())
+        .await
+        .unwrap();
+    let (status, _, body) = answer(&mut s).await.expect("an answer without the body");
+    scim_413(status, &body);
+    let mut rest = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        s.read(&mut rest).await
+    })
+    .await
+    .expect("closed in time");
+    assert!(matches!(closed, Ok(0) | Err(_)), "then the connection ends");
+
+    // What the server discards is bounded: an endless chunked body is cut off.
+    let mut s = connect(&addr).await;
+    s.write_all(head("Transfer-Encoding: chunked\r\n").as_bytes())
+        .await
+        .unwrap();
+    let part = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    let cut = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let r = async {
+                s.write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                    .await?;
+                s.write_all(&part).await?;
+                s.write_all(b"\r\n").await
+            };
+            if r.await.is_err() {
+                return true;
+            }
+            sent += part.len();
+            if sent > 256 * MIB {
+                return false;
+            }
+        }
+    })
+    .await
+    .expect("cut off in time");
+    assert!(cut, "the server stopped taking an endless body");
+    assert!(sent < 64 * MIB, "after {sent} bytes");
+}
+
 backend_tests!(
     wrong_types_are_refused,
     multi_valued_attributes_are_bounded,
-    request_cost_is_linear
+    request_cost_is_linear,
+    oversized_bodies_get_their_413
 );

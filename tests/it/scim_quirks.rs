@@ -92,6 +92,163 @@ async fn entra_id(app: &TestApp) {
     assert_eq!(r["totalResults"], 0);
 }
 
+/// Entra ID sets a user's manager by id alone: the id bare, or a list of one reference with
+/// `"$ref": null`, under `add` or `replace`. Either is the whole manager; `null`, `""` and
+/// `[]` name none; anything else is still refused with what was wrong.
+async fn entra_manager(app: &TestApp) {
+    let id = app.user("report@contoso.com").await;
+    let boss = app.user("boss@contoso.com").await;
+    let other = app.user("other-boss@contoso.com").await;
+    let path = format!("/Users/{id}");
+    let manager = format!("{ENTERPRISE}:manager");
+    let set = |op: &str, value: serde_json::Value| {
+        patch_op(json!([{"op": op, "path": manager, "value": value}]))
+    };
+    let manager_of = |b: &serde_json::Value| b[ENTERPRISE]["manager"].clone();
+
+    // The exact payloads Entra sends.
+    let r = app.patch(&path, &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":boss}]})).await.expect(200);
+    assert_eq!(manager_of(&r.body), json!({"value": boss}));
+    assert!(
+        r.body["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(ENTERPRISE))
+    );
+    let got = app.get(&path).await.expect(200).body;
+    assert_eq!(
+        manager_of(&got),
+        json!({"value": boss}),
+        "read back as stored"
+    );
+    let r = app.patch(&path, &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":[{"$ref":null,"value":other}]}]})).await.expect(200);
+    assert_eq!(manager_of(&r.body), json!({"value": other}));
+    assert_eq!(
+        manager_of(&app.get(&path).await.expect(200).body),
+        json!({"value": other})
+    );
+
+    // `replace` takes the same shapes.
+    let r = app
+        .patch(&path, &set("Replace", json!(boss)))
+        .await
+        .expect(200);
+    assert_eq!(manager_of(&r.body), json!({"value": boss}));
+    let r = app
+        .patch(
+            &path,
+            &set("replace", json!([{"$ref": null, "value": other}])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(manager_of(&r.body), json!({"value": other}));
+
+    // A bare id is the whole manager: no `$ref` of the previous one stays behind.
+    app.patch(
+        &path,
+        &set(
+            "replace",
+            json!({"value": boss, "$ref": format!("{}/Users/{boss}", app.scim)}),
+        ),
+    )
+    .await
+    .expect(200);
+    let r = app
+        .patch(&path, &set("Replace", json!(other)))
+        .await
+        .expect(200);
+    assert_eq!(manager_of(&r.body), json!({"value": other}));
+    // The object form still merges its sub-attributes (RFC 7644 §3.5.2.3).
+    let r = app
+        .patch(
+            &path,
+            &set(
+                "replace",
+                json!({"$ref": format!("{}/Users/{other}", app.scim)}),
+            ),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        manager_of(&r.body),
+        json!({"value": other, "$ref": format!("{}/Users/{other}", app.scim)})
+    );
+
+    // Also without a path, and on create.
+    let r = app
+        .patch(
+            &path,
+            &patch_op(json!([{"op": "Add", "value": {manager.as_str(): boss}}])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(manager_of(&r.body), json!({"value": boss}));
+    let created = app
+        .post(
+            "/Users",
+            &json!({"schemas": [USER, ENTERPRISE], "userName": "new@contoso.com",
+                    ENTERPRISE: {"department": "Ops", "manager": boss}}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(manager_of(&created.body), json!({"value": boss}));
+
+    // Null, an empty id and an empty list name no manager.
+    for (op, none) in [
+        ("Replace", json!("")),
+        ("Add", json!([])),
+        ("Replace", json!(null)),
+    ] {
+        app.patch(&path, &set("Add", json!(boss))).await.expect(200);
+        let r = app.patch(&path, &set(op, none.clone())).await.expect(200);
+        assert!(
+            r.body.get(ENTERPRISE).is_none(),
+            "{op} {none}: no manager left; {}",
+            r.body
+        );
+        assert!(
+            app.get(&path)
+                .await
+                .expect(200)
+                .body
+                .get(ENTERPRISE)
+                .is_none()
+        );
+    }
+
+    // Wrong types are still refused, naming what was wrong, and change nothing.
+    app.patch(&path, &set("Add", json!(boss))).await.expect(200);
+    for (value, detail) in [
+        (json!(42), "manager.value must be a string"),
+        (json!(true), "manager.value must be a string"),
+        (json!({"value": 42}), "manager.value must be a string"),
+        (json!([42]), "manager.value must be a string"),
+        (json!([[boss]]), "manager must be an object"),
+        (
+            json!([{"value": boss}, {"value": other}]),
+            "manager is single-valued: a list of 2 values is not accepted",
+        ),
+    ] {
+        let r = app.patch(&path, &set("Replace", value.clone())).await;
+        assert_eq!(r.status.as_u16(), 400, "{value}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue", "{value}");
+        assert_eq!(r.body["detail"], detail, "{value}");
+    }
+    assert_eq!(
+        manager_of(&app.get(&path).await.expect(200).body),
+        json!({"value": boss})
+    );
+    // Other complex attributes keep their checks: a bare string is no name.
+    let r = app
+        .patch(
+            &path,
+            &patch_op(json!([{"op": "replace", "path": "name", "value": "Pat"}])),
+        )
+        .await
+        .expect(400);
+    assert_eq!(r.body["detail"], "name must be an object");
+}
+
 async fn okta(app: &TestApp) {
     let body = json!({
         "schemas": [USER],
@@ -167,4 +324,4 @@ async fn google_workspace(app: &TestApp) {
     assert_eq!(r.body["name"]["familyName"], "User");
 }
 
-backend_tests!(entra_id, okta, google_workspace);
+backend_tests!(entra_id, entra_manager, okta, google_workspace);

@@ -2,7 +2,7 @@
 //! in the same transaction, failed writes append nothing, organizations are isolated,
 //! and membership changes are set operations.
 
-use roster::core::model::{Actor, Scope};
+use roster::core::model::{Actor, Expect, Scope};
 use roster::core::resources;
 use roster::core::store::Store;
 use roster::store::SqlStore;
@@ -99,7 +99,7 @@ async fn events_in_the_same_transaction(app: &TestApp) {
         json!({"userName": "ev@example.com", "active": false})
             .as_object()
             .unwrap(),
-        Some(99),
+        Some(Expect::Version(99)),
     )
     .await;
     assert!(stale.is_err());
@@ -110,7 +110,7 @@ async fn events_in_the_same_transaction(app: &TestApp) {
         json!({"userName": "ev@example.com", "active": false})
             .as_object()
             .unwrap(),
-        Some(1),
+        Some(Expect::Version(1)),
     )
     .await
     .unwrap();
