@@ -13,9 +13,10 @@ backend="${1:?usage: $0 sqlite|postgres [roster-bench events options...]}"
 shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
 cargo build --release --quiet --bin roster -p roster
 cargo build --release --quiet -p roster-bench
-bin="$root/target/release/roster"
+bin="$target/release/roster"
 work="$(mktemp -d)"
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -53,7 +54,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 status=0
-"$root/target/release/roster-bench" events --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
+"$target/release/roster-bench" events --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
     --listen "127.0.0.1:$hook_port" --webhook-secret "$secret" "$@" || status=$?
 if [[ $status -ne 0 ]] && grep -qiE 'warn|error' "$work/server.log"; then
     echo "--- server log (warnings and errors, last 20) ---" >&2

@@ -12,12 +12,13 @@ backend="${1:?usage: $0 sqlite|postgres [roster-bench options...]}"
 shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
 # ROSTER_BENCH_BIN: a roster binary to measure instead of building this checkout's (A/B runs).
 if [[ -z "${ROSTER_BENCH_BIN:-}" ]]; then
     cargo build --release --quiet --bin roster -p roster
 fi
 cargo build --release --quiet -p roster-bench
-bin="${ROSTER_BENCH_BIN:-$root/target/release/roster}"
+bin="${ROSTER_BENCH_BIN:-$target/release/roster}"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 unset ROSTER_DATABASE_URL ROSTER_DATABASE_SCHEMA
@@ -46,5 +47,5 @@ done
 args=("$@")
 [[ " ${args[*]} " == *" --sizes "* || " ${args[*]} " == *" --users "* ]] || args+=(--sizes 1000,100000)
 [[ " ${args[*]} " == *" --duration-secs "* ]] || args+=(--duration-secs 10)
-"$root/target/release/roster-bench" scim --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
+"$target/release/roster-bench" scim --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
     --server-pid "$pid" "${args[@]}"
