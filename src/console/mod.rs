@@ -37,8 +37,6 @@ const COOKIE: &str = "roster_console";
 const SESSION_HOURS: i64 = 12;
 /// The setting naming the operators' organization, whose SSO signs operators in.
 pub const SSO_ORG_SETTING: &str = crate::core::store::CONSOLE_SSO_ORG_SETTING;
-/// The app id a console SSO sign-in carries instead of an app's.
-pub const CONSOLE_APP: &str = "roster-console";
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
@@ -401,25 +399,33 @@ pub async fn sso_start(
         .into_iter()
         .find(|c| !c.disabled)
         .ok_or_else(|| not_found(format!("an SSO connection of {slug}")))?;
-    let app = crate::core::sessions::AppRequest {
-        app_id: CONSOLE_APP.to_owned(),
-        redirect_uri: format!("{}/console", st.api.public_url),
-        scope: "openid".to_owned(),
-        ..Default::default()
-    };
+    let purpose = crate::core::sessions::LoginPurpose::ConsoleSignIn;
     Ok(
-        match crate::sso::begin_login(&st.sso, &org, &conn, app, None).await {
+        match crate::sso::begin_login(&st.sso, &org, &conn, purpose, None).await {
             Ok(r) => r,
             Err(f) => f.into_response(),
         },
     )
 }
 
+/// Finishes console SSO sign-ins (`LoginPurpose::ConsoleSignIn`): [`sso_sign_in`].
+pub struct SsoSignIn(pub Arc<ApiState>);
+
+impl crate::sso::Finisher for SsoSignIn {
+    fn finish<'a>(&'a self, v: crate::sso::Verified<'a>) -> crate::sso::Finishing<'a> {
+        Box::pin(sso_sign_in(&self.0, v.org, v.conn, v.assertion))
+    }
+
+    fn return_uri(&self) -> String {
+        format!("{}/console", self.0.public_url)
+    }
+}
+
 /// The end of a console SSO login, its assertion verified: the user is found or provisioned
 /// under the operators' organization's JIT policy like any login, and signed in to the
 /// console if active with the `roster-admin` or `roster-viewer` role.
-pub async fn sso_sign_in(
-    st: &crate::sso::SsoState,
+async fn sso_sign_in(
+    st: &ApiState,
     org: &Org,
     conn: &crate::core::sso::Connection,
     a: &crate::core::sso::Assertion,

@@ -26,16 +26,13 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::model::{Actor, Org};
 use crate::core::orgs;
 use crate::core::secrets::{hash_secret, random_token, secrets_equal};
-use crate::core::sessions::AppRequest;
+use crate::core::sessions::LoginPurpose;
 use crate::core::sso::{Assertion, Connection, IdpKind, Profile, Protocol};
 use crate::core::store::{AdminStore, SetupLink, SsoStore, Store};
 use crate::sso::SsoState;
 use crate::sso::setup::{ConnectionSpec, ConnectionView, Upstream, create_connection};
 
 const COOKIE: &str = "roster_setup";
-/// The app id a setup page's test login carries instead of an app's: the login ends on a
-/// page showing what the IdP sent, with no user created and no session opened.
-pub const TEST_APP: &str = "roster-setup-test";
 const MAX_METADATA: usize = 256 * 1024;
 
 pub struct SetupState {
@@ -768,21 +765,31 @@ async fn test_login(
         Ok(None) => return Redirect::to("/setup").into_response(),
         Err(e) => return failed(e),
     };
-    let app = AppRequest {
-        app_id: TEST_APP.to_owned(),
-        redirect_uri: format!("{}/setup", st.api.public_url),
-        scope: "openid".to_owned(),
-        ..Default::default()
-    };
-    match crate::sso::begin_login(&st.sso, &s.org, &conn, app, None).await {
+    match crate::sso::begin_login(&st.sso, &s.org, &conn, LoginPurpose::SetupTest, None).await {
         Ok(r) => r,
         Err(f) => f.into_response(),
     }
 }
 
+/// Finishes setup test logins (`LoginPurpose::SetupTest`): [`test_result`].
+pub struct TestResult {
+    /// This server's base URL: the IdP's refusal of a test goes back to `/setup`.
+    pub public_url: String,
+}
+
+impl crate::sso::Finisher for TestResult {
+    fn finish<'a>(&'a self, v: crate::sso::Verified<'a>) -> crate::sso::Finishing<'a> {
+        Box::pin(std::future::ready(test_result(v.org, v.conn, v.assertion)))
+    }
+
+    fn return_uri(&self) -> String {
+        format!("{}/setup", self.public_url)
+    }
+}
+
 /// The end of a setup test login: what the IdP sent and how Roster maps it. Nothing is
 /// provisioned and no session is opened.
-pub fn test_result(org: &Org, conn: &Connection, a: &Assertion) -> Response {
+fn test_result(org: &Org, conn: &Connection, a: &Assertion) -> Response {
     let p = Profile::map(a, &conn.attribute_map());
     let row = |k: &str, v: Option<&str>| {
         vec![
@@ -820,9 +827,4 @@ pub fn test_result(org: &Org, conn: &Connection, a: &Assertion) -> Response {
         esc(&org.name)
     );
     respond(StatusCode::OK, "Test connection", &body)
-}
-
-/// Whether the login was started by a setup page's test.
-pub fn is_test(app: &AppRequest) -> bool {
-    app.app_id == TEST_APP
 }

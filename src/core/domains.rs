@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::error::{CoreError, CoreResult};
-use super::events::EventDraft;
+use super::events::{EventDraft, EventKind};
 use super::model::{Actor, Org};
 use super::secrets::{fill_random, hex};
 use super::sso::normalize_domain;
@@ -228,8 +228,7 @@ pub async fn verify<S: SsoStore, R: TxtResolver>(
                     by.as_str(),
                     actor,
                     EventDraft::new(
-                        "domain.verified",
-                        "Domain",
+                        EventKind::DomainVerified,
                         &d.domain,
                         serde_json::json!({"domain": d.domain, "verified_by": by.as_str()}),
                     ),

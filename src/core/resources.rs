@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::attrs::{self, normalize};
 use super::audit::{self, AuditDraft};
 use super::error::{CoreError, CoreResult};
-use super::events::EventDraft;
+use super::events::{EventDraft, EventKind};
 use super::model::{Expect, Group, Provenance, Scope, User};
 use super::patch::{self, PatchOp};
 use super::schema::{GROUP_TYPE, USER_TYPE};
@@ -32,33 +32,31 @@ fn user_change(
     let user_name = after.get("userName").cloned().unwrap_or(Value::Null);
     if !changes.is_empty() {
         events.push(EventDraft::new(
-            "user.updated",
-            "User",
+            EventKind::UserUpdated,
             id,
             json!({"userName": user_name, "changes": changes}),
         ));
     }
     let action = if was && !is {
         events.push(EventDraft::new(
-            "user.deactivated",
-            "User",
+            EventKind::UserDeactivated,
             id,
             json!({"userName": user_name}),
         ));
-        "user.deactivated"
+        EventKind::UserDeactivated
     } else if !was && is {
         events.push(EventDraft::new(
-            "user.reactivated",
-            "User",
+            EventKind::UserReactivated,
             id,
             json!({"userName": user_name}),
         ));
-        "user.reactivated"
+        EventKind::UserReactivated
     } else {
-        "user.updated"
+        EventKind::UserUpdated
     };
-    let audit =
-        (!changes.is_empty()).then(|| AuditDraft::new(action, "User", id, Value::Object(changes)));
+    // The audit action is named after the change's event.
+    let audit = (!changes.is_empty())
+        .then(|| AuditDraft::new(action.as_str(), "User", id, Value::Object(changes)));
     UserChange {
         attrs: after,
         expect_version,
@@ -78,8 +76,7 @@ pub async fn create_user<S: Store>(
     let attrs = cpu_bound(attrs::weight(body), || normalize(&USER_TYPE, body))?;
     let id = new_resource_id();
     let ev = EventDraft::new(
-        "user.created",
-        "User",
+        EventKind::UserCreated,
         &id,
         json!({"userName": attrs.get("userName"), "active": active(&attrs), "provenance": provenance.as_str(),
                "attributes": attrs}),
@@ -140,8 +137,7 @@ async fn adopt_jit_user<S: Store>(
             }
             let mut change = user_change(&id, cur, attrs, None);
             change.events.push(EventDraft::new(
-                "user.adopted",
-                "User",
+                EventKind::UserAdopted,
                 &id,
                 json!({"userName": user_name, "from": "jit"}),
             ));
@@ -226,7 +222,7 @@ pub async fn delete_user<S: Store>(
     id: &str,
     expect_version: Option<Expect>,
 ) -> CoreResult<()> {
-    let ev = EventDraft::new("user.deleted", "User", id, json!({}));
+    let ev = EventDraft::new(EventKind::UserDeleted, id, json!({}));
     if store.delete_user(scope, id, expect_version, ev).await? {
         Ok(())
     } else {
@@ -266,8 +262,7 @@ pub async fn create_group<S: Store>(
     let id = new_resource_id();
     let members = members.unwrap_or_default();
     let ev = EventDraft::new(
-        "group.created",
-        "Group",
+        EventKind::GroupCreated,
         &id,
         json!({"displayName": attrs.get("displayName"), "attributes": attrs, "members": members.len()}),
     );
@@ -288,8 +283,7 @@ fn group_events(
     let changes = audit::diff(&before.attrs, after);
     if !changes.is_empty() {
         events.push(EventDraft::new(
-            "group.updated",
-            "Group",
+            EventKind::GroupUpdated,
             id,
             json!({"displayName": after.get("displayName"), "changes": changes}),
         ));
@@ -298,8 +292,14 @@ fn group_events(
     if !ops.is_empty() {
         facts.insert("members".into(), json!(member_ops_summary(ops)));
     }
-    let audit = (!facts.is_empty())
-        .then(|| AuditDraft::new("group.updated", "Group", id, Value::Object(facts)));
+    let audit = (!facts.is_empty()).then(|| {
+        AuditDraft::new(
+            EventKind::GroupUpdated.as_str(),
+            "Group",
+            id,
+            Value::Object(facts),
+        )
+    });
     (events, audit)
 }
 
@@ -391,7 +391,7 @@ pub async fn patch_group_version<S: Store>(
     if let Some((member_ops, summary)) = members_only
         && !member_ops.is_empty()
     {
-        let audit = AuditDraft::new("group.updated", "Group", id, summary);
+        let audit = AuditDraft::new(EventKind::GroupUpdated.as_str(), "Group", id, summary);
         if let Some(v) = store
             .try_change_members(scope, id, &member_ops, expect_version, audit)
             .await?
@@ -411,7 +411,7 @@ pub async fn delete_group<S: Store>(
     id: &str,
     expect_version: Option<Expect>,
 ) -> CoreResult<()> {
-    let ev = EventDraft::new("group.deleted", "Group", id, json!({}));
+    let ev = EventDraft::new(EventKind::GroupDeleted, id, json!({}));
     if store.delete_group(scope, id, expect_version, ev).await? {
         Ok(())
     } else {

@@ -99,7 +99,7 @@ pub async fn authenticate_app<S: SsoStore>(
 }
 
 /// What the app asked for at `/oauth/authorize`, carried through the IdP round trip.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AppRequest {
     pub app_id: String,
     pub redirect_uri: String,
@@ -113,10 +113,89 @@ pub struct AppRequest {
     pub code_challenge: Option<String>,
 }
 
+/// What a login is for, stored with it: it decides who finishes the login once the IdP's
+/// answer is verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredPurpose", into = "StoredPurpose")]
+pub enum LoginPurpose {
+    /// An app's sign-in (`/oauth/authorize`, or an IdP-initiated SAML response): JIT, a
+    /// session, and a code back to the app.
+    App(AppRequest),
+    /// An operator signing in to the console through the operators' organization: JIT,
+    /// then a console session if the user holds a console role.
+    ConsoleSignIn,
+    /// A setup page's test of its connection: the verified answer is shown; no user is
+    /// created or changed and no session opened.
+    SetupTest,
+}
+
+/// The app ids that stood for a purpose on login rows written before purposes were stored
+/// (a login started by an older node during an upgrade, at most `LOGIN_TTL` old).
+const LEGACY_CONSOLE_APP: &str = "roster-console";
+const LEGACY_SETUP_TEST_APP: &str = "roster-setup-test";
+
+/// A purpose as a login row's `data` holds it: `purpose`, and for an app's login its
+/// request in `app`, where older versions read it (they fail on a row without `app`, so
+/// a login Roster started for itself never finishes there as an app's).
+#[derive(Serialize, Deserialize)]
+struct StoredPurpose {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    purpose: Option<PurposeTag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<AppRequest>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PurposeTag {
+    App,
+    ConsoleSignIn,
+    SetupTest,
+}
+
+/// A stored login whose purpose cannot be told.
+#[derive(Debug, thiserror::Error)]
+#[error("a login without its purpose or its app's request")]
+pub struct UnknownPurpose;
+
+impl TryFrom<StoredPurpose> for LoginPurpose {
+    type Error = UnknownPurpose;
+
+    fn try_from(s: StoredPurpose) -> Result<Self, UnknownPurpose> {
+        match (s.purpose, s.app) {
+            (Some(PurposeTag::App), Some(app)) => Ok(LoginPurpose::App(app)),
+            (Some(PurposeTag::ConsoleSignIn), _) => Ok(LoginPurpose::ConsoleSignIn),
+            (Some(PurposeTag::SetupTest), _) => Ok(LoginPurpose::SetupTest),
+            // A row from before purposes were stored.
+            (None, Some(app)) => Ok(match app.app_id.as_str() {
+                LEGACY_CONSOLE_APP => LoginPurpose::ConsoleSignIn,
+                LEGACY_SETUP_TEST_APP => LoginPurpose::SetupTest,
+                _ => LoginPurpose::App(app),
+            }),
+            (_, None) => Err(UnknownPurpose),
+        }
+    }
+}
+
+impl From<LoginPurpose> for StoredPurpose {
+    fn from(p: LoginPurpose) -> Self {
+        let (tag, app) = match p {
+            LoginPurpose::App(app) => (PurposeTag::App, Some(app)),
+            LoginPurpose::ConsoleSignIn => (PurposeTag::ConsoleSignIn, None),
+            LoginPurpose::SetupTest => (PurposeTag::SetupTest, None),
+        };
+        StoredPurpose {
+            purpose: Some(tag),
+            app,
+        }
+    }
+}
+
 /// A login in flight, between Roster's redirect to the IdP and the IdP's answer.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginData {
-    pub app: AppRequest,
+    #[serde(flatten)]
+    pub purpose: LoginPurpose,
     /// OIDC upstream: the nonce and PKCE verifier Roster sent to the IdP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_nonce: Option<String>,
@@ -133,6 +212,20 @@ pub struct LoginData {
     /// continuation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<crate::core::sso::Assertion>,
+}
+
+impl LoginData {
+    /// A login for `purpose`, with nothing of the protocol recorded yet.
+    pub fn new(purpose: LoginPurpose) -> Self {
+        LoginData {
+            purpose,
+            upstream_nonce: None,
+            pkce_verifier: None,
+            saml_request_id: None,
+            cookie: None,
+            verified: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -483,6 +576,67 @@ pub async fn revoke<S: SsoStore>(store: &S, app: &App, token: &str) -> CoreResul
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn app() -> AppRequest {
+        AppRequest {
+            app_id: "app_1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: "openid".into(),
+            state: Some("st".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn purposes_round_trip_through_the_stored_form() {
+        for purpose in [
+            LoginPurpose::App(app()),
+            LoginPurpose::ConsoleSignIn,
+            LoginPurpose::SetupTest,
+        ] {
+            let mut data = LoginData::new(purpose.clone());
+            data.upstream_nonce = Some("n".into());
+            let text = serde_json::to_string(&data).unwrap();
+            let back: LoginData = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.purpose, purpose, "{text}");
+            assert_eq!(back.upstream_nonce.as_deref(), Some("n"));
+        }
+        // An app's request stays where older versions read it; a login Roster started for
+        // itself has none, so an older version cannot finish it as an app's.
+        let v = serde_json::to_value(LoginData::new(LoginPurpose::App(app()))).unwrap();
+        assert_eq!(v["app"]["app_id"], "app_1");
+        assert_eq!(v["purpose"], "app");
+        let v = serde_json::to_value(LoginData::new(LoginPurpose::SetupTest)).unwrap();
+        assert_eq!(v["purpose"], "setup_test");
+        assert!(v.get("app").is_none());
+    }
+
+    #[test]
+    fn rows_from_before_purposes_still_read() {
+        let old = |app_id: &str| {
+            serde_json::json!({
+                "app": {"app_id": app_id, "redirect_uri": "https://x.example/", "scope": "openid"},
+                "pkce_verifier": "v"
+            })
+            .to_string()
+        };
+        let read = |t: String| serde_json::from_str::<LoginData>(&t).unwrap();
+        assert_eq!(
+            read(old("roster-console")).purpose,
+            LoginPurpose::ConsoleSignIn
+        );
+        assert_eq!(
+            read(old("roster-setup-test")).purpose,
+            LoginPurpose::SetupTest
+        );
+        let d = read(old("app_1"));
+        assert!(matches!(&d.purpose, LoginPurpose::App(a) if a.app_id == "app_1"));
+        assert_eq!(d.pkce_verifier.as_deref(), Some("v"));
+        assert!(serde_json::from_str::<LoginData>(r#"{"purpose": "app"}"#).is_err());
+        assert!(serde_json::from_str::<LoginData>("{}").is_err());
+    }
+
     #[test]
     fn s256_matches_rfc7636_appendix_b() {
         assert_eq!(

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::error::{CoreError, CoreResult};
+use super::events::EventKind;
 use super::model::OrgId;
 use super::secrets::fill_random;
 
@@ -39,6 +40,8 @@ pub struct Endpoint {
 pub struct EventRecord {
     pub cursor: i64,
     pub org_id: Option<String>,
+    /// The type as stored: an [`EventKind`]'s string. Kept as text, so that a row of a kind
+    /// this version does not know (written by a newer node) is still fed and delivered.
     pub kind: String,
     pub resource_type: String,
     pub resource_id: String,
@@ -50,6 +53,11 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    /// The event's kind, if this version knows it.
+    pub fn event_kind(&self) -> Option<EventKind> {
+        self.kind.parse().ok()
+    }
+
     /// The public JSON form of an event (feed items and webhook `data`).
     pub fn to_json(&self) -> Value {
         json!({

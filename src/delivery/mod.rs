@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::events::EventKind;
 use crate::core::secrets::MasterKey;
 use crate::core::store::{Attempt, LifecycleStore};
 use crate::core::webhooks::{self, Endpoint, EventRecord};
@@ -267,7 +268,7 @@ impl Dispatcher {
         } = self.post(ep, secret, ev).await;
         let m = crate::metrics::get();
         let (status, next_attempt_at) = if error.is_none() {
-            if matches!(ev.kind.as_str(), "user.deactivated" | "user.deleted")
+            if ev.event_kind().is_some_and(EventKind::is_deprovisioning)
                 && let Some(received) = ev.received_at.as_deref().and_then(seconds_since)
             {
                 m.deprovision_webhook.observe(received);

@@ -251,6 +251,13 @@ fn app_with(
     });
     let console_router = crate::console::router(api_state.clone());
     let api_state_for_setup = api_state.clone();
+    // The logins Roster starts for itself end where they started: in the console.
+    let finishers = sso::Finishers {
+        console_sign_in: Arc::new(crate::console::SsoSignIn(api_state.clone())),
+        setup_test: Arc::new(crate::console::setup_page::TestResult {
+            public_url: public_url.clone(),
+        }),
+    };
     let sso_state = Arc::new(SsoState {
         store: store.clone(),
         master,
@@ -258,6 +265,7 @@ fn app_with(
         outbound,
         metadata: Default::default(),
         login_limits,
+        finishers,
     });
     let setup_state = Arc::new(crate::console::setup_page::SetupState {
         api: api_state_for_setup,

@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::core::keys;
-use crate::core::sessions::{self, ACCESS_TTL, App, AppRequest, GrantError, TokenKind};
+use crate::core::sessions::{
+    self, ACCESS_TTL, App, AppRequest, GrantError, LoginPurpose, TokenKind,
+};
 use crate::core::sso::{Protocol, normalize_domain, normalize_email};
 use crate::core::store::{SsoStore, Store};
 use crate::sso::{self, LoginFailure, SsoState, error_page, pages::redirect_to_app};
@@ -309,7 +311,8 @@ async fn authorize(State(st): State<Arc<SsoState>>, Query(p): Query<AuthorizePar
             "the organization has no such SSO connection",
         );
     };
-    match sso::begin_login(&st, &org, &conn, req.clone(), p.login_hint.as_deref()).await {
+    let purpose = LoginPurpose::App(req.clone());
+    match sso::begin_login(&st, &org, &conn, purpose, p.login_hint.as_deref()).await {
         Ok(r) => r,
         Err(f) => f.respond(&req),
     }

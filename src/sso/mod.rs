@@ -12,6 +12,8 @@ pub mod pages;
 pub mod saml_sp;
 pub mod setup;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
@@ -25,7 +27,9 @@ use crate::core::error::CoreError;
 use crate::core::jit::{self, Outcome};
 use crate::core::model::{Actor, Org, Scope};
 use crate::core::secrets::{MasterKey, hash_secret, random_token, secrets_equal};
-use crate::core::sessions::{self, AppRequest, LOGIN_TTL, LoginData, LoginRequest, expires_in};
+use crate::core::sessions::{
+    self, AppRequest, LOGIN_TTL, LoginData, LoginPurpose, LoginRequest, expires_in,
+};
 use crate::core::sso::{Assertion, Connection, Protocol};
 use crate::core::store::SsoStore;
 use crate::store::SqlStore;
@@ -44,6 +48,52 @@ pub struct SsoState {
     pub metadata: oidc_rp::MetadataCache,
     /// Unauthenticated login starts per client address, on this node.
     pub login_limits: Arc<crate::scim::limit::RateLimiter>,
+    /// Who finishes the logins Roster starts for itself.
+    pub finishers: Finishers,
+}
+
+/// A login whose IdP answer Roster verified, as the finisher of its purpose gets it.
+pub struct Verified<'a> {
+    pub org: &'a Org,
+    pub conn: &'a Connection,
+    pub assertion: &'a Assertion,
+}
+
+/// The answer a [`Finisher`] gives the browser, once it has worked it out.
+pub type Finishing<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// Finishes the verified logins of a purpose Roster starts for itself (a console sign-in,
+/// a setup page's test). Their owners implement it and the HTTP layer registers them in
+/// [`Finishers`]; this module finishes app logins itself and calls no owner by name.
+pub trait Finisher: Send + Sync {
+    /// The answer to the browser that brought the verified login.
+    fn finish<'a>(&'a self, login: Verified<'a>) -> Finishing<'a>;
+    /// Where the browser goes back, with `error=access_denied`, when the IdP refused such a
+    /// login (an app's login goes back to the app).
+    fn return_uri(&self) -> String;
+}
+
+/// The finisher of each [`LoginPurpose`] other than an app's.
+#[derive(Clone)]
+pub struct Finishers {
+    pub console_sign_in: Arc<dyn Finisher>,
+    pub setup_test: Arc<dyn Finisher>,
+}
+
+/// Who finishes a login: this module for an app's, else a registered [`Finisher`].
+enum Owner<'a> {
+    App(&'a AppRequest),
+    Registered(&'a dyn Finisher),
+}
+
+impl Finishers {
+    fn owner<'a>(&'a self, purpose: &'a LoginPurpose) -> Owner<'a> {
+        match purpose {
+            LoginPurpose::App(app) => Owner::App(app),
+            LoginPurpose::ConsoleSignIn => Owner::Registered(self.console_sign_in.as_ref()),
+            LoginPurpose::SetupTest => Owner::Registered(self.setup_test.as_ref()),
+        }
+    }
 }
 
 impl SsoState {
@@ -139,21 +189,18 @@ pub fn login_rate_limited(st: &SsoState) -> Option<Response> {
     Some(r)
 }
 
-/// Starts a login through `conn` for the app's request: records it and answers with the
-/// redirect to the IdP (and the browser-binding cookie).
+/// Starts a login through `conn` for `purpose`: records it and answers with the redirect
+/// to the IdP (and the browser-binding cookie).
 pub async fn begin_login(
     st: &SsoState,
     org: &Org,
     conn: &Connection,
-    app: AppRequest,
+    purpose: LoginPurpose,
     login_hint: Option<&str>,
 ) -> Result<Response, LoginFailure> {
     let id = random_token("").map_err(LoginFailure::internal)?;
     let browser = random_token("").map_err(LoginFailure::internal)?;
-    let mut data = LoginData {
-        app,
-        ..Default::default()
-    };
+    let mut data = LoginData::new(purpose);
     let location = match conn.protocol {
         Protocol::Oidc => {
             let secret = connection_secret(st, conn)?;
@@ -262,6 +309,15 @@ async fn take_bound_login(
     Ok((login, cookie))
 }
 
+/// The answer to a login that failed: the IdP's own refusal goes back where the login came
+/// from (the app, or its finisher's page); anything else is a page here.
+fn failed(st: &SsoState, purpose: &LoginPurpose, f: LoginFailure) -> Response {
+    match st.finishers.owner(purpose) {
+        Owner::App(app) => f.respond(app),
+        Owner::Registered(finisher) => f.respond_at(&finisher.return_uri()),
+    }
+}
+
 /// `resp` with the login cookie cleared.
 fn clear_cookie(mut resp: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("{cookie}=; Path=/sso; Max-Age=0")) {
@@ -281,7 +337,7 @@ async fn oidc_callback(
     };
     let resp = match oidc_finish(&st, &login, &p).await {
         Ok(r) => r,
-        Err(f) => f.respond(&login.data.app),
+        Err(f) => failed(&st, &login.data.purpose, f),
     };
     clear_cookie(resp, &cookie)
 }
@@ -316,7 +372,7 @@ async fn oidc_finish(
         login.data.pkce_verifier.as_deref().unwrap_or_default(),
     )
     .await?;
-    complete_login(st, &org, &conn, &assertion, &login.data.app).await
+    complete_login(st, &org, &conn, &assertion, &login.data.purpose).await
 }
 
 async fn load(st: &SsoState, login: &LoginRequest) -> Result<(Org, Connection), LoginFailure> {
@@ -336,23 +392,34 @@ async fn load(st: &SsoState, login: &LoginRequest) -> Result<(Org, Connection), 
     Ok((org, conn))
 }
 
-/// After the IdP's answer is verified: JIT, a session, and the code back to the app.
+/// After the IdP's answer is verified: the login goes to the owner of its purpose.
 pub async fn complete_login(
+    st: &SsoState,
+    org: &Org,
+    conn: &Connection,
+    a: &Assertion,
+    purpose: &LoginPurpose,
+) -> Result<Response, LoginFailure> {
+    match st.finishers.owner(purpose) {
+        Owner::App(app) => app_login(st, org, conn, a, app).await,
+        Owner::Registered(finisher) => Ok(finisher
+            .finish(Verified {
+                org,
+                conn,
+                assertion: a,
+            })
+            .await),
+    }
+}
+
+/// An app's verified login: JIT, a session, and the code back to the app.
+async fn app_login(
     st: &SsoState,
     org: &Org,
     conn: &Connection,
     a: &Assertion,
     app: &AppRequest,
 ) -> Result<Response, LoginFailure> {
-    // A setup page's "test connection": the IdP's answer was verified; show it, provision
-    // nothing.
-    if crate::console::setup_page::is_test(app) {
-        return Ok(crate::console::setup_page::test_result(org, conn, a));
-    }
-    // An operator signing in to the console through the operators' organization.
-    if app.app_id == crate::console::CONSOLE_APP {
-        return Ok(crate::console::sso_sign_in(st, org, conn, a).await);
-    }
     let outcome = jit::login(&st.store, org, conn, a)
         .await
         .map_err(LoginFailure::internal)?
@@ -505,10 +572,10 @@ async fn saml_acs(
     };
     match login {
         Some(login) => {
-            let app = login.data.app.clone();
+            let purpose = login.data.purpose.clone();
             match saml_sp_initiated(&st, &conn, login, b64).await {
                 Ok(r) => r,
-                Err(f) => f.respond(&app),
+                Err(f) => failed(&st, &purpose, f),
             }
         }
         None => match saml_idp_initiated(&st, &conn, b64).await {
@@ -533,10 +600,9 @@ async fn saml_sp_initiated(
         connection_id: conn.id.clone(),
         browser_hash: login.browser_hash.clone(),
         data: LoginData {
-            app: login.data.app.clone(),
             cookie: Some(login_cookie_name(&login.id)),
             verified: Some(assertion),
-            ..Default::default()
+            ..LoginData::new(login.data.purpose.clone())
         },
         expires_at: expires_in(time::Duration::minutes(2)),
     };
@@ -570,12 +636,12 @@ async fn saml_continue(
                 LoginFailure::Internal("continuation without an assertion".into())
             })?;
         let (org, conn) = load(&st, &login).await?;
-        complete_login(&st, &org, &conn, &assertion, &login.data.app).await
+        complete_login(&st, &org, &conn, &assertion, &login.data.purpose).await
     }
     .await;
     let resp = match result {
         Ok(r) => r,
-        Err(f) => f.respond(&login.data.app),
+        Err(f) => failed(&st, &login.data.purpose, f),
     };
     clear_cookie(resp, &cookie)
 }
@@ -614,5 +680,5 @@ async fn saml_idp_initiated(
         scope: "openid email profile".into(),
         ..Default::default()
     };
-    complete_login(st, &org, conn, &assertion, &app).await
+    complete_login(st, &org, conn, &assertion, &LoginPurpose::App(app)).await
 }

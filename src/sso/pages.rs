@@ -70,6 +70,15 @@ impl LoginFailure {
             _ => self.into_response(),
         }
     }
+
+    /// As [`respond`](Self::respond), for a login Roster started for itself: the IdP's
+    /// refusal goes back to `uri`.
+    pub fn respond_at(self, uri: &str) -> Response {
+        self.respond(&AppRequest {
+            redirect_uri: uri.to_owned(),
+            ..Default::default()
+        })
+    }
 }
 
 impl IntoResponse for LoginFailure {

@@ -9,6 +9,7 @@ use super::filter_sql::Arg;
 use super::sql_store::{SqlStore, bind_all, e, fold, get};
 use crate::core::audit::{AuditDraft, StoredEntry};
 use crate::core::error::CoreResult;
+use crate::core::events::EventKind;
 use crate::core::model::*;
 use crate::core::store::*;
 use crate::core::webhooks::EventRecord;
@@ -426,15 +427,20 @@ impl AdminStore for SqlStore {
                   WHERE a.response_status >= 200 AND a.response_status < 300) AS delivered \
              FROM events e \
              WHERE e.id > (SELECT COALESCE(MAX(id), 0) FROM events) - $1 \
-               AND e.kind IN ('user.deactivated', 'user.deleted'){} \
+               AND e.kind IN ($3, $4){} \
              ORDER BY e.id DESC LIMIT $2",
             if org.is_some() {
-                " AND e.org_id = $3"
+                " AND e.org_id = $5"
             } else {
                 ""
             }
         );
-        let mut q = sqlx::query(&sql).bind(DEPROVISION_WINDOW).bind(limit);
+        let [deactivated, deleted] = EventKind::DEPROVISIONING.map(EventKind::as_str);
+        let mut q = sqlx::query(&sql)
+            .bind(DEPROVISION_WINDOW)
+            .bind(limit)
+            .bind(deactivated)
+            .bind(deleted);
         if let Some(o) = org {
             q = q.bind(o.as_str());
         }

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 use super::filter_sql::Arg;
 use crate::core::audit::{self, AuditDraft, GENESIS};
 use crate::core::context;
-use crate::core::events::EventDraft;
+use crate::core::events::{EventDraft, EventKind};
 use crate::core::model::{Actor, OrgId};
 use crate::core::now;
 
@@ -172,13 +172,18 @@ impl Batch {
             self.derived = Some(PendingAudit {
                 chain: chain_of(org),
                 actor: actor.clone(),
-                draft: AuditDraft::new(ev.kind, ev.resource_type, &ev.resource_id, ev.data.clone()),
+                draft: AuditDraft::new(
+                    ev.kind.as_str(),
+                    ev.resource_type(),
+                    &ev.resource_id,
+                    ev.data.clone(),
+                ),
             });
         }
         let mut args = vec![
             Arg::opt(org.map(|o| o.as_str().to_owned())),
-            Arg::Str(ev.kind.to_owned()),
-            Arg::Str(ev.resource_type.to_owned()),
+            Arg::Str(ev.kind.as_str().to_owned()),
+            Arg::Str(ev.resource_type().to_owned()),
             Arg::Str(ev.resource_id.clone()),
         ];
         args.extend(provenance_args(actor));
@@ -194,8 +199,7 @@ impl Batch {
         &mut self,
         org: &OrgId,
         actor: &Actor,
-        kind: &'static str,
-        resource_type: &'static str,
+        kind: EventKind,
         resource_id: &str,
         data: &str,
         from: &str,
@@ -218,8 +222,8 @@ impl Batch {
             p(9)
         );
         args.push(Arg::Str(org.as_str().to_owned()));
-        args.push(Arg::Str(kind.to_owned()));
-        args.push(Arg::Str(resource_type.to_owned()));
+        args.push(Arg::Str(kind.as_str().to_owned()));
+        args.push(Arg::Str(kind.resource_type().to_owned()));
         args.extend(provenance_args(actor));
         args.push(Arg::Str(now()));
         self.stmts.push(Stmt::Events {

@@ -12,7 +12,7 @@ use super::roles;
 use super::sql_store::{SqlStore, bind_all, e, fold, get};
 use crate::core::audit::{Anchor, AuditDraft, StoredEntry};
 use crate::core::error::{CoreError, CoreResult, StoreError};
-use crate::core::events::EventDraft;
+use crate::core::events::{EventDraft, EventKind};
 use crate::core::model::*;
 use crate::core::report::{
     ClientTraffic, DirectoryHealth, DriftReport, LIST_LIMIT, Section, UserLine,
@@ -268,8 +268,7 @@ impl LifecycleStore for SqlStore {
             ep.org_id.as_ref(),
             actor,
             &EventDraft::new(
-                "webhook.created",
-                "Webhook",
+                EventKind::WebhookCreated,
                 &ep.id,
                 json!({"url": webhooks::display_url(&ep.url), "event_types": ep.event_types}),
             ),
@@ -326,8 +325,7 @@ impl LifecycleStore for SqlStore {
             ep.org_id.as_ref(),
             actor,
             &EventDraft::new(
-                "webhook.disabled",
-                "Webhook",
+                EventKind::WebhookDisabled,
                 id,
                 json!({"url": webhooks::display_url(&ep.url)}),
             ),
@@ -627,8 +625,7 @@ impl LifecycleStore for SqlStore {
             Some(&m.org_id),
             actor,
             &EventDraft::new(
-                "role_mapping.created",
-                "RoleMapping",
+                EventKind::RoleMappingCreated,
                 &m.id,
                 json!({"match_on": m.match_on, "group": m.group_value, "role": m.role}),
             ),
@@ -666,8 +663,7 @@ impl LifecycleStore for SqlStore {
             Some(org),
             actor,
             &EventDraft::new(
-                "role_mapping.deleted",
-                "RoleMapping",
+                EventKind::RoleMappingDeleted,
                 id,
                 json!({"match_on": m.match_on, "group": m.group_value, "role": m.role}),
             ),
@@ -725,8 +721,7 @@ impl LifecycleStore for SqlStore {
             org.as_ref(),
             actor,
             &EventDraft::new(
-                "admin_key.created",
-                "AdminKey",
+                EventKind::AdminKeyCreated,
                 &info.id,
                 json!({"name": info.name, "read_only": info.read_only}),
             ),
@@ -791,7 +786,7 @@ impl LifecycleStore for SqlStore {
         b.event(
             org.as_ref(),
             actor,
-            &EventDraft::new("admin_key.revoked", "AdminKey", id, json!({"name": k.name})),
+            &EventDraft::new(EventKind::AdminKeyRevoked, id, json!({"name": k.name})),
         );
         self.write_batch(b).await?;
         Ok(true)

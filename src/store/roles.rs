@@ -7,6 +7,7 @@
 use super::Dialect;
 use super::batch::Batch;
 use super::filter_sql::Arg;
+use crate::core::events::EventKind;
 use crate::core::model::{Actor, OrgId};
 
 /// Where grants come from when they come from logins.
@@ -48,8 +49,7 @@ pub fn grant_group_roles(
     b.events_select(
         org,
         actor,
-        "role.assigned",
-        "User",
+        EventKind::RoleAssigned,
         "u.user_id",
         &role_event_data(d, "u.user_id", "gr.role"),
         &from,
@@ -94,8 +94,7 @@ fn revoke_where(
     b.events_select(
         org,
         actor,
-        "role.unassigned",
-        "User",
+        EventKind::RoleUnassigned,
         "r.user_id",
         &role_event_data(d, "r.user_id", "r.role"),
         &format!(
@@ -152,8 +151,7 @@ pub fn refresh_idp_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, 
     b.events_select(
         org,
         actor,
-        "role.assigned",
-        "User",
+        EventKind::RoleAssigned,
         "ir.user_id",
         &role_event_data(d, "ir.user_id", "ir.role"),
         &format!(
@@ -177,8 +175,7 @@ pub fn drop_user_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, us
     b.events_select(
         org,
         actor,
-        "role.unassigned",
-        "User",
+        EventKind::RoleUnassigned,
         "r.user_id",
         &role_event_data(d, "r.user_id", "r.role"),
         "FROM (SELECT DISTINCT user_id, role FROM role_grants WHERE org_id = $1 AND user_id = $2) r",

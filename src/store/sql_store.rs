@@ -17,7 +17,7 @@ use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
 use super::{Dialect, Elem, db_err};
 use crate::core::audit::AuditDraft;
 use crate::core::error::{CoreError, CoreResult, StoreError};
-use crate::core::events::EventDraft;
+use crate::core::events::{EventDraft, EventKind};
 use crate::core::model::*;
 use crate::core::query::{Cond, Field, ListQuery, Op, Page, Val};
 use crate::core::sso::user_email_key;
@@ -253,8 +253,7 @@ fn revoke_sessions_in(b: &mut Batch, d: Dialect, scope: &Scope, user_id: &str, r
     b.events_select(
         &scope.org,
         &scope.actor,
-        "session.revoked",
-        "Session",
+        EventKind::SessionRevoked,
         "s.id",
         &d.json_object(&[("user_id", "s.user_id"), ("reason", "CAST($3 AS TEXT)")]),
         "FROM sessions s WHERE s.org_id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
@@ -289,8 +288,7 @@ fn delete_row_in(b: &mut Batch, d: Dialect, scope: &Scope, kind: ResourceKind, i
     b.events_select(
         &scope.org,
         &scope.actor,
-        "group.member_removed",
-        "Group",
+        EventKind::GroupMemberRemoved,
         "gm.group_id",
         &d.json_object(&[
             ("group_id", "gm.group_id"),
@@ -1129,8 +1127,7 @@ impl SqlStore {
         b.events_select(
             &scope.org,
             &scope.actor,
-            "group.member_added",
-            "Group",
+            EventKind::GroupMemberAdded,
             "CAST($2 AS TEXT)",
             &self.d.json_object(&[
                 ("group_id", "CAST($2 AS TEXT)"),
@@ -1178,8 +1175,7 @@ impl SqlStore {
         b.events_select(
             &scope.org,
             &scope.actor,
-            "group.member_removed",
-            "Group",
+            EventKind::GroupMemberRemoved,
             "gm.group_id",
             &self.d.json_object(&[
                 ("group_id", "gm.group_id"),
@@ -1256,8 +1252,7 @@ impl Store for SqlStore {
                 other => CoreError::Store(other),
             })?;
         let ev = EventDraft::new(
-            "organization.created",
-            "Organization",
+            EventKind::OrganizationCreated,
             org.id.as_str(),
             serde_json::json!({"slug": slug, "name": name}),
         );
@@ -1310,8 +1305,7 @@ impl Store for SqlStore {
         .await
         .map_err(e)?;
         let ev = EventDraft::new(
-            "directory.created",
-            "Directory",
+            EventKind::DirectoryCreated,
             &dir.id,
             serde_json::json!({"name": name}),
         );
@@ -1383,8 +1377,7 @@ impl Store for SqlStore {
         .await
         .map_err(e)?;
         let ev = EventDraft::new(
-            "directory.token_created",
-            "Directory",
+            EventKind::DirectoryTokenCreated,
             &directory.id,
             serde_json::json!({"token_id": info.id, "read_only": read_only}),
         );
@@ -1415,8 +1408,7 @@ impl Store for SqlStore {
             return Ok(false);
         }
         let ev = EventDraft::new(
-            "directory.token_revoked",
-            "Directory",
+            EventKind::DirectoryTokenRevoked,
             &directory.id,
             serde_json::json!({"token_id": token_id}),
         );

@@ -12,7 +12,7 @@ use super::sql_store::{SqlStore, e, fold, get};
 use crate::core::audit::AuditDraft;
 use crate::core::domains::DomainState;
 use crate::core::error::{CoreError, CoreResult, StoreError};
-use crate::core::events::EventDraft;
+use crate::core::events::{EventDraft, EventKind};
 use crate::core::keys::SigningKeyRecord;
 use crate::core::model::*;
 use crate::core::now;
@@ -196,8 +196,7 @@ impl SsoStore for SqlStore {
             Some(&org.id),
             actor,
             &EventDraft::new(
-                "domain.added",
-                "Domain",
+                EventKind::DomainAdded,
                 domain,
                 serde_json::json!({"domain": domain, "state": "pending"}),
             ),
@@ -342,8 +341,7 @@ impl SsoStore for SqlStore {
             Some(&c.org_id),
             actor,
             &EventDraft::new(
-                "connection.created",
-                "Connection",
+                EventKind::ConnectionCreated,
                 &c.id,
                 serde_json::json!({"protocol": c.protocol.as_str(), "idp": c.idp.as_str(), "name": c.name}),
             ),
@@ -374,8 +372,7 @@ impl SsoStore for SqlStore {
             Some(&c.org_id),
             actor,
             &EventDraft::new(
-                "connection.updated",
-                "Connection",
+                EventKind::ConnectionUpdated,
                 &c.id,
                 serde_json::json!({"private_networks": allowed}),
             ),
@@ -540,8 +537,7 @@ impl SsoStore for SqlStore {
             None,
             actor,
             &EventDraft::new(
-                "app.created",
-                "App",
+                EventKind::AppCreated,
                 &app.id,
                 serde_json::json!({"name": app.name, "redirect_uris": app.redirect_uris}),
             ),
@@ -586,8 +582,7 @@ impl SsoStore for SqlStore {
             None,
             &Actor::Cli,
             &EventDraft::new(
-                "signing_key.rotated",
-                "SigningKey",
+                EventKind::SigningKeyRotated,
                 &key.kid,
                 serde_json::json!({"kid": key.kid, "alg": key.alg}),
             ),
@@ -737,8 +732,7 @@ impl SsoStore for SqlStore {
             Some(&scope.org),
             &scope.actor,
             &EventDraft::new(
-                "session.created",
-                "Session",
+                EventKind::SessionCreated,
                 &session.id,
                 serde_json::json!({"user_id": session.user_id, "app_id": session.app_id, "connection_id": session.connection_id}),
             ),
@@ -843,8 +837,7 @@ impl SsoStore for SqlStore {
         b.events_select(
             org,
             actor,
-            "session.revoked",
-            "Session",
+            EventKind::SessionRevoked,
             "s.id",
             &self
                 .d
@@ -876,7 +869,7 @@ impl SsoStore for SqlStore {
             Some(org),
             actor,
             AuditDraft::new(
-                "session.revoked",
+                EventKind::SessionRevoked.as_str(),
                 "Session",
                 session_id,
                 serde_json::json!({"reason": reason}),

@@ -1,4 +1,9 @@
-//! ARCHITECTURE.md must name every module of the crate: a map that drifts is worse than none.
+//! The maps in the docs must match the code — ARCHITECTURE.md names every module of the
+//! crate, docs/events.md every event type and no other: a map that drifts is worse than none.
+
+use std::collections::BTreeSet;
+
+use roster::core::events::EventKind;
 
 #[test]
 fn architecture_map_names_every_module() {
@@ -33,5 +38,40 @@ fn architecture_map_names_every_module() {
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md does not mention: {missing:?}"
+    );
+}
+
+#[test]
+fn events_doc_lists_exactly_the_event_kinds() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/events.md")).expect("docs/events.md");
+    // The types in the first column of the table headed `| type | when | data |`.
+    let mut documented = BTreeSet::new();
+    let rows = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("| type |"))
+        .skip(1)
+        .take_while(|l| l.starts_with('|'));
+    for row in rows {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        documented.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    assert!(
+        !documented.is_empty(),
+        "docs/events.md has no table of event types"
+    );
+    let kinds: BTreeSet<String> = EventKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    let missing: Vec<_> = kinds.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&kinds).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/events.md does not document: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "docs/events.md documents types that are no EventKind: {unknown:?}"
     );
 }

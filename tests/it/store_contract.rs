@@ -149,7 +149,11 @@ async fn org_isolation_in_the_store(app: &TestApp) {
                 &globex,
                 &u.id,
                 None,
-                roster::core::events::EventDraft::new("user.deleted", "User", &u.id, json!({}))
+                roster::core::events::EventDraft::new(
+                    roster::core::events::EventKind::UserDeleted,
+                    &u.id,
+                    json!({})
+                )
             )
             .await
             .unwrap()
