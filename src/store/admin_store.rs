@@ -4,9 +4,10 @@
 use serde_json::json;
 use sqlx::any::AnyRow;
 
-use super::batch::Batch;
-use super::filter_sql::Arg;
-use super::sql_store::{SqlStore, bind_all, e, fold, get};
+use super::engine::Arg;
+use super::engine::batch::Batch;
+use super::engine::bind_all;
+use super::sql_store::{SqlStore, e, fold, get};
 use crate::core::audit::{AuditDraft, StoredEntry};
 use crate::core::error::CoreResult;
 use crate::core::events::EventKind;

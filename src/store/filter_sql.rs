@@ -1,29 +1,8 @@
 //! Domain filters (`core::query::Cond`) to parameterised SQL. Values are always bound,
 //! never spliced; only schema-given JSON paths appear in the SQL text.
 
-use super::Dialect;
+use super::engine::{Arg, Dialect};
 use crate::core::query::{Cond, ElemCond, Field, Op, Relation, SortKey, Val};
-
-/// A bound argument.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Str(String),
-    I64(i64),
-    F64(f64),
-    /// A NULL (bound as a text NULL).
-    Null,
-    /// A NULL of an integer column (PostgreSQL refuses a text NULL there).
-    NullI64,
-}
-
-impl Arg {
-    pub fn opt(s: Option<String>) -> Arg {
-        s.map_or(Arg::Null, Arg::Str)
-    }
-    pub fn opt_i64(n: Option<i64>) -> Arg {
-        n.map_or(Arg::NullI64, Arg::I64)
-    }
-}
 
 /// Builds SQL text and its arguments; placeholders are numbered `$n` on both dialects.
 pub struct SqlBuilder {
@@ -252,19 +231,7 @@ impl SqlBuilder {
                         }
                     }
                     SortKey::FirstElem(path) => {
-                        let base = format!("{a}.attrs");
-                        match self.d {
-                            Dialect::Sqlite => {
-                                let path_s = super::sqlite_path(path);
-                                format!("json_extract({base}, '{path_s}[0].value')")
-                            }
-                            Dialect::Postgres => {
-                                let mut p: Vec<&str> = path.clone();
-                                p.push("0");
-                                p.push("value");
-                                self.d.json_text(&base, &p)
-                            }
-                        }
+                        self.d.first_value_text(&format!("{a}.attrs"), path)
                     }
                 };
                 (Some(expr), *desc)

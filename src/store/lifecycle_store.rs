@@ -5,11 +5,11 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::Dialect;
-use super::batch::Batch;
-use super::filter_sql::Arg;
+use super::engine::Arg;
+use super::engine::batch::Batch;
+use super::engine::bind_all;
 use super::roles;
-use super::sql_store::{SqlStore, bind_all, e, fold, get};
+use super::sql_store::{SqlStore, e, fold, get};
 use crate::core::audit::{Anchor, AuditDraft, StoredEntry};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::events::{EventDraft, EventKind};
@@ -355,10 +355,7 @@ impl LifecycleStore for SqlStore {
         until: &str,
         limit: i64,
     ) -> CoreResult<Vec<Endpoint>> {
-        let lock = match self.d {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        };
+        let lock = self.d.for_update_skip_locked();
         let sql = format!(
             "UPDATE webhook_endpoints SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
                SELECT w.id FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND w.next_attempt_at <= $3 \

@@ -5,8 +5,8 @@
 //! the work is proportional to the memberships that changed, never to the group.
 
 use super::Dialect;
-use super::batch::Batch;
-use super::filter_sql::Arg;
+use super::engine::Arg;
+use super::engine::batch::Batch;
 use crate::core::events::EventKind;
 use crate::core::model::{Actor, OrgId};
 

@@ -1,19 +1,19 @@
 //! `SqlStore`: the `Store` contract on SQLite and PostgreSQL.
 
 use serde_json::{Map, Value};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
+use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use std::sync::Arc;
 
-use super::batch::Batch;
-use super::filter_sql::{Arg, ResourceKind, SqlBuilder};
-use super::point_reads::{Key, PointReads};
-use super::positions;
-use super::readers::{ReadConn, Readers};
+use super::engine::batch::Batch;
+use super::engine::point_reads::{Key, PointReads};
+use super::engine::positions;
+use super::engine::readers::{ReadConn, Readers};
+use super::engine::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
+use super::engine::{Arg, bind_all};
+use super::filter_sql::{ResourceKind, SqlBuilder};
 use super::roles;
-use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
 use super::{Dialect, Elem, db_err};
 use crate::core::audit::AuditDraft;
 use crate::core::error::{CoreError, CoreResult, StoreError};
@@ -46,21 +46,6 @@ pub struct SqlStore {
 
 /// How many group turns there are: groups whose ids hash alike share one.
 const GROUP_TURNS: usize = 64;
-
-type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
-
-pub(super) fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
-    for a in args {
-        q = match a {
-            Arg::Str(s) => q.bind(s.as_str()),
-            Arg::I64(i) => q.bind(*i),
-            Arg::F64(f) => q.bind(*f),
-            Arg::Null => q.bind(None::<String>),
-            Arg::NullI64 => q.bind(None::<i64>),
-        };
-    }
-    q
-}
 
 pub(super) fn e(err: sqlx::Error) -> CoreError {
     CoreError::Store(db_err(err))
@@ -494,7 +479,7 @@ impl SqlStore {
         .map_err(e)?;
         let applied: i64 = get(&row, "v")?;
         let failed: Option<i64> = get(&row, "failed")?;
-        Ok(applied >= super::latest_migration(self.d) && failed.unwrap_or(0) == 0)
+        Ok(applied >= super::engine::latest_migration(self.d) && failed.unwrap_or(0) == 0)
     }
 
     pub async fn close(&self) {
@@ -526,10 +511,7 @@ impl SqlStore {
 
     /// In PostgreSQL, reads inside a write transaction lock the row.
     pub(super) fn for_update(&self) -> &'static str {
-        match self.d {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE",
-        }
+        self.d.for_update()
     }
 
     /// A write that reads nothing first: all its statements are in `b`. On SQLite it is

@@ -5,8 +5,8 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::Batch;
-use super::filter_sql::Arg;
+use super::engine::Arg;
+use super::engine::batch::Batch;
 use super::roles;
 use super::sql_store::{SqlStore, e, fold, get};
 use crate::core::audit::AuditDraft;
@@ -135,10 +135,7 @@ impl SqlStore {
     }
 
     fn for_share(&self) -> &'static str {
-        match self.d {
-            super::Dialect::Sqlite => "",
-            super::Dialect::Postgres => " FOR SHARE",
-        }
+        self.d.for_share()
     }
 }
 

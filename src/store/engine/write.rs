@@ -29,7 +29,7 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::batch::{AuditHeads, Batch};
-use super::sql_store::bind_all;
+use super::bind_all;
 use crate::core::error::{CoreError, CoreResult, StoreError};
 
 /// Most writes one SQLite commit may carry; bounds the latency a batch adds.

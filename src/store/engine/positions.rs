@@ -29,8 +29,8 @@ pub fn take_in(b: &mut super::batch::Batch, org: &str, kind: &str) {
          ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + 1, \
          next_pos = org_counters.next_pos + 1",
         vec![
-            super::filter_sql::Arg::Str(org.to_owned()),
-            super::filter_sql::Arg::Str(kind.to_owned()),
+            super::Arg::Str(org.to_owned()),
+            super::Arg::Str(kind.to_owned()),
         ],
     );
 }

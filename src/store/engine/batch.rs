@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
-use super::filter_sql::Arg;
+use super::Arg;
 use crate::core::audit::{self, AuditDraft, GENESIS};
 use crate::core::context;
 use crate::core::events::{EventDraft, EventKind};
@@ -327,7 +327,7 @@ impl Batch {
         c: &mut AnyConnection,
         hints: &AuditHeads,
     ) -> Result<AuditHeads, sqlx::Error> {
-        use super::sql_store::bind_all;
+        use super::bind_all;
         let mut rows: Vec<Vec<Arg>> = Vec::new();
         for st in std::mem::take(&mut self.stmts) {
             match st {
