@@ -2,15 +2,14 @@
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, AnyPool, Row};
+use sqlx::{Any, AnyConnection, Row};
 
-use std::sync::Arc;
-
+use super::engine::Engine;
 use super::engine::batch::Batch;
-use super::engine::point_reads::{Key, PointReads};
+use super::engine::point_reads::Key;
 use super::engine::positions;
-use super::engine::readers::{ReadConn, Readers};
-use super::engine::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
+use super::engine::readers::ReadConn;
+use super::engine::write::WriteTx;
 use super::engine::{Arg, bind_all};
 use super::filter_sql::{ResourceKind, SqlBuilder};
 use super::roles;
@@ -24,28 +23,14 @@ use crate::core::sso::user_email_key;
 use crate::core::store::*;
 use crate::core::{new_id, now};
 
-/// The one store implementation. SQLite gets a single-connection write pool (SQLite has one
-/// writer; queuing in the pool beats lock retries) and a separate read pool; PostgreSQL uses
-/// one pool for both.
+/// The one store implementation: the repositories' SQL over one [`Engine`] (how the
+/// backend executes it).
 #[derive(Clone)]
 pub struct SqlStore {
+    pub(super) engine: Engine,
+    /// The engine's dialect, which the repositories spell their SQL in.
     pub(super) d: Dialect,
-    pub(super) write: AnyPool,
-    pub(super) read: Readers,
-    /// SQLite only: the single writer connection, group-committed.
-    group_commit: Option<Arc<GroupCommit>>,
-    /// Bumped after each commit that appended events.
-    pub(super) signal: EventSignal,
-    /// PostgreSQL: audit chain heads this process committed (hints, see `WriteTx`).
-    audit_heads: SharedHeads,
-    /// PostgreSQL: turns for writes of one group (`group_turn`).
-    group_turns: Arc<[tokio::sync::Mutex<()>]>,
-    /// SQLite: reads of one user by id or userName, coalesced (see `point_reads`).
-    point: Option<Arc<PointReads>>,
 }
-
-/// How many group turns there are: groups whose ids hash alike share one.
-const GROUP_TURNS: usize = 64;
 
 pub(super) fn e(err: sqlx::Error) -> CoreError {
     CoreError::Store(db_err(err))
@@ -348,46 +333,31 @@ pub fn fold(s: &str) -> String {
 }
 
 impl SqlStore {
-    pub(super) fn new(
-        d: Dialect,
-        write: AnyPool,
-        read: Readers,
-        group_commit: Option<Arc<GroupCommit>>,
-    ) -> Self {
-        SqlStore {
+    /// The store over an opened engine; reads of one user by a unique key are coalesced
+    /// where the engine does that (`Engine::coalesce_point_reads`).
+    pub(super) fn over(mut engine: Engine) -> Self {
+        let d = engine.d;
+        let probe = SqlStore {
+            engine: engine.clone(),
             d,
-            write,
-            read,
-            group_commit,
-            signal: Arc::new(tokio::sync::watch::channel(0).0),
-            audit_heads: SharedHeads::default(),
-            group_turns: (0..GROUP_TURNS)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
-            point: None,
-        }
-    }
-
-    /// Coalesces reads of one user by a unique key (SQLite, see `point_reads`).
-    pub(super) fn with_point_reads(mut self) -> Self {
-        let cols = self.user_cols();
-        let page = self.d.json_rows(
+        };
+        let cols = probe.user_cols();
+        let page = d.json_rows(
             &[
-                self.d.json_elem("x.k_", Elem::Number),
-                self.d.json_array(&self.json_elems(ResourceKind::User)),
+                d.json_elem("x.k_", Elem::Number),
+                d.json_array(&probe.json_elems(ResourceKind::User)),
             ],
             None,
         );
         // CROSS JOIN keeps the keys the outer loop: one index lookup per key.
-        let select = |key_col: &str| {
+        engine.coalesce_point_reads(|key_col: &str| {
             format!(
                 "SELECT {page} AS page FROM (SELECT j.key AS k_, {cols} FROM json_each($1) j \
                  CROSS JOIN users t WHERE t.org_id = json_extract(j.value, '$[0]') \
                  AND {key_col} = json_extract(j.value, '$[1]')) x"
             )
-        };
-        self.point = Some(Arc::new(PointReads::new(self.read.clone(), select)));
-        self
+        });
+        SqlStore { engine, d }
     }
 
     /// The user of `scope` whose `key` is `value`: coalesced on SQLite, else one statement.
@@ -397,10 +367,8 @@ impl SqlStore {
         key: Key,
         value: &str,
     ) -> CoreResult<Option<T>> {
-        if let Some(point) = &self.point {
-            return point
-                .read(key, scope.org.as_str(), value)
-                .await?
+        if let Some(found) = self.engine.point_read(key, scope.org.as_str(), value).await {
+            return found?
                 .map(|raw| {
                     serde_json::from_str::<T::Row>(raw.get())
                         .map(T::from_row)
@@ -438,30 +406,18 @@ impl SqlStore {
             .transpose()
     }
 
-    /// PostgreSQL: waits for this process's turn to write group `id`. Concurrent PATCHes of
-    /// one group otherwise all queue on its row lock inside PostgreSQL, where every release
-    /// wakes every waiter: with 16 of them the throughput collapsed (11 PATCH/s against 621
-    /// in a calmer run). In turn, one waits in the database and the others here. SQLite's
-    /// single writer already gives writes their turns (`None`).
     async fn group_turn(&self, id: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if self.group_commit.is_some() {
-            return None;
-        }
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut h);
-        let turn = &self.group_turns[(h.finish() % GROUP_TURNS as u64) as usize];
-        Some(turn.lock().await)
+        self.engine.group_turn(id).await
     }
 
     /// A receiver that changes after every local commit that appended events.
     pub fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.signal.subscribe()
+        self.engine.event_signal()
     }
 
     /// A connection for reads (see `readers`).
     pub(super) async fn read_conn(&self) -> CoreResult<ReadConn> {
-        self.read.acquire().await
+        self.engine.read_conn().await
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -483,13 +439,7 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        match &self.group_commit {
-            // The writer connection stays checked out for the store's lifetime (closing its
-            // pool would wait for it forever); commit what is pending and let it drop.
-            Some(gc) => gc.drain().await,
-            None => self.write.close().await,
-        }
-        self.read.close().await;
+        self.engine.close().await
     }
 
     pub(super) fn user_cols(&self) -> String {
@@ -514,50 +464,23 @@ impl SqlStore {
         self.d.for_update()
     }
 
-    /// A write that reads nothing first: all its statements are in `b`. On SQLite it is
-    /// queued for the writer's runner (see `write`); `map` turns its failure into the error
-    /// to report.
+    /// A write that reads nothing first (see `Engine::write_unread`).
     pub(super) async fn write_unread(
         &self,
         b: Batch,
         map: impl FnOnce(sqlx::Error) -> CoreError,
     ) -> CoreResult<()> {
-        let Some(gc) = &self.group_commit else {
-            let mut tx = self.begin_fresh().await?;
-            tx.finish(self.d, b).await.map_err(map)?;
-            return tx.commit().await;
-        };
-        let events = b.has_events();
-        gc.submit(b).await?.map_err(map)?;
-        if events {
-            self.events_committed();
-        }
-        Ok(())
-    }
-
-    /// Wakes event consumers (after a commit that appended events).
-    fn events_committed(&self) {
-        self.signal.send_modify(|n| *n = n.wrapping_add(1));
+        self.engine.write_unread(b, map).await
     }
 
     pub(super) async fn begin(&self) -> CoreResult<WriteTx> {
-        self.begin_with(false).await
+        self.engine.begin().await
     }
 
     /// A write whose statements all go in its final `WriteTx::finish` batch (reads before
     /// it are fine): on SQLite its savepoint travels with that batch.
     pub(super) async fn begin_fresh(&self) -> CoreResult<WriteTx> {
-        self.begin_with(true).await
-    }
-
-    async fn begin_with(&self, fresh: bool) -> CoreResult<WriteTx> {
-        let tx = match &self.group_commit {
-            Some(gc) => gc.begin(fresh).await?,
-            None => WriteTx::pg(self.write.begin().await.map_err(e)?),
-        };
-        Ok(tx
-            .with_signal(self.signal.clone())
-            .with_heads(self.audit_heads.clone()))
+        self.engine.begin_fresh().await
     }
 
     pub(super) fn org_from_row(row: &AnyRow) -> CoreResult<Org> {
@@ -1766,10 +1689,10 @@ impl Store for SqlStore {
         expect_version: Option<Expect>,
         audit: AuditDraft,
     ) -> CoreResult<Option<i64>> {
-        // Only SQLite's queued writes read preconditions back; PostgreSQL reads first.
-        let Some(gc) = &self.group_commit else {
+        // Only queued writes read preconditions back; elsewhere the caller reads first.
+        if !self.engine.queues_checked_writes() {
             return Ok(None);
-        };
+        }
         let mut seen = std::collections::HashSet::new();
         let mut added = Vec::new();
         for r in added_refs(ops) {
@@ -1819,11 +1742,8 @@ impl Store for SqlStore {
             self.member_op_in(&mut b, scope, id, op, false);
         }
         b.audit(Some(&scope.org), &scope.actor, audit);
-        match gc.submit(b).await? {
-            Ok(Some(v)) => {
-                self.events_committed();
-                Ok(Some(v))
-            }
+        match self.engine.submit_checked(b).await? {
+            Ok(Some(v)) => Ok(Some(v)),
             Ok(None) => Err(CoreError::Store(StoreError::Other(
                 "membership change without its precondition".into(),
             ))),

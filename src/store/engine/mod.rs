@@ -7,10 +7,13 @@
 //! and write; only this module asks which backend it is on.
 
 pub(super) mod batch;
+mod exec;
 pub(super) mod point_reads;
 pub(super) mod positions;
 pub(super) mod readers;
 pub(super) mod write;
+
+pub(super) use exec::Engine;
 
 use super::SqlStore;
 
@@ -264,7 +267,12 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     writer.execute(write::WRITER_SETUP).await.map_err(db_err)?;
     let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
     gc.spawn_sweeper();
-    Ok(SqlStore::new(Dialect::Sqlite, write, read, Some(gc)).with_point_reads())
+    Ok(SqlStore::over(Engine::new(
+        Dialect::Sqlite,
+        write,
+        read,
+        Some(gc),
+    )))
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, StoreError> {
@@ -303,12 +311,12 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
         .run(&pool)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-    Ok(SqlStore::new(
+    Ok(SqlStore::over(Engine::new(
         Dialect::Postgres,
         pool.clone(),
         readers::Readers::Pool(pool),
         None,
-    ))
+    )))
 }
 
 impl Dialect {
