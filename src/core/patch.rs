@@ -13,8 +13,12 @@ use super::attrs::{
 };
 use super::error::{CoreError, CoreResult};
 use super::model::MemberType;
+use super::query::Relation;
 use super::query::{ElemCond, Val};
-use super::schema::{AttrDef, AttrType, Mutability, ResourceTypeDef};
+use super::schema::{AttrDef, AttrType, Mutability, ResourceTypeDef, Stored};
+
+/// Where a group's `members` are kept: their operations are the store's, not the document's.
+const MEMBERS: Stored = Stored::Relation(Relation::Members);
 use super::store::{MemberOp, MemberRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +107,7 @@ pub fn apply(
                 filter,
                 sub,
             } => {
-                if rt.name == "Group" && def.name == "members" {
+                if def.stored == MEMBERS {
                     member_ops.extend(members_op(
                         op.kind,
                         filter.as_ref(),
@@ -178,10 +182,10 @@ pub fn apply(
 /// `member_ops`, with the same errors, for a document it leaves as it is. `None` if the
 /// PATCH touches anything else.
 pub fn member_ops_only(rt: &ResourceTypeDef, ops: &[PatchOp]) -> CoreResult<Option<Vec<MemberOp>>> {
-    let members_only = rt.name == "Group"
+    let members_only = rt.schema.attrs.iter().any(|d| d.stored == MEMBERS)
         && ops.iter().all(|op| match &op.target {
             Some(PatchTarget::Ignored) => true,
-            Some(PatchTarget::Attr { def, .. }) => def.name == "members",
+            Some(PatchTarget::Attr { def, .. }) => def.stored == MEMBERS,
             _ => false,
         });
     if !members_only {

@@ -87,6 +87,32 @@ impl Uniqueness {
     }
 }
 
+use super::query::Relation;
+
+/// Where an attribute's values are kept: schema data, so that filters, sorting and the
+/// store read it here instead of each deciding by the attribute's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// In the resource's attribute document, at the attribute's path.
+    Document,
+    /// In the document and in a column of the resource's row, where filters and sorting
+    /// compare it (indexed; `userName` also normalized).
+    Column(Column),
+    /// In rows of a relation table, not in the document.
+    Relation(Relation),
+}
+
+/// A column of a resource's row that holds an attribute (`Stored::Column`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// A user's `userName` (`user_name`, and `user_name_norm` folded for comparisons).
+    UserName,
+    /// A user's `active`.
+    Active,
+    /// A group's `displayName` (`display_name`).
+    DisplayName,
+}
+
 /// One attribute definition (RFC 7643 §7).
 #[derive(Debug, Clone, Copy)]
 pub struct AttrDef {
@@ -102,6 +128,8 @@ pub struct AttrDef {
     pub reference_types: &'static [&'static str],
     pub sub: &'static [AttrDef],
     pub description: &'static str,
+    /// Where its values are kept.
+    pub stored: Stored,
 }
 
 impl AttrDef {
@@ -119,7 +147,12 @@ impl AttrDef {
             reference_types: &[],
             sub: &[],
             description,
+            stored: Stored::Document,
         }
+    }
+    const fn stored(mut self, at: Stored) -> Self {
+        self.stored = at;
+        self
     }
     const fn multi(mut self) -> Self {
         self.multi = true;
@@ -255,7 +288,8 @@ pub const USER_ATTRS: &[AttrDef] = &[
         "Unique identifier for the User, issued by the provisioning client.",
     )
     .required()
-    .unique(),
+    .unique()
+    .stored(Stored::Column(Column::UserName)),
     AttrDef::new("name", Complex, "The components of the user's real name.").sub(NAME_SUBS),
     s(
         "displayName",
@@ -282,7 +316,8 @@ pub const USER_ATTRS: &[AttrDef] = &[
         "The User's default location for localizing output.",
     ),
     s("timezone", "The User's time zone in the 'Olson' format."),
-    AttrDef::new("active", Boolean, "The User's administrative status."),
+    AttrDef::new("active", Boolean, "The User's administrative status.")
+        .stored(Stored::Column(Column::Active)),
     s(
         "password",
         "The User's cleartext password. Accepted and discarded: never stored.",
@@ -327,7 +362,8 @@ pub const USER_ATTRS: &[AttrDef] = &[
     )
     .multi()
     .mutability(Mutability::ReadOnly)
-    .sub(USER_GROUPS_SUBS),
+    .sub(USER_GROUPS_SUBS)
+    .stored(Stored::Relation(Relation::Groups)),
     AttrDef::new("entitlements", Complex, "Entitlements for the User.")
         .multi()
         .sub(mv_subs!(s("value", "The value of an entitlement."), &[])),
@@ -371,9 +407,12 @@ pub const ENTERPRISE_USER_ATTRS: &[AttrDef] = &[
 ];
 
 pub const GROUP_ATTRS: &[AttrDef] = &[
-    s("displayName", "A human-readable name for the Group.").required(),
+    s("displayName", "A human-readable name for the Group.")
+        .required()
+        .stored(Stored::Column(Column::DisplayName)),
     AttrDef::new("members", Complex, "A list of members of the Group.")
         .multi()
+        .stored(Stored::Relation(Relation::Members))
         .sub(&[
             s("value", "Identifier of the member of this Group.")
                 .mutability(Mutability::Immutable)
@@ -555,5 +594,45 @@ impl ResourceTypeDef {
 impl PartialEq for AttrDef {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self, other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each column and each relation holds exactly one attribute, a top-level one of the
+    /// resource type whose row or table it is: what filters and the store rely on.
+    #[test]
+    fn storage_places_are_held_once() {
+        let held: Vec<(&str, &str, Stored)> = [&USER_TYPE, &GROUP_TYPE]
+            .iter()
+            .flat_map(|rt| {
+                rt.schema
+                    .attrs
+                    .iter()
+                    .filter(|a| a.stored != Stored::Document)
+                    .map(|a| (rt.name, a.name, a.stored))
+            })
+            .collect();
+        assert_eq!(
+            held,
+            vec![
+                ("User", "userName", Stored::Column(Column::UserName)),
+                ("User", "active", Stored::Column(Column::Active)),
+                ("User", "groups", Stored::Relation(Relation::Groups)),
+                ("Group", "displayName", Stored::Column(Column::DisplayName)),
+                ("Group", "members", Stored::Relation(Relation::Members)),
+            ]
+        );
+        // Extensions and sub-attributes live in the document.
+        for rt in [&USER_TYPE, &GROUP_TYPE] {
+            for ext in rt.extensions {
+                assert!(ext.attrs.iter().all(|a| a.stored == Stored::Document));
+            }
+            for a in rt.schema.attrs {
+                assert!(a.sub.iter().all(|s| s.stored == Stored::Document));
+            }
+        }
     }
 }

@@ -9,7 +9,9 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::parse_time;
 use crate::core::patch::{PatchKind, PatchOp, PatchTarget};
 use crate::core::query::{Cond, ElemCond, Field, Op, Relation, SortKey, Val};
-use crate::core::schema::{AttrDef, AttrType, CommonAttr, Located, Resolved, ResourceTypeDef};
+use crate::core::schema::{
+    AttrDef, AttrType, Column, CommonAttr, Located, Resolved, ResourceTypeDef, Stored,
+};
 
 fn bad(msg: impl Into<String>) -> CoreError {
     CoreError::InvalidFilter(msg.into())
@@ -29,10 +31,10 @@ fn op(o: CompareOp) -> Op {
     }
 }
 
-fn relation(rt: &ResourceTypeDef, def: &AttrDef) -> Option<Relation> {
-    match (rt.name, def.name) {
-        ("Group", "members") => Some(Relation::Members),
-        ("User", "groups") => Some(Relation::Groups),
+/// The relation an attribute's values are rows of (`Stored::Relation`), if any.
+fn relation(def: &AttrDef) -> Option<Relation> {
+    match def.stored {
+        Stored::Relation(r) => Some(r),
         _ => None,
     }
 }
@@ -127,7 +129,7 @@ pub fn filter(rt: &ResourceTypeDef, f: &Filter) -> CoreResult<Cond> {
                 )));
             }
             let cond = elem_filter(loc.def, inner)?;
-            Ok(match relation(rt, loc.def) {
+            Ok(match relation(loc.def) {
                 Some(rel) => Cond::AnyRelated { rel, cond },
                 None => Cond::AnyElem {
                     path: doc_path(&loc, None),
@@ -170,11 +172,13 @@ fn common_field(c: CommonAttr) -> Option<Field> {
     }
 }
 
-fn simple_field(rt: &ResourceTypeDef, loc: &Located, sub: Option<&'static AttrDef>) -> Field {
-    match (rt.name, loc.extension, loc.def.name, sub) {
-        ("User", None, "userName", None) => Field::UserName,
-        ("User", None, "active", None) => Field::Active,
-        ("Group", None, "displayName", None) => Field::DisplayName,
+/// The field a single-valued attribute is compared in: its column where it has one
+/// (`Stored::Column`), else its place in the document.
+fn simple_field(loc: &Located, sub: Option<&'static AttrDef>) -> Field {
+    match (loc.extension, loc.def.stored, sub) {
+        (None, Stored::Column(Column::UserName), None) => Field::UserName,
+        (None, Stored::Column(Column::Active), None) => Field::Active,
+        (None, Stored::Column(Column::DisplayName), None) => Field::DisplayName,
         _ => Field::Doc {
             path: doc_path(loc, sub),
             def: sub.unwrap_or(loc.def),
@@ -190,7 +194,7 @@ fn present(rt: &ResourceTypeDef, p: &AttrPath) -> CoreResult<Cond> {
         }),
         Resolved::Attr(loc) => {
             let sub = sub_of(loc.def, p)?;
-            if let Some(rel) = relation(rt, loc.def) {
+            if let Some(rel) = relation(loc.def) {
                 return Ok(Cond::AnyRelated {
                     rel,
                     cond: ElemCond::Present(sub),
@@ -204,7 +208,7 @@ fn present(rt: &ResourceTypeDef, p: &AttrPath) -> CoreResult<Cond> {
                     cond: ElemCond::Present(Some(s)),
                 });
             }
-            Ok(Cond::Present(simple_field(rt, &loc, sub)))
+            Ok(Cond::Present(simple_field(&loc, sub)))
         }
     }
 }
@@ -257,7 +261,7 @@ fn compare(rt: &ResourceTypeDef, p: &AttrPath, o: Op, v: &CompValue) -> CoreResu
                     val: typed(target.ty, o, v, target.folds_case(), &name)?,
                     case_insensitive: target.folds_case(),
                 };
-                return Ok(match relation(rt, loc.def) {
+                return Ok(match relation(loc.def) {
                     Some(rel) => Cond::AnyRelated { rel, cond },
                     None => Cond::AnyElem {
                         path: doc_path(&loc, None),
@@ -266,7 +270,7 @@ fn compare(rt: &ResourceTypeDef, p: &AttrPath, o: Op, v: &CompValue) -> CoreResu
                 });
             }
             let def = sub.unwrap_or(loc.def);
-            let field = simple_field(rt, &loc, sub);
+            let field = simple_field(&loc, sub);
             let fold = field.case_insensitive();
             Ok(Cond::Cmp(field, o, typed(def.ty, o, v, fold, &name)?))
         }
@@ -346,7 +350,7 @@ pub fn sort_key(rt: &ResourceTypeDef, text: &str) -> CoreResult<SortKey> {
                 None => None,
             };
             if loc.def.multi {
-                if relation(rt, loc.def).is_some() {
+                if relation(loc.def).is_some() {
                     return Err(unknown());
                 }
                 return Ok(SortKey::FirstElem(doc_path(&loc, None)));
@@ -354,7 +358,7 @@ pub fn sort_key(rt: &ResourceTypeDef, text: &str) -> CoreResult<SortKey> {
             if loc.def.ty == AttrType::Complex && sub.is_none() {
                 return Err(unknown());
             }
-            Ok(SortKey::Field(simple_field(rt, &loc, sub)))
+            Ok(SortKey::Field(simple_field(&loc, sub)))
         }
         None => Err(unknown()),
     }
