@@ -187,7 +187,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
-/// A JSON body, refused with a JSON 400 (or 415 without a JSON content type).
+/// A JSON body, refused with a JSON 400 (415 without a JSON content type, 413 over the
+/// size limit).
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
@@ -211,7 +212,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| bad(format!("body: {e}")))?;
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid",
+                    format!("body: larger than {} bytes", crate::scim::MAX_PAYLOAD),
+                ),
+                _ => bad(format!("body: {e}")),
+            })?;
         // Objects only: serde would also take a struct from an array of its fields.
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) if value_has_nul(&v) => Err(bad("body: NUL characters are not accepted")),

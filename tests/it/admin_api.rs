@@ -1419,6 +1419,13 @@ async fn malformed_requests_get_json_errors(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+    // A body over the limit is 413, not a 400 about its syntax.
+    let big = format!(r#"{{"slug": "big", "name": "{}"}}"#, "x".repeat(2 << 20));
+    assert_error(
+        &api.send(Method::POST, "/orgs", json_body(&big)).await,
+        413,
+        "invalid",
+    );
     // A JSON type with parameters, or +json, is JSON.
     api.send(
         Method::POST,
