@@ -20,7 +20,7 @@ use super::{lifecycle, people, setup};
     servers((url = "/api/v1")),
     paths(
         setup::list_orgs, setup::create_org, setup::get_org,
-        setup::list_domains, setup::add_domain, setup::verify_domain,
+        setup::list_domains, setup::add_domain, setup::verify_domain, setup::remove_domain,
         setup::list_connections, setup::create_conn, setup::get_connection,
         setup::list_directories, setup::create_directory, setup::get_directory,
         setup::list_tokens, setup::create_token, setup::revoke_token, setup::recent_requests,

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/orgs", get(list_orgs).post(create_org))
         .route("/orgs/{org}", get(get_org))
         .route("/orgs/{org}/domains", get(list_domains).post(add_domain))
+        .route("/orgs/{org}/domains/{domain}", delete(remove_domain))
         .route(
             "/orgs/{org}/domains/{domain}/verify",
             axum::routing::post(verify_domain),
@@ -286,6 +287,25 @@ async fn verify_domain(
     let org = admin.org(&st.store, &org).await?;
     let (d, _) =
         domains::verify(&st.store, &st.dns, &org, &domain, b.force, &admin.actor()).await?;
+    Ok(axum::Json(DomainView::of(&d)))
+}
+
+/// `DELETE /orgs/{org}/domains/{domain}`: removes the claim, pending or verified. A verified
+/// domain stops routing logins, allowing JIT creation and counting for `email_verified` at
+/// once; users keep their accounts. Answers the claim as it was.
+#[utoipa::path(delete, path = "/orgs/{org}/domains/{domain}", tag = "orgs",
+    params(("org" = String, Path, description = "The organization's slug"),
+        ("domain" = String, Path, description = "The claimed domain")),
+    responses((status = 200, body = DomainView), Errors),
+    security(("admin_key" = [])))]
+async fn remove_domain(
+    State(st): State<Arc<ApiState>>,
+    admin: Admin,
+    Path((org, domain)): Path<(String, String)>,
+) -> ApiResult<axum::Json<DomainView>> {
+    admin.check_write()?;
+    let org = admin.org(&st.store, &org).await?;
+    let d = domains::remove(&st.store, &org, &domain, &admin.actor()).await?;
     Ok(axum::Json(DomainView::of(&d)))
 }
 

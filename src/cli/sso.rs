@@ -40,6 +40,15 @@ pub enum DomainCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a claimed domain (pending or verified): it stops routing logins, allowing JIT
+    /// and counting for email_verified at once. Users keep their accounts.
+    Remove {
+        #[arg(long)]
+        org: String,
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List claimed domains and their state.
     List {
         #[arg(long)]
@@ -275,6 +284,20 @@ pub async fn domain(
                 ))
                 .into());
             }
+        }
+        DomainCmd::Remove { org, domain, json } => {
+            let org = orgs::org(store, org).await?;
+            let d = domains::remove(store, &org, domain, &Actor::Cli).await?;
+            print(
+                *json,
+                json!({"removed": d.domain, "org": org.slug, "state": d.state.as_str()}),
+                format!(
+                    "removed domain {} ({}) from {}",
+                    d.domain,
+                    d.state.as_str(),
+                    org.slug
+                ),
+            );
         }
         DomainCmd::List { org, json } => {
             let org = match org {

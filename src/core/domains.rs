@@ -156,6 +156,30 @@ pub async fn domain_of<S: SsoStore>(store: &S, org: &Org, domain: &str) -> CoreR
         .ok_or_else(|| CoreError::NotFound(format!("domain {d} of this organization")))
 }
 
+/// Removes the organization's claim of `domain`, pending or verified: a verified one stops
+/// routing logins, letting connections create or link users, and counting for
+/// `email_verified` at once; its users stay.
+pub async fn remove<S: SsoStore>(
+    store: &S,
+    org: &Org,
+    domain: &str,
+    actor: &Actor,
+) -> CoreResult<Domain> {
+    let d = domain_of(store, org, domain).await?;
+    let event = EventDraft::new(
+        EventKind::DomainRemoved,
+        &d.domain,
+        serde_json::json!({"domain": d.domain, "state": d.state.as_str()}),
+    );
+    if !store.remove_domain(org, &d.domain, actor, event).await? {
+        return Err(CoreError::NotFound(format!(
+            "domain {} of this organization",
+            d.domain
+        )));
+    }
+    Ok(d)
+}
+
 /// What a check came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {

@@ -83,6 +83,8 @@ event_kinds! {
     DomainAdded = "domain.added" => "Domain",
     /// `domain`, `verified_by` (`dns`/`operator`).
     DomainVerified = "domain.verified" => "Domain",
+    /// `domain`, `state` (what it was: `pending` or `verified`).
+    DomainRemoved = "domain.removed" => "Domain",
     /// `protocol`, `idp`, `name`.
     ConnectionCreated = "connection.created" => "Connection",
     /// The settings that changed (`private_networks`).

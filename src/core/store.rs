@@ -211,6 +211,15 @@ pub trait SsoStore: Send + Sync + 'static {
         event: EventDraft,
     ) -> CoreResult<()>;
     /// Records a DNS check of a pending claim and why it failed.
+    /// Deletes the organization's claim of `domain` (pending or verified) with `event`;
+    /// false when it had none.
+    async fn remove_domain(
+        &self,
+        org: &Org,
+        domain: &str,
+        actor: &Actor,
+        event: EventDraft,
+    ) -> CoreResult<bool>;
     async fn record_domain_check(
         &self,
         org: &Org,

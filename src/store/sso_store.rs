@@ -289,6 +289,32 @@ impl SsoStore for SqlStore {
         })
     }
 
+    async fn remove_domain(
+        &self,
+        org: &Org,
+        domain: &str,
+        actor: &Actor,
+        event: EventDraft,
+    ) -> CoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let gone = sqlx::query("DELETE FROM org_domains WHERE org_id = $1 AND domain = $2")
+            .bind(org.id.as_str())
+            .bind(domain)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?
+            .rows_affected();
+        if gone == 0 {
+            // Nothing changed; dropping the transaction ends it.
+            return Ok(false);
+        }
+        let mut b = Batch::default();
+        b.event(Some(&org.id), actor, &event);
+        tx.finish(self.d, b).await.map_err(e)?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn record_domain_check(
         &self,
         org: &Org,

@@ -182,6 +182,27 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
         &[],
     );
     assert!(err.contains("already claimed"), "{err}");
+    // A claim made by mistake can be removed.
+    roster(&dir, &["domain", "add", "--org", "hooli", "typo.test", "--json"]);
+    let r = roster(
+        &dir,
+        &["domain", "remove", "--org", "hooli", "typo.test", "--json"],
+    );
+    assert_eq!(
+        (r["removed"].as_str(), r["state"].as_str()),
+        (Some("typo.test"), Some("pending"))
+    );
+    let err = roster_fails(
+        &dir,
+        &["domain", "remove", "--org", "hooli", "typo.test"],
+        &[],
+    );
+    assert!(
+        err.contains("not found") || err.contains("typo.test"),
+        "{err}"
+    );
+    let list = roster(&dir, &["domain", "list", "--org", "hooli", "--json"]);
+    assert_eq!(list["domains"].as_array().unwrap().len(), 1, "{list}");
     // Pending until DNS shows the challenge: a resolver that is not there leaves it pending
     // (and the command fails, saying why); the operator may vouch with --force.
     assert_eq!(d["state"], "pending");

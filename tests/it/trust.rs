@@ -748,6 +748,98 @@ async fn a_connection_asserts_only_its_domains(app: &TestApp) {
     }
 }
 
+/// A claim can be removed, pending or verified, by a key of its organization (not a
+/// read-only one, not another organization's): a verified domain then routes nothing, and
+/// another organization may claim it.
+async fn a_removed_domain_routes_nothing(app: &TestApp) {
+    let store = &app.db.store;
+    let acme_key = admin_key(store, Some("acme"), false).await;
+    let reader = admin_key(store, Some("acme"), true).await;
+    let global_key = admin_key(store, None, false).await;
+    app.directory_token("globex", false).await;
+    let globex_key = admin_key(store, Some("globex"), false).await;
+    let path = "/orgs/acme/domains/acme.test";
+    let (status, _) = admin(
+        app,
+        &acme_key,
+        Method::POST,
+        "/orgs/acme/domains",
+        &json!({"domain": "acme.test"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = admin(
+        app,
+        &global_key,
+        Method::POST,
+        &format!("{path}/verify"),
+        &json!({"force": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(store.org_by_domain("acme.test").await.unwrap().is_some());
+
+    // Not by a read-only key, not by another organization's (which sees no such org).
+    let (status, _) = admin(app, &reader, Method::DELETE, path, &Value::Null).await;
+    assert_eq!(status, 403);
+    let (status, _) = admin(app, &globex_key, Method::DELETE, path, &Value::Null).await;
+    assert_eq!(status, 404);
+    assert!(store.org_by_domain("acme.test").await.unwrap().is_some());
+
+    let (status, d) = admin(
+        app,
+        &acme_key,
+        Method::DELETE,
+        "/orgs/acme/domains/ACME.test",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["domain"].as_str(), d["state"].as_str()),
+        (Some("acme.test"), Some("verified"))
+    );
+    assert!(store.org_by_domain("acme.test").await.unwrap().is_none());
+    assert!(
+        store
+            .verified_domains(&store.org_by_slug("acme").await.unwrap().unwrap().id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = admin(app, &acme_key, Method::DELETE, path, &Value::Null).await;
+    assert_eq!(status, 404);
+    // The domain is free again.
+    let (status, _) = admin(
+        app,
+        &globex_key,
+        Method::POST,
+        "/orgs/globex/domains",
+        &json!({"domain": "acme.test"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, feed) = admin(
+        app,
+        &global_key,
+        Method::GET,
+        "/events?after=0&limit=100",
+        &Value::Null,
+    )
+    .await;
+    let removed: Vec<&Value> = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "domain.removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{feed}");
+    assert_eq!(
+        removed[0]["data"],
+        json!({"domain": "acme.test", "state": "verified"})
+    );
+}
+
 #[tokio::test]
 async fn domains_are_verified_through_dns_sqlite() {
     domains_are_verified_through_dns(Backend::Sqlite).await;
@@ -759,6 +851,7 @@ async fn domains_are_verified_through_dns_postgres() {
 }
 
 backend_tests!(
+    a_removed_domain_routes_nothing,
     unverified_or_foreign_emails_never_replace_or_verify,
     a_connection_asserts_only_its_domains,
 );
