@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use maud::{DOCTYPE, Markup, html};
+
 /// The stylesheet, embedded in the binary.
 pub const CSS: &str = include_str!("console.css");
 
@@ -28,17 +30,27 @@ pub fn enc(s: &str) -> String {
 }
 
 /// A whole page: title, navigation (when signed in) and body.
-pub fn page(title: &str, nav: Option<&str>, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · Roster</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
-         <link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
-         <body><header><a class=\"brand\" href=\"/console\">Roster</a>{nav}</header>\
-         <main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title),
-        nav = nav.unwrap_or(""),
-    )
+pub fn page(title: &str, nav: Option<Markup>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Roster" }
+                link rel="icon" href="/favicon.svg" type="image/svg+xml";
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                header {
+                    a class="brand" href="/console" { "Roster" }
+                    @if let Some(nav) = nav { (nav) }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// A table: header cells (text) and rows of cells (HTML already escaped).

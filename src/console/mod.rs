@@ -21,6 +21,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{PreEscaped, html};
 use serde::Deserialize;
 
 use crate::api::lifecycle::{DeliveryView, WebhookView, resend_event};
@@ -102,10 +103,10 @@ impl IntoResponse for ConsoleError {
                 let body = page(
                     status.canonical_reason().unwrap_or("Error"),
                     None,
-                    &format!(
-                        "<p class=\"error\">{}</p><p><a href=\"/console\">Back to the console</a></p>",
-                        esc(e.message())
-                    ),
+                    html! {
+                        p class="error" { (e.message()) }
+                        p { a href="/console" { "Back to the console" } }
+                    },
                 );
                 (status, secure_headers(), Html(body)).into_response()
             }
@@ -235,7 +236,12 @@ impl Console {
     }
 
     fn page(&self, title: &str, org: Option<&Org>, body: &str) -> Out {
-        html(page(title, Some(&self.nav(org)), body))
+        // Transitional: the navigation and these bodies are still escaped by hand (`esc`).
+        html(page(
+            title,
+            Some(PreEscaped(self.nav(org))),
+            PreEscaped(body.to_owned()),
+        ))
     }
 }
 
@@ -263,27 +269,28 @@ fn login_page(error: Option<&str>, sso: bool, token: &str) -> String {
     page(
         "Sign in",
         None,
-        &format!(
-            "<form class=\"login\" method=\"post\" action=\"/console/login\">{}{}\
-             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-             <label for=\"key\">Admin API key</label>\
-             <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" placeholder=\"rak_…\" required>\
-             <button type=\"submit\">Sign in</button>\
-             <p class=\"empty\">Create one with <code>roster admin-key create</code>. A key limited to one \
-             organization shows only that organization; a read-only key cannot change anything.</p></form>",
-            error.map_or_else(String::new, |e| format!(
-                "<p class=\"error\">{}</p>",
-                esc(e)
-            )),
-            if sso {
-                format!(
-                    "<p><a href=\"/console/sso?csrf={token}\">Sign in with SSO</a> (operators with the \
-                     roster-admin or roster-viewer role)</p><hr>"
-                )
-            } else {
-                String::new()
+        html! {
+            form class="login" method="post" action="/console/login" {
+                @if let Some(e) = error { p class="error" { (e) } }
+                @if sso {
+                    p {
+                        a href={ "/console/sso?csrf=" (token) } { "Sign in with SSO" }
+                        " (operators with the roster-admin or roster-viewer role)"
+                    }
+                    hr;
+                }
+                input type="hidden" name="csrf" value=(token);
+                label for="key" { "Admin API key" }
+                input id="key" name="key" type="password" autocomplete="off" placeholder="rak_…"
+                    required;
+                button type="submit" { "Sign in" }
+                p class="empty" {
+                    "Create one with " code { "roster admin-key create" } ". A key limited to \
+                     one organization shows only that organization; a read-only key cannot \
+                     change anything."
+                }
             }
-        ),
+        },
     )
 }
 
@@ -317,10 +324,10 @@ fn sign_in_refused(r: signin::Refusal) -> Response {
         Html(page(
             "Sign-in refused",
             None,
-            &format!(
-                "<p class=\"error\">Sign-in refused: {}.</p><p><a href=\"/console/login\">Sign in again</a></p>",
-                esc(&r.to_string())
-            ),
+            html! {
+                p class="error" { "Sign-in refused: " (r) "." }
+                p { a href="/console/login" { "Sign in again" } }
+            },
         )),
     )
         .into_response()
@@ -431,10 +438,10 @@ pub async fn sso_sign_in(
             Html(page(
                 "Sign-in refused",
                 None,
-                &format!(
-                    "<p class=\"error\">{}</p><p><a href=\"/console/login\">Back</a></p>",
-                    esc(msg)
-                ),
+                html! {
+                    p class="error" { (msg) }
+                    p { a href="/console/login" { "Back" } }
+                },
             )),
         )
             .into_response()

@@ -15,6 +15,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::PreEscaped;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -112,6 +113,8 @@ fn setup_headers() -> [(header::HeaderName, &'static str); 4] {
 }
 
 fn respond(status: StatusCode, title: &str, body: &str) -> Response {
+    // Transitional: these bodies are still escaped by hand (`esc`).
+    let body = PreEscaped(body.to_owned());
     (status, setup_headers(), Html(page(title, None, body))).into_response()
 }
 
@@ -464,7 +467,12 @@ async fn home(
     );
     (
         setup_headers(),
-        Html(page(&format!("Set up {}", s.org.name), None, &body)),
+        // Transitional: this body is still escaped by hand (`esc`).
+        Html(page(
+            &format!("Set up {}", s.org.name),
+            None,
+            PreEscaped(body),
+        )),
     )
         .into_response()
 }
