@@ -1,26 +1,12 @@
-//! HTML for the console and the setup page: escaping, the page layout, tables and the
-//! deprovisioning-latency chart (inline SVG: no script, no external assets).
+//! HTML for the console and the setup page, written with maud's `html!`: the page layout,
+//! tables, badges and the deprovisioning-latency chart (inline SVG: no script, no external
+//! assets). Every value spliced into a page is escaped by construction; markup that is not
+//! escaped would have to be wrapped in `PreEscaped`, which no page uses.
 
 use maud::{DOCTYPE, Markup, Render, html};
 
 /// The stylesheet, embedded in the binary.
 pub const CSS: &str = include_str!("console.css");
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Percent-encodes a query or path value.
 pub fn enc(s: &str) -> String {
@@ -166,10 +152,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            esc("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    fn values_are_escaped_in_text_and_attributes() {
+        let hostile = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>&";
+        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;&amp;";
+        let html = page(
+            hostile,
+            None,
+            table(
+                &[hostile],
+                &[vec![opt(Some(hostile)), badge(hostile, hostile)]],
+            ),
+        );
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert_eq!(html.matches(escaped).count(), 6, "{html}");
+        assert!(
+            html.contains(&format!("<span class=\"badge {escaped}\">")),
+            "{html}"
         );
     }
 

@@ -4,8 +4,10 @@
 //! CSRF token derived from the session; signing in, before there is one, is guarded by
 //! `signin.rs`. No script; the one chart is inline SVG.
 //!
-//! `front.rs` is the front door at `/` and the icon. `html.rs` holds escaping, the layout, tables and the chart; `setup_page.rs` is the
-//! customer setup page (`/setup`), which shares the layout but nothing else.
+//! `front.rs` is the front door at `/` and the icon. `html.rs` holds the layout, tables and
+//! the chart; every page is built with maud's `html!`, which escapes what it splices in.
+//! `setup_page.rs` is the customer setup page (`/setup`), which shares the layout but
+//! nothing else.
 
 pub mod front;
 pub mod html;
