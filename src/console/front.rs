@@ -11,7 +11,9 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
-use super::html::{esc, page};
+use maud::html;
+
+use super::html::page;
 
 /// The icon: a small inline SVG, served for `/favicon.ico` too (browsers ask for it unasked).
 const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">\
@@ -40,32 +42,43 @@ async fn icon() -> impl IntoResponse {
 }
 
 async fn front_door(State(base): State<Arc<str>>) -> impl IntoResponse {
-    let b = esc(&base);
-    let body = format!(
-        "<p>Roster keeps each organization's users, groups and roles in step with its \
-         identity provider (SCIM 2.0 and SSO with just-in-time provisioning) and signs \
-         them in to your app as an OpenID provider.</p>\
-         <dl class=\"front\">\
-         <dt><a href=\"/console\">Console</a></dt>\
-         <dd>For operators: organizations, connections, domains, directories, webhooks. \
-         Sign in with an admin key (<code>roster admin-key create</code>).</dd>\
-         <dt><a href=\"/.well-known/openid-configuration\">OpenID discovery</a></dt>\
-         <dd>For apps: the issuer is <code>{b}</code>; register an app with \
-         <code>roster app create</code>. Keys: <a href=\"/oauth/jwks\">/oauth/jwks</a>.</dd>\
-         <dt>SCIM 2.0</dt>\
-         <dd>For identity providers: <code>{b}/scim/v2</code>, with a directory's bearer \
-         token (<code>roster directory create</code>).</dd>\
-         <dt><a href=\"/api/v1/openapi.json\">Admin API</a></dt>\
-         <dd>For scripts: <code>{b}/api/v1</code>, described by its OpenAPI document.</dd>\
-         <dt><a href=\"/healthz\">Health</a></dt>\
-         <dd>Liveness at <code>/healthz</code>, readiness at <code>/readyz</code>.</dd>\
-         </dl>\
-         <p class=\"hint\">Documentation: <code>README.md</code> and <code>docs/</code> in \
-         Roster's source (step-by-step guides per identity provider in \
-         <code>docs/idp/</code>).</p>"
-    );
+    let b: &str = &base;
+    let body = html! {
+        p {
+            "Roster keeps each organization's users, groups and roles in step with its \
+             identity provider (SCIM 2.0 and SSO with just-in-time provisioning) and signs \
+             them in to your app as an OpenID provider."
+        }
+        dl class="front" {
+            dt { a href="/console" { "Console" } }
+            dd {
+                "For operators: organizations, connections, domains, directories, webhooks. \
+                 Sign in with an admin key ("
+                code { "roster admin-key create" }
+                ")."
+            }
+            dt { a href="/.well-known/openid-configuration" { "OpenID discovery" } }
+            dd {
+                "For apps: the issuer is " code { (b) } "; register an app with "
+                code { "roster app create" } ". Keys: " a href="/oauth/jwks" { "/oauth/jwks" } "."
+            }
+            dt { "SCIM 2.0" }
+            dd {
+                "For identity providers: " code { (b) "/scim/v2" } ", with a directory's bearer \
+                 token (" code { "roster directory create" } ")."
+            }
+            dt { a href="/api/v1/openapi.json" { "Admin API" } }
+            dd { "For scripts: " code { (b) "/api/v1" } ", described by its OpenAPI document." }
+            dt { a href="/healthz" { "Health" } }
+            dd { "Liveness at " code { "/healthz" } ", readiness at " code { "/readyz" } "." }
+        }
+        p class="hint" {
+            "Documentation: " code { "README.md" } " and " code { "docs/" } " in Roster's \
+             source (step-by-step guides per identity provider in " code { "docs/idp/" } ")."
+        }
+    };
     (
         [(header::CACHE_CONTROL, "no-cache")],
-        Html(page("Start here", None, &body)),
+        Html(page("Start here", None, body)),
     )
 }

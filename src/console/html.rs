@@ -1,26 +1,12 @@
-//! HTML for the console and the setup page: escaping, the page layout, tables and the
-//! deprovisioning-latency chart (inline SVG: no script, no external assets).
+//! HTML for the console and the setup page, written with maud's `html!`: the page layout,
+//! tables, badges and the deprovisioning-latency chart (inline SVG: no script, no external
+//! assets). Every value spliced into a page is escaped by construction; markup that is not
+//! escaped would have to be wrapped in `PreEscaped`, which no page uses.
 
-use std::fmt::Write;
+use maud::{DOCTYPE, Markup, Render, html};
 
 /// The stylesheet, embedded in the binary.
 pub const CSS: &str = include_str!("console.css");
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Percent-encodes a query or path value.
 pub fn enc(s: &str) -> String {
@@ -28,48 +14,51 @@ pub fn enc(s: &str) -> String {
 }
 
 /// A whole page: title, navigation (when signed in) and body.
-pub fn page(title: &str, nav: Option<&str>, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · Roster</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
-         <link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
-         <body><header><a class=\"brand\" href=\"/console\">Roster</a>{nav}</header>\
-         <main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title),
-        nav = nav.unwrap_or(""),
-    )
-}
-
-/// A table: header cells (text) and rows of cells (HTML already escaped).
-pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    if rows.is_empty() {
-        return "<p class=\"empty\">Nothing here yet.</p>".to_owned();
-    }
-    let mut s = String::from("<table><thead><tr>");
-    for h in head {
-        let _ = write!(s, "<th>{}</th>", esc(h));
-    }
-    s.push_str("</tr></thead><tbody>");
-    for r in rows {
-        s.push_str("<tr>");
-        for c in r {
-            let _ = write!(s, "<td>{c}</td>");
+pub fn page(title: &str, nav: Option<Markup>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Roster" }
+                link rel="icon" href="/favicon.svg" type="image/svg+xml";
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                header {
+                    a class="brand" href="/console" { "Roster" }
+                    @if let Some(nav) = nav { (nav) }
+                }
+                main { h1 { (title) } (body) }
+            }
         }
-        s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
-    s
+    .into_string()
 }
 
-/// `—` for nothing, else the escaped text.
-pub fn opt(s: Option<&str>) -> String {
-    s.map_or_else(|| "—".to_owned(), esc)
+/// A table: header cells (text) and rows of cells.
+pub fn table(head: &[&str], rows: &[Vec<Markup>]) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p class="empty" { "Nothing here yet." }
+        } @else {
+            table {
+                thead { tr { @for h in head { th { (h) } } } }
+                tbody { @for r in rows { tr { @for c in r { td { (c) } } } } }
+            }
+        }
+    }
+}
+
+/// `—` for nothing, else the text.
+pub fn opt(s: Option<&str>) -> Markup {
+    s.unwrap_or("—").render()
 }
 
 /// A small status badge.
-pub fn badge(text: &str, kind: &str) -> String {
-    format!("<span class=\"badge {}\">{}</span>", esc(kind), esc(text))
+pub fn badge(text: &str, kind: &str) -> Markup {
+    html! { span class={ "badge " (kind) } { (text) } }
 }
 
 /// One deprovisioning: what the chart plots (milliseconds after the request arrived).
@@ -79,11 +68,16 @@ pub struct LatencyPoint {
     pub webhook_ms: Option<f64>,
 }
 
+/// A coordinate of the chart, to a tenth.
+fn at(v: f64) -> String {
+    format!("{v:.1}")
+}
+
 /// A bar chart, oldest left: per deprovisioning, the time to revoke access (commit) and to
 /// the first webhook delivered, on a log scale from 0.1 ms to 100 s.
-pub fn latency_chart(points: &[LatencyPoint]) -> String {
+pub fn latency_chart(points: &[LatencyPoint]) -> Markup {
     if points.is_empty() {
-        return "<p class=\"empty\">No deactivations or deletions yet.</p>".to_owned();
+        return html! { p class="empty" { "No deactivations or deletions yet." } };
     }
     const W: f64 = 720.0;
     const H: f64 = 220.0;
@@ -96,10 +90,8 @@ pub fn latency_chart(points: &[LatencyPoint]) -> String {
     let n = points.len() as f64;
     let slot = (W - LEFT - 10.0) / n;
     let bar = (slot / 2.0 - 1.0).clamp(1.0, 14.0);
-    let mut s = format!(
-        "<svg class=\"chart\" role=\"img\" aria-label=\"Deprovisioning latency\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\">"
-    );
-    for (ms, label) in [
+    let base = scale(0.1);
+    let ticks = [
         (0.1, "0.1 ms"),
         (1.0, "1 ms"),
         (10.0, "10 ms"),
@@ -107,42 +99,41 @@ pub fn latency_chart(points: &[LatencyPoint]) -> String {
         (1000.0, "1 s"),
         (10000.0, "10 s"),
         (100000.0, "100 s"),
-    ] {
-        let y = scale(ms);
-        let _ = write!(
-            s,
-            "<line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\" class=\"grid\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\">{label}</text>",
-            LEFT - 4.0,
-            y + 4.0
-        );
-    }
-    for (i, p) in points.iter().enumerate() {
-        let x = LEFT + i as f64 * slot + 2.0;
-        let base = scale(0.1);
-        let y = scale(p.committed_ms);
-        let _ = write!(
-            s,
-            "<rect class=\"revoke\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{:.1}\"><title>{}: access revoked after {:.2} ms</title></rect>",
-            (base - y).max(1.0),
-            esc(&p.label),
-            p.committed_ms
-        );
-        if let Some(w) = p.webhook_ms {
-            let y = scale(w);
-            let _ = write!(
-                s,
-                "<rect class=\"webhook\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{:.1}\"><title>{}: webhook delivered after {:.2} ms</title></rect>",
-                x + bar + 1.0,
-                (base - y).max(1.0),
-                esc(&p.label),
-                w
-            );
+    ];
+    // SVG elements are closed explicitly (`{}`): HTML has no void elements in SVG.
+    html! {
+        svg class="chart" role="img" aria-label="Deprovisioning latency"
+            viewBox={ "0 0 " (W) " " (H) } width=(W) height=(H) {
+            @for (ms, label) in ticks {
+                @let y = scale(ms);
+                line x1=(LEFT) x2=(W) y1=(at(y)) y2=(at(y)) class="grid" {}
+                text x=(at(LEFT - 4.0)) y=(at(y + 4.0)) class="axis" { (label) }
+            }
+            @for (i, p) in points.iter().enumerate() {
+                @let x = LEFT + i as f64 * slot + 2.0;
+                @let y = scale(p.committed_ms);
+                rect class="revoke" x=(at(x)) y=(at(y)) width=(at(bar))
+                    height=(at((base - y).max(1.0))) {
+                    title {
+                        (p.label) ": access revoked after " (format!("{:.2}", p.committed_ms)) " ms"
+                    }
+                }
+                @if let Some(w) = p.webhook_ms {
+                    @let y = scale(w);
+                    rect class="webhook" x=(at(x + bar + 1.0)) y=(at(y)) width=(at(bar))
+                        height=(at((base - y).max(1.0))) {
+                        title { (p.label) ": webhook delivered after " (format!("{w:.2}")) " ms" }
+                    }
+                }
+            }
+        }
+        p class="legend" {
+            span class="key revoke" {}
+            " request → sessions and tokens revoked (committed) "
+            span class="key webhook" {}
+            " request → first webhook delivered"
         }
     }
-    s.push_str("</svg><p class=\"legend\"><span class=\"key revoke\"></span> request → sessions and tokens revoked (committed) \
-                <span class=\"key webhook\"></span> request → first webhook delivered</p>");
-    s
 }
 
 /// Median and 99th percentile of `xs` (nearest rank).
@@ -161,10 +152,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            esc("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    fn values_are_escaped_in_text_and_attributes() {
+        let hostile = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>&";
+        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;&amp;";
+        let html = page(
+            hostile,
+            None,
+            table(
+                &[hostile],
+                &[vec![opt(Some(hostile)), badge(hostile, hostile)]],
+            ),
+        );
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert_eq!(html.matches(escaped).count(), 6, "{html}");
+        assert!(
+            html.contains(&format!("<span class=\"badge {escaped}\">")),
+            "{html}"
         );
     }
 
@@ -188,7 +194,8 @@ mod tests {
                 committed_ms: 0.7,
                 webhook_ms: None,
             },
-        ]);
+        ])
+        .into_string();
         assert_eq!(svg.matches("class=\"revoke\"").count(), 2);
         assert_eq!(svg.matches("class=\"webhook\"").count(), 1);
         assert!(svg.contains("b&lt;"));

@@ -4,15 +4,16 @@
 //! CSRF token derived from the session; signing in, before there is one, is guarded by
 //! `signin.rs`. No script; the one chart is inline SVG.
 //!
-//! `front.rs` is the front door at `/` and the icon. `html.rs` holds escaping, the layout, tables and the chart; `setup_page.rs` is the
-//! customer setup page (`/setup`), which shares the layout but nothing else.
+//! `front.rs` is the front door at `/` and the icon. `html.rs` holds the layout, tables and
+//! the chart; every page is built with maud's `html!`, which escapes what it splices in.
+//! `setup_page.rs` is the customer setup page (`/setup`), which shares the layout but
+//! nothing else.
 
 pub mod front;
 pub mod html;
 pub mod setup_page;
 pub mod signin;
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{Markup, Render, html};
 use serde::Deserialize;
 
 use crate::api::lifecycle::{DeliveryView, WebhookView, resend_event};
@@ -31,7 +33,7 @@ use crate::core::model::{Org, Scope};
 use crate::core::secrets::{hash_secret, random_token, secrets_equal};
 use crate::core::store::{AdminStore, ConsoleIdentity, LifecycleStore, SsoStore, Store};
 use crate::sso::setup::ConnectionView;
-use html::{LatencyPoint, badge, enc, esc, opt, page, table};
+use html::{LatencyPoint, badge, enc, opt, page, table};
 
 const COOKIE: &str = "roster_console";
 const SESSION_HOURS: i64 = 12;
@@ -100,10 +102,10 @@ impl IntoResponse for ConsoleError {
                 let body = page(
                     status.canonical_reason().unwrap_or("Error"),
                     None,
-                    &format!(
-                        "<p class=\"error\">{}</p><p><a href=\"/console\">Back to the console</a></p>",
-                        esc(e.message())
-                    ),
+                    html! {
+                        p class="error" { (e.message()) }
+                        p { a href="/console" { "Back to the console" } }
+                    },
                 );
                 (status, secure_headers(), Html(body)).into_response()
             }
@@ -203,37 +205,36 @@ impl Console {
         }
     }
 
-    fn csrf_field(&self) -> String {
-        format!(
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-            self.csrf
-        )
+    fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf); }
     }
 
-    fn nav(&self, org: Option<&Org>) -> String {
-        let mut s = String::from("<nav><a href=\"/console\">Organizations</a>");
-        if let Some(o) = org {
-            let base = format!("/console/orgs/{}", enc(&o.slug));
-            let _ = write!(
-                s,
-                "<a href=\"{base}\">{}</a><a href=\"{base}/users\">Users</a><a href=\"{base}/groups\">Groups</a>\
-                 <a href=\"{base}/domains\">Domains</a>\
-                 <a href=\"{base}/connections\">Connections</a><a href=\"{base}/directories\">Directories</a>\
-                 <a href=\"{base}/drift\">Drift</a><a href=\"{base}/deprovisioning\">Deprovisioning</a>",
-                esc(&o.name)
-            );
+    fn nav(&self, org: Option<&Org>) -> Markup {
+        html! {
+            nav {
+                a href="/console" { "Organizations" }
+                @if let Some(o) = org {
+                    @let base = format!("/console/orgs/{}", enc(&o.slug));
+                    a href=(base) { (o.name) }
+                    a href={ (base) "/users" } { "Users" }
+                    a href={ (base) "/groups" } { "Groups" }
+                    a href={ (base) "/domains" } { "Domains" }
+                    a href={ (base) "/connections" } { "Connections" }
+                    a href={ (base) "/directories" } { "Directories" }
+                    a href={ (base) "/drift" } { "Drift" }
+                    a href={ (base) "/deprovisioning" } { "Deprovisioning" }
+                }
+                a href="/console/webhooks" { "Webhooks" }
+            }
+            form method="post" action="/console/logout" {
+                (self.csrf_field())
+                button class="secondary" { "Sign out" }
+            }
         }
-        let _ = write!(
-            s,
-            "<a href=\"/console/webhooks\">Webhooks</a></nav>\
-             <form method=\"post\" action=\"/console/logout\">{}<button class=\"secondary\">Sign out</button></form>",
-            self.csrf_field()
-        );
-        s
     }
 
-    fn page(&self, title: &str, org: Option<&Org>, body: &str) -> Out {
-        html(page(title, Some(&self.nav(org)), body))
+    fn page(&self, title: &str, org: Option<&Org>, body: Markup) -> Out {
+        html(page(title, Some(self.nav(org)), body))
     }
 }
 
@@ -261,27 +262,28 @@ fn login_page(error: Option<&str>, sso: bool, token: &str) -> String {
     page(
         "Sign in",
         None,
-        &format!(
-            "<form class=\"login\" method=\"post\" action=\"/console/login\">{}{}\
-             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-             <label for=\"key\">Admin API key</label>\
-             <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" placeholder=\"rak_…\" required>\
-             <button type=\"submit\">Sign in</button>\
-             <p class=\"empty\">Create one with <code>roster admin-key create</code>. A key limited to one \
-             organization shows only that organization; a read-only key cannot change anything.</p></form>",
-            error.map_or_else(String::new, |e| format!(
-                "<p class=\"error\">{}</p>",
-                esc(e)
-            )),
-            if sso {
-                format!(
-                    "<p><a href=\"/console/sso?csrf={token}\">Sign in with SSO</a> (operators with the \
-                     roster-admin or roster-viewer role)</p><hr>"
-                )
-            } else {
-                String::new()
+        html! {
+            form class="login" method="post" action="/console/login" {
+                @if let Some(e) = error { p class="error" { (e) } }
+                @if sso {
+                    p {
+                        a href={ "/console/sso?csrf=" (token) } { "Sign in with SSO" }
+                        " (operators with the roster-admin or roster-viewer role)"
+                    }
+                    hr;
+                }
+                input type="hidden" name="csrf" value=(token);
+                label for="key" { "Admin API key" }
+                input id="key" name="key" type="password" autocomplete="off" placeholder="rak_…"
+                    required;
+                button type="submit" { "Sign in" }
+                p class="empty" {
+                    "Create one with " code { "roster admin-key create" } ". A key limited to \
+                     one organization shows only that organization; a read-only key cannot \
+                     change anything."
+                }
             }
-        ),
+        },
     )
 }
 
@@ -315,10 +317,10 @@ fn sign_in_refused(r: signin::Refusal) -> Response {
         Html(page(
             "Sign-in refused",
             None,
-            &format!(
-                "<p class=\"error\">Sign-in refused: {}.</p><p><a href=\"/console/login\">Sign in again</a></p>",
-                esc(&r.to_string())
-            ),
+            html! {
+                p class="error" { "Sign-in refused: " (r) "." }
+                p { a href="/console/login" { "Sign in again" } }
+            },
         )),
     )
         .into_response()
@@ -437,10 +439,10 @@ async fn sso_sign_in(
             Html(page(
                 "Sign-in refused",
                 None,
-                &format!(
-                    "<p class=\"error\">{}</p><p><a href=\"/console/login\">Back</a></p>",
-                    esc(msg)
-                ),
+                html! {
+                    p class="error" { (msg) }
+                    p { a href="/console/login" { "Back" } }
+                },
             )),
         )
             .into_response()
@@ -524,17 +526,13 @@ async fn home(State(st): State<Arc<ApiState>>, c: Console) -> Out {
         for o in list.iter().filter(|o| c.admin.sees(&o.id)) {
             let s = OrgDetail::of(o, st.store.org_stats(&o.id).await?);
             rows.push(vec![
-                format!(
-                    "<a href=\"/console/orgs/{}\">{}</a>",
-                    enc(&o.slug),
-                    esc(&o.name)
-                ),
-                esc(&o.slug),
-                s.users.to_string(),
-                s.active_users.to_string(),
-                s.groups.to_string(),
-                s.directories.to_string(),
-                s.connections.to_string(),
+                html! { a href={ "/console/orgs/" (enc(&o.slug)) } { (o.name) } },
+                o.slug.render(),
+                s.users.render(),
+                s.active_users.render(),
+                s.groups.render(),
+                s.directories.render(),
+                s.connections.render(),
                 opt(s.last_scim_request_at.as_deref()),
             ]);
         }
@@ -556,7 +554,7 @@ async fn home(State(st): State<Arc<ApiState>>, c: Console) -> Out {
         ],
         &rows,
     );
-    c.page("Organizations", None, &body)
+    c.page("Organizations", None, body)
 }
 
 async fn org_of(st: &ApiState, c: &Console, slug: &str) -> Result<Org, ConsoleError> {
@@ -568,21 +566,22 @@ async fn org_page(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<
     let s = OrgDetail::of(&org, st.store.org_stats(&org.id).await?);
     let base = format!("/console/orgs/{}", enc(&org.slug));
     let card = |n: i64, label: &str, href: &str| {
-        format!("<a class=\"card\" href=\"{base}{href}\"><b>{n}</b><span>{label}</span></a>")
+        html! { a class="card" href={ (base) (href) } { b { (n) } span { (label) } } }
     };
-    let body = format!(
-        "<div class=\"cards\">{}{}{}{}{}</div><p>Last SCIM request: {}</p>",
-        card(s.users, "users", "/users"),
-        card(s.active_users, "active users", "/users?state=active"),
-        card(s.groups, "groups", "/groups"),
-        card(s.directories, "SCIM directories", "/directories"),
-        card(s.connections, "SSO connections", "/connections"),
-        opt(s.last_scim_request_at.as_deref()),
-    );
-    c.page(&org.name, Some(&org), &body)
+    let body = html! {
+        div class="cards" {
+            (card(s.users, "users", "/users"))
+            (card(s.active_users, "active users", "/users?state=active"))
+            (card(s.groups, "groups", "/groups"))
+            (card(s.directories, "SCIM directories", "/directories"))
+            (card(s.connections, "SSO connections", "/connections"))
+        }
+        p { "Last SCIM request: " (opt(s.last_scim_request_at.as_deref())) }
+    };
+    c.page(&org.name, Some(&org), body)
 }
 
-fn state_badge(active: bool) -> String {
+fn state_badge(active: bool) -> Markup {
     if active {
         badge("active", "ok")
     } else {
@@ -601,75 +600,72 @@ async fn users(
     let page_ = user_page(&st, &org.id, &listing).await?;
     let base = format!("/console/orgs/{}/users", enc(&org.slug));
     let sel = |cur: Option<&str>, v: &str, label: &str| {
-        format!(
-            "<option value=\"{v}\"{}>{label}</option>",
-            if cur == Some(v) { " selected" } else { "" }
-        )
+        html! { option value=(v) selected[cur == Some(v)] { (label) } }
     };
+    let q = p.q.as_deref().unwrap_or("");
     let state = p.state.as_deref();
     let prov = p.provenance.as_deref();
-    let mut body = format!(
-        "<form class=\"filters\" method=\"get\" action=\"{base}\">\
-         <label>Search<input name=\"q\" value=\"{}\" placeholder=\"userName or email\"></label>\
-         <label>State<select name=\"state\">{}{}{}</select></label>\
-         <label>Provenance<select name=\"provenance\">{}{}{}{}</select></label>\
-         <button type=\"submit\">Filter</button></form>",
-        esc(p.q.as_deref().unwrap_or("")),
-        sel(state, "", "any"),
-        sel(state, "active", "active"),
-        sel(state, "inactive", "inactive"),
-        sel(prov, "", "any"),
-        sel(prov, "scim", "SCIM"),
-        sel(prov, "jit", "JIT"),
-        sel(prov, "admin", "admin"),
-    );
-    let rows: Vec<Vec<String>> = page_.data.iter().map(|u| user_row(&base, u)).collect();
-    body.push_str(&table(
-        &[
-            "userName",
-            "Name",
-            "Email",
-            "State",
-            "Provenance",
-            "Last directory sync",
-            "Last login",
-        ],
-        &rows,
-    ));
-    if let Some(next) = &page_.next_cursor {
-        let _ = write!(
-            body,
-            "<p class=\"pager\"><a href=\"{base}?q={}&amp;state={}&amp;provenance={}&amp;cursor={}\">Next page →</a></p>",
-            enc(p.q.as_deref().unwrap_or("")),
-            enc(state.unwrap_or("")),
-            enc(prov.unwrap_or("")),
-            enc(next)
-        );
-    }
-    c.page("Users", Some(&org), &body)
+    let rows: Vec<Vec<Markup>> = page_.data.iter().map(|u| user_row(&base, u)).collect();
+    let body = html! {
+        form class="filters" method="get" action=(base) {
+            label { "Search" input name="q" value=(q) placeholder="userName or email"; }
+            label {
+                "State"
+                select name="state" {
+                    (sel(state, "", "any"))
+                    (sel(state, "active", "active"))
+                    (sel(state, "inactive", "inactive"))
+                }
+            }
+            label {
+                "Provenance"
+                select name="provenance" {
+                    (sel(prov, "", "any"))
+                    (sel(prov, "scim", "SCIM"))
+                    (sel(prov, "jit", "JIT"))
+                    (sel(prov, "admin", "admin"))
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        (table(
+            &[
+                "userName",
+                "Name",
+                "Email",
+                "State",
+                "Provenance",
+                "Last directory sync",
+                "Last login",
+            ],
+            &rows,
+        ))
+        @if let Some(next) = &page_.next_cursor {
+            p class="pager" {
+                a href={
+                    (base) "?q=" (enc(q)) "&state=" (enc(state.unwrap_or("")))
+                    "&provenance=" (enc(prov.unwrap_or(""))) "&cursor=" (enc(next))
+                } { "Next page →" }
+            }
+        }
+    };
+    c.page("Users", Some(&org), body)
 }
 
-fn user_row(base: &str, u: &UserView) -> Vec<String> {
+fn user_row(base: &str, u: &UserView) -> Vec<Markup> {
     vec![
-        format!(
-            "<a href=\"{base}/{}\">{}</a>",
-            enc(&u.id),
-            esc(&u.user_name)
-        ),
+        html! { a href={ (base) "/" (enc(&u.id)) } { (u.user_name) } },
         opt(u.display_name.as_deref()),
         opt(u.email.as_deref()),
         state_badge(u.active),
-        esc(&u.provenance),
+        u.provenance.render(),
         opt(u.last_directory_sync_at.as_deref()),
         opt(u.last_login_at.as_deref()),
     ]
 }
 
-fn pretty(v: &serde_json::Value) -> String {
-    format!(
-        "<pre>{}</pre>",
-        esc(&serde_json::to_string_pretty(v).unwrap_or_default())
-    )
+fn pretty(v: &serde_json::Value) -> Markup {
+    html! { pre { (serde_json::to_string_pretty(v).unwrap_or_default()) } }
 }
 
 async fn user(
@@ -690,62 +686,69 @@ async fn user(
     let v = UserView::of(&u);
     let base = format!("/console/orgs/{}/users/{}", enc(&org.slug), enc(&u.id));
     let sessions = st.store.live_sessions(&scope, &u.id).await?;
-    let mut body = table(
+    let groups = v
+        .groups
+        .iter()
+        .map(|g| g.display_name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let details = table(
         &["", ""],
         &[
-            vec!["id".into(), format!("<code>{}</code>", esc(&v.id))],
-            vec!["State".into(), state_badge(v.active)],
-            vec!["Provenance".into(), esc(&v.provenance)],
-            vec!["Email".into(), opt(v.email.as_deref())],
-            vec!["externalId".into(), opt(v.external_id.as_deref())],
-            vec!["Live sessions".into(), sessions.to_string()],
+            vec!["id".render(), html! { code { (v.id) } }],
+            vec!["State".render(), state_badge(v.active)],
+            vec!["Provenance".render(), v.provenance.render()],
+            vec!["Email".render(), opt(v.email.as_deref())],
+            vec!["externalId".render(), opt(v.external_id.as_deref())],
+            vec!["Live sessions".render(), sessions.render()],
+            vec!["Groups".render(), groups.render()],
+            vec!["Roles".render(), v.roles.join(", ").render()],
             vec![
-                "Groups".into(),
-                v.groups
-                    .iter()
-                    .map(|g| esc(&g.display_name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ],
-            vec!["Roles".into(), esc(&v.roles.join(", "))],
-            vec![
-                "Last directory sync".into(),
+                "Last directory sync".render(),
                 opt(v.last_directory_sync_at.as_deref()),
             ],
-            vec!["Last login".into(), opt(v.last_login_at.as_deref())],
+            vec!["Last login".render(), opt(v.last_login_at.as_deref())],
         ],
     );
-    if !c.admin.read_only {
-        let (label, class, to) = if v.active {
-            ("Deactivate (ends every session now)", "danger", "false")
-        } else {
-            ("Reactivate", "secondary", "true")
-        };
-        let _ = write!(
-            body,
-            "<p><form class=\"inline\" method=\"post\" action=\"{base}/active\">{}\
-             <input type=\"hidden\" name=\"active\" value=\"{to}\"><button class=\"{class}\">{label}</button></form></p>",
-            c.csrf_field()
-        );
-    }
-    body.push_str("<h2>Timeline</h2>");
+    let (label, class, to) = if v.active {
+        ("Deactivate (ends every session now)", "danger", "false")
+    } else {
+        ("Reactivate", "secondary", "true")
+    };
     let events = st.store.resource_events(&org.id, &u.id, None, 100).await?;
-    let rows: Vec<Vec<String>> = events
+    let rows: Vec<Vec<Markup>> = events
         .iter()
         .map(|e| {
             vec![
-                esc(&e.created_at),
-                format!("<code>{}</code>", esc(&e.kind)),
-                esc(e.actor.get("type").and_then(|t| t.as_str()).unwrap_or("")),
+                e.created_at.render(),
+                html! { code { (e.kind) } },
+                e.actor
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("")
+                    .render(),
                 opt(e.request_id.as_deref()),
                 pretty(&e.data),
             ]
         })
         .collect();
-    body.push_str(&table(&["When", "Event", "By", "Request", "Data"], &rows));
-    body.push_str("<h2>SCIM attributes</h2>");
-    body.push_str(&pretty(&serde_json::Value::Object(v.attributes.clone())));
-    c.page(&v.user_name, Some(&org), &body)
+    let body = html! {
+        (details)
+        @if !c.admin.read_only {
+            p {
+                form class="inline" method="post" action={ (base) "/active" } {
+                    (c.csrf_field())
+                    input type="hidden" name="active" value=(to);
+                    button class=(class) { (label) }
+                }
+            }
+        }
+        h2 { "Timeline" }
+        (table(&["When", "Event", "By", "Request", "Data"], &rows))
+        h2 { "SCIM attributes" }
+        (pretty(&serde_json::Value::Object(v.attributes.clone())))
+    };
+    c.page(&v.user_name, Some(&org), body)
 }
 
 #[derive(Deserialize)]
@@ -799,35 +802,31 @@ async fn groups(
         .await?;
     let more = crate::api::take_page(&mut rows, 50);
     let base = format!("/console/orgs/{}/groups", enc(&org.slug));
-    let mut body = format!(
-        "<form class=\"filters\" method=\"get\" action=\"{base}\"><label>Search<input name=\"q\" value=\"{}\"></label>\
-         <button type=\"submit\">Filter</button></form>",
-        esc(q.q.as_deref().unwrap_or(""))
-    );
-    let cells: Vec<Vec<String>> = rows
+    let search = q.q.as_deref().unwrap_or("");
+    let cells: Vec<Vec<Markup>> = rows
         .iter()
         .map(|l| {
             vec![
-                format!(
-                    "<a href=\"{base}/{}\">{}</a>",
-                    enc(&l.group.id),
-                    esc(l.group.display_name())
-                ),
-                l.members.to_string(),
-                esc(&l.group.meta.last_modified),
+                html! { a href={ (base) "/" (enc(&l.group.id)) } { (l.group.display_name()) } },
+                l.members.render(),
+                l.group.meta.last_modified.render(),
             ]
         })
         .collect();
-    body.push_str(&table(&["Group", "Members", "Updated"], &cells));
-    if let Some(next) = next_cursor("group", more, rows.last().map(|l| l.pos.to_string())) {
-        let _ = write!(
-            body,
-            "<p class=\"pager\"><a href=\"{base}?q={}&amp;cursor={}\">Next page →</a></p>",
-            enc(q.q.as_deref().unwrap_or("")),
-            enc(&next)
-        );
-    }
-    c.page("Groups", Some(&org), &body)
+    let next = next_cursor("group", more, rows.last().map(|l| l.pos.to_string()));
+    let body = html! {
+        form class="filters" method="get" action=(base) {
+            label { "Search" input name="q" value=(search); }
+            button type="submit" { "Filter" }
+        }
+        (table(&["Group", "Members", "Updated"], &cells))
+        @if let Some(next) = next {
+            p class="pager" {
+                a href={ (base) "?q=" (enc(search)) "&cursor=" (enc(&next)) } { "Next page →" }
+            }
+        }
+    };
+    c.page("Groups", Some(&org), body)
 }
 
 async fn group(
@@ -858,67 +857,67 @@ async fn group(
     let more = crate::api::take_page(&mut members, 100);
     let count = st.store.member_count(&org.id, &g.id).await?;
     let users = format!("/console/orgs/{}/users", enc(&org.slug));
-    let rows: Vec<Vec<String>> = members
+    let rows: Vec<Vec<Markup>> = members
         .iter()
         .map(|m| {
             let name = opt(m.display.as_deref());
             vec![
                 if m.kind == crate::core::model::MemberType::User {
-                    format!("<a href=\"{users}/{}\">{name}</a>", enc(&m.id))
+                    html! { a href={ (users) "/" (enc(&m.id)) } { (name) } }
                 } else {
                     name
                 },
-                esc(m.kind.as_str()),
+                m.kind.as_str().render(),
             ]
         })
         .collect();
-    let mut body = format!("<p>{count} members</p>");
-    body.push_str(&table(&["Member", "Type"], &rows));
-    if let Some(next) = next_cursor("member", more, members.last().map(|m| m.id.clone())) {
-        let _ = write!(
-            body,
-            "<p class=\"pager\"><a href=\"?cursor={}\">Next page →</a></p>",
-            enc(&next)
-        );
-    }
-    c.page(g.display_name(), Some(&org), &body)
+    let next = next_cursor("member", more, members.last().map(|m| m.id.clone()));
+    let body = html! {
+        p { (count) " members" }
+        (table(&["Member", "Type"], &rows))
+        @if let Some(next) = next {
+            p class="pager" { a href={ "?cursor=" (enc(&next)) } { "Next page →" } }
+        }
+    };
+    c.page(g.display_name(), Some(&org), body)
 }
 
 async fn connections(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
     let org = org_of(&st, &c, &slug).await?;
     let list = st.store.list_connections(Some(&org.id)).await?;
-    let rows: Vec<Vec<String>> = list
+    let rows: Vec<Vec<Markup>> = list
         .iter()
         .map(|conn| {
             let v = ConnectionView::of(conn, &st.public_url);
             let details = match v.protocol.as_str() {
-                "oidc" => format!(
-                    "issuer {}<br>client {}<br>redirect URI <code>{}</code>",
-                    opt(v.issuer.as_deref()),
-                    opt(v.client_id.as_deref()),
-                    opt(v.redirect_uri.as_deref())
-                ),
-                _ => format!(
-                    "entity id <code>{}</code><br>ACS <code>{}</code><br>metadata <a href=\"{m}\">{m}</a>",
-                    opt(v.sp_entity_id.as_deref()),
-                    opt(v.acs_url.as_deref()),
-                    m = esc(v.metadata_url.as_deref().unwrap_or(""))
-                ),
+                "oidc" => html! {
+                    "issuer " (opt(v.issuer.as_deref())) br;
+                    "client " (opt(v.client_id.as_deref())) br;
+                    "redirect URI " code { (opt(v.redirect_uri.as_deref())) }
+                },
+                _ => {
+                    let m = v.metadata_url.as_deref().unwrap_or("");
+                    html! {
+                        "entity id " code { (opt(v.sp_entity_id.as_deref())) } br;
+                        "ACS " code { (opt(v.acs_url.as_deref())) } br;
+                        "metadata " a href=(m) { (m) }
+                    }
+                }
             };
             vec![
-                esc(&v.name),
-                esc(&v.protocol),
-                esc(&v.idp),
-                esc(&v.jit),
+                v.name.render(),
+                v.protocol.render(),
+                v.idp.render(),
+                v.jit.render(),
                 details,
-                esc(&v.created_at),
+                v.created_at.render(),
             ]
         })
         .collect();
     c.page(
         "Connections",
         Some(&org),
-        &table(
+        table(
             &["Name", "Protocol", "IdP", "JIT", "Details", "Created"],
             &rows,
         ),
@@ -931,7 +930,7 @@ async fn domains(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<S
     let org = org_of(&st, &c, &slug).await?;
     let list = st.store.list_domains(Some(&org.id)).await?;
     let action = format!("/console/orgs/{}/domains/verify", enc(&org.slug));
-    let rows: Vec<Vec<String>> = list
+    let rows: Vec<Vec<Markup>> = list
         .iter()
         .map(|d| {
             let state = if d.verified() {
@@ -940,35 +939,33 @@ async fn domains(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<S
                 badge("pending", "warn")
             };
             let check = match (&d.checked_at, &d.check_error) {
-                (Some(at), Some(err)) => format!("{}<br>{}", esc(at), esc(err)),
-                (Some(at), None) => esc(at),
-                _ => "—".to_owned(),
+                (Some(at), Some(err)) => html! { (at) br; (err) },
+                (Some(at), None) => at.render(),
+                _ => "—".render(),
             };
             let button = |label: &str, force: bool| {
-                format!(
-                    "<form method=\"post\" action=\"{action}\">{}<input type=\"hidden\" name=\"domain\" value=\"{}\">\
-                     <input type=\"hidden\" name=\"force\" value=\"{force}\"><button class=\"secondary\">{label}</button></form>",
-                    c.csrf_field(),
-                    esc(&d.domain)
-                )
+                html! {
+                    form method="post" action=(action) {
+                        (c.csrf_field())
+                        input type="hidden" name="domain" value=(d.domain);
+                        input type="hidden" name="force" value=(force);
+                        button class="secondary" { (label) }
+                    }
+                }
             };
             let actions = if d.verified() || c.admin.read_only {
-                String::new()
+                Markup::default()
             } else if c.admin.org.is_none() {
-                format!("{}{}", button("Check DNS", false), button("Verify without DNS", true))
+                html! { (button("Check DNS", false)) (button("Verify without DNS", true)) }
             } else {
                 button("Check DNS", false)
             };
             vec![
-                esc(&d.domain),
+                d.domain.render(),
                 state,
-                format!(
-                    "<code>{}</code> TXT <code>{}</code>",
-                    esc(&d.record_name()),
-                    esc(&d.record_value())
-                ),
+                html! { code { (d.record_name()) } " TXT " code { (d.record_value()) } },
                 check,
-                esc(d.verified_by.as_deref().unwrap_or("—")),
+                d.verified_by.as_deref().unwrap_or("—").render(),
                 actions,
             ]
         })
@@ -976,21 +973,23 @@ async fn domains(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<S
     c.page(
         "Domains",
         Some(&org),
-        &format!(
-            "<p>Only verified domains route logins, allow JIT creation and make emails \
-             <code>email_verified</code>. Publish the TXT record, then check.</p>{}",
-            table(
+        html! {
+            p {
+                "Only verified domains route logins, allow JIT creation and make emails "
+                code { "email_verified" } ". Publish the TXT record, then check."
+            }
+            (table(
                 &[
                     "Domain",
                     "State",
                     "DNS record",
                     "Last check",
                     "Verified by",
-                    ""
+                    "",
                 ],
-                &rows
-            )
-        ),
+                &rows,
+            ))
+        },
     )
 }
 
@@ -1023,23 +1022,13 @@ async fn verify_domain(
 async fn directories(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
     let org = org_of(&st, &c, &slug).await?;
     let list = st.store.list_directories(Some(&org.id)).await?;
-    let mut body = String::new();
-    if list.is_empty() {
-        body.push_str("<p class=\"empty\">No SCIM directory yet: <code>roster directory create</code> or a setup link.</p>");
-    }
+    let mut sections = Vec::new();
     for d in &list {
         let v = DirectoryView::of(d, &st.public_url);
         let tokens = st.store.list_tokens(&d.id).await?;
         let live = tokens.iter().filter(|t| t.revoked_at.is_none()).count();
-        let _ = write!(
-            body,
-            "<h2>{}</h2><p>SCIM base URL <code>{}</code> · {live} live token(s) · id <code>{}</code></p>",
-            esc(&v.name),
-            esc(&v.scim_base_url),
-            esc(&v.id)
-        );
         let recent = st.store.recent_requests(&d.id, 50).await?;
-        let rows: Vec<Vec<String>> = recent
+        let rows: Vec<Vec<Markup>> = recent
             .iter()
             .map(|r| {
                 let r = RequestView::of(r);
@@ -1051,22 +1040,37 @@ async fn directories(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Pa
                     "ok"
                 };
                 vec![
-                    esc(&r.at),
-                    esc(&r.method),
-                    format!("<code>{}</code>", esc(&r.path)),
+                    r.at.render(),
+                    r.method.render(),
+                    html! { code { (r.path) } },
                     badge(&r.status.to_string(), kind),
-                    format!("{:.1} ms", r.latency_ms),
-                    esc(&r.user_agent),
+                    format!("{:.1} ms", r.latency_ms).render(),
+                    r.user_agent.render(),
                 ]
             })
             .collect();
-        body.push_str(&table(
-            &["When", "Method", "Path", "Status", "Latency", "Client"],
-            &rows,
-        ));
+        sections.push(html! {
+            h2 { (v.name) }
+            p {
+                "SCIM base URL " code { (v.scim_base_url) } " · " (live)
+                " live token(s) · id " code { (v.id) }
+            }
+            (table(
+                &["When", "Method", "Path", "Status", "Latency", "Client"],
+                &rows,
+            ))
+        });
     }
-    body.push_str("<p class=\"empty\">Request bodies and query strings are never recorded.</p>");
-    c.page("Directories", Some(&org), &body)
+    let body = html! {
+        @if list.is_empty() {
+            p class="empty" {
+                "No SCIM directory yet: " code { "roster directory create" } " or a setup link."
+            }
+        }
+        @for s in &sections { (s) }
+        p class="empty" { "Request bodies and query strings are never recorded." }
+    };
+    c.page("Directories", Some(&org), body)
 }
 
 async fn drift(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<String>) -> Out {
@@ -1074,88 +1078,81 @@ async fn drift(State(st): State<Arc<ApiState>>, c: Console, Path(slug): Path<Str
     let r = st.store.drift_report(&org, 30, &crate::core::now()).await?;
     let users = format!("/console/orgs/{}/users", enc(&org.slug));
     let section = |title: &str, s: &crate::core::report::Section, bad: bool| {
-        let rows: Vec<Vec<String>> = s
+        let rows: Vec<Vec<Markup>> = s
             .users
             .iter()
             .map(|u| {
                 vec![
-                    format!(
-                        "<a href=\"{users}/{}\">{}</a>",
-                        enc(&u.id),
-                        esc(&u.user_name)
-                    ),
-                    esc(&u.provenance),
+                    html! { a href={ (users) "/" (enc(&u.id)) } { (u.user_name) } },
+                    u.provenance.render(),
                     state_badge(u.active),
                     opt(u.last_directory_sync_at.as_deref()),
                     opt(u.last_login_at.as_deref()),
                 ]
             })
             .collect();
-        format!(
-            "<h2>{} {}</h2>{}",
-            esc(title),
-            badge(
-                &s.count.to_string(),
-                if s.count == 0 {
-                    "ok"
-                } else if bad {
-                    "bad"
-                } else {
-                    "warn"
-                }
-            ),
-            table(
+        let kind = if s.count == 0 {
+            "ok"
+        } else if bad {
+            "bad"
+        } else {
+            "warn"
+        };
+        html! {
+            h2 { (title) " " (badge(&s.count.to_string(), kind)) }
+            (table(
                 &[
                     "User",
                     "Provenance",
                     "State",
                     "Last directory sync",
-                    "Last login"
+                    "Last login",
                 ],
-                &rows
-            )
-        )
+                &rows,
+            ))
+        }
     };
-    let mut body = String::new();
-    body.push_str(&section(
-        "Deactivated users with live access (must be 0)",
-        &r.deactivated_with_live_access,
-        true,
-    ));
-    body.push_str(&section(
-        "JIT users the directory never synced (orphan risk)",
-        &r.jit_never_synced,
-        false,
-    ));
-    body.push_str(&section(
-        &format!("Directory users untouched for {} days", r.stale_days),
-        &r.stale_directory_users,
-        false,
-    ));
-    body.push_str("<h2>Directories</h2>");
-    let rows: Vec<Vec<String>> = r
+    let rows: Vec<Vec<Markup>> = r
         .directories
         .iter()
         .map(|d| {
             vec![
-                esc(&d.name),
+                d.name.render(),
                 opt(d.last_request_at.as_deref()),
-                d.requests.to_string(),
-                format!("{:.1}%", d.error_rate * 100.0),
-                esc(&d
-                    .by_client
+                d.requests.render(),
+                format!("{:.1}%", d.error_rate * 100.0).render(),
+                d.by_client
                     .iter()
                     .map(|c| format!("{} ({})", c.user_agent, c.requests))
                     .collect::<Vec<_>>()
-                    .join(", ")),
+                    .join(", ")
+                    .render(),
             ]
         })
         .collect();
-    body.push_str(&table(
-        &["Directory", "Last request", "Requests", "Errors", "Clients"],
-        &rows,
-    ));
-    c.page("Drift report", Some(&org), &body)
+    let body = html! {
+        (section(
+            "Deactivated users with live access (must be 0)",
+            &r.deactivated_with_live_access,
+            true,
+        ))
+        (section(
+            "JIT users the directory never synced (orphan risk)",
+            &r.jit_never_synced,
+            false,
+        ))
+        (section(
+            &format!("Directory users untouched for {} days", r.stale_days),
+            &r.stale_directory_users,
+            false,
+        ))
+        h2 { "Directories" }
+        (table(
+            &["Directory", "Last request", "Requests", "Errors", "Clients"],
+            &rows,
+        ))
+    };
+    c.page("Drift report", Some(&org), body)
 }
 
 fn ms_between(from: &str, to: &str) -> Option<f64> {
@@ -1189,25 +1186,26 @@ async fn deprovisioning(
     let revoke: Vec<f64> = points.iter().map(|p| p.committed_ms).collect();
     let hooks: Vec<f64> = points.iter().filter_map(|p| p.webhook_ms).collect();
     let summary = |name: &str, xs: &[f64]| match html::percentiles(xs) {
-        Some((p50, p99)) => format!(
-            "<div class=\"card\"><b>{p50:.1} ms</b><span>{} p50 (p99 {p99:.1} ms, n={})</span></div>",
-            esc(name),
-            xs.len()
-        ),
-        None => format!(
-            "<div class=\"card\"><b>—</b><span>{}</span></div>",
-            esc(name)
-        ),
+        Some((p50, p99)) => html! {
+            div class="card" {
+                b { (format!("{p50:.1} ms")) }
+                span { (name) " p50 (p99 " (format!("{p99:.1} ms")) ", n=" (xs.len()) ")" }
+            }
+        },
+        None => html! { div class="card" { b { "—" } span { (name) } } },
     };
-    let body = format!(
-        "<div class=\"cards\">{}{}</div>{}\
-         <p class=\"empty\">The newest 60 deactivations and deletions. Times run from the request's arrival; \
-         the server-wide histograms are on <code>/metrics</code>.</p>",
-        summary("request → access revoked", &revoke),
-        summary("request → webhook delivered", &hooks),
-        html::latency_chart(&points)
-    );
-    c.page("Deprovisioning latency", Some(&org), &body)
+    let body = html! {
+        div class="cards" {
+            (summary("request → access revoked", &revoke))
+            (summary("request → webhook delivered", &hooks))
+        }
+        (html::latency_chart(&points))
+        p class="empty" {
+            "The newest 60 deactivations and deletions. Times run from the request's arrival; \
+             the server-wide histograms are on " code { "/metrics" } "."
+        }
+    };
+    c.page("Deprovisioning latency", Some(&org), body)
 }
 
 async fn webhooks(State(st): State<Arc<ApiState>>, c: Console) -> Out {
@@ -1221,13 +1219,9 @@ async fn webhooks(State(st): State<Arc<ApiState>>, c: Console) -> Out {
             .await?
             .len();
         rows.push(vec![
-            format!(
-                "<a href=\"/console/webhooks/{}\">{}</a>",
-                enc(&v.id),
-                esc(&v.url)
-            ),
-            esc(&v.events.join(", ")),
-            v.cursor.to_string(),
+            html! { a href={ "/console/webhooks/" (enc(&v.id)) } { (v.url) } },
+            v.events.join(", ").render(),
+            v.cursor.render(),
             if failed == 0 {
                 badge("0", "ok")
             } else {
@@ -1243,7 +1237,7 @@ async fn webhooks(State(st): State<Arc<ApiState>>, c: Console) -> Out {
     c.page(
         "Webhooks",
         None,
-        &table(&["Endpoint", "Events", "Cursor", "Failed", "State"], &rows),
+        table(&["Endpoint", "Events", "Cursor", "Failed", "State"], &rows),
     )
 }
 
@@ -1274,32 +1268,13 @@ async fn webhook(
         .filter(|s| matches!(*s, "delivered" | "pending" | "failed"));
     let list = st.store.deliveries(&w.id, status, 100).await?;
     let v = WebhookView::of(&w);
-    let mut body = String::new();
-    if let Some(n) = &q.notice {
-        let _ = write!(body, "<p class=\"notice\">{}</p>", esc(n));
-    }
-    let _ = write!(
-        body,
-        "<p><code>{}</code> · events {} · cursor {}</p><div class=\"tabs\">",
-        esc(&v.url),
-        esc(&v.events.join(", ")),
-        v.cursor
-    );
-    for (s, label) in [
+    let tabs = [
         (None, "all"),
         (Some("failed"), "failed"),
         (Some("pending"), "pending"),
         (Some("delivered"), "delivered"),
-    ] {
-        let _ = write!(
-            body,
-            "<a href=\"?status={}\"{}>{label}</a>",
-            s.unwrap_or(""),
-            if s == status { " class=\"on\"" } else { "" }
-        );
-    }
-    body.push_str("</div>");
-    let rows: Vec<Vec<String>> = list
+    ];
+    let rows: Vec<Vec<Markup>> = list
         .iter()
         .map(|d| {
             let d = DeliveryView::of(d);
@@ -1308,48 +1283,59 @@ async fn webhook(
                 "failed" => "bad",
                 _ => "warn",
             };
-            let button = if c.admin.read_only {
-                String::new()
-            } else {
-                format!(
-                    "<form class=\"inline\" method=\"post\" action=\"/console/webhooks/{}/resend\">{}\
-                     <input type=\"hidden\" name=\"event\" value=\"{}\"><button class=\"secondary\">Resend</button></form>",
-                    enc(&w.id),
-                    c.csrf_field(),
-                    d.event_cursor
-                )
+            let button = html! {
+                @if !c.admin.read_only {
+                    form class="inline" method="post"
+                        action={ "/console/webhooks/" (enc(&w.id)) "/resend" } {
+                        (c.csrf_field())
+                        input type="hidden" name="event" value=(d.event_cursor);
+                        button class="secondary" { "Resend" }
+                    }
+                }
             };
             vec![
-                format!(
-                    "<a href=\"/console/webhooks/{}/events/{}\">{}</a>",
-                    enc(&w.id),
-                    d.event_cursor,
-                    d.event_cursor
-                ),
+                html! {
+                    a href={ "/console/webhooks/" (enc(&w.id)) "/events/" (d.event_cursor) } {
+                        (d.event_cursor)
+                    }
+                },
                 badge(&d.status, kind),
-                d.attempts.to_string(),
-                esc(&d.last_attempt_at),
+                d.attempts.render(),
+                d.last_attempt_at.render(),
                 opt(d.next_attempt_at.as_deref()),
-                d.response_status.map_or_else(|| "—".into(), |s| s.to_string()),
+                d.response_status
+                    .map_or_else(|| "—".into(), |s| s.to_string())
+                    .render(),
                 opt(d.last_error.as_deref()),
                 button,
             ]
         })
         .collect();
-    body.push_str(&table(
-        &[
-            "Event",
-            "Status",
-            "Attempts",
-            "Last attempt",
-            "Next attempt",
-            "HTTP",
-            "Last error",
-            "",
-        ],
-        &rows,
-    ));
-    c.page("Webhook deliveries", None, &body)
+    let body = html! {
+        @if let Some(n) = &q.notice { p class="notice" { (n) } }
+        p { code { (v.url) } " · events " (v.events.join(", ")) " · cursor " (v.cursor) }
+        div class="tabs" {
+            @for (s, label) in tabs {
+                a href={ "?status=" (s.unwrap_or("")) } class=[(s == status).then_some("on")] {
+                    (label)
+                }
+            }
+        }
+        (table(
+            &[
+                "Event",
+                "Status",
+                "Attempts",
+                "Last attempt",
+                "Next attempt",
+                "HTTP",
+                "Last error",
+                "",
+            ],
+            &rows,
+        ))
+    };
+    c.page("Webhook deliveries", None, body)
 }
 
 /// One event's delivery to an endpoint: every attempt, the event, a resend button.
@@ -1360,12 +1346,12 @@ async fn delivery(
 ) -> Out {
     let w = webhook_of(&st, &c, &id).await?;
     let attempts = st.store.delivery_attempt_log(&w.id, event).await?;
-    let rows: Vec<Vec<String>> = attempts
+    let rows: Vec<Vec<Markup>> = attempts
         .iter()
         .map(|a| {
             vec![
-                a.attempt.to_string(),
-                esc(&a.at),
+                a.attempt.render(),
+                a.at.render(),
                 a.response_status.map_or_else(
                     || badge("no response", "bad"),
                     |s| {
@@ -1375,40 +1361,40 @@ async fn delivery(
                         )
                     },
                 ),
-                format!("{} ms", a.duration_ms),
+                format!("{} ms", a.duration_ms).render(),
                 opt(a.error.as_deref()),
-                esc(&a.node),
+                a.node.render(),
             ]
         })
         .collect();
-    let mut body = format!(
-        "<p>Endpoint <code>{}</code></p>",
-        esc(&crate::core::webhooks::display_url(&w.url))
-    );
-    body.push_str(&table(
-        &["Attempt", "When", "Response", "Took", "Error", "Node"],
-        &rows,
-    ));
-    if !c.admin.read_only {
-        let _ = write!(
-            body,
-            "<p><form class=\"inline\" method=\"post\" action=\"/console/webhooks/{}/resend\">{}\
-             <input type=\"hidden\" name=\"event\" value=\"{event}\"><button class=\"secondary\">Resend now</button></form></p>",
-            enc(&w.id),
-            c.csrf_field()
-        );
-    }
-    if let Some(e) = st
+    let shown = st
         .store
         .events_after(event - 1, w.org_id.as_ref(), 1)
         .await?
         .into_iter()
-        .find(|e| e.cursor == event)
-    {
-        body.push_str("<h2>Event</h2>");
-        body.push_str(&pretty(&e.to_json()));
-    }
-    c.page(&format!("Event {event}: delivery attempts"), None, &body)
+        .find(|e| e.cursor == event);
+    let body = html! {
+        p { "Endpoint " code { (crate::core::webhooks::display_url(&w.url)) } }
+        (table(
+            &["Attempt", "When", "Response", "Took", "Error", "Node"],
+            &rows,
+        ))
+        @if !c.admin.read_only {
+            p {
+                form class="inline" method="post"
+                    action={ "/console/webhooks/" (enc(&w.id)) "/resend" } {
+                    (c.csrf_field())
+                    input type="hidden" name="event" value=(event);
+                    button class="secondary" { "Resend now" }
+                }
+            }
+        }
+        @if let Some(e) = &shown {
+            h2 { "Event" }
+            (pretty(&e.to_json()))
+        }
+    };
+    c.page(&format!("Event {event}: delivery attempts"), None, body)
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,6 @@
 // Handlers answer a `Response` either way; boxing the error side would buy nothing.
 #![allow(clippy::result_large_err)]
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,10 +14,11 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{Markup, Render, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::html::{badge, esc, page};
+use super::html::{badge, page, table};
 use super::{cookie, csrf_of};
 use crate::api::ApiState;
 use crate::core::domains::{self, Domain};
@@ -108,7 +108,7 @@ fn setup_headers() -> [(header::HeaderName, &'static str); 4] {
     super::page_headers(SETUP_CSP)
 }
 
-fn respond(status: StatusCode, title: &str, body: &str) -> Response {
+fn respond(status: StatusCode, title: &str, body: Markup) -> Response {
     (status, setup_headers(), Html(page(title, None, body))).into_response()
 }
 
@@ -117,10 +117,10 @@ fn go_back(title: &str, message: &str) -> Response {
     respond(
         StatusCode::BAD_REQUEST,
         title,
-        &format!(
-            "<p class=\"error\">{}</p><p><a href=\"/setup\">Back</a></p>",
-            esc(message)
-        ),
+        html! {
+            p class="error" { (message) }
+            p { a href="/setup" { "Back" } }
+        },
     )
 }
 
@@ -128,8 +128,11 @@ fn gone() -> Response {
     respond(
         StatusCode::GONE,
         "Setup link used or expired",
-        "<p class=\"error\">This setup link was already used or has expired. \
-         Ask your provider for a new one.</p>",
+        html! {
+            p class="error" {
+                "This setup link was already used or has expired. Ask your provider for a new one."
+            }
+        },
     )
 }
 
@@ -137,7 +140,7 @@ fn failed(e: impl std::fmt::Display) -> Response {
     respond(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
-        &format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
+        html! { p class="error" { (e) } },
     )
 }
 
@@ -229,15 +232,12 @@ impl Session {
             Err(respond(
                 StatusCode::FORBIDDEN,
                 "Form expired",
-                "<p class=\"error\">The form expired; go back, reload and try again.</p>",
+                html! { p class="error" { "The form expired; go back, reload and try again." } },
             ))
         }
     }
-    fn csrf_field(&self) -> String {
-        format!(
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-            self.csrf
-        )
+    fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf); }
     }
     fn actor(&self) -> Actor {
         Actor::SetupLink {
@@ -337,12 +337,8 @@ fn steps(idp: IdpKind) -> Steps {
     }
 }
 
-fn value(label: &str, v: &str) -> String {
-    format!(
-        "<div class=\"value\"><span>{}</span><code data-copy>{}</code></div>",
-        esc(label),
-        esc(v)
-    )
+fn value(label: &str, v: &str) -> Markup {
+    html! { div class="value" { span { (label) } code data-copy { (v) } } }
 }
 
 /// `GET /setup`: the steps for the chosen IdP, the values to paste, the forms.
@@ -367,147 +363,134 @@ async fn home(
     let base = &st.api.public_url;
     let entity = crate::sso::saml_entity_id(base, &s.link.connection_id);
     let steps = steps(idp);
-    let mut body = format!(
-        "<p>Connect <b>{}</b>'s identity provider: single sign-on, then user provisioning. \
-         This page shows nothing else of the organization.</p><div class=\"tabs\">",
-        esc(&s.org.name)
-    );
-    for k in IdpKind::ALL {
-        let _ = write!(
-            body,
-            "<a href=\"/setup?idp={}\"{}>{}</a>",
-            k.as_str(),
-            if k == idp { " class=\"on\"" } else { "" },
-            esc(self::steps(k).name)
-        );
-    }
-    body.push_str("</div>");
-    match st.api.store.list_domains(Some(&s.org.id)).await {
-        Ok(list) => body.push_str(&domains_section(&s, &list)),
+    let domains = match st.api.store.list_domains(Some(&s.org.id)).await {
+        Ok(list) => domains_section(&s, &list),
         Err(e) => return failed(e),
-    }
-    body.push_str("<h2>1. Single sign-on (SAML)</h2>");
-    body.push_str(&value("Entity ID (Audience)", &entity));
-    body.push_str(&value(
-        "ACS URL (Reply / Single sign-on URL)",
-        &format!("{entity}/acs"),
-    ));
-    body.push_str(&value(
-        "SP metadata URL (after step 1 is saved)",
-        &format!("{entity}/metadata"),
-    ));
-    body.push_str("<ol class=\"steps\">");
-    for step in steps.sso {
-        let _ = write!(body, "<li>{}</li>", esc(step));
-    }
-    body.push_str("</ol>");
-    match &conn {
-        Some(c) => {
-            let v = ConnectionView::of(c, base);
-            let _ = write!(
-                body,
-                "<p class=\"notice\">Connected: {} ({} {}). \
-                 <form class=\"inline\" method=\"post\" action=\"/setup/test\">{}<button>Test connection</button></form></p>",
-                esc(&v.name),
-                esc(&v.idp),
-                esc(&v.protocol),
-                s.csrf_field()
-            );
+    };
+    let body = html! {
+        p {
+            "Connect " b { (s.org.name) } "'s identity provider: single sign-on, then user \
+             provisioning. This page shows nothing else of the organization."
         }
-        None => {
-            let _ = write!(
-                body,
-                "<form method=\"post\" action=\"/setup/saml\">{}<input type=\"hidden\" name=\"idp\" value=\"{}\">\
-                 <label>IdP metadata file<input type=\"file\" id=\"metadata-file\" accept=\".xml,application/xml,text/xml,application/samlmetadata+xml\"></label>\
-                 <label>or paste the IdP metadata (XML)<textarea id=\"metadata\" name=\"metadata\" required placeholder=\"&lt;EntityDescriptor …\"></textarea></label>\
-                 <p><button>Save SAML connection</button></p></form>\
-                 <details><summary>Use OpenID Connect instead</summary>\
-                 <p>Register a web app at your IdP with the redirect URI below, then enter its details.</p>{}\
-                 <form method=\"post\" action=\"/setup/oidc\">{}<input type=\"hidden\" name=\"idp\" value=\"{}\">\
-                 <label>Issuer URL<input name=\"issuer\" required placeholder=\"https://…\"></label>\
-                 <label>Client ID<input name=\"client_id\" required></label>\
-                 <label>Client secret<input name=\"client_secret\" type=\"password\" required></label>\
-                 <p><button>Save OIDC connection</button></p></form></details>",
-                s.csrf_field(),
-                idp.as_str(),
-                value("Redirect URI", &format!("{base}/sso/oidc/callback")),
-                s.csrf_field(),
-                idp.as_str(),
-            );
+        div class="tabs" {
+            @for k in IdpKind::ALL {
+                a href={ "/setup?idp=" (k.as_str()) } class=[(k == idp).then_some("on")] {
+                    (self::steps(k).name)
+                }
+            }
         }
-    }
-    body.push_str("<h2>2. User provisioning (SCIM 2.0)</h2>");
-    body.push_str(&value(
-        "SCIM base URL (Tenant URL)",
-        &format!("{base}/scim/v2"),
-    ));
-    body.push_str("<ol class=\"steps\">");
-    for step in steps.scim {
-        let _ = write!(body, "<li>{}</li>", esc(step));
-    }
-    let _ = write!(
-        body,
-        "</ol><form method=\"post\" action=\"/setup/scim-token\">{}<button class=\"secondary\">Create a SCIM token</button></form>\
-         <p class=\"empty\">A token is shown once. Creating another does not revoke the first.</p>",
-        s.csrf_field()
-    );
-    body.push_str(
-        "<h2>3. Status</h2><div id=\"status\" class=\"cards\">\
-         <div class=\"card\"><b data-k=\"users\">…</b><span>users synced</span></div>\
-         <div class=\"card\"><b data-k=\"groups\">…</b><span>groups synced</span></div>\
-         <div class=\"card\"><b data-k=\"last_scim_request_at\">…</b><span>last SCIM request</span></div>\
-         <div class=\"card\"><b data-k=\"connection\">…</b><span>SSO</span></div></div>\
-         <script src=\"/setup/setup.js\"></script>",
-    );
+        (domains)
+        h2 { "1. Single sign-on (SAML)" }
+        (value("Entity ID (Audience)", &entity))
+        (value("ACS URL (Reply / Single sign-on URL)", &format!("{entity}/acs")))
+        (value("SP metadata URL (after step 1 is saved)", &format!("{entity}/metadata")))
+        ol class="steps" { @for step in steps.sso { li { (step) } } }
+        @if let Some(c) = &conn {
+            @let v = ConnectionView::of(c, base);
+            p class="notice" {
+                "Connected: " (v.name) " (" (v.idp) " " (v.protocol) "). "
+                form class="inline" method="post" action="/setup/test" {
+                    (s.csrf_field())
+                    button { "Test connection" }
+                }
+            }
+        } @else {
+            form method="post" action="/setup/saml" {
+                (s.csrf_field())
+                input type="hidden" name="idp" value=(idp.as_str());
+                label {
+                    "IdP metadata file"
+                    input type="file" id="metadata-file"
+                        accept=".xml,application/xml,text/xml,application/samlmetadata+xml";
+                }
+                label {
+                    "or paste the IdP metadata (XML)"
+                    textarea id="metadata" name="metadata" required
+                        placeholder="<EntityDescriptor …" {}
+                }
+                p { button { "Save SAML connection" } }
+            }
+            details {
+                summary { "Use OpenID Connect instead" }
+                p {
+                    "Register a web app at your IdP with the redirect URI below, then enter its \
+                     details."
+                }
+                (value("Redirect URI", &format!("{base}/sso/oidc/callback")))
+                form method="post" action="/setup/oidc" {
+                    (s.csrf_field())
+                    input type="hidden" name="idp" value=(idp.as_str());
+                    label { "Issuer URL" input name="issuer" required placeholder="https://…"; }
+                    label { "Client ID" input name="client_id" required; }
+                    label { "Client secret" input name="client_secret" type="password" required; }
+                    p { button { "Save OIDC connection" } }
+                }
+            }
+        }
+        h2 { "2. User provisioning (SCIM 2.0)" }
+        (value("SCIM base URL (Tenant URL)", &format!("{base}/scim/v2")))
+        ol class="steps" { @for step in steps.scim { li { (step) } } }
+        form method="post" action="/setup/scim-token" {
+            (s.csrf_field())
+            button class="secondary" { "Create a SCIM token" }
+        }
+        p class="empty" { "A token is shown once. Creating another does not revoke the first." }
+        h2 { "3. Status" }
+        div id="status" class="cards" {
+            div class="card" { b data-k="users" { "…" } span { "users synced" } }
+            div class="card" { b data-k="groups" { "…" } span { "groups synced" } }
+            div class="card" {
+                b data-k="last_scim_request_at" { "…" } span { "last SCIM request" }
+            }
+            div class="card" { b data-k="connection" { "…" } span { "SSO" } }
+        }
+        script src="/setup/setup.js" {}
+    };
     (
         setup_headers(),
-        Html(page(&format!("Set up {}", s.org.name), None, &body)),
+        Html(page(&format!("Set up {}", s.org.name), None, body)),
     )
         .into_response()
 }
 
 /// The organization's email domains: each with its state and the TXT record to publish; a
 /// form to claim another. Only verified domains let people of the domain sign in.
-fn domains_section(s: &Session, list: &[Domain]) -> String {
-    let mut out = String::from(
-        "<h2>Your email domains</h2><p>People sign in only with addresses in verified domains. \
-         Claim each domain, publish its DNS record, then check it.</p>",
-    );
-    for d in list {
-        if d.verified() {
-            let _ = write!(
-                out,
-                "<p class=\"notice\"><b>{}</b> {}</p>",
-                esc(&d.domain),
-                badge("verified", "ok")
-            );
-        } else {
-            let _ = write!(
-                out,
-                "<p><b>{}</b> {} — add this TXT record at your DNS provider:</p>{}{}{}\
-                 <form method=\"post\" action=\"/setup/domains/verify\">{}<input type=\"hidden\" name=\"domain\" value=\"{}\">\
-                 <button class=\"secondary\">Check DNS</button></form>",
-                esc(&d.domain),
-                badge("pending", "warn"),
-                value("Name", &d.record_name()),
-                value("Value", &d.record_value()),
-                d.check_error
-                    .as_deref()
-                    .map(|e| format!("<p class=\"error\">Last check: {}</p>", esc(e)))
-                    .unwrap_or_default(),
-                s.csrf_field(),
-                esc(&d.domain),
-            );
+fn domains_section(s: &Session, list: &[Domain]) -> Markup {
+    html! {
+        h2 { "Your email domains" }
+        p {
+            "People sign in only with addresses in verified domains. Claim each domain, publish \
+             its DNS record, then check it."
+        }
+        @for d in list {
+            @if d.verified() {
+                p class="notice" { b { (d.domain) } " " (badge("verified", "ok")) }
+            } @else {
+                p {
+                    b { (d.domain) } " " (badge("pending", "warn"))
+                    " — add this TXT record at your DNS provider:"
+                }
+                (value("Name", &d.record_name()))
+                (value("Value", &d.record_value()))
+                @if let Some(e) = &d.check_error {
+                    p class="error" { "Last check: " (e) }
+                }
+                form method="post" action="/setup/domains/verify" {
+                    (s.csrf_field())
+                    input type="hidden" name="domain" value=(d.domain);
+                    button class="secondary" { "Check DNS" }
+                }
+            }
+        }
+        form method="post" action="/setup/domains" {
+            (s.csrf_field())
+            label {
+                "Domain"
+                input name="domain" required placeholder="example.com" maxlength="253";
+            }
+            p { button class="secondary" { "Claim domain" } }
         }
     }
-    let _ = write!(
-        out,
-        "<form method=\"post\" action=\"/setup/domains\">{}\
-         <label>Domain<input name=\"domain\" required placeholder=\"example.com\" maxlength=\"253\"></label>\
-         <p><button class=\"secondary\">Claim domain</button></p></form>",
-        s.csrf_field()
-    );
-    out
 }
 
 #[derive(Deserialize)]
@@ -653,12 +636,12 @@ async fn scim_token(
         Ok((_, token)) => respond(
             StatusCode::OK,
             "Your SCIM token",
-            &format!(
-                "<p>Paste this into your IdP as the SCIM bearer token. It is shown only now.</p>{}{}\
-                 <p><a href=\"/setup\">Back to the setup steps</a></p>",
-                value("SCIM base URL", &format!("{}/scim/v2", st.api.public_url)),
-                value("SCIM token", &token)
-            ),
+            html! {
+                p { "Paste this into your IdP as the SCIM bearer token. It is shown only now." }
+                (value("SCIM base URL", &format!("{}/scim/v2", st.api.public_url)))
+                (value("SCIM token", &token))
+                p { a href="/setup" { "Back to the setup steps" } }
+            },
         ),
         Err(e) => failed(e),
     }
@@ -692,7 +675,10 @@ async fn connect(st: &SetupState, s: &Session, idp: &str, upstream: Upstream) ->
         Err(CoreError::Uniqueness(_) | CoreError::Store(_)) => respond(
             StatusCode::CONFLICT,
             "Already connected",
-            "<p class=\"error\">This setup link already made its connection.</p><p><a href=\"/setup\">Back</a></p>",
+            html! {
+                p class="error" { "This setup link already made its connection." }
+                p { a href="/setup" { "Back" } }
+            },
         ),
         Err(e) => failed(e),
     }
@@ -712,7 +698,7 @@ async fn saml(
         return respond(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Metadata too large",
-            "<p class=\"error\">IdP metadata is at most 256 KiB.</p>",
+            html! { p class="error" { "IdP metadata is at most 256 KiB." } },
         );
     }
     connect(
@@ -793,38 +779,36 @@ fn test_result(org: &Org, conn: &Connection, a: &Assertion) -> Response {
     let p = Profile::map(a, &conn.attribute_map());
     let row = |k: &str, v: Option<&str>| {
         vec![
-            esc(k),
+            k.render(),
             v.map_or_else(
-                || "<span class=\"badge bad\">missing</span>".to_owned(),
-                esc,
+                || html! { span class="badge bad" { "missing" } },
+                |v| v.render(),
             ),
         ]
     };
-    let mut body = format!(
-        "<p class=\"notice\">The {} login through <b>{}</b> worked: the {} verified.</p>",
-        esc(conn.protocol.as_str()),
-        esc(&conn.name),
-        if conn.protocol == Protocol::Saml {
-            "assertion's signature, audience and conditions"
-        } else {
-            "ID token's signature, issuer, audience and nonce"
+    let checked = if conn.protocol == Protocol::Saml {
+        "assertion's signature, audience and conditions"
+    } else {
+        "ID token's signature, issuer, audience and nonce"
+    };
+    let body = html! {
+        p class="notice" {
+            "The " (conn.protocol.as_str()) " login through " b { (conn.name) }
+            " worked: the " (checked) " verified."
         }
-    );
-    body.push_str(&super::html::table(
-        &["Field", "Value"],
-        &[
-            row("subject", Some(&a.subject)),
-            row("email", p.email.as_deref()),
-            row("given name", p.given_name.as_deref()),
-            row("family name", p.family_name.as_deref()),
-            row("display name", p.display_name.as_deref()),
-            vec!["groups".into(), esc(&p.groups.join(", "))],
-        ],
-    ));
-    let _ = write!(
-        body,
-        "<p class=\"empty\">No user was created in {} by this test.</p><p><a href=\"/setup\">Back to the setup steps</a></p>",
-        esc(&org.name)
-    );
-    respond(StatusCode::OK, "Test connection", &body)
+        (table(
+            &["Field", "Value"],
+            &[
+                row("subject", Some(&a.subject)),
+                row("email", p.email.as_deref()),
+                row("given name", p.given_name.as_deref()),
+                row("family name", p.family_name.as_deref()),
+                row("display name", p.display_name.as_deref()),
+                vec!["groups".render(), p.groups.join(", ").render()],
+            ],
+        ))
+        p class="empty" { "No user was created in " (org.name) " by this test." }
+        p { a href="/setup" { "Back to the setup steps" } }
+    };
+    respond(StatusCode::OK, "Test connection", body)
 }

@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, html};
 
 use crate::core::error::CoreError;
 use crate::core::jit::Refusal;
@@ -133,28 +134,20 @@ impl IntoResponse for LoginFailure {
     }
 }
 
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The page a browser sees when a login cannot go on; `message` is shown escaped.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let body = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Sign-in problem" }
+                link rel="icon" href="/favicon.svg" type="image/svg+xml";
+            }
+            body { main { h1 { "Sign-in problem" } p id="message" { (message) } } }
         }
     }
-    out
-}
-
-pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Sign-in problem</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body><main><h1>Sign-in problem</h1>\
-         <p id=\"message\">{}</p></main></body></html>",
-        html_escape(message)
-    );
+    .into_string();
     let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

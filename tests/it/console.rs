@@ -482,7 +482,118 @@ async fn the_sign_in_form_refuses_other_sites(app: &TestApp) {
     assert_eq!(console_home(app, &b).await.0, 200);
 }
 
-crate::backend_tests!(a_setup_link_connects_saml_and_tests_a_real_login);
+crate::backend_tests!(
+    a_setup_link_connects_saml_and_tests_a_real_login,
+    hostile_names_are_shown_as_text
+);
+
+/// Markup that an operator's console or a customer's setup page would run or load.
+const SCRIPT: &str = "<script>alert(1)</script>";
+const IMG: &str = "\"><img src=x onerror=alert(2)>";
+
+/// `page` shows `SCRIPT` and `IMG` as text only: escaped, never as markup.
+#[track_caller]
+fn shown_as_text(page: &str, what: &str) {
+    for raw in ["<script>alert", "<img src=x"] {
+        assert!(
+            !page.contains(raw),
+            "{what} renders {raw} as markup: {page}"
+        );
+    }
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            || page.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"),
+        "{what} shows neither hostile value: {page}"
+    );
+}
+
+/// An organization named with markup (through the admin API) and a user and group named
+/// with markup (through SCIM) are shown as text on the console's organization, users and
+/// user pages and on the setup page, and a search for markup stays in its form field.
+async fn hostile_names_are_shown_as_text(app: &TestApp) {
+    use crate::sso_oidc::Browser;
+    let store = &app.db.store;
+    let key = crate::common::admin_key(store, None, false).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/orgs", app.base()))
+        .bearer_auth(&key)
+        .json(&json!({"slug": "hostile", "name": SCRIPT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = app.directory_token("hostile", false).await;
+    let user = app
+        .call_with(
+            &token,
+            reqwest::Method::POST,
+            "/Users",
+            Some(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": format!("{IMG}@hostile.test"),
+                "displayName": SCRIPT,
+                "externalId": IMG,
+            })),
+            &[],
+        )
+        .await
+        .expect(201)
+        .id();
+    app.call_with(
+        &token,
+        reqwest::Method::POST,
+        "/Groups",
+        Some(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": SCRIPT,
+            "members": [{"value": user}],
+        })),
+        &[],
+    )
+    .await
+    .expect(201);
+
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(sign_in(app, &http, &key).await.status(), 303);
+    let base = format!("{}/console/orgs/hostile", app.base());
+    let search = url::form_urlencoded::byte_serialize(IMG.as_bytes()).collect::<String>();
+    for (what, url) in [
+        ("the organization page", base.clone()),
+        ("the users page", format!("{base}/users")),
+        ("the user page", format!("{base}/users/{user}")),
+        ("the groups page", format!("{base}/groups")),
+        ("a search for markup", format!("{base}/users?q={search}")),
+    ] {
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{what}");
+        shown_as_text(&r.text().await.unwrap(), what);
+    }
+
+    let org = store.org_by_slug("hostile").await.unwrap().unwrap();
+    let (_, link) = roster::console::setup_page::create_link(store, &org, 3600, &Actor::Cli)
+        .await
+        .unwrap();
+    let b = Browser::new();
+    let r = b
+        .http
+        .get(format!("{}/setup/{link}", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = b
+        .http
+        .get(format!("{}/setup", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    shown_as_text(&r.text().await.unwrap(), "the setup page");
+}
 
 /// The value of the first hidden `csrf` field of a page.
 /// Signs `http` (a client with a cookie store) in to the console with an admin key, as the
