@@ -183,7 +183,10 @@ fn cli_sets_up_sso_and_keeps_secrets_encrypted() {
     );
     assert!(err.contains("already claimed"), "{err}");
     // A claim made by mistake can be removed.
-    roster(&dir, &["domain", "add", "--org", "hooli", "typo.test", "--json"]);
+    roster(
+        &dir,
+        &["domain", "add", "--org", "hooli", "typo.test", "--json"],
+    );
     let r = roster(
         &dir,
         &["domain", "remove", "--org", "hooli", "typo.test", "--json"],
