@@ -335,29 +335,26 @@ pub fn fold(s: &str) -> String {
 impl SqlStore {
     /// The store over an opened engine; reads of one user by a unique key are coalesced
     /// where the engine does that (`Engine::coalesce_point_reads`).
-    pub(super) fn over(mut engine: Engine) -> Self {
+    pub(super) fn over(engine: Engine) -> Self {
         let d = engine.d;
-        let probe = SqlStore {
-            engine: engine.clone(),
-            d,
-        };
-        let cols = probe.user_cols();
+        let mut store = SqlStore { engine, d };
+        let cols = store.user_cols();
         let page = d.json_rows(
             &[
                 d.json_elem("x.k_", Elem::Number),
-                d.json_array(&probe.json_elems(ResourceKind::User)),
+                d.json_array(&store.json_elems(ResourceKind::User)),
             ],
             None,
         );
         // CROSS JOIN keeps the keys the outer loop: one index lookup per key.
-        engine.coalesce_point_reads(|key_col: &str| {
+        store.engine.coalesce_point_reads(|key_col: &str| {
             format!(
                 "SELECT {page} AS page FROM (SELECT j.key AS k_, {cols} FROM json_each($1) j \
                  CROSS JOIN users t WHERE t.org_id = json_extract(j.value, '$[0]') \
                  AND {key_col} = json_extract(j.value, '$[1]')) x"
             )
         });
-        SqlStore { engine, d }
+        store
     }
 
     /// The user of `scope` whose `key` is `value`: coalesced on SQLite, else one statement.
