@@ -20,7 +20,8 @@ use super::{
 use crate::core::model::OrgId;
 use crate::core::now;
 use crate::core::report::DriftReport;
-use crate::core::store::{AdminStore, Delivery, LifecycleStore, RoleMapping};
+use crate::core::store::prelude::*;
+use crate::core::store::{Delivery, RoleMapping};
 use crate::core::webhooks::{self, Endpoint};
 
 /// Most events per feed page, and the longest long-poll.

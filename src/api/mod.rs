@@ -33,7 +33,7 @@ use utoipa::ToSchema;
 use crate::core::error::CoreError;
 use crate::core::model::{Actor, Org, OrgId};
 use crate::core::secrets::{MasterKey, hash_secret};
-use crate::core::store::{LifecycleStore, Store};
+use crate::core::store::prelude::*;
 use crate::scim::limit::RateLimiter;
 use crate::store::SqlStore;
 

@@ -15,7 +15,8 @@ use super::{
     not_found, take_page,
 };
 use crate::core::model::{Group, Member, Provenance, Scope, User};
-use crate::core::store::{AdminStore, LifecycleStore, Store, UserListing};
+use crate::core::store::UserListing;
+use crate::core::store::prelude::*;
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()

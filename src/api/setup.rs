@@ -18,7 +18,8 @@ use crate::core::model::{Directory, Org, TokenInfo};
 use crate::core::orgs::{self, OrgSlug};
 use crate::core::sessions::{self, App};
 use crate::core::sso::{IdpKind, JitMode};
-use crate::core::store::{AdminStore, OrgStats, RecentRequest, SsoStore, Store};
+use crate::core::store::prelude::*;
+use crate::core::store::{OrgStats, RecentRequest};
 use crate::outbound::{Outbound, Reach};
 use crate::sso::setup::{
     ConnectionSpec, ConnectionView, Upstream, create_connection, fetch_idp_metadata,
@@ -671,7 +672,11 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     admin.check_write()?;
     let (_, dir) = directory_of(&st, &admin, &org, &id).await?;
-    if Store::revoke_token(&st.store, &dir, &token_id, &admin.actor()).await? {
+    if st
+        .store
+        .revoke_scim_token(&dir, &token_id, &admin.actor())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(format!("unrevoked token {token_id}")))

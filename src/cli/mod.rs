@@ -13,7 +13,7 @@ use crate::core::error::CoreError;
 use crate::core::model::Actor;
 use crate::core::orgs::{self, OrgSlug};
 use crate::core::secrets::MasterKey;
-use crate::core::store::Store;
+use crate::core::store::prelude::*;
 use crate::http::Server;
 use crate::store::{self, SqlStore, StoreLocation};
 
@@ -548,7 +548,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
             print(*json, json!({"organizations": v}), text);
         }
         Cmd::ConsoleSso { org, off: _, json } => {
-            use crate::core::store::AdminStore;
+            use crate::core::store::prelude::*;
             let slug = match org {
                 Some(slug) => Some(orgs::org(store, slug).await?.slug),
                 None => None,
@@ -633,7 +633,7 @@ async fn dispatch(cli: &Cli, store: &SqlStore) -> Result<(), CliError> {
                     .join("\n");
                 print(*json, json!({"tokens": v}), text);
             } else if let Some(id) = revoke {
-                if !store.revoke_token(&dir, id, &actor).await? {
+                if !store.revoke_scim_token(&dir, id, &actor).await? {
                     return Err(CoreError::NotFound(format!(
                         "active token \"{id}\" of this directory"
                     ))

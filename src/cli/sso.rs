@@ -12,7 +12,7 @@ use crate::core::orgs;
 use crate::core::secrets::MasterKey;
 use crate::core::sessions;
 use crate::core::sso::{Connection, IdpKind, JitMode};
-use crate::core::store::{SsoStore, Store};
+use crate::core::store::prelude::*;
 use crate::outbound::{Outbound, Reach};
 use crate::sso::setup::{self, ConnectionSpec, Upstream};
 use crate::store::SqlStore;

@@ -31,7 +31,8 @@ use crate::api::setup::{DirectoryView, OrgDetail, RequestView};
 use crate::api::{Admin, ApiError, ApiState, PageParams, next_cursor, not_found};
 use crate::core::model::{Org, Scope};
 use crate::core::secrets::{hash_secret, random_token, secrets_equal};
-use crate::core::store::{AdminStore, ConsoleIdentity, LifecycleStore, SsoStore, Store};
+use crate::core::store::ConsoleIdentity;
+use crate::core::store::prelude::*;
 use crate::sso::setup::ConnectionView;
 use html::{LatencyPoint, badge, enc, opt, page, table};
 

@@ -28,7 +28,8 @@ use crate::core::orgs;
 use crate::core::secrets::{hash_secret, random_token, secrets_equal};
 use crate::core::sessions::LoginPurpose;
 use crate::core::sso::{Assertion, Connection, IdpKind, Profile, Protocol};
-use crate::core::store::{AdminStore, SetupLink, SsoStore, Store};
+use crate::core::store::SetupLink;
+use crate::core::store::prelude::*;
 use crate::sso::SsoState;
 use crate::sso::setup::{ConnectionSpec, ConnectionView, Upstream, create_connection};
 
@@ -77,7 +78,7 @@ pub fn parse_expiry(s: &str) -> CoreResult<i64> {
 }
 
 /// A new link for `org`, valid `secs`: the link record and its token (shown once).
-pub async fn create_link<S: AdminStore>(
+pub async fn create_link<S: Store>(
     store: &S,
     org: &Org,
     secs: i64,

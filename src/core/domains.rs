@@ -15,7 +15,7 @@ use super::events::{EventDraft, EventKind};
 use super::model::{Actor, Org};
 use super::secrets::{fill_random, hex};
 use super::sso::normalize_domain;
-use super::store::SsoStore;
+use super::store::prelude::*;
 
 /// Claims of one organization, whatever their state: a setup link cannot grow the table
 /// without bound.
@@ -118,7 +118,7 @@ pub trait TxtResolver: Send + Sync {
 
 /// Claims `domain` for `org`: a pending claim with a fresh challenge. Refused when another
 /// organization holds it verified, or this one already claimed it.
-pub async fn claim<S: SsoStore>(
+pub async fn claim<S: Store>(
     store: &S,
     org: &Org,
     domain: &str,
@@ -146,7 +146,7 @@ pub async fn claim<S: SsoStore>(
 }
 
 /// The organization's claim of `domain`.
-pub async fn domain_of<S: SsoStore>(store: &S, org: &Org, domain: &str) -> CoreResult<Domain> {
+pub async fn domain_of<S: Store>(store: &S, org: &Org, domain: &str) -> CoreResult<Domain> {
     let d = normalize_domain(domain)?;
     store
         .list_domains(Some(&org.id))
@@ -159,7 +159,7 @@ pub async fn domain_of<S: SsoStore>(store: &S, org: &Org, domain: &str) -> CoreR
 /// Removes the organization's claim of `domain`, pending or verified: a verified one stops
 /// routing logins, letting connections create or link users, and counting for
 /// `email_verified` at once; its users stay.
-pub async fn remove<S: SsoStore>(
+pub async fn remove<S: Store>(
     store: &S,
     org: &Org,
     domain: &str,
@@ -192,7 +192,7 @@ pub enum CheckOutcome {
 /// Checks a claim against DNS, or (`force`, operators only: the caller checks who may)
 /// verifies it without looking. A verified domain stays verified; a pending one becomes
 /// verified when one TXT string at [`record_name`] equals [`record_value`] exactly.
-pub async fn verify<S: SsoStore, R: TxtResolver>(
+pub async fn verify<S: Store, R: TxtResolver>(
     store: &S,
     resolver: &R,
     org: &Org,

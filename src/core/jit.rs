@@ -19,7 +19,7 @@ use super::sso::{
     Assertion, Connection, JitMode, Profile, Protocol, email_domain, normalize_email,
     user_email_key,
 };
-use super::store::{SsoStore, Store};
+use super::store::prelude::*;
 use super::trust;
 
 /// Why a verified login may not proceed; each is shown to the user as a clear page.
@@ -103,7 +103,7 @@ impl Reach<'_> {
 /// A user found by externalId or email may be linked to this login only if the connection
 /// serves the user's domain and the user is not linked to another subject of the same
 /// connection (an identity stays bound to the subject it was linked to).
-async fn matched<S: Store + SsoStore>(
+async fn matched<S: Store>(
     store: &S,
     scope: &Scope,
     reach: &Reach<'_>,
@@ -124,7 +124,7 @@ async fn matched<S: Store + SsoStore>(
     Ok(Ok(Found::Matched(user)))
 }
 
-async fn find<S: Store + SsoStore>(
+async fn find<S: Store>(
     store: &S,
     scope: &Scope,
     reach: &Reach<'_>,
@@ -241,7 +241,7 @@ fn refreshed(current: &Map<String, Value>, p: &Profile, email: Option<&str>) -> 
 }
 
 /// Runs JIT for a verified login through `conn` into `org`.
-pub async fn login<S: Store + SsoStore>(
+pub async fn login<S: Store>(
     store: &S,
     org: &Org,
     conn: &Connection,

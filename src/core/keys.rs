@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use super::error::{CoreError, CoreResult};
 use super::format_time;
 use super::secrets::{MasterKey, random_token};
-use super::store::SsoStore;
+use super::store::prelude::*;
 
 /// How long a retired key stays in the JWKS (longer than any ID token lives).
 pub const RETIRED_GRACE: Duration = Duration::days(2);
@@ -32,7 +32,7 @@ fn purpose(kid: &str) -> String {
 }
 
 /// Generates a key, stores it as the signing key and retires the previous one.
-pub async fn rotate<S: SsoStore>(store: &S, master: &MasterKey) -> CoreResult<SigningKeyRecord> {
+pub async fn rotate<S: Store>(store: &S, master: &MasterKey) -> CoreResult<SigningKeyRecord> {
     let kid = random_token("k")?.chars().take(17).collect::<String>();
     let pem = tokio::task::spawn_blocking(|| {
         let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
@@ -69,7 +69,7 @@ pub fn published(keys: &[SigningKeyRecord]) -> Vec<&SigningKeyRecord> {
 }
 
 /// Every signing key, newest first, after creating the first one if there is no current key.
-pub async fn ensure_current<S: SsoStore>(
+pub async fn ensure_current<S: Store>(
     store: &S,
     master: &MasterKey,
 ) -> CoreResult<Vec<SigningKeyRecord>> {
@@ -82,7 +82,7 @@ pub async fn ensure_current<S: SsoStore>(
 }
 
 /// The signing key: the newest unretired one (created on first use).
-pub async fn current<S: SsoStore>(
+pub async fn current<S: Store>(
     store: &S,
     master: &MasterKey,
 ) -> CoreResult<(SigningKeyRecord, CoreRsaPrivateSigningKey)> {

@@ -3,7 +3,7 @@
 use super::error::{CoreError, CoreResult};
 use super::model::{Actor, Directory, Org, TokenInfo};
 use super::secrets;
-use super::store::Store;
+use super::store::prelude::*;
 
 /// An organization slug: 1–63 of `a-z 0-9 -`, not starting or ending with `-`.
 #[derive(Debug, Clone, PartialEq, Eq)]

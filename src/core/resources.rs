@@ -11,7 +11,8 @@ use super::events::{EventDraft, EventKind};
 use super::model::{Expect, Group, Provenance, Scope, User};
 use super::patch::{self, PatchOp};
 use super::schema::{GROUP_TYPE, USER_TYPE};
-use super::store::{GroupChange, MemberOp, NewGroup, NewUser, Store, UserChange};
+use super::store::prelude::*;
+use super::store::{GroupChange, MemberOp, NewGroup, NewUser, UserChange};
 use super::{cpu_bound, new_resource_id};
 
 fn active(attrs: &Map<String, Value>) -> bool {

@@ -12,7 +12,7 @@ use super::error::{CoreError, CoreResult};
 use super::format_time;
 use super::model::{Actor, OrgId, Scope};
 use super::secrets::{hash_secret, random_token, secrets_equal};
-use super::store::SsoStore;
+use super::store::prelude::*;
 
 /// How long each kind of credential lives.
 pub const CODE_TTL: Duration = Duration::seconds(60);
@@ -44,7 +44,7 @@ impl App {
 }
 
 /// Registers an app; returns it with its client secret (shown once, stored hashed).
-pub async fn create_app<S: SsoStore>(
+pub async fn create_app<S: Store>(
     store: &S,
     name: &str,
     redirect_uris: &[String],
@@ -84,7 +84,7 @@ pub async fn create_app<S: SsoStore>(
 }
 
 /// The app these client credentials belong to, if they are right (constant-time check).
-pub async fn authenticate_app<S: SsoStore>(
+pub async fn authenticate_app<S: Store>(
     store: &S,
     client_id: &str,
     secret: &str,
@@ -356,7 +356,7 @@ pub struct NewSession {
 /// Starts a session and mints its authorization code. Fails with `Forbidden` when the user
 /// is (by now) inactive: the store checks it in the same transaction, under the user's row
 /// lock, so a concurrent deactivation either sees this session or refuses it.
-pub async fn start_session<S: SsoStore>(
+pub async fn start_session<S: Store>(
     store: &S,
     scope: &Scope,
     user_id: &str,
@@ -441,7 +441,7 @@ fn tokens_for(basis: &TokenRow) -> CoreResult<(Minted, Minted)> {
 
 /// Redeems an authorization code (once). A second redemption revokes the session it opened
 /// (RFC 6749 §4.1.2).
-pub async fn exchange_code<S: SsoStore>(
+pub async fn exchange_code<S: Store>(
     store: &S,
     app: &App,
     code: &str,
@@ -474,7 +474,7 @@ pub async fn exchange_code<S: SsoStore>(
 
 /// Consumes a code or refresh token and issues its successors. A token consumed before is a
 /// replay: its whole session is revoked.
-async fn redeem<S: SsoStore>(
+async fn redeem<S: Store>(
     store: &S,
     app: &App,
     basis: TokenRow,
@@ -508,7 +508,7 @@ async fn redeem<S: SsoStore>(
     }
 }
 
-/// What `SsoStore::consume_token` did.
+/// What `SessionStore::consume_token` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
     /// Consumed now, and the replacement tokens were stored.
@@ -521,7 +521,7 @@ pub enum Consumed {
 
 /// Rotates a refresh token: the old one is consumed, a new pair issued. A consumed refresh
 /// token presented again means it leaked: the whole session is revoked.
-pub async fn refresh<S: SsoStore>(
+pub async fn refresh<S: Store>(
     store: &S,
     app: &App,
     token: &str,
@@ -538,7 +538,7 @@ pub async fn refresh<S: SsoStore>(
 }
 
 /// The live access or refresh token with this value (RFC 7662: anything else is inactive).
-pub async fn introspect<S: SsoStore>(store: &S, token: &str) -> CoreResult<Option<TokenState>> {
+pub async fn introspect<S: Store>(store: &S, token: &str) -> CoreResult<Option<TokenState>> {
     let Some(state) = store.token_state(&hash_secret(token)).await? else {
         return Ok(None);
     };
@@ -548,7 +548,7 @@ pub async fn introspect<S: SsoStore>(store: &S, token: &str) -> CoreResult<Optio
 
 /// RFC 7009: revoking a refresh token ends its session (and every token of it); revoking an
 /// access token ends that token. Unknown tokens and other apps' tokens are ignored.
-pub async fn revoke<S: SsoStore>(store: &S, app: &App, token: &str) -> CoreResult<()> {
+pub async fn revoke<S: Store>(store: &S, app: &App, token: &str) -> CoreResult<()> {
     let Some(state) = store.token_state(&hash_secret(token)).await? else {
         return Ok(());
     };
@@ -569,7 +569,7 @@ pub async fn revoke<S: SsoStore>(store: &S, app: &App, token: &str) -> CoreResul
                 )
                 .await
         }
-        TokenKind::Access => store.revoke_token(&state.row.hash).await,
+        TokenKind::Access => store.revoke_oauth_token(&state.row.hash).await,
         TokenKind::Code => Ok(()),
     }
 }

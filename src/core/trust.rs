@@ -12,7 +12,7 @@
 use super::error::CoreResult;
 use super::model::{Scope, User};
 use super::sso::{Connection, email_domain, user_email_key};
-use super::store::SsoStore;
+use super::store::prelude::*;
 
 /// Whether `conn` may assert users of `domain`, given its organization's verified domains.
 pub fn serves(conn: &Connection, verified_domains: &[String], domain: &str) -> bool {
@@ -29,7 +29,7 @@ pub struct EmailClaim {
 }
 
 /// The user's email claim (`None` when the user has no email): see the module's rule.
-pub async fn email_claim<S: SsoStore>(
+pub async fn email_claim<S: Store>(
     store: &S,
     scope: &Scope,
     user: &User,
@@ -41,7 +41,7 @@ pub async fn email_claim<S: SsoStore>(
     Ok(Some(EmailClaim { email, verified }))
 }
 
-async fn email_is_vouched<S: SsoStore>(
+async fn email_is_vouched<S: Store>(
     store: &S,
     scope: &Scope,
     user: &User,

@@ -207,7 +207,7 @@ pub fn new_endpoint(
 /// Encrypts the URLs of endpoints stored before URLs were encrypted (at server start: SQL
 /// migrations never see the master key); the number sealed.
 pub async fn seal_plaintext_urls(
-    store: &impl super::store::LifecycleStore,
+    store: &impl super::store::Store,
     master: &super::secrets::MasterKey,
 ) -> CoreResult<usize> {
     let mut sealed = 0;

@@ -27,7 +27,7 @@ use crate::scim::traffic::Traffic;
 
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::secrets::MasterKey;
-use crate::core::store::SsoStore;
+use crate::core::store::prelude::*;
 use crate::scim::{self, MAX_PAYLOAD, ScimState};
 use crate::sso::{self, SsoState};
 use crate::store::SqlStore;
@@ -125,7 +125,7 @@ fn bearer_matches(headers: &HeaderMap, want: &str) -> bool {
 /// (so every node reports the deployment's queue, not only its own share). With a metrics
 /// token set, only a scrape bearing it is answered; others get 401.
 async fn metrics(State(st): State<MetricsState>, headers: HeaderMap) -> Response {
-    use crate::core::store::LifecycleStore;
+    use crate::core::store::prelude::*;
     use std::fmt::Write;
     if let Some(want) = st.token.get()
         && !bearer_matches(&headers, want)
@@ -560,7 +560,7 @@ impl Drop for AbortOnDrop {
 /// Prunes events older than `days` every hour, a batch at a time (short write
 /// transactions beside live traffic).
 fn spawn_event_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
-    use crate::core::store::AdminStore;
+    use crate::core::store::prelude::*;
     const BATCH: i64 = 5_000;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -590,9 +590,9 @@ fn spawn_event_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<
 }
 
 /// Deletes sessions, OIDC tokens and setup links that ended more than a day ago, every
-/// hour, a batch at a time (see `AdminStore::sweep_ended`).
+/// hour, a batch at a time (see `SessionStore::sweep_ended`).
 fn spawn_sweeper(store: SqlStore) -> tokio::task::JoinHandle<()> {
-    use crate::core::store::AdminStore;
+    use crate::core::store::prelude::*;
     const BATCH: i64 = 5_000;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -626,7 +626,7 @@ fn spawn_sweeper(store: SqlStore) -> tokio::task::JoinHandle<()> {
 
 /// Prunes audit entries older than `days`, hourly, anchoring each chain (see `core::audit`).
 fn spawn_retention(store: SqlStore, days: u32) -> tokio::task::JoinHandle<()> {
-    use crate::core::store::LifecycleStore;
+    use crate::core::store::prelude::*;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {

@@ -19,7 +19,7 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::keys;
 use crate::core::model::{Actor, Scope, User};
 use crate::core::sessions::{App, Grant, TokenRow};
-use crate::core::store::{SsoStore, Store};
+use crate::core::store::prelude::*;
 use crate::core::trust::{self, EmailClaim};
 use crate::sso::SsoState;
 

@@ -22,7 +22,7 @@ use crate::core::sessions::{
     self, ACCESS_TTL, App, AppRequest, GrantError, LoginPurpose, TokenKind,
 };
 use crate::core::sso::{Protocol, normalize_domain, normalize_email};
-use crate::core::store::{SsoStore, Store};
+use crate::core::store::prelude::*;
 use crate::sso::{self, LoginFailure, SsoState, error_page, pages::redirect_to_app};
 
 pub fn router(state: Arc<SsoState>) -> Router {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::core::error::CoreResult;
 use crate::core::model::TokenGrant;
 use crate::core::orgs::hash_token;
-use crate::core::store::Store;
+use crate::core::store::prelude::*;
 
 pub const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 10_000;

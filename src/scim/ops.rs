@@ -14,7 +14,7 @@ use crate::core::patch::PatchKind;
 use crate::core::query::{ListQuery, Page};
 use crate::core::resources;
 use crate::core::schema::{GROUP_TYPE, ResourceTypeDef, USER_TYPE};
-use crate::core::store::Store;
+use crate::core::store::prelude::*;
 
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 

@@ -13,7 +13,8 @@ use axum::response::Response;
 
 use super::ScimState;
 use crate::core::format_time;
-use crate::core::store::{AdminStore, LifecycleStore, RecentRequest, TrafficCount};
+use crate::core::store::prelude::*;
+use crate::core::store::{RecentRequest, TrafficCount};
 use crate::store::SqlStore;
 
 /// Set by the authenticated `Caller`: which directory a request spoke for.

@@ -31,7 +31,7 @@ use crate::core::sessions::{
     self, AppRequest, LOGIN_TTL, LoginData, LoginPurpose, LoginRequest, expires_in,
 };
 use crate::core::sso::{Assertion, Connection, Protocol};
-use crate::core::store::SsoStore;
+use crate::core::store::prelude::*;
 use crate::store::SqlStore;
 
 pub use pages::{LoginFailure, error_page};

@@ -10,7 +10,7 @@ use crate::core::secrets::MasterKey;
 use crate::core::sso::{
     AttributeMap, Connection, ConnectionConfig, IdpKind, JitMode, Protocol, normalize_domain,
 };
-use crate::core::store::SsoStore;
+use crate::core::store::prelude::*;
 use crate::outbound::{Outbound, Reach};
 use crate::store::SqlStore;
 

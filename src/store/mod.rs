@@ -4,13 +4,23 @@
 //! where the dialects differ) is the `engine`'s, and only the engine asks which backend
 //! it is on. The other files are repositories: what to read and write, by concept.
 
-mod admin_store;
+mod apps;
+mod audit;
+mod connections;
+mod directories;
+mod domains;
 mod engine;
+mod events;
 mod filter_sql;
-mod lifecycle_store;
+mod groups;
+mod operators;
+mod orgs;
+mod resources;
 mod roles;
+mod sessions;
 mod sql_store;
-mod sso_store;
+mod users;
+mod webhooks;
 
 pub use engine::{StoreLocation, open};
 pub use sql_store::SqlStore;

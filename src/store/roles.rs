@@ -1,14 +1,19 @@
-//! Role grants as set operations in a write's batch. A user holds a role while any grant of
+//! [`RoleStore`] (role mappings and the roles users hold) and role grants as set operations in a write's batch. A user holds a role while any grant of
 //! it remains; a grant's `source` is the mapped group it comes through or `'idp'` (the group
 //! claims of the user's logins). Each helper appends `role.assigned` / `role.unassigned`
 //! events only for users whose set of roles actually changes, before changing the grants, so
 //! the work is proportional to the memberships that changed, never to the group.
 
-use super::Dialect;
 use super::engine::Arg;
 use super::engine::batch::Batch;
-use crate::core::events::EventKind;
-use crate::core::model::{Actor, OrgId};
+use super::sql_store::{SqlStore, e, fold, get};
+use super::{Dialect, roles};
+use crate::core::error::{CoreError, CoreResult, StoreError};
+use crate::core::events::{EventDraft, EventKind};
+use crate::core::model::*;
+use crate::core::store::*;
+use serde_json::json;
+use sqlx::any::AnyRow;
 
 /// Where grants come from when they come from logins.
 pub const IDP_SOURCE: &str = "idp";
@@ -198,4 +203,149 @@ pub fn drop_group_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, g
         "r.source = $2 AND r.org_id = $1",
         Vec::new(),
     );
+}
+
+fn mapping_from_row(r: &AnyRow) -> CoreResult<RoleMapping> {
+    Ok(RoleMapping {
+        id: get(r, "id")?,
+        org_id: OrgId::from_store(get(r, "org_id")?),
+        match_on: get(r, "match_on")?,
+        group_value: get(r, "group_value")?,
+        role: get(r, "role")?,
+        created_at: get(r, "created_at")?,
+    })
+}
+
+impl SqlStore {
+    /// Re-derives the grants of every group and login a mapping value can touch.
+    async fn refresh_for_mapping(
+        &self,
+        b: &mut Batch,
+        org: &OrgId,
+        actor: &Actor,
+        match_on: &str,
+        value: &str,
+    ) -> CoreResult<()> {
+        let (cond, v) = if match_on == "displayName" {
+            ("display_name_norm = $2", fold(value))
+        } else {
+            ("external_id = $2", value.to_owned())
+        };
+        let groups = sqlx::query(&format!(
+            "SELECT id FROM org_groups WHERE org_id = $1 AND {cond}"
+        ))
+        .bind(org.as_str())
+        .bind(v.as_str())
+        .fetch_all(&mut *self.read_conn().await?)
+        .await
+        .map_err(e)?;
+        for g in &groups {
+            let id: String = get(g, "id")?;
+            roles::refresh_group_roles(b, self.d, org, actor, &id);
+        }
+        let users = sqlx::query("SELECT DISTINCT user_id FROM user_identities WHERE org_id = $1")
+            .bind(org.as_str())
+            .fetch_all(&mut *self.read_conn().await?)
+            .await
+            .map_err(e)?;
+        for u in &users {
+            let id: String = get(u, "user_id")?;
+            roles::refresh_idp_roles(b, self.d, org, actor, &id);
+        }
+        Ok(())
+    }
+}
+
+impl RoleStore for SqlStore {
+    async fn insert_role_mapping(&self, m: &RoleMapping, actor: &Actor) -> CoreResult<()> {
+        let mut b = Batch::default();
+        b.push(
+            "INSERT INTO role_mappings (id, org_id, match_on, group_value, group_value_norm, role, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                Arg::Str(m.id.clone()),
+                Arg::Str(m.org_id.as_str().to_owned()),
+                Arg::Str(m.match_on.clone()),
+                Arg::Str(m.group_value.clone()),
+                Arg::Str(fold(&m.group_value)),
+                Arg::Str(m.role.clone()),
+                Arg::Str(m.created_at.clone()),
+            ],
+        );
+        b.event(
+            Some(&m.org_id),
+            actor,
+            &EventDraft::new(
+                EventKind::RoleMappingCreated,
+                &m.id,
+                json!({"match_on": m.match_on, "group": m.group_value, "role": m.role}),
+            ),
+        );
+        self.refresh_for_mapping(&mut b, &m.org_id, actor, &m.match_on, &m.group_value)
+            .await?;
+        let mut tx = self.begin_fresh().await?;
+        tx.finish(self.d, b)
+            .await
+            .map_err(|err| match super::db_err(err) {
+                StoreError::Unique(_) => CoreError::Uniqueness(format!(
+                    "group {} \"{}\" already maps to role \"{}\"",
+                    m.match_on, m.group_value, m.role
+                )),
+                other => CoreError::Store(other),
+            })?;
+        tx.commit().await
+    }
+
+    async fn delete_role_mapping(&self, org: &OrgId, id: &str, actor: &Actor) -> CoreResult<bool> {
+        let Some(m) = self
+            .role_mappings(org)
+            .await?
+            .into_iter()
+            .find(|m| m.id == id)
+        else {
+            return Ok(false);
+        };
+        let mut b = Batch::default();
+        b.push(
+            "DELETE FROM role_mappings WHERE org_id = $1 AND id = $2",
+            vec![Arg::Str(org.as_str().to_owned()), Arg::Str(id.to_owned())],
+        );
+        b.event(
+            Some(org),
+            actor,
+            &EventDraft::new(
+                EventKind::RoleMappingDeleted,
+                id,
+                json!({"match_on": m.match_on, "group": m.group_value, "role": m.role}),
+            ),
+        );
+        self.refresh_for_mapping(&mut b, org, actor, &m.match_on, &m.group_value)
+            .await?;
+        self.write_batch(b).await?;
+        Ok(true)
+    }
+
+    async fn role_mappings(&self, org: &OrgId) -> CoreResult<Vec<RoleMapping>> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, match_on, group_value, role, created_at FROM role_mappings \
+             WHERE org_id = $1 ORDER BY created_at, id",
+        )
+        .bind(org.as_str())
+        .fetch_all(&mut *self.read_conn().await?)
+        .await
+        .map_err(e)?;
+        rows.iter().map(mapping_from_row).collect()
+    }
+
+    async fn user_roles(&self, scope: &Scope, user_id: &str) -> CoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT role FROM role_grants WHERE org_id = $1 AND user_id = $2 ORDER BY role",
+        )
+        .bind(scope.org.as_str())
+        .bind(user_id)
+        .fetch_all(&mut *self.read_conn().await?)
+        .await
+        .map_err(e)?;
+        rows.iter().map(|r| get(r, "role")).collect()
+    }
 }

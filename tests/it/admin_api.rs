@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use roster::core::model::{Actor, Provenance, Scope};
-use roster::core::store::Store;
+use roster::core::store::prelude::*;
 use roster::http::Server;
 use serde_json::{Value, json};
 
@@ -1744,7 +1744,7 @@ async fn users_created_and_deleted_by_hand(app: &TestApp) {
 /// Event retention deletes old events, never one an enabled webhook endpoint has yet to
 /// settle; once the endpoint is disabled, those go too.
 async fn events_are_pruned_behind_the_slowest_webhook(app: &TestApp) {
-    use roster::core::store::{AdminStore, LifecycleStore};
+    use roster::core::store::prelude::*;
     let api = global(app).await;
     let store = &app.db.store;
     for i in 0..4 {

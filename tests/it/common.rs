@@ -197,7 +197,7 @@ impl TestApp {
     /// Creates (if needed) an organization and a directory in it; returns a bearer token.
     pub async fn directory_token(&self, slug: &str, read_only: bool) -> String {
         let s = &self.db.store;
-        let org = match roster::core::store::Store::org_by_slug(s, slug)
+        let org = match roster::core::store::OrgStore::org_by_slug(s, slug)
             .await
             .expect("org lookup")
         {
@@ -347,7 +347,8 @@ pub fn install_once(script: &str, needs: &str) {
 /// organization, or the one named.
 pub async fn admin_key(store: &SqlStore, org: Option<&str>, read_only: bool) -> String {
     use roster::core::model::Actor;
-    use roster::core::store::{AdminKeyInfo, LifecycleStore, Store};
+    use roster::core::store::AdminKeyInfo;
+    use roster::core::store::prelude::*;
     let org_id = match org {
         Some(slug) => Some(
             store

@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use roster::core::model::Actor;
-use roster::core::store::{LifecycleStore, Store};
+use roster::core::store::prelude::*;
 
 use crate::common::{Backend, TestApp};
 use crate::sso_oidc::Idp;
@@ -162,7 +162,7 @@ async fn the_console_and_the_setup_page_in_chromium() {
             .unwrap()
             .is_none()
     );
-    let conn = roster::core::store::SsoStore::connection(store, &link.connection_id)
+    let conn = roster::core::store::ConnectionStore::connection(store, &link.connection_id)
         .await
         .unwrap()
         .expect("the setup page made the connection");
@@ -285,7 +285,7 @@ async fn console_home(app: &TestApp, b: &crate::sso_oidc::Browser) -> (u16, Stri
 /// role is refused. The SSO entrance only starts a login for the sign-in page's own link.
 async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &TestApp) {
     use crate::sso_oidc::{Browser, Landing};
-    use roster::core::store::AdminStore;
+    use roster::core::store::prelude::*;
     let store = &app.db.store;
     let (idp, ops) = operators(app).await;
     let sso = format!("{}/console/sso", app.base());
@@ -371,7 +371,7 @@ async fn operators_sign_in_through_their_sso_while_they_hold_the_role(app: &Test
 /// admin-key sessions are not affected.
 async fn console_sso_sessions_end_when_console_sso_is_turned_off(app: &TestApp) {
     use crate::sso_oidc::{Browser, Landing};
-    use roster::core::store::AdminStore;
+    use roster::core::store::prelude::*;
     let store = &app.db.store;
     let (idp, _ops) = operators(app).await;
     let set = |org: Option<&'static str>| async move {
@@ -626,7 +626,7 @@ async fn a_setup_link_connects_saml_and_tests_a_real_login(app: &TestApp) {
     use crate::sso_oidc::Browser;
     use crate::sso_saml::{IDP_ENTITY, IDP_SSO, Saml, idp};
     use base64::Engine;
-    use roster::core::store::SsoStore;
+    use roster::core::store::prelude::*;
     let store = &app.db.store;
     let org = store.org_by_slug("acme").await.unwrap().unwrap();
     let (link, token) = roster::console::setup_page::create_link(store, &org, 3600, &Actor::Cli)

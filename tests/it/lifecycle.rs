@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use roster::core::audit;
 use roster::core::model::Actor;
-use roster::core::store::{LifecycleStore, Store};
+use roster::core::store::prelude::*;
 use roster::http::Server;
 use roster::store::{SqlStore, StoreLocation};
 use serde_json::{Value, json};

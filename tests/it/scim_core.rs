@@ -952,7 +952,7 @@ async fn deactivated_users_stay_readable(app: &TestApp) {
         .body;
     assert_eq!(r["totalResults"], 1);
     let scope = crate::store_contract::scope_of(&app.db.store, "acme").await;
-    let u = roster::core::store::Store::get_user(&app.db.store, &scope, &id)
+    let u = roster::core::store::UserStore::get_user(&app.db.store, &scope, &id)
         .await
         .unwrap()
         .unwrap();

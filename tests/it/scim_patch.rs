@@ -332,7 +332,7 @@ async fn membership_patch_answers(app: &TestApp) {
 /// failing: each gets its own answer, versions are counted once per success, events name
 /// exactly the memberships that changed, and the audit chain stays unbroken.
 async fn concurrent_membership_patches(app: &TestApp) {
-    use roster::core::store::{LifecycleStore, Store};
+    use roster::core::store::prelude::*;
     let mut users = Vec::new();
     for i in 0..24 {
         users.push(app.user(&format!("c{i}@example.com")).await);

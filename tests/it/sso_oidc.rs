@@ -11,7 +11,7 @@ use roster::core::model::{Actor, Org};
 use roster::core::orgs::{self, OrgSlug};
 use roster::core::sessions;
 use roster::core::sso::{Connection, ConnectionConfig, IdpKind, JitMode, Protocol};
-use roster::core::store::SsoStore;
+use roster::core::store::prelude::*;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -855,7 +855,7 @@ fn jwt_payload(raw: &str) -> Value {
 /// Group claims of a login and directory group memberships both drive role mappings; a
 /// role change shows in the very next token (a refresh), with `role.*` events.
 async fn login_groups_and_directory_groups_drive_roles(app: &TestApp) {
-    use roster::core::store::LifecycleStore;
+    use roster::core::store::prelude::*;
     let idp = Idp::for_app(app, &[]).await;
     idp.account(
         "rita-sub",
@@ -864,7 +864,7 @@ async fn login_groups_and_directory_groups_drive_roles(app: &TestApp) {
     .await;
     oidc_org(app, &idp, "initech", |_| {}).await;
     let store = &app.db.store;
-    let org = roster::core::store::Store::org_by_slug(store, "initech")
+    let org = roster::core::store::OrgStore::org_by_slug(store, "initech")
         .await
         .unwrap()
         .unwrap();

@@ -13,7 +13,7 @@ use base64::Engine;
 use roster::core::model::{Actor, Org};
 use roster::core::orgs::{self, OrgSlug};
 use roster::core::sso::{Connection, ConnectionConfig, IdpKind, Protocol};
-use roster::core::store::SsoStore;
+use roster::core::store::prelude::*;
 use serde_json::{Value, json};
 
 use crate::backend_tests;

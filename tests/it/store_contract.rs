@@ -4,7 +4,7 @@
 
 use roster::core::model::{Actor, Expect, Scope};
 use roster::core::resources;
-use roster::core::store::Store;
+use roster::core::store::prelude::*;
 use roster::store::SqlStore;
 use serde_json::json;
 use sqlx::Row;
@@ -290,7 +290,7 @@ async fn concurrent_writes_with_failures(app: &TestApp) {
     // Queued writes, some of them failing in the writer's turn, link their audit entries
     // into one unbroken chain.
     {
-        use roster::core::store::LifecycleStore;
+        use roster::core::store::prelude::*;
         let chains = store.audit_chains().await.unwrap();
         assert!(!chains.is_empty());
         for (chain, anchor) in chains {
@@ -336,7 +336,7 @@ backend_tests!(concurrent_writes_with_failures);
 /// assembled in SQL, reads by id are not.
 async fn pages_match_reads_by_id(app: &TestApp) {
     use roster::core::query::{Cond, ListQuery};
-    use roster::core::store::LifecycleStore;
+    use roster::core::store::prelude::*;
     let store = &app.db.store;
     let scope = scope_of(store, "acme").await;
     let awkward = "q\"uo\\te \u{1}\n\t€ 😀 </script> ' %";
@@ -426,7 +426,8 @@ backend_tests!(pages_match_reads_by_id);
 async fn sweep_takes_only_what_ended(app: &TestApp) {
     use roster::core::now_plus_secs as at;
     use roster::core::sessions::{NewSession, TokenKind, TokenRow};
-    use roster::core::store::{AdminStore, SetupLink, SsoStore};
+    use roster::core::store::SetupLink;
+    use roster::core::store::prelude::*;
     let store = &app.db.store;
     let scope = scope_of(store, "acme").await;
     let user = create_users(store, &scope, "swept", 1).await.remove(0);

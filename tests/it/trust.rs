@@ -8,7 +8,7 @@ use std::process::Stdio;
 use reqwest::Method;
 use roster::core::model::Actor;
 use roster::core::orgs::{self, OrgSlug};
-use roster::core::store::{SsoStore, Store};
+use roster::core::store::prelude::*;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
@@ -610,7 +610,7 @@ async fn a_connection_asserts_only_its_domains(app: &TestApp) {
     })
     .await;
     {
-        use roster::core::store::LifecycleStore;
+        use roster::core::store::prelude::*;
         let m =
             roster::core::roles::new_mapping(&org.id, "displayName", "Admins", "admin").unwrap();
         app.db
