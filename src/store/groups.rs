@@ -371,11 +371,13 @@ impl GroupStore for SqlStore {
                 Arg::Str("Group".to_owned()),
             ],
         );
+        // The group's own event first, then its members' (a change's events: the resource's,
+        // then what follows from it).
+        b.event(Some(&scope.org), &scope.actor, &event);
         let add = [MemberOp::Add(g.members.clone())];
         if !g.members.is_empty() {
             self.member_op_in(&mut b, scope, &g.id, &add[0], true);
         }
-        b.event(Some(&scope.org), &scope.actor, &event);
         let mut tx = self.begin_fresh().await?;
         // The group does not exist yet, so no member can be the group itself.
         self.check_members(&mut tx, scope, &g.id, &add).await?;

@@ -333,31 +333,23 @@ impl SessionStore for SqlStore {
         reason: &str,
     ) -> CoreResult<()> {
         let ts = now();
+        let mut tx = self.begin().await?;
+        // Only a live session changes, and only a change appends its event and audit entry.
+        let row = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL \
+             RETURNING user_id",
+        )
+        .bind(ts.as_str())
+        .bind(org.as_str())
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(e)?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let user_id: String = get(&row, "user_id")?;
         let mut b = Batch::default();
-        // The event only if the session was live: no event without its change.
-        b.events_select(
-            org,
-            actor,
-            EventKind::SessionRevoked,
-            "s.id",
-            &self
-                .d
-                .json_object(&[("user_id", "s.user_id"), ("reason", "CAST($3 AS TEXT)")]),
-            "FROM sessions s WHERE s.org_id = $1 AND s.id = $2 AND s.revoked_at IS NULL",
-            vec![
-                Arg::Str(org.as_str().to_owned()),
-                Arg::Str(session_id.to_owned()),
-                Arg::Str(reason.to_owned()),
-            ],
-        );
-        b.push(
-            "UPDATE sessions SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL",
-            vec![
-                Arg::Str(ts.clone()),
-                Arg::Str(org.as_str().to_owned()),
-                Arg::Str(session_id.to_owned()),
-            ],
-        );
         b.push(
             "UPDATE oauth_tokens SET revoked_at = $1 WHERE org_id = $2 AND session_id = $3 AND revoked_at IS NULL",
             vec![
@@ -365,6 +357,15 @@ impl SessionStore for SqlStore {
                 Arg::Str(org.as_str().to_owned()),
                 Arg::Str(session_id.to_owned()),
             ],
+        );
+        b.event(
+            Some(org),
+            actor,
+            &EventDraft::new(
+                EventKind::SessionRevoked,
+                session_id,
+                serde_json::json!({"user_id": user_id, "reason": reason}),
+            ),
         );
         b.audit(
             Some(org),
@@ -376,7 +377,8 @@ impl SessionStore for SqlStore {
                 serde_json::json!({"reason": reason}),
             ),
         );
-        self.write_batch(b).await
+        tx.finish(self.d, b).await.map_err(e)?;
+        tx.commit().await
     }
 
     async fn live_sessions(&self, scope: &Scope, user_id: &str) -> CoreResult<u64> {

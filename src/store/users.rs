@@ -268,11 +268,12 @@ impl UserStore for SqlStore {
                 Arg::opt(user_email_key(&change.attrs)),
             ],
         );
-        if change.revoke_sessions {
-            revoke_sessions_in(&mut b, self.d, scope, id, "user_deactivated");
-        }
+        // The user's events first, then the sessions its deactivation ends.
         for ev in &change.events {
             b.event(Some(&scope.org), &scope.actor, ev);
+        }
+        if change.revoke_sessions {
+            revoke_sessions_in(&mut b, self.d, scope, id, "user_deactivated");
         }
         if let Some(a) = change.audit {
             b.audit(Some(&scope.org), &scope.actor, a);

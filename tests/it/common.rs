@@ -400,3 +400,13 @@ pub async fn verified_domain(store: &SqlStore, org: &roster::core::model::Org, d
     .await
     .expect("verify the domain");
 }
+
+/// The CLI's scope in the organization `slug`.
+pub async fn scope_of(store: &SqlStore, slug: &str) -> roster::core::model::Scope {
+    use roster::core::store::prelude::*;
+    let org = store.org_by_slug(slug).await.unwrap().expect("org exists");
+    roster::core::model::Scope {
+        org: org.id,
+        actor: Actor::Cli,
+    }
+}

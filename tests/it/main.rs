@@ -21,5 +21,5 @@ mod scim_quirks;
 mod sso_oidc;
 mod sso_oidc_attacks;
 mod sso_saml;
-mod store_contract;
+mod store;
 mod trust;

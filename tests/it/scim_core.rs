@@ -951,7 +951,7 @@ async fn deactivated_users_stay_readable(app: &TestApp) {
         .expect(200)
         .body;
     assert_eq!(r["totalResults"], 1);
-    let scope = crate::store_contract::scope_of(&app.db.store, "acme").await;
+    let scope = crate::common::scope_of(&app.db.store, "acme").await;
     let u = roster::core::store::UserStore::get_user(&app.db.store, &scope, &id)
         .await
         .unwrap()
