@@ -5,47 +5,13 @@ use roster::core::error::CoreError;
 use roster::core::events::{EventDraft, EventKind};
 use roster::core::model::{Expect, Scope};
 use roster::core::query::ListQuery;
+use roster::core::store::MemberOp;
 use roster::core::store::prelude::*;
-use roster::core::store::{GroupChange, MemberOp, MemberRef};
 use roster::store::SqlStore;
 use serde_json::json;
 
-use super::Fx;
+use super::{Fx, change_members, refs};
 use crate::store_tests;
-
-fn refs(ids: &[&str]) -> Vec<MemberRef> {
-    ids.iter()
-        .map(|id| MemberRef {
-            id: (*id).to_owned(),
-            kind: None,
-        })
-        .collect()
-}
-
-/// A membership change made the way the core makes it: attributes untouched.
-async fn change_members(
-    s: &SqlStore,
-    scope: &Scope,
-    group: &str,
-    op: MemberOp,
-    expect: Option<Expect>,
-) -> Result<roster::core::model::Group, CoreError> {
-    s.update_group(scope, group, move |cur| {
-        Ok(GroupChange {
-            attrs: cur.attrs.clone(),
-            member_ops: vec![op],
-            expect_version: expect,
-            events: Vec::new(),
-            audit: Some(AuditDraft::new(
-                "group.updated",
-                "Group",
-                &cur.id,
-                json!({}),
-            )),
-        })
-    })
-    .await
-}
 
 async fn members(s: &SqlStore, scope: &Scope, group: &str) -> Vec<String> {
     let mut m: Vec<String> = s

@@ -24,11 +24,13 @@ mod webhooks;
 
 use std::future::Future;
 
+use roster::core::audit::AuditDraft;
 use roster::core::error::CoreError;
 use roster::core::events::EventKind;
-use roster::core::model::{Actor, Org, OrgId, Provenance, Scope};
+use roster::core::model::{Actor, Expect, Group, Org, OrgId, Provenance, Scope};
 use roster::core::resources;
 use roster::core::store::prelude::*;
+use roster::core::store::{GroupChange, MemberOp, MemberRef};
 use roster::core::webhooks::EventRecord;
 use roster::store::SqlStore;
 use serde_json::{Value, json};
@@ -192,6 +194,41 @@ impl Fx {
         .expect("create group")
         .id
     }
+}
+
+/// Member references to these ids.
+pub fn refs(ids: &[&str]) -> Vec<MemberRef> {
+    ids.iter()
+        .map(|id| MemberRef {
+            id: (*id).to_owned(),
+            kind: None,
+        })
+        .collect()
+}
+
+/// A membership change made the way the core makes it: attributes untouched.
+pub async fn change_members(
+    s: &SqlStore,
+    scope: &Scope,
+    group: &str,
+    op: MemberOp,
+    expect: Option<Expect>,
+) -> Result<Group, CoreError> {
+    s.update_group(scope, group, move |cur| {
+        Ok(GroupChange {
+            attrs: cur.attrs.clone(),
+            member_ops: vec![op],
+            expect_version: expect,
+            events: Vec::new(),
+            audit: Some(AuditDraft::new(
+                "group.updated",
+                "Group",
+                &cur.id,
+                json!({}),
+            )),
+        })
+    })
+    .await
 }
 
 /// The error must be this kind.

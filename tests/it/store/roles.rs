@@ -1,43 +1,13 @@
 //! Role mappings: roles follow groups in the same transaction, per organization.
 
-use roster::core::audit::AuditDraft;
 use roster::core::events::EventKind;
-use roster::core::model::{Actor, Scope};
+use roster::core::model::Actor;
 use roster::core::roles::new_mapping;
+use roster::core::store::MemberOp;
 use roster::core::store::prelude::*;
-use roster::core::store::{GroupChange, MemberOp, MemberRef};
-use serde_json::json;
 
-use super::{Fx, is_uniqueness};
+use super::{Fx, change_members, is_uniqueness, refs};
 use crate::store_tests;
-
-async fn add_member(
-    fx: &Fx,
-    scope: &Scope,
-    group: &str,
-    user: &str,
-) -> Result<roster::core::model::Group, roster::core::error::CoreError> {
-    let user = user.to_owned();
-    fx.store()
-        .update_group(scope, group, move |cur| {
-            Ok(GroupChange {
-                attrs: cur.attrs.clone(),
-                member_ops: vec![MemberOp::Add(vec![MemberRef {
-                    id: user,
-                    kind: None,
-                }])],
-                expect_version: None,
-                events: Vec::new(),
-                audit: Some(AuditDraft::new(
-                    "group.updated",
-                    "Group",
-                    &cur.id,
-                    json!({}),
-                )),
-            })
-        })
-        .await
-}
 
 async fn roles_follow_mappings_and_memberships(fx: &Fx) {
     let s = fx.store();
@@ -76,7 +46,7 @@ async fn roles_follow_mappings_and_memberships(fx: &Fx) {
     fx.changes(
         Some(&scope.org),
         &[EventKind::GroupMemberAdded, EventKind::RoleAssigned],
-        add_member(fx, &scope, &g, &bob),
+        change_members(s, &scope, &g, MemberOp::Add(refs(&[&bob])), None),
     )
     .await;
     assert_eq!(s.user_roles(&scope, &bob).await.unwrap(), ["developer"]);
