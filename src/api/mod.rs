@@ -149,6 +149,17 @@ impl From<CoreError> for ApiError {
             CoreError::Store(crate::core::error::StoreError::Unique(m)) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", m)
             }
+            CoreError::Store(crate::core::error::StoreError::Unavailable(m)) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError {
+                    retry_after: Some(crate::core::error::UNAVAILABLE_RETRY_AFTER_SECS),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "the database is unavailable; retry later",
+                    )
+                }
+            }
             other => {
                 tracing::error!(error = %other, "admin API failure");
                 ApiError::new(

@@ -43,13 +43,20 @@ pub enum CoreError {
 }
 
 /// Errors from a storage backend, without the backend's types (as atuin's `DbError`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("a unique constraint was violated: {0}")]
     Unique(String),
     #[error("storage error: {0}")]
     Other(String),
+    /// The database cannot be reached now (down, restarting, failing over, no connection
+    /// within the pool's timeout): the request may be retried; nothing was acknowledged.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
+
+/// Seconds a client is told to wait (`Retry-After`) when the database is unavailable.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 pub type CoreResult<T> = Result<T, CoreError>;
 

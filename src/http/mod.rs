@@ -330,15 +330,20 @@ pub async fn check_master_key(store: &SqlStore, master: &MasterKey) -> CoreResul
     Ok(())
 }
 
-/// Ready when the database answers and has every migration this binary expects.
+/// How long `/readyz` waits for the database before it answers that it is unreachable: a
+/// load balancer's probe gets its answer within a second, whatever the database does.
+const READYZ_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(750);
+
+/// Ready when the database answers within [`READYZ_TIMEOUT`] and has every migration this
+/// binary expects.
 async fn readyz(State(store): State<SqlStore>) -> (StatusCode, &'static str) {
-    match store.migrations_current().await {
-        Ok(true) => (StatusCode::OK, "ready"),
-        Ok(false) => (
+    match tokio::time::timeout(READYZ_TIMEOUT, store.migrations_current()).await {
+        Ok(Ok(true)) => (StatusCode::OK, "ready"),
+        Ok(Ok(false)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "database migrations are not current",
         ),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+        Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
     }
 }
 

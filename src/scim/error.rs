@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::core::error::CoreError;
+use crate::core::error::{CoreError, StoreError, UNAVAILABLE_RETRY_AFTER_SECS};
 
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
@@ -91,6 +91,17 @@ impl From<CoreError> for ScimError {
             CoreError::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 ScimError::new(S::INTERNAL_SERVER_ERROR, None, "internal error")
+            }
+            CoreError::Store(StoreError::Unavailable(err)) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ScimError {
+                    retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+                    ..ScimError::new(
+                        S::SERVICE_UNAVAILABLE,
+                        None,
+                        "the database is unavailable; retry later",
+                    )
+                }
             }
             CoreError::Store(err) => {
                 tracing::error!(error = %err, "storage failure");

@@ -29,6 +29,8 @@ pub struct TestStore {
     backend: Backend,
     dir: Option<PathBuf>,
     schema: Option<String>,
+    /// The PostgreSQL URL (`pg_url()` unless the test runs its own cluster).
+    url: String,
 }
 
 impl TestStore {
@@ -45,23 +47,29 @@ impl TestStore {
                     backend,
                     dir: Some(dir),
                     schema: None,
-                }
-            }
-            Backend::Postgres => {
-                let schema = format!("t_{id}");
-                let store = store::open(&StoreLocation::Postgres {
                     url: pg_url(),
-                    schema: Some(schema.clone()),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
-                TestStore {
-                    store,
-                    backend,
-                    dir: None,
-                    schema: Some(schema),
                 }
             }
+            Backend::Postgres => Self::postgres_at(&pg_url()).await,
+        }
+    }
+
+    /// A store in a fresh schema of the PostgreSQL at `url`.
+    pub async fn postgres_at(url: &str) -> TestStore {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let schema = format!("t_{id}");
+        let store = store::open(&StoreLocation::Postgres {
+            url: url.to_owned(),
+            schema: Some(schema.clone()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} must be reachable: {e}"));
+        TestStore {
+            store,
+            backend: Backend::Postgres,
+            dir: None,
+            schema: Some(schema),
+            url: url.to_owned(),
         }
     }
 
@@ -73,6 +81,7 @@ impl TestStore {
             backend: other.backend,
             dir: other.dir.clone(),
             schema: other.schema.clone(),
+            url: other.url.clone(),
         }
     }
 
@@ -92,7 +101,7 @@ impl TestStore {
         match self.backend {
             Backend::Sqlite => StoreLocation::SqliteDir(self.dir.clone().unwrap_or_default()),
             Backend::Postgres => StoreLocation::Postgres {
-                url: pg_url(),
+                url: self.url.clone(),
                 schema: self.schema.clone(),
             },
         }
@@ -108,7 +117,7 @@ impl TestStore {
                 std::fs::remove_dir_all(std::env::temp_dir().join(format!("roster-test-key-{s}")));
             use sqlx::Executor;
             sqlx::any::install_default_drivers();
-            if let Ok(pool) = sqlx::AnyPool::connect(&pg_url()).await {
+            if let Ok(pool) = sqlx::AnyPool::connect(&self.url).await {
                 let _ = pool
                     .execute(format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE").as_str())
                     .await;
@@ -162,7 +171,11 @@ impl TestApp {
 
     /// A server `configure` sets up further (e.g. its DNS resolver).
     pub async fn start_with(backend: Backend, configure: impl FnOnce(Server) -> Server) -> TestApp {
-        let db = TestStore::new(backend).await;
+        Self::start_on(TestStore::new(backend).await, configure).await
+    }
+
+    /// A server on `db`.
+    pub async fn start_on(db: TestStore, configure: impl FnOnce(Server) -> Server) -> TestApp {
         let server = Server::bind("127.0.0.1:0", db.store.clone(), None, db.master_key())
             .await
             .expect("bind");

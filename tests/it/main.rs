@@ -12,6 +12,7 @@ mod guards;
 mod lifecycle;
 mod metrics;
 mod ops;
+mod pg_failure;
 mod scim_bulk;
 mod scim_core;
 mod scim_filter;

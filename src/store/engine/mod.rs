@@ -205,7 +205,28 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     {
         return StoreError::Unique(db.message().to_owned());
     }
+    if unavailable(&e) {
+        return StoreError::Unavailable(e.to_string());
+    }
     StoreError::Other(e.to_string())
+}
+
+/// Whether `e` says the database cannot be reached, rather than that the statement failed:
+/// no connection (refused, reset, closed, timed out in the pool), or PostgreSQL's connection
+/// exceptions (SQLSTATE class 08) and shutdown states (57P01-57P03: administrator, crash,
+/// starting up), and a server in recovery refusing writes (25006 on a standby).
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
+        }),
+        _ => false,
+    }
 }
 
 /// Opens (creating if needed) the store and runs pending migrations.
@@ -216,6 +237,12 @@ pub async fn open(location: &StoreLocation) -> Result<SqlStore, StoreError> {
         StoreLocation::Postgres { url, schema } => open_postgres(url, schema.as_deref()).await,
     }
 }
+
+/// How long a PostgreSQL request waits for a connection before it fails with
+/// `StoreError::Unavailable` (503 and `Retry-After`): while the database is down or failing
+/// over, requests answer within this instead of hanging. Under load a connection frees up in
+/// milliseconds.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
     std::fs::create_dir_all(dir)
@@ -293,7 +320,7 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
     }
     let pool = AnyPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
         .after_connect(move |c, _| {
             let schema = schema.clone();
             Box::pin(async move {

@@ -39,7 +39,7 @@ struct Pending {
     key: Key,
     org: String,
     value: String,
-    tx: oneshot::Sender<Result<Found, String>>,
+    tx: oneshot::Sender<Result<Found, StoreError>>,
 }
 
 #[derive(Default)]
@@ -97,7 +97,7 @@ impl PointReads {
             tokio::spawn(self.clone().run());
         }
         match rx.await {
-            Ok(found) => found.map_err(|m| StoreError::Other(m).into()),
+            Ok(found) => found.map_err(Into::into),
             Err(_) => Err(StoreError::Other("point read abandoned".into()).into()),
         }
     }
@@ -157,16 +157,20 @@ impl PointReads {
             .map(|p| [p.org.as_str(), p.value.as_str()])
             .collect();
         let result = async {
-            let keys = serde_json::to_string(&keys).map_err(|e| e.to_string())?;
-            let mut conn = self.readers.acquire().await.map_err(|e| e.to_string())?;
+            let keys =
+                serde_json::to_string(&keys).map_err(|e| StoreError::Other(e.to_string()))?;
+            let mut conn = self.readers.acquire().await.map_err(|e| match e {
+                crate::core::error::CoreError::Store(s) => s,
+                other => StoreError::Other(other.to_string()),
+            })?;
             let row = sqlx::query(sql)
                 .bind(keys)
                 .fetch_one(&mut *conn)
                 .await
-                .map_err(|e| e.to_string())?;
-            let text: String = row.try_get(0).map_err(|e| e.to_string())?;
+                .map_err(super::db_err)?;
+            let text: String = row.try_get(0).map_err(super::db_err)?;
             serde_json::from_str::<Vec<(usize, Box<RawValue>)>>(&text)
-                .map_err(|e| format!("bad point read from store: {e}"))
+                .map_err(|e| StoreError::Other(format!("bad point read from store: {e}")))
         }
         .await;
         match result {
