@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use roster::core::store::prelude::*;
 use serde_json::json;
+use sqlx::Row;
 
 use crate::common::{TestApp, TestStore, scope_of};
 
@@ -23,7 +24,6 @@ struct Cluster {
     /// Run its commands as `postgres` (initdb refuses root).
     as_postgres: bool,
 }
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -31,8 +31,41 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
 impl Cluster {
+    /// A new cluster (initdb), not started.
     fn new() -> Cluster {
+        let c = Cluster::empty();
+        let data = c.data();
+        c.run_pg(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        c
+    }
+
+    /// A streaming standby of `primary` (pg_basebackup), started.
+    fn standby_of(primary: &Cluster) -> Cluster {
+        let c = Cluster::empty();
+        let data = c.data();
+        let from = format!("host=127.0.0.1 port={} user=postgres", primary.port);
+        c.run_pg(
+            "pg_basebackup",
+            &["-D", &data, "-R", "-X", "stream", "-d", &from],
+        );
+        c.start();
+        c
+    }
+
+    /// A directory and a port for a cluster.
+    fn empty() -> Cluster {
         let bin = Command::new("pg_config")
             .arg("--bindir")
             .output()
@@ -41,11 +74,6 @@ impl Cluster {
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
             .filter(|b| b.join("initdb").exists())
             .expect("PostgreSQL's server binaries (pg_config --bindir with initdb)");
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false);
         let dir = std::env::temp_dir().join(format!(
             "roster-pgc-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -55,16 +83,11 @@ impl Cluster {
             dir,
             port: free_port(),
             bin,
-            as_postgres: root,
+            as_postgres: running_as_root(),
         };
-        if root {
+        if c.as_postgres {
             c.run("chown", &["-R", "postgres:postgres", &c.path()], false);
         }
-        let data = c.data();
-        c.run_pg(
-            "initdb",
-            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
-        );
         c
     }
 
@@ -116,6 +139,10 @@ impl Cluster {
         self.run_pg("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
     }
 
+    fn promote(&self) {
+        self.run_pg("pg_ctl", &["-D", &self.data(), "-w", "promote"]);
+    }
+
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
@@ -145,63 +172,132 @@ struct Outcomes {
     failed: Vec<(Option<StatusCode>, String)>,
 }
 
+/// Four writers creating users through SCIM as fast as answers come.
+struct Load {
+    outcomes: Arc<Mutex<Outcomes>>,
+    stop: Arc<AtomicBool>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(app: &TestApp, client: &reqwest::Client) -> Load {
+        let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let (client, outcomes, stop) = (client.clone(), outcomes.clone(), stop.clone());
+            let (url, token) = (format!("{}/Users", app.scim), app.token.clone());
+            writers.push(tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let name = format!("w{w}-{n}@example.com");
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/scim+json")
+                        .json(&json!({"userName": name}))
+                        .send()
+                        .await;
+                    let failed = match r {
+                        Ok(r) if r.status() == StatusCode::CREATED => {
+                            outcomes.lock().unwrap().acknowledged.push(name);
+                            false
+                        }
+                        Ok(r) => {
+                            let retry = r.headers().get("retry-after").is_some();
+                            let what = format!("{name}: Retry-After {retry}");
+                            outcomes
+                                .lock()
+                                .unwrap()
+                                .failed
+                                .push((Some(r.status()), what));
+                            true
+                        }
+                        Err(e) => {
+                            let what = format!("{name}: {e}");
+                            outcomes.lock().unwrap().failed.push((None, what));
+                            true
+                        }
+                    };
+                    if failed {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }));
+        }
+        Load {
+            outcomes,
+            stop,
+            writers,
+        }
+    }
+
+    fn acked(&self) -> usize {
+        self.outcomes.lock().unwrap().acknowledged.len()
+    }
+
+    /// Waits until `n` writes were acknowledged in all.
+    async fn until_acked(&self, n: usize, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        while self.acked() < n {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the writers and checks what they saw: every failure a 503 with Retry-After
+    /// (never an internal error or no answer), and every acknowledged write in the store.
+    /// The number acknowledged.
+    async fn finish(self, app: &TestApp) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.writers {
+            w.await.unwrap();
+        }
+        let o = std::mem::take(&mut *self.outcomes.lock().unwrap());
+        for (status, what) in &o.failed {
+            match status {
+                Some(s) => assert!(
+                    *s == StatusCode::SERVICE_UNAVAILABLE && what.ends_with("Retry-After true"),
+                    "a write failed with {s}: {what}"
+                ),
+                None => panic!("a write got no answer: {what}"),
+            }
+        }
+        let store = &app.db.store;
+        let scope = scope_of(store, "acme").await;
+        for name in &o.acknowledged {
+            assert!(
+                store
+                    .user_by_user_name(&scope, name)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{name} was acknowledged and is gone"
+            );
+        }
+        o.acknowledged.len()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loses_no_acknowledged_write_and_roster_recovers() {
     let cluster = Cluster::new();
     cluster.start();
     let app = TestApp::start_on(TestStore::postgres_at(&cluster.url()).await, |s| s).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..4 {
-        let (client, outcomes, stop) = (client.clone(), outcomes.clone(), stop.clone());
-        let (url, token) = (format!("{}/Users", app.scim), app.token.clone());
-        writers.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) {
-                n += 1;
-                let name = format!("w{w}-{n}@example.com");
-                let r = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/scim+json")
-                    .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))
-                    .send()
-                    .await;
-                let failed = match r {
-                    Ok(r) if r.status() == StatusCode::CREATED => {
-                        outcomes.lock().unwrap().acknowledged.push(name);
-                        false
-                    }
-                    Ok(r) => {
-                        let retry = r.headers().get("retry-after").is_some();
-                        let what = format!("{name}: Retry-After {retry}");
-                        outcomes.lock().unwrap().failed.push((Some(r.status()), what));
-                        true
-                    }
-                    Err(e) => {
-                        outcomes.lock().unwrap().failed.push((None, format!("{name}: {e}")));
-                        true
-                    }
-                };
-                if failed {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }));
-    }
-    let acked = || outcomes.lock().unwrap().acknowledged.len();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked() < 50 {
-        assert!(Instant::now() < deadline, "the load never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let client = client();
+    let load = Load::start(&app, &client);
+    load.until_acked(50, Duration::from_secs(20), "the load never got going")
+        .await;
     cluster.crash();
-    let before_crash = acked();
+    let before_crash = load.acked();
 
     // Down: readiness says so within a second, and a write fails fast with 503 and Retry-After.
     for _ in 0..3 {
@@ -256,42 +352,74 @@ async fn a_crash_loses_no_acknowledged_write_and_roster_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    while acked() < before_crash + 50 {
-        assert!(
-            back.elapsed() < Duration::from_secs(20),
-            "writes did not resume"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.await.unwrap();
-    }
+    load.until_acked(
+        before_crash + 50,
+        Duration::from_secs(20),
+        "writes did not resume",
+    )
+    .await;
+    assert!(load.finish(&app).await >= before_crash + 50);
+    app.stop().await;
+}
 
-    let o = std::mem::take(&mut *outcomes.lock().unwrap());
-    // What failed, failed as unavailable (with Retry-After), never as an internal error.
-    for (status, what) in &o.failed {
-        match status {
-            Some(s) => assert!(
-                *s == StatusCode::SERVICE_UNAVAILABLE && what.ends_with("Retry-After true"),
-                "a write failed with {s}: {what}"
-            ),
-            None => panic!("a write got no answer: {what}"),
-        }
+/// A fail-over: a synchronous streaming standby is promoted when the primary crashes, and
+/// Roster, given both hosts (`target_session_attrs=read-write`), moves to it by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_over_to_a_promoted_standby_loses_no_acknowledged_write() {
+    let primary = Cluster::new();
+    primary.start();
+    let standby = Cluster::standby_of(&primary);
+    // Commits wait for the standby: what is acknowledged is on both.
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&primary.url()).await.unwrap();
+    for sql in [
+        "ALTER SYSTEM SET synchronous_standby_names = '*'",
+        "SELECT pg_reload_conf()",
+    ] {
+        sqlx::query(sql).execute(&admin).await.unwrap();
     }
-    // Every acknowledged write survived the crash.
-    let store = &app.db.store;
-    let scope = scope_of(store, "acme").await;
-    for name in &o.acknowledged {
-        assert!(
-            store
-                .user_by_user_name(&scope, name)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let sync: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM pg_stat_replication WHERE sync_state = 'sync'")
+                .fetch_one(&admin)
                 .await
                 .unwrap()
-                .is_some(),
-            "{name} was acknowledged and is gone"
+                .get("n");
+        if sync == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standby never became synchronous"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(o.acknowledged.len() >= before_crash + 50);
+    admin.close().await;
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let app = TestApp::start_on(TestStore::postgres_at(&url).await, |s| s).await;
+    let client = client();
+    let load = Load::start(&app, &client);
+    load.until_acked(50, Duration::from_secs(20), "the load never got going")
+        .await;
+    primary.crash();
+    let before = load.acked();
+    standby.promote();
+    load.until_acked(
+        before + 50,
+        Duration::from_secs(20),
+        "writes did not move to the promoted standby",
+    )
+    .await;
+    let r = client
+        .get(format!("{}/readyz", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(load.finish(&app).await >= before + 50);
     app.stop().await;
 }

@@ -8,6 +8,7 @@
 
 pub(super) mod batch;
 mod exec;
+mod hosts;
 pub(super) mod point_reads;
 pub(super) mod positions;
 pub(super) mod readers;
@@ -303,9 +304,9 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, StoreError> {
-    let opts = AnyConnectOptions::from_str(url)
-        .map_err(db_err)?
-        .disable_statement_logging();
+    // One host, or several (libpq's multi-host URL): connect to the first acceptable.
+    let ring = std::sync::Arc::new(hosts::Ring::new(&hosts::split(url)?)?);
+    let (current, opts) = ring.first_acceptable().await;
     let schema = schema.map(|s| s.replace('"', ""));
     if let Some(s) = &schema {
         let pool: AnyPool = AnyPoolOptions::new()
@@ -334,6 +335,7 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
         .connect_with(opts)
         .await
         .map_err(db_err)?;
+    ring.watch(pool.clone(), current);
     migrator(Dialect::Postgres)
         .run(&pool)
         .await
