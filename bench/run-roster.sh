@@ -6,6 +6,7 @@
 # Usage: bench/run-roster.sh sqlite|postgres [roster-bench options...]
 #   default options: --sizes 1000,100000 --duration-secs 10 (16 connections)
 #   ROSTER_BENCH_BIN: measure this roster binary instead of building the checkout's
+#   ROSTER_BENCH_ORGS=16: also compare creates in one organization with creates over 16
 #   PostgreSQL: ROSTER_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
 set -euo pipefail
 backend="${1:?usage: $0 sqlite|postgres [roster-bench options...]}"
@@ -38,6 +39,13 @@ cleanup() {
 trap cleanup EXIT
 "$bin" org create bench >/dev/null
 token="$("$bin" directory create --org bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+# ROSTER_BENCH_ORGS=N (N > 1): N-1 more organizations, each with a directory, for the
+# --org-tokens measurement (creates in one organization against creates spread over N).
+org_tokens=()
+for i in $(seq 2 "${ROSTER_BENCH_ORGS:-1}"); do
+    "$bin" org create "bench$i" >/dev/null
+    org_tokens+=("$("$bin" directory create --org "bench$i" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')")
+done
 "$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
@@ -47,5 +55,8 @@ done
 args=("$@")
 [[ " ${args[*]} " == *" --sizes "* || " ${args[*]} " == *" --users "* ]] || args+=(--sizes 1000,100000)
 [[ " ${args[*]} " == *" --duration-secs "* ]] || args+=(--duration-secs 10)
+if ((${#org_tokens[@]})); then
+    args+=(--org-tokens "$(IFS=,; echo "${org_tokens[*]}")")
+fi
 "$target/release/roster-bench" scim --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
     --server-pid "$pid" "${args[@]}"

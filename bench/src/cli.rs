@@ -85,6 +85,17 @@ pub struct ScimArgs {
     /// Print one JSON object with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Bearer tokens of directories in other organizations (comma-separated). After the
+    /// sizes, creates --spread-users users in the organization of --token, then as many
+    /// spread over it and these, to compare write throughput across organizations with
+    /// that in one.
+    #[arg(long, value_delimiter = ',')]
+    pub org_tokens: Vec<String>,
+
+    /// Users created in each of the two --org-tokens measurements.
+    #[arg(long, default_value_t = 5000)]
+    pub spread_users: u64,
 }
 
 impl ScimArgs {

@@ -30,11 +30,22 @@ pub async fn create_users(
     to: u64,
     connections: usize,
 ) -> (Vec<User>, Summary) {
+    create_users_over(std::slice::from_ref(client), from, to, connections).await
+}
+
+/// `create_users`, connection `i` sending to `clients[i % clients.len()]` (directories of
+/// several organizations).
+pub async fn create_users_over(
+    clients: &[ScimClient],
+    from: u64,
+    to: u64,
+    connections: usize,
+) -> (Vec<User>, Summary) {
     let next = Arc::new(AtomicU64::new(from));
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
-        .map(|_| {
-            let client = client.fork();
+        .map(|i| {
+            let client = clients[i % clients.len()].fork();
             let next = Arc::clone(&next);
             tokio::spawn(async move { create_worker(client, next, to).await })
         })

@@ -39,6 +39,11 @@ pub fn to_json(report: &RunReport) -> Value {
         "peak_rss_mb": report.peak_rss_kb.map(|kb| round3(kb_to_mb(kb))),
         "vm_hwm_mb": report.vm_hwm_kb.map(|kb| round3(kb_to_mb(kb))),
         "total_errors": report.total_errors(),
+        "spread": report.spread.as_ref().map(|s| json!({
+            "orgs": s.orgs,
+            "one_org": s.one_org.to_json("per_sec"),
+            "across_orgs": s.across_orgs.to_json("per_sec"),
+        })),
     })
 }
 
@@ -95,6 +100,20 @@ pub fn to_table(report: &RunReport) -> String {
                 kb_to_mb(kb)
             );
         }
+    }
+    if let Some(sp) = &report.spread {
+        let _ = writeln!(
+            out,
+            "creates in one organization: {:.1}/s; spread over {}: {:.1}/s (ratio {:.2})",
+            sp.one_org.rate,
+            sp.orgs,
+            sp.across_orgs.rate,
+            if sp.one_org.rate > 0.0 {
+                sp.across_orgs.rate / sp.one_org.rate
+            } else {
+                0.0
+            }
+        );
     }
     if let Some(kb) = report.peak_rss_kb {
         let _ = write!(out, "server peak RSS (sampled): {:.1} MiB", kb_to_mb(kb));

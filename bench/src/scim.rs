@@ -37,6 +37,62 @@ pub struct RunReport {
     pub peak_rss_kb: Option<u64>,
     /// The server's `VmHWM` at the end, in KiB.
     pub vm_hwm_kb: Option<u64>,
+    /// Creates in one organization, then spread over several (`--org-tokens`).
+    pub spread: Option<Spread>,
+}
+
+/// Write throughput in one organization against the same writes spread over several.
+pub struct Spread {
+    pub orgs: usize,
+    pub one_org: Summary,
+    pub across_orgs: Summary,
+}
+
+/// Indexes of the users the spread measurement creates (above any population size).
+const SPREAD_ONE_ORG_FROM: u64 = 1_000_000_000;
+const SPREAD_ACROSS_FROM: u64 = 2_000_000_000;
+
+/// Creates `n` users in the organization of `client`, then `n` spread over it and `others`.
+async fn spread(args: &ScimArgs, client: &ScimClient) -> Result<Spread, String> {
+    let n = args.spread_users;
+    let mut clients = vec![client.clone()];
+    for t in &args.org_tokens {
+        clients.push(ScimClient::new(&args.url, t, args.timeout())?);
+    }
+    eprintln!("[spread] creating {n} users in one organization");
+    let (_, one_org) = load::create_users(
+        client,
+        SPREAD_ONE_ORG_FROM,
+        SPREAD_ONE_ORG_FROM + n,
+        args.connections,
+    )
+    .await;
+    eprintln!(
+        "[spread] one organization: {:.0}/s, {} errors",
+        one_org.rate, one_org.errors
+    );
+    eprintln!(
+        "[spread] creating {n} users over {} organizations",
+        clients.len()
+    );
+    let (_, across_orgs) = load::create_users_over(
+        &clients,
+        SPREAD_ACROSS_FROM,
+        SPREAD_ACROSS_FROM + n,
+        args.connections,
+    )
+    .await;
+    eprintln!(
+        "[spread] {} organizations: {:.0}/s, {} errors",
+        clients.len(),
+        across_orgs.rate,
+        across_orgs.errors
+    );
+    Ok(Spread {
+        orgs: clients.len(),
+        one_org,
+        across_orgs,
+    })
 }
 
 impl RunReport {
@@ -49,7 +105,11 @@ impl RunReport {
                     + s.group_fill.patches.errors
                     + s.phases.iter().map(|(_, p)| p.errors).sum::<u64>()
             })
-            .sum()
+            .sum::<u64>()
+            + self
+                .spread
+                .as_ref()
+                .map_or(0, |s| s.one_org.errors + s.across_orgs.errors)
     }
 }
 
@@ -162,6 +222,11 @@ pub async fn run(args: &ScimArgs) -> Result<RunReport, String> {
         });
     }
 
+    let spread = if args.org_tokens.is_empty() {
+        None
+    } else {
+        Some(spread(args, &client).await?)
+    };
     let (peak_rss_kb, vm_hwm_kb) = match sampler {
         Some(s) => {
             let (peak, hwm) = s.finish();
@@ -177,5 +242,6 @@ pub async fn run(args: &ScimArgs) -> Result<RunReport, String> {
         sizes: reports,
         peak_rss_kb,
         vm_hwm_kb,
+        spread,
     })
 }
