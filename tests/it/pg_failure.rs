@@ -99,15 +99,23 @@ impl Cluster {
         self.dir.join("data").display().to_string()
     }
 
-    fn run(&self, program: &str, args: &[&str], as_postgres: bool) {
-        let mut cmd = if as_postgres && self.as_postgres {
+    /// `program`, run as `postgres` when `as_postgres` and the test runs as root.
+    fn command(&self, program: &str, as_postgres: bool) -> Command {
+        if as_postgres && self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--", program]);
             c
         } else {
             Command::new(program)
-        };
-        let out = cmd.args(args).output().expect("run a PostgreSQL command");
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str], as_postgres: bool) {
+        let out = self
+            .command(program, as_postgres)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL command");
         assert!(
             out.status.success(),
             "{program} {args:?}: {}{}",
@@ -150,15 +158,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let pg_ctl = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            c
-        } else {
-            Command::new(&pg_ctl)
-        };
-        let _ = cmd
+        // Whatever state the test left it in: stopped, it is gone.
+        let pg_ctl = self.bin.join("pg_ctl").display().to_string();
+        let _ = self
+            .command(&pg_ctl, true)
             .args(["-D", &self.data(), "-m", "immediate", "stop"])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
