@@ -67,9 +67,14 @@ pub fn entry_body(
     origin: &Origin,
     d: &AuditDraft,
 ) -> String {
-    let fields: [(&str, Value); 9] = [
-        ("chain", json!(chain)),
-        ("seq", json!(seq)),
+    body_with_seq(chain, seq, &entry_tail(at, actor, origin, d))
+}
+
+/// The part of an entry's body after its place in the chain (`chain`, `seq`): what a
+/// write knows before its entry is linked. PostgreSQL stores it until the entry is sealed
+/// into its chain after commit (see `store::engine::seal`).
+pub fn entry_tail(at: &str, actor: &Actor, origin: &Origin, d: &AuditDraft) -> String {
+    let fields: [(&str, Value); 7] = [
         ("at", json!(at)),
         ("action", json!(d.action)),
         ("target", json!({"type": d.target_type, "id": d.target_id})),
@@ -78,7 +83,7 @@ pub fn entry_body(
         ("request_id", json!(origin.request_id)),
         ("source_ip", json!(origin.source_ip)),
     ];
-    let mut out = String::from("{");
+    let mut out = String::new();
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -89,6 +94,17 @@ pub fn entry_body(
     }
     out.push('}');
     out
+}
+
+/// The body of the entry at `seq` of `chain` whose tail (`entry_tail`) is `tail`.
+pub fn body_with_seq(chain: &str, seq: i64, tail: &str) -> String {
+    format!(
+        "{{{}:{},{}:{},{tail}",
+        json!("chain"),
+        json!(chain),
+        json!("seq"),
+        json!(seq)
+    )
 }
 
 /// The hash of an entry with text `body` following an entry whose hash is `prev`.
@@ -206,6 +222,30 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    /// The text that is hashed must not change when entries are linked after commit:
+    /// entries stored before must still verify.
+    #[test]
+    fn an_entry_body_is_the_same_text_however_it_is_built() {
+        let d = AuditDraft::new("user.deactivated", "User", "u1", json!({"active": false}));
+        let origin = Origin {
+            request_id: Some("req-1".into()),
+            source_ip: Some("10.0.0.1".into()),
+            ..Origin::default()
+        };
+        let body = entry_body("org_1", 7, "2026-12-03T10:00:00Z", &Actor::Cli, &origin, &d);
+        assert_eq!(
+            body,
+            format!(
+                "{{\"chain\":\"org_1\",\"seq\":7,\"at\":\"2026-12-03T10:00:00Z\",\"action\":\"user.deactivated\",\
+                 \"target\":{{\"id\":\"u1\",\"type\":\"User\"}},\"actor\":{},\"changes\":{{\"active\":false}},\
+                 \"request_id\":\"req-1\",\"source_ip\":\"10.0.0.1\"}}",
+                Actor::Cli.to_json()
+            )
+        );
+        let tail = entry_tail("2026-12-03T10:00:00Z", &Actor::Cli, &origin, &d);
+        assert_eq!(body_with_seq("org_1", 7, &tail), body);
     }
 
     #[test]

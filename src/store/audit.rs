@@ -23,6 +23,7 @@ fn entry_from_row(r: &AnyRow) -> CoreResult<StoredEntry> {
 
 impl AuditStore for SqlStore {
     async fn audit_chains(&self) -> CoreResult<Vec<(String, Option<Anchor>)>> {
+        self.sealed().await;
         let rows = sqlx::query(
             "SELECT c.chain, a.seq, a.hash FROM (SELECT DISTINCT chain FROM audit_log \
              UNION SELECT chain FROM audit_anchors) c LEFT JOIN audit_anchors a ON a.chain = c.chain \
@@ -48,6 +49,7 @@ impl AuditStore for SqlStore {
         chain: &str,
         since: Option<&str>,
     ) -> CoreResult<Vec<StoredEntry>> {
+        self.sealed().await;
         let rows = sqlx::query(
             "SELECT chain, seq, at, body, prev_hash, hash FROM audit_log \
              WHERE chain = $1 AND at >= $2 ORDER BY seq",
@@ -67,6 +69,7 @@ impl AuditStore for SqlStore {
         after_seq: i64,
         limit: i64,
     ) -> CoreResult<Vec<StoredEntry>> {
+        self.sealed().await;
         let rows = sqlx::query(
             "SELECT chain, seq, at, body, prev_hash, hash FROM audit_log \
              WHERE chain = $1 AND seq > $2 AND at >= $3 ORDER BY seq LIMIT $4",

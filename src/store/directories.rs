@@ -357,22 +357,24 @@ impl TrafficStore for SqlStore {
         org: Option<&OrgId>,
         limit: i64,
     ) -> CoreResult<Vec<DeprovisionSample>> {
+        self.sealed().await;
         let sql = format!(
-            "SELECT e.id, e.kind, e.resource_id, COALESCE(e.received_at, e.created_at) AS received, \
+            "SELECT e.{p} AS id, e.kind, e.resource_id, COALESCE(e.received_at, e.created_at) AS received, \
                e.created_at, \
                (SELECT MIN(a.at) FROM webhook_endpoints w \
-                  JOIN webhook_deliveries d ON d.endpoint_id = w.id AND d.event_id = e.id \
+                  JOIN webhook_deliveries d ON d.endpoint_id = w.id AND d.event_id = e.{p} \
                   JOIN webhook_attempts a ON a.delivery_id = d.id \
                   WHERE a.response_status >= 200 AND a.response_status < 300) AS delivered \
              FROM events e \
-             WHERE e.id > (SELECT COALESCE(MAX(id), 0) FROM events) - $1 \
+             WHERE e.{p} > (SELECT COALESCE(MAX({p}), 0) FROM events) - $1 \
                AND e.kind IN ($3, $4){} \
-             ORDER BY e.id DESC LIMIT $2",
+             ORDER BY e.{p} DESC LIMIT $2",
             if org.is_some() {
                 " AND e.org_id = $5"
             } else {
                 ""
-            }
+            },
+            p = self.d.event_pos()
         );
         let [deactivated, deleted] = EventKind::DEPROVISIONING.map(EventKind::as_str);
         let mut q = sqlx::query(&sql)

@@ -10,8 +10,13 @@ use crate::core::webhooks::EventRecord;
 use serde_json::json;
 use sqlx::any::AnyRow;
 
-const EVENT_COLS: &str = "id, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
-                          request_id, received_at, data, created_at";
+/// An event row's columns, its cursor as `cursor_` (`Dialect::event_pos`).
+fn event_cols(pos: &str) -> String {
+    format!(
+        "{pos} AS cursor_, org_id, kind, resource_type, resource_id, actor, actor_kind, actor_id, \
+         request_id, received_at, data, created_at"
+    )
+}
 
 fn event_from_row(r: &AnyRow) -> CoreResult<EventRecord> {
     let actor = match get::<Option<String>>(r, "actor")? {
@@ -22,7 +27,7 @@ fn event_from_row(r: &AnyRow) -> CoreResult<EventRecord> {
         }
     };
     Ok(EventRecord {
-        cursor: get(r, "id")?,
+        cursor: get(r, "cursor_")?,
         org_id: get(r, "org_id")?,
         kind: get(r, "kind")?,
         resource_type: get(r, "resource_type")?,
@@ -42,34 +47,42 @@ impl EventStore for SqlStore {
         org: Option<&OrgId>,
         limit: i64,
     ) -> CoreResult<Vec<EventRecord>> {
-        let rows = match org {
-            Some(o) => sqlx::query(&format!(
-                "SELECT {EVENT_COLS} FROM events WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-            ))
-            .bind(o.as_str())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *self.read_conn().await?)
-            .await,
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {EVENT_COLS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+        self.sealed().await;
+        let p = self.d.event_pos();
+        let cols = event_cols(p);
+        let rows =
+            match org {
+                Some(o) => sqlx::query(&format!(
+                    "SELECT {cols} FROM events WHERE org_id = $1 AND {p} > $2 ORDER BY {p} LIMIT $3"
                 ))
+                .bind(o.as_str())
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&mut *self.read_conn().await?)
-                .await
+                .await,
+                None => {
+                    sqlx::query(&format!(
+                        "SELECT {cols} FROM events WHERE {p} > $1 ORDER BY {p} LIMIT $2"
+                    ))
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *self.read_conn().await?)
+                    .await
+                }
             }
-        }
-        .map_err(e)?;
+            .map_err(e)?;
         rows.iter().map(event_from_row).collect()
     }
 
     async fn last_event_cursor(&self) -> CoreResult<i64> {
-        let r = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM events")
-            .fetch_one(&mut *self.read_conn().await?)
-            .await
-            .map_err(e)?;
+        self.sealed().await;
+        let r = sqlx::query(&format!(
+            "SELECT COALESCE(MAX({}), 0) AS n FROM events",
+            self.d.event_pos()
+        ))
+        .fetch_one(&mut *self.read_conn().await?)
+        .await
+        .map_err(e)?;
         get(&r, "n")
     }
 
@@ -80,10 +93,12 @@ impl EventStore for SqlStore {
         before: Option<i64>,
         limit: i64,
     ) -> CoreResult<Vec<EventRecord>> {
+        self.sealed().await;
+        let p = self.d.event_pos();
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM events WHERE resource_id = $1 AND org_id = $2 AND id < $3 \
-             ORDER BY id DESC LIMIT $4",
-            EVENT_COLS
+            "SELECT {} FROM events WHERE resource_id = $1 AND org_id = $2 AND {p} < $3 \
+             ORDER BY {p} DESC LIMIT $4",
+            event_cols(p)
         ))
         .bind(resource_id)
         .bind(org.as_str())
@@ -96,14 +111,16 @@ impl EventStore for SqlStore {
     }
 
     async fn prune_events(&self, before: &str, batch: i64) -> CoreResult<u64> {
+        let p = self.d.event_pos();
         let mut tx = self.begin().await?;
-        // Never past an enabled endpoint's cursor: what it has not settled stays.
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS n, MAX(x.id) AS last FROM (SELECT id FROM events \
-               WHERE created_at < $1 AND id <= (SELECT COALESCE(MIN(cursor), 9223372036854775807) \
+        // Never past an enabled endpoint's cursor: what it has not settled stays. (Events
+        // not sealed yet have no cursor, and stay.)
+        let r = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n, MAX(x.{p}) AS last FROM (SELECT {p} FROM events \
+               WHERE created_at < $1 AND {p} <= (SELECT COALESCE(MIN(cursor), 9223372036854775807) \
                  FROM webhook_endpoints WHERE disabled_at IS NULL) \
-               ORDER BY id LIMIT $2) x",
-        )
+               ORDER BY {p} LIMIT $2) x"
+        ))
         .bind(before)
         .bind(batch)
         .fetch_one(&mut *tx)
@@ -115,13 +132,15 @@ impl EventStore for SqlStore {
         };
         let mut b = Batch::default();
         b.push(
-            "DELETE FROM events WHERE id <= $1 AND created_at < $2",
+            format!("DELETE FROM events WHERE {p} <= $1 AND created_at < $2"),
             vec![Arg::I64(last), Arg::Str(before.to_owned())],
         );
         // The deliveries of the events just deleted, with their attempts: the delivery log
         // keeps what the feed keeps.
-        let gone = "SELECT d.id FROM webhook_deliveries d WHERE d.event_id <= $1 \
-                    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id)";
+        let gone = format!(
+            "SELECT d.id FROM webhook_deliveries d WHERE d.event_id <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.{p} = d.event_id)"
+        );
         b.push(
             format!("DELETE FROM webhook_attempts WHERE delivery_id IN ({gone})"),
             vec![Arg::I64(last)],

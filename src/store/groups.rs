@@ -351,13 +351,13 @@ impl GroupStore for SqlStore {
             .to_owned();
         let org = scope.org.as_str();
         let mut b = Batch::default();
-        positions::take_in(&mut b, org, "Group");
+        positions::take_in(&mut b, self.d, org, "Group");
         b.push(
             format!(
                 "INSERT INTO org_groups (id, org_id, display_name, display_name_norm, external_id, attrs, version, \
                  created_at, updated_at, directory_id, pos) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7, $8, {})",
                 self.d.json_param(6),
-                positions::taken(2, 9)
+                positions::taken(self.d, 2, 9)
             ),
             vec![
                 Arg::Str(g.id.clone()),
@@ -410,6 +410,7 @@ impl GroupStore for SqlStore {
         after: i64,
         limit: i64,
     ) -> CoreResult<Vec<GroupLine>> {
+        self.sealed().await;
         let mut args = vec![Arg::Str(org.as_str().to_owned()), Arg::I64(after)];
         let mut cond = String::new();
         if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {

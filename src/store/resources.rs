@@ -223,6 +223,21 @@ pub(super) fn delete_row_in(
         format!("DELETE FROM group_members WHERE org_id = $1 AND {memberships} AND $3 = $3"),
         args(),
     );
+    if d == Dialect::Postgres {
+        // The position as the row had it when deleted (a seal round may have given it one
+        // meanwhile: DELETE waits for it and returns what it wrote). The counts leave the
+        // counter row to the seal, so deletions never wait on each other. Unsealed, the row
+        // was never counted, and leaves no position behind.
+        b.push(
+            format!(
+                "WITH gone AS (DELETE FROM {table} WHERE org_id = $1 AND id = $2 RETURNING org_id, pos) \
+                 INSERT INTO deleted_positions (org_id, kind, pos) \
+                 SELECT org_id, $3, pos FROM gone WHERE pos IS NOT NULL"
+            ),
+            args(),
+        );
+        return;
+    }
     b.push(
         format!(
             "INSERT INTO deleted_positions (org_id, kind, pos) \
@@ -456,13 +471,14 @@ impl SqlStore {
         // the filtered rows, computed before LIMIT); only an empty page past the first needs
         // a separate COUNT.
         let (key, desc) = b.sort_key(&q.sort);
-        let order = self.d.order_clause(key.as_deref(), desc, "t.pos");
+        let pos = self.d.list_pos("t");
+        let order = self.d.order_clause(key.as_deref(), desc, &pos);
         let limit = b.push(Arg::I64(q.count as i64));
         let offset = b.push(Arg::I64(q.start_index.saturating_sub(1) as i64));
         let sorted = key.as_ref().map(|_| desc);
         let sk = key.map_or_else(String::new, |k| format!(", {k} AS sk_"));
         let inner = format!(
-            "SELECT {cols}, t.pos AS pos_, COUNT(*) OVER () AS total_{sk} FROM {table} t WHERE {where_sql} \
+            "SELECT {cols}, {pos} AS pos_, COUNT(*) OVER () AS total_{sk} FROM {table} t WHERE {where_sql} \
              ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         let args = b.args.clone();
@@ -514,6 +530,8 @@ impl SqlStore {
         table: &str,
         cols: &str,
     ) -> CoreResult<Page<T>> {
+        // Positions and counts of this node's writes are given after commit (PostgreSQL).
+        self.sealed().await;
         let org = scope.org.as_str();
         let kind_s = match kind {
             ResourceKind::User => "User",

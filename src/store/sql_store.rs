@@ -119,6 +119,17 @@ impl SqlStore {
         self.engine.event_signal()
     }
 
+    /// Before a read that must see this node's writes in their order (see
+    /// `Engine::sealed`).
+    pub(super) async fn sealed(&self) {
+        self.engine.sealed().await
+    }
+
+    /// One seal round now (see `Engine::seal_round`).
+    pub async fn seal_round(&self) -> CoreResult<bool> {
+        self.engine.seal_round().await
+    }
+
     /// A connection for reads (see `readers`).
     pub(super) async fn read_conn(&self) -> CoreResult<ReadConn> {
         self.engine.read_conn().await

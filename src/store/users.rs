@@ -96,14 +96,14 @@ impl UserStore for SqlStore {
         let sync = scope.directory_id().map(|_| ts.clone());
         let org = scope.org.as_str();
         let mut b = Batch::default();
-        positions::take_in(&mut b, org, "User");
+        positions::take_in(&mut b, self.d, org, "User");
         b.push(
             format!(
                 "INSERT INTO users (id, org_id, user_name, user_name_norm, external_id, active, attrs, version, \
                  created_at, updated_at, provenance, directory_id, last_directory_sync_at, pos, email_norm) \
                  VALUES ($1, $2, $3, $4, $5, $6, {}, 1, $8, $8, $9, $10, $11, {}, $13)",
                 self.d.json_param(7),
-                positions::taken(2, 12)
+                positions::taken(self.d, 2, 12)
             ),
             vec![
                 Arg::Str(u.id.clone()),
@@ -188,6 +188,7 @@ impl UserStore for SqlStore {
     }
 
     async fn user_page(&self, org: &OrgId, l: &UserListing) -> CoreResult<Vec<(i64, User)>> {
+        self.sealed().await;
         let mut args = vec![Arg::Str(org.as_str().to_owned()), Arg::I64(l.after)];
         let mut conds = vec!["t.org_id = $1".to_owned(), "t.pos > $2".to_owned()];
         if let Some(q) = l.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {

@@ -77,10 +77,11 @@ impl WebhookStore for SqlStore {
         let url_enc = ep.url_enc.clone().ok_or_else(|| {
             CoreError::Internal("a webhook endpoint is stored with its URL encrypted".into())
         })?;
+        self.sealed().await;
         let mut b = Batch::default();
         b.push(
-            "INSERT INTO webhook_endpoints (id, org_id, url, url_enc, event_types, secret_enc, created_at, cursor, next_attempt_at, allow_private) \
-             VALUES ($1, $2, $3, $8, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events), $6, $7)",
+            format!("INSERT INTO webhook_endpoints (id, org_id, url, url_enc, event_types, secret_enc, created_at, cursor, next_attempt_at, allow_private) \
+             VALUES ($1, $2, $3, $8, $4, $5, $6, (SELECT COALESCE(MAX({}), 0) FROM events), $6, $7)", self.d.event_pos()),
             vec![
                 Arg::Str(ep.id.clone()),
                 Arg::opt(ep.org_id.as_ref().map(|o| o.as_str().to_owned())),
@@ -179,12 +180,14 @@ impl WebhookStore for SqlStore {
 
 impl DeliveryStore for SqlStore {
     async fn webhooks_due(&self, now: &str) -> CoreResult<bool> {
-        let row = sqlx::query(
+        self.sealed().await;
+        let row = sqlx::query(&format!(
             "SELECT 1 AS due FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND w.next_attempt_at <= $1 \
              AND (w.lease_until IS NULL OR w.lease_until < $1) \
-             AND EXISTS (SELECT 1 FROM events ev WHERE ev.id > w.cursor AND (w.org_id IS NULL OR ev.org_id = w.org_id)) \
+             AND EXISTS (SELECT 1 FROM events ev WHERE ev.{p} > w.cursor AND (w.org_id IS NULL OR ev.org_id = w.org_id)) \
              LIMIT 1",
-        )
+            p = self.d.event_pos()
+        ))
         .bind(now)
         .fetch_optional(&mut *self.read_conn().await?)
         .await
@@ -199,12 +202,14 @@ impl DeliveryStore for SqlStore {
         until: &str,
         limit: i64,
     ) -> CoreResult<Vec<Endpoint>> {
+        self.sealed().await;
         let lock = self.d.for_update_skip_locked();
+        let p = self.d.event_pos();
         let sql = format!(
             "UPDATE webhook_endpoints SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
                SELECT w.id FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND w.next_attempt_at <= $3 \
                AND (w.lease_until IS NULL OR w.lease_until < $3) \
-               AND EXISTS (SELECT 1 FROM events ev WHERE ev.id > w.cursor AND (w.org_id IS NULL OR ev.org_id = w.org_id)) \
+               AND EXISTS (SELECT 1 FROM events ev WHERE ev.{p} > w.cursor AND (w.org_id IS NULL OR ev.org_id = w.org_id)) \
                ORDER BY w.next_attempt_at LIMIT $4{lock}) \
              RETURNING {ENDPOINT_COLS}"
         );

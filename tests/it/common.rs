@@ -28,7 +28,7 @@ pub struct TestStore {
     pub store: SqlStore,
     backend: Backend,
     dir: Option<PathBuf>,
-    schema: Option<String>,
+    pub schema: Option<String>,
     /// The PostgreSQL URL (`pg_url()` unless the test runs its own cluster).
     url: String,
 }

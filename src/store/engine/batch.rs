@@ -14,12 +14,6 @@ use crate::core::events::{EventDraft, EventKind};
 use crate::core::model::{Actor, OrgId};
 use crate::core::now;
 
-/// The advisory lock (PostgreSQL) every transaction that appends events or audit entries
-/// holds from its first append to its commit: event cursors then commit in cursor order (a
-/// feed reader never skips a later-committing lower cursor) and audit chains grow one link
-/// at a time. SQLite has one writer, so its order is already the commit order.
-const APPEND_LOCK: i64 = 0x726f_7374_6572;
-
 /// Columns of an event row, in the order `event` and `events_select` fill them.
 const EVENT_COLS: &str = "INSERT INTO events (org_id, kind, resource_type, resource_id, actor_kind, actor_id, \
                           actor, request_id, received_at, data, created_at)";
@@ -39,7 +33,7 @@ enum Stmt {
     Event(Vec<Arg>),
     /// Event rows from a query. SQLite runs `insert` (`INSERT … SELECT`) in place. PostgreSQL
     /// runs `select` (`resource_id`, `data` per row) in place over the first `query_args` of
-    /// `args`, and inserts the rows at the end under the append lock.
+    /// `args`, and inserts the rows at the end, with the write's other events.
     Events {
         insert: String,
         select: String,
@@ -268,7 +262,7 @@ impl Batch {
                 Some(h) => h.clone(),
                 None => audit_head(c, &p.chain).await?,
             };
-            let (sql, args) = audit_insert(&p, head, false);
+            let (sql, args) = audit_insert(&p, head);
             heads.insert(p.chain.clone(), audit_new_head(&args));
             self.push(sql, args);
         }
@@ -312,21 +306,12 @@ impl Batch {
         (sql, args)
     }
 
-    /// Runs the batch on PostgreSQL: under the append lock if it appends anything, audit
-    /// entries linked to the chain heads read under that lock.
-    ///
-    /// The lock is taken only after the change's own statements: event rows are gathered as
-    /// the statements run (set-based ones by reading what they would insert) and inserted at
-    /// the end, so the lock is held for the appends and the commit, not for the whole write.
-    ///
-    /// Audit entries link to `hints` (heads this process committed) with a conditional
-    /// insert, re-reading the head only if another node appended since. Returns the heads
-    /// the batch made.
-    pub async fn run_pg(
-        mut self,
-        c: &mut AnyConnection,
-        hints: &AuditHeads,
-    ) -> Result<AuditHeads, sqlx::Error> {
+    /// Runs the batch on PostgreSQL. Nothing here waits for another write: event rows go in
+    /// with no cursor and audit entries unlinked (`audit_pending`); both are sealed in
+    /// commit order after commit (`seal`). Event rows are gathered as the statements run
+    /// (set-based ones by reading what they would insert) and inserted together at the end.
+    /// Returns the transaction's id if it appended anything, for `Sealer::committed`.
+    pub async fn run_pg(mut self, c: &mut AnyConnection) -> Result<Option<u64>, sqlx::Error> {
         use super::bind_all;
         let mut rows: Vec<Vec<Arg>> = Vec::new();
         for st in std::mem::take(&mut self.stmts) {
@@ -365,85 +350,72 @@ impl Batch {
                 }
             }
         }
-        if rows.is_empty() && self.audits.is_empty() && self.derived.is_none() {
-            return Ok(AuditHeads::new());
-        }
-        if rows.is_empty() {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(APPEND_LOCK)
-                .execute(&mut *c)
-                .await?;
-        }
-        for (n, chunk) in rows.chunks(500).enumerate() {
-            // The first insert takes the lock itself (one round trip less in the section the
-            // lock serializes): its rows, and so their identity values, exist only once the
-            // lock subquery has run. Reads that must see the previous holder's commit (the
-            // audit head) come in later statements, with a snapshot taken after the lock.
-            let mut sql = format!("{EVENT_COLS} SELECT v.* FROM ");
-            let mut args = Vec::with_capacity(chunk.len() * 11 + 1);
-            if n == 0 {
-                sql.push_str(&format!(
-                    "(SELECT pg_advisory_xact_lock(${})) AS l, ",
-                    chunk.len() * 11 + 1
-                ));
-            }
-            sql.push_str("(VALUES ");
-            for (i, row) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let ph: Vec<String> = (1..=11).map(|j| format!("${}", i * 11 + j)).collect();
-                sql.push_str(&format!("({})", ph.join(", ")));
-                args.extend(row.iter().cloned());
-            }
-            sql.push_str(
-                ") AS v(org_id, kind, resource_type, resource_id, actor_kind, actor_id, actor, \
-                          request_id, received_at, data, created_at)",
+        let mut xid = None;
+        for chunk in rows.chunks(500) {
+            let values = placeholders(chunk.len(), 11);
+            let sql = format!(
+                "WITH i AS ({EVENT_COLS} VALUES {values} RETURNING tx) \
+                 SELECT CAST(tx AS TEXT) AS tx FROM i LIMIT 1"
             );
-            if n == 0 {
-                args.push(Arg::I64(APPEND_LOCK));
-            }
-            bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
+            let args: Vec<Arg> = chunk.iter().flatten().cloned().collect();
+            xid = own_xid(
+                bind_all(sqlx::query(&sql), &args)
+                    .fetch_one(&mut *c)
+                    .await?,
+            )?;
         }
-        let mut made = AuditHeads::new();
-        for p in self.pending_audits() {
-            let hinted = made.get(&p.chain).or_else(|| hints.get(&p.chain)).cloned();
-            if let Some(head) = hinted {
-                let (sql, args) = audit_insert(&p, head, true);
-                let done = bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
-                if done.rows_affected() == 1 {
-                    made.insert(p.chain.clone(), audit_new_head(&args));
-                    continue;
-                }
+        let audits = self.pending_audits();
+        let origin = context::current();
+        for chunk in audits.chunks(500) {
+            let values = placeholders(chunk.len(), 3);
+            let sql = format!(
+                "WITH i AS (INSERT INTO audit_pending (chain, at, tail) VALUES {values} RETURNING tx) \
+                 SELECT CAST(tx AS TEXT) AS tx FROM i LIMIT 1"
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 3);
+            for p in chunk {
+                let at = now();
+                let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
+                args.extend([Arg::Str(p.chain.clone()), Arg::Str(at), Arg::Str(tail)]);
             }
-            let head = audit_head(c, &p.chain).await?;
-            let (sql, args) = audit_insert(&p, head, false);
-            bind_all(sqlx::query(&sql), &args).execute(&mut *c).await?;
-            made.insert(p.chain.clone(), audit_new_head(&args));
+            xid = own_xid(
+                bind_all(sqlx::query(&sql), &args)
+                    .fetch_one(&mut *c)
+                    .await?,
+            )?;
         }
-        Ok(made)
+        Ok(xid)
     }
 }
 
-/// The insert of audit entry `p` after `head` (seq, hash). `conditional`: only if nothing
-/// has been appended after `head` (nor pruned past it) meanwhile — 0 rows otherwise.
-fn audit_insert(p: &PendingAudit, head: (i64, String), conditional: bool) -> (String, Vec<Arg>) {
+/// `($1, …, $w), ($w+1, …)`: `n` rows of `w` placeholders.
+pub(super) fn placeholders(n: usize, w: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let ph: Vec<String> = (1..=w).map(|j| format!("${}", i * w + j)).collect();
+            format!("({})", ph.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The transaction id a `RETURNING tx` gave back.
+fn own_xid(row: sqlx::any::AnyRow) -> Result<Option<u64>, sqlx::Error> {
+    let tx: String = row.try_get("tx")?;
+    tx.parse()
+        .map(Some)
+        .map_err(|_| sqlx::Error::Protocol(format!("unexpected transaction id {tx}")))
+}
+
+/// The insert of audit entry `p` after `head` (seq, hash): SQLite, whose single writer
+/// links entries as it writes them.
+fn audit_insert(p: &PendingAudit, head: (i64, String)) -> (String, Vec<Arg>) {
     let (seq, prev) = head;
     let at = now();
     let seq = seq + 1;
     let body = audit::entry_body(&p.chain, seq, &at, &p.actor, &context::current(), &p.draft);
     let hash = audit::link_hash(&prev, &body);
-    let sql = if conditional {
-        // "Nothing at or after $2" as the chain's MAX(seq), one index probe in any plan:
-        // as `NOT EXISTS (… seq >= $2)`, PostgreSQL's generic plan (it assumes a third of
-        // the rows match a range on a parameter) scanned the chain from its start, 22 ms per
-        // append at 100,000 entries, and every write of the organization queued behind it.
-        "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6 \
-         WHERE COALESCE((SELECT MAX(seq) FROM audit_log WHERE chain = $1), -1) < $2 \
-         AND NOT EXISTS (SELECT 1 FROM audit_anchors WHERE chain = $1 AND seq >= $2)"
-    } else {
-        "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)"
-    };
+    let sql = "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)";
     let args = vec![
         Arg::Str(p.chain.clone()),
         Arg::I64(seq),

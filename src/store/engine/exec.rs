@@ -12,7 +12,8 @@ use super::Dialect;
 use super::batch::Batch;
 use super::point_reads::{Key, PointReads};
 use super::readers::{ReadConn, Readers};
-use super::write::{EventSignal, GroupCommit, SharedHeads, WriteTx};
+use super::seal::Sealer;
+use super::write::{EventSignal, GroupCommit, WriteTx};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 
 /// How many group turns there are: groups whose ids hash alike share one.
@@ -27,8 +28,8 @@ pub struct Engine {
     group_commit: Option<Arc<GroupCommit>>,
     /// Bumped after each commit that appended events.
     signal: EventSignal,
-    /// PostgreSQL: audit chain heads this process committed (hints, see `WriteTx`).
-    audit_heads: SharedHeads,
+    /// PostgreSQL: orders what writes appended, after they commit (see `seal`).
+    sealer: Option<Arc<Sealer>>,
     /// PostgreSQL: turns for writes of one group (`group_turn`).
     group_turns: Arc<[tokio::sync::Mutex<()>]>,
     /// SQLite: reads of one user by id or userName, coalesced (see `point_reads`).
@@ -48,11 +49,40 @@ impl Engine {
             read,
             group_commit,
             signal: Arc::new(tokio::sync::watch::channel(0).0),
-            audit_heads: SharedHeads::default(),
+            sealer: None,
             group_turns: (0..GROUP_TURNS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             point: None,
+        }
+    }
+
+    /// PostgreSQL: seals what writes append after they commit, with background rounds.
+    pub(in crate::store) fn seal_after_commit(&mut self) {
+        let sealer = Sealer::new(self.write.clone());
+        sealer.spawn();
+        self.sealer = Some(sealer);
+    }
+
+    /// Waits (briefly) until this node's committed writes are sealed, before a read that
+    /// must see them in order: the event feed, webhooks, the audit log, list positions.
+    /// Nothing to wait for on SQLite, whose writes are in order as they commit.
+    pub(in crate::store) async fn sealed(&self) {
+        if let Some(s) = &self.sealer {
+            s.ensure().await;
+        }
+    }
+
+    /// PostgreSQL: one seal round now (tests and `roster audit verify`); `false` when
+    /// another round held the lock. SQLite: nothing to seal.
+    pub(in crate::store) async fn seal_round(&self) -> CoreResult<bool> {
+        match &self.sealer {
+            Some(s) => s
+                .round()
+                .await
+                .map(|r| r.is_some())
+                .map_err(|err| CoreError::Store(super::db_err(err))),
+            None => Ok(true),
         }
     }
 
@@ -181,7 +211,7 @@ impl Engine {
         };
         Ok(tx
             .with_signal(self.signal.clone())
-            .with_heads(self.audit_heads.clone()))
+            .with_sealer(self.sealer.clone()))
     }
 
     pub(in crate::store) async fn close(&self) {

@@ -12,6 +12,7 @@ mod hosts;
 pub(super) mod point_reads;
 pub(super) mod positions;
 pub(super) mod readers;
+pub(super) mod seal;
 pub(super) mod write;
 
 pub(super) use exec::Engine;
@@ -165,6 +166,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "secret_urls",
         include_str!("../../../migrations/postgres/0007_secret_urls.sql"),
+    ),
+    (
+        8,
+        "sealing",
+        include_str!("../../../migrations/postgres/0008_sealing.sql"),
     ),
 ];
 
@@ -340,12 +346,14 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
         .run(&pool)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-    Ok(SqlStore::over(Engine::new(
+    let mut engine = Engine::new(
         Dialect::Postgres,
         pool.clone(),
         readers::Readers::Pool(pool),
         None,
-    )))
+    );
+    engine.seal_after_commit();
+    Ok(SqlStore::over(engine))
 }
 
 impl Dialect {
@@ -368,6 +376,25 @@ impl Dialect {
 
     /// The clause that locks the rows a `SELECT` reads for the writing transaction
     /// (PostgreSQL: `FOR UPDATE`; SQLite's one writer holds the database already).
+    /// The column that is an event's cursor: on PostgreSQL the position its seal gave it
+    /// (`seal`), on SQLite its row id (one writer: rows commit in id order).
+    pub fn event_pos(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "id",
+            Dialect::Postgres => "pos",
+        }
+    }
+
+    /// A user's or group's place in creation order, for lists that are not paged by
+    /// position: its position, and on PostgreSQL, before its seal gives it one, a place
+    /// after every sealed one (in insertion order).
+    pub fn list_pos(self, t: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{t}.pos"),
+            Dialect::Postgres => format!("COALESCE({t}.pos, 4611686018427387904 + {t}.seq)"),
+        }
+    }
+
     pub fn for_update(self) -> &'static str {
         match self {
             Dialect::Sqlite => "",

@@ -22,8 +22,14 @@ fn e(err: sqlx::Error) -> CoreError {
 pub const MAX_DELETED_FOR_SEEK: i64 = 10_000;
 const MAX_ITERATIONS: usize = 64;
 
-/// In a batch: takes the next position (see [`taken`] for reading it back).
-pub fn take_in(b: &mut super::batch::Batch, org: &str, kind: &str) {
+/// In a batch: takes the next position (see [`taken`] for reading it back). SQLite, whose
+/// single writer takes positions as it writes. On PostgreSQL a write leaves the position
+/// to the seal after its commit (`seal`), so that creates in one organization never wait
+/// on its counter row.
+pub fn take_in(b: &mut super::batch::Batch, d: super::Dialect, org: &str, kind: &str) {
+    if d == super::Dialect::Postgres {
+        return;
+    }
     b.push(
         "INSERT INTO org_counters (org_id, kind, live, next_pos) VALUES ($1, $2, 1, 1) \
          ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + 1, \
@@ -35,10 +41,18 @@ pub fn take_in(b: &mut super::batch::Batch, org: &str, kind: &str) {
     );
 }
 
-/// SQL reading back the position just taken by `take_in`, for a statement whose
-/// placeholders `$org` and `$kind` hold the organization and the kind.
-pub fn taken(org: usize, kind: usize) -> String {
-    format!("(SELECT next_pos FROM org_counters WHERE org_id = ${org} AND kind = ${kind})")
+/// SQL for the position just taken by `take_in`, for a statement whose placeholders `$org`
+/// and `$kind` hold the organization and the kind (NULL on PostgreSQL: sealed later).
+pub fn taken(d: super::Dialect, org: usize, kind: usize) -> String {
+    match d {
+        // NULL, with the placeholders still referenced (every bound one must be).
+        super::Dialect::Postgres => {
+            format!("CAST(NULLIF(${org}, ${org}) AS BIGINT) + LENGTH(${kind}) * 0")
+        }
+        super::Dialect::Sqlite => {
+            format!("(SELECT next_pos FROM org_counters WHERE org_id = ${org} AND kind = ${kind})")
+        }
+    }
 }
 
 /// How many live and how many deleted resources of `kind` the organization has.

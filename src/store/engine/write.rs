@@ -451,19 +451,15 @@ pub struct LiteTx {
 /// on it instead of polling (other nodes' events are still found by polling).
 pub type EventSignal = Arc<tokio::sync::watch::Sender<u64>>;
 
-/// PostgreSQL: the audit chain heads this process last committed. A hint only: an append
-/// based on it is conditional, and re-reads the head when another node moved it.
-pub type SharedHeads = Arc<std::sync::Mutex<AuditHeads>>;
-
 /// A write transaction; derefs to the connection it runs on.
 pub struct WriteTx {
     inner: Inner,
     signal: Option<EventSignal>,
     events: bool,
-    /// PostgreSQL: the process's head hints, and the heads this transaction made (merged
-    /// into the hints only once it commits).
-    heads: Option<SharedHeads>,
-    new_heads: AuditHeads,
+    /// PostgreSQL: the process's sealer, told once this transaction commits what it
+    /// appended (its transaction id).
+    sealer: Option<Arc<super::seal::Sealer>>,
+    xid: Option<u64>,
 }
 
 enum Inner {
@@ -504,13 +500,9 @@ impl WriteTx {
                 Ok(())
             }
             Inner::Pg(Some(tx)) => {
-                let hints = self
-                    .heads
-                    .as_ref()
-                    .and_then(|h| h.lock().ok().map(|h| h.clone()))
-                    .unwrap_or_default();
-                let made = b.run_pg(tx, &hints).await?;
-                self.new_heads.extend(made);
+                if let Some(xid) = b.run_pg(tx).await? {
+                    self.xid = Some(xid);
+                }
                 Ok(())
             }
             Inner::Pg(None) | Inner::Lite(None) => {
@@ -528,9 +520,9 @@ impl WriteTx {
         self
     }
 
-    /// PostgreSQL: audit head hints shared by the process's writes.
-    pub fn with_heads(mut self, heads: SharedHeads) -> Self {
-        self.heads = Some(heads);
+    /// PostgreSQL: the sealer to tell after commit.
+    pub fn with_sealer(mut self, sealer: Option<Arc<super::seal::Sealer>>) -> Self {
+        self.sealer = sealer;
         self
     }
 
@@ -539,8 +531,8 @@ impl WriteTx {
             inner,
             signal: None,
             events: false,
-            heads: None,
-            new_heads: AuditHeads::new(),
+            sealer: None,
+            xid: None,
         }
     }
 
@@ -552,11 +544,9 @@ impl WriteTx {
     pub async fn commit(mut self) -> CoreResult<()> {
         let r = self.commit_inner().await;
         if r.is_ok()
-            && !self.new_heads.is_empty()
-            && let Some(h) = &self.heads
-            && let Ok(mut h) = h.lock()
+            && let (Some(s), Some(xid)) = (&self.sealer, self.xid)
         {
-            h.extend(std::mem::take(&mut self.new_heads));
+            s.committed(xid);
         }
         if r.is_ok()
             && self.events

@@ -1,0 +1,355 @@
+//! PostgreSQL: what a write appends is put in order after it commits (the design and why:
+//! `docs/design/event-order.md`).
+//!
+//! Writers take no shared lock. They insert event rows with no cursor (`pos` NULL), audit
+//! entries unlinked (`audit_pending`), users and groups with no list position, and
+//! deletions uncounted; each of those rows records its transaction (`tx`, an `xid8`). A
+//! **seal round** then orders everything whose transaction ended before the oldest one
+//! still running — the horizon, `pg_snapshot_xmin(pg_current_snapshot())` — in
+//! `(tx, id)` order: every transaction below the horizon has committed or rolled back, so
+//! nothing can later appear below what a round sealed. A round
+//! - numbers the events after the highest cursor (readers read by `pos`: a reader that has
+//!   seen cursor N never finds a later event below N);
+//! - links the audit entries into their chains (`seq`, `prev_hash`, `hash`, as SQLite's
+//!   writer does while writing);
+//! - gives new users and groups the next positions of their organization and counts
+//!   deletions (the counters dense paging reads, `positions`).
+//!
+//! One round runs at a time per schema: each takes a transaction-scoped advisory lock with
+//! `pg_try_advisory_xact_lock`, so a node that dies mid-round releases it with its
+//! connection, and any node's next round goes on where it stopped (every round works only on
+//! rows still unsealed). Every node runs rounds: after each local commit that appended
+//! something, on a timer for other nodes' leftovers, and before reads that must see this
+//! node's own writes (`Sealer::ensure`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
+use tokio::sync::Notify;
+
+use super::batch::placeholders;
+use super::{Arg, bind_all};
+use crate::core::audit::{self, GENESIS};
+
+/// Most rows of each kind one round seals (a round is one transaction).
+const ROUND_ROWS: i64 = 5_000;
+
+/// How often an idle node looks for rows other nodes left unsealed.
+const IDLE_TICK: Duration = Duration::from_millis(250);
+
+/// How long a read waits for this node's own writes to be sealed (only a transaction that
+/// began before them and is still running makes it wait; Roster's own last milliseconds).
+const READ_WAIT: Duration = Duration::from_millis(500);
+
+/// The advisory lock's first key (the second is the schema's hash): "seal".
+const SEAL_LOCK: i32 = 0x7365_616c;
+
+/// What one round did.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    /// Every transaction below this id has ended, and what it appended is sealed.
+    pub horizon: u64,
+    /// A kind of row filled the round: more may wait below the horizon.
+    pub full: bool,
+    /// How many events it numbered.
+    pub events: u64,
+}
+
+/// The sealer of one PostgreSQL store (one per process).
+pub struct Sealer {
+    pool: AnyPool,
+    /// The highest transaction id of a local commit that appended something.
+    committed: AtomicU64,
+    /// Local commits up to this id are sealed (or a read stopped waiting for them).
+    sealed: AtomicU64,
+    /// One local round at a time (rounds of other nodes wait on the advisory lock).
+    turn: tokio::sync::Mutex<()>,
+    wake: Notify,
+}
+
+impl Sealer {
+    pub fn new(pool: AnyPool) -> Arc<Self> {
+        Arc::new(Sealer {
+            pool,
+            committed: AtomicU64::new(0),
+            sealed: AtomicU64::new(0),
+            turn: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// A local transaction that appended something committed.
+    pub fn committed(&self, xid: u64) {
+        self.committed.fetch_max(xid, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Waits until this node's committed writes are sealed, so a read that follows sees
+    /// them (the feed, the audit log, list positions). Bounded by `READ_WAIT`: a
+    /// transaction older than them that is still running (anywhere in the cluster) holds
+    /// them back, and the reader then goes on without them.
+    pub async fn ensure(&self) {
+        let target = self.committed.load(Ordering::Acquire);
+        if self.sealed.load(Ordering::Acquire) >= target {
+            return;
+        }
+        let deadline = Instant::now() + READ_WAIT;
+        loop {
+            match self.round().await {
+                Ok(_) if self.sealed.load(Ordering::Acquire) >= target => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "sealing before a read failed");
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Later reads wait again only for later writes.
+        self.sealed.fetch_max(target, Ordering::AcqRel);
+    }
+
+    /// One round in this node's turn. `None`: another node's round holds the lock.
+    pub async fn round(&self) -> Result<Option<Round>, sqlx::Error> {
+        let _turn = self.turn.lock().await;
+        let target = self.committed.load(Ordering::Acquire);
+        let mut c = self.pool.acquire().await?;
+        let r = seal_round(&mut c).await?;
+        if let Some(r) = r
+            && r.horizon > target
+            && !r.full
+        {
+            self.sealed.fetch_max(target, Ordering::AcqRel);
+        }
+        Ok(r)
+    }
+
+    /// Whether anything waits to be sealed.
+    async fn pending(&self) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT (EXISTS (SELECT 1 FROM events WHERE pos IS NULL) \
+               OR EXISTS (SELECT 1 FROM audit_pending) \
+               OR EXISTS (SELECT 1 FROM users WHERE pos IS NULL) \
+               OR EXISTS (SELECT 1 FROM org_groups WHERE pos IS NULL) \
+               OR EXISTS (SELECT 1 FROM deleted_positions WHERE NOT counted)) AS p",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get("p")
+    }
+
+    /// The node's background rounds: woken by local commits, and every `IDLE_TICK` for
+    /// what other nodes (or a failed round) left. While the horizon is held (a long
+    /// transaction), it backs off up to `IDLE_TICK`. Ends when the store's pool closes.
+    pub fn spawn(self: &Arc<Self>) {
+        let s = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(2);
+            loop {
+                if s.pool.is_closed() {
+                    return;
+                }
+                let wait = s.wake.notified();
+                let idle = match s.pending().await {
+                    Ok(false) => true,
+                    Ok(true) => match s.round().await {
+                        Ok(Some(r)) if r.full => continue,
+                        Ok(Some(r)) if r.events > 0 => {
+                            backoff = Duration::from_millis(2);
+                            false
+                        }
+                        Ok(_) => {
+                            backoff = (backoff * 2).min(IDLE_TICK);
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "seal round failed");
+                            backoff = IDLE_TICK;
+                            false
+                        }
+                    },
+                    Err(_) => {
+                        backoff = IDLE_TICK;
+                        false
+                    }
+                };
+                let pause = if idle { IDLE_TICK } else { backoff };
+                let _ = tokio::time::timeout(pause, wait).await;
+            }
+        });
+    }
+}
+
+/// One round (see the module documentation). `None` when another round holds the lock.
+pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Error> {
+    let mut tx = c.begin().await?;
+    // A round that loses its node mid-way must not hold the lock until TCP notices.
+    let row = sqlx::query(
+        "SELECT set_config('idle_in_transaction_session_timeout', '5000', true) AS t, \
+         pg_try_advisory_xact_lock($1, hashtext(current_schema())) AS got, \
+         CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS h",
+    )
+    .bind(SEAL_LOCK)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !row.try_get::<bool, _>("got")? {
+        return Ok(None);
+    }
+    let h: String = row.try_get("h")?;
+    let horizon: u64 = h
+        .parse()
+        .map_err(|_| sqlx::Error::Protocol(format!("unexpected snapshot horizon {h}")))?;
+    let events = sqlx::query(
+        "WITH todo AS (SELECT id, tx FROM events WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
+           ORDER BY tx, id LIMIT $2), \
+         base AS (SELECT COALESCE(MAX(pos), 0) AS m FROM events), \
+         n AS (SELECT id, row_number() OVER (ORDER BY tx, id) AS rn FROM todo) \
+         UPDATE events e SET pos = base.m + n.rn FROM n, base WHERE e.id = n.id",
+    )
+    .bind(&h)
+    .bind(ROUND_ROWS)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let mut full = events >= ROUND_ROWS as u64;
+    for (table, kind) in [("users", "User"), ("org_groups", "Group")] {
+        full |= positions(&mut tx, table, kind, &h).await? >= ROUND_ROWS as u64;
+    }
+    // Deletions of sealed resources: their positions leave the live count.
+    sqlx::query(
+        "WITH d AS (UPDATE deleted_positions SET counted = TRUE \
+           WHERE NOT counted AND tx < CAST($1 AS xid8) RETURNING org_id, kind), \
+         n AS (SELECT org_id, kind, COUNT(*) AS k FROM d GROUP BY org_id, kind) \
+         UPDATE org_counters o SET live = o.live - n.k, deleted = o.deleted + n.k \
+         FROM n WHERE o.org_id = n.org_id AND o.kind = n.kind",
+    )
+    .bind(&h)
+    .execute(&mut *tx)
+    .await?;
+    full |= link_audit(&mut tx, &h).await? >= ROUND_ROWS as u64;
+    tx.commit().await?;
+    Ok(Some(Round {
+        horizon,
+        full,
+        events,
+    }))
+}
+
+/// Gives the unsealed users or groups (`table`) below the horizon the next positions of
+/// their organizations, in `(tx, id)` order, and counts them live. Rows a writer holds
+/// locked (a change to a user created a moment ago) wait for the next round.
+async fn positions(
+    c: &mut AnyConnection,
+    table: &str,
+    kind: &str,
+    h: &str,
+) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "WITH todo AS (SELECT org_id, id, tx FROM {table} WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
+           ORDER BY tx, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         n AS (SELECT org_id, id, row_number() OVER (PARTITION BY org_id ORDER BY tx, id) AS rn, \
+           COUNT(*) OVER (PARTITION BY org_id) AS cnt FROM todo), \
+         c AS (INSERT INTO org_counters (org_id, kind, live, next_pos) \
+           SELECT org_id, $3, cnt, cnt FROM n WHERE rn = 1 \
+           ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + excluded.live, \
+           next_pos = org_counters.next_pos + excluded.next_pos RETURNING org_id, next_pos) \
+         UPDATE {table} t SET pos = c.next_pos - n.cnt + n.rn FROM n JOIN c ON c.org_id = n.org_id \
+         WHERE t.id = n.id"
+    );
+    Ok(sqlx::query(&sql)
+        .bind(h)
+        .bind(ROUND_ROWS)
+        .bind(kind)
+        .execute(&mut *c)
+        .await?
+        .rows_affected())
+}
+
+/// Links the pending audit entries below the horizon into their chains, in `(tx, id)`
+/// order, after each chain's head (its last entry, or its anchor if retention emptied it).
+async fn link_audit(c: &mut AnyConnection, h: &str) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(
+        "DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending \
+           WHERE tx < CAST($1 AS xid8) ORDER BY tx, id LIMIT $2) \
+         RETURNING id, CAST(tx AS TEXT) AS tx, chain, at, tail",
+    )
+    .bind(h)
+    .bind(ROUND_ROWS)
+    .fetch_all(&mut *c)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut pending = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let tx: String = r.try_get("tx")?;
+        let tx: u64 = tx
+            .parse()
+            .map_err(|_| sqlx::Error::Protocol(format!("unexpected transaction id {tx}")))?;
+        let id: i64 = r.try_get("id")?;
+        let chain: String = r.try_get("chain")?;
+        let at: String = r.try_get("at")?;
+        let tail: String = r.try_get("tail")?;
+        pending.push((tx, id, chain, at, tail));
+    }
+    pending.sort_by_key(|p| (p.0, p.1));
+    let mut chains: Vec<String> = pending.iter().map(|p| p.2.clone()).collect();
+    chains.sort();
+    chains.dedup();
+    let mut heads = std::collections::HashMap::new();
+    for chunk in chains.chunks(500) {
+        let values: Vec<String> = (1..=chunk.len())
+            .map(|i| format!("(CAST(${i} AS TEXT))"))
+            .collect();
+        let sql = format!(
+            "SELECT c.chain, COALESCE(l.seq, a.seq, 0) AS seq, COALESCE(l.hash, a.hash, ${g}) AS hash \
+             FROM (VALUES {}) AS c(chain) \
+             LEFT JOIN LATERAL (SELECT x.seq, x.hash FROM audit_log x WHERE x.chain = c.chain \
+               ORDER BY x.seq DESC LIMIT 1) l ON TRUE \
+             LEFT JOIN audit_anchors a ON a.chain = c.chain",
+            values.join(", "),
+            g = chunk.len() + 1
+        );
+        let mut args: Vec<Arg> = chunk.iter().cloned().map(Arg::Str).collect();
+        args.push(Arg::Str(GENESIS.to_owned()));
+        for r in bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await?
+        {
+            let chain: String = r.try_get("chain")?;
+            heads.insert(
+                chain,
+                (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+            );
+        }
+    }
+    let mut entries: Vec<Arg> = Vec::with_capacity(pending.len() * 6);
+    for (_, _, chain, at, tail) in &pending {
+        let (seq, prev) = heads.get(chain).cloned().unwrap_or((0, GENESIS.to_owned()));
+        let seq = seq + 1;
+        let body = audit::body_with_seq(chain, seq, tail);
+        let hash = audit::link_hash(&prev, &body);
+        heads.insert(chain.clone(), (seq, hash.clone()));
+        entries.extend([
+            Arg::Str(chain.clone()),
+            Arg::I64(seq),
+            Arg::Str(at.clone()),
+            Arg::Str(body),
+            Arg::Str(prev),
+            Arg::Str(hash),
+        ]);
+    }
+    for chunk in entries.chunks(500 * 6) {
+        let sql = format!(
+            "INSERT INTO audit_log (chain, seq, at, body, prev_hash, hash) VALUES {}",
+            placeholders(chunk.len() / 6, 6)
+        );
+        bind_all(sqlx::query(&sql), chunk).execute(&mut *c).await?;
+    }
+    Ok(pending.len() as u64)
+}
