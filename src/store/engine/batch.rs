@@ -401,10 +401,7 @@ pub(super) fn placeholders(n: usize, w: usize) -> String {
 
 /// The transaction id a `RETURNING tx` gave back.
 fn own_xid(row: sqlx::any::AnyRow) -> Result<Option<u64>, sqlx::Error> {
-    let tx: String = row.try_get("tx")?;
-    tx.parse()
-        .map(Some)
-        .map_err(|_| sqlx::Error::Protocol(format!("unexpected transaction id {tx}")))
+    super::seal::parse_xid(&row.try_get::<String, _>("tx")?).map(Some)
 }
 
 /// The insert of audit entry `p` after `head` (seq, hash): SQLite, whose single writer

@@ -185,6 +185,12 @@ impl Sealer {
     }
 }
 
+/// A transaction id (`xid8`) as PostgreSQL prints it.
+pub(super) fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
+    text.parse()
+        .map_err(|_| sqlx::Error::Protocol(format!("unexpected transaction id {text}")))
+}
+
 /// One round (see the module documentation). `None` when another round holds the lock.
 pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Error> {
     let mut tx = c.begin().await?;
@@ -201,9 +207,7 @@ pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Er
         return Ok(None);
     }
     let h: String = row.try_get("h")?;
-    let horizon: u64 = h
-        .parse()
-        .map_err(|_| sqlx::Error::Protocol(format!("unexpected snapshot horizon {h}")))?;
+    let horizon = parse_xid(&h)?;
     let events = sqlx::query(
         "WITH todo AS (SELECT id, tx FROM events WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
            ORDER BY tx, id LIMIT $2), \
@@ -287,10 +291,7 @@ async fn link_audit(c: &mut AnyConnection, h: &str) -> Result<u64, sqlx::Error> 
     }
     let mut pending = Vec::with_capacity(rows.len());
     for r in &rows {
-        let tx: String = r.try_get("tx")?;
-        let tx: u64 = tx
-            .parse()
-            .map_err(|_| sqlx::Error::Protocol(format!("unexpected transaction id {tx}")))?;
+        let tx = parse_xid(&r.try_get::<String, _>("tx")?)?;
         let id: i64 = r.try_get("id")?;
         let chain: String = r.try_get("chain")?;
         let at: String = r.try_get("at")?;
