@@ -278,3 +278,59 @@ async fn a_write_waits_for_no_other_write() {
     fx.db.cleanup().await;
     drop(cluster);
 }
+
+/// A user changed while its position is still to be sealed (created a moment ago, now held
+/// locked by a writer) keeps its place: the users created after it wait for it rather than
+/// take the positions before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_new_user_keeps_its_place() {
+    let (cluster, fx) = on_own_cluster().await;
+    let (org, scope) = fx.scope("locked").await;
+
+    // An open transaction with an id holds the horizon: the three creates stay unsealed.
+    let mut holder = raw(&fx, &cluster).await;
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut made = Vec::new();
+    for i in 0..3 {
+        made.push(fx.user(&scope, &format!("m{i}@locked.example")).await);
+    }
+    // A writer holds the middle one, as a change to it would.
+    let mut writer = raw(&fx, &cluster).await;
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(&made[1])
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert!(fx.store().seal_round().await.expect("a seal round"));
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+
+    let mut admin = raw(&fx, &cluster).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let order: Vec<(String, Option<i64>)> = loop {
+        let rows = sqlx::query("SELECT id, pos FROM users WHERE org_id = $1 ORDER BY pos, id")
+            .bind(org.id.as_str())
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        let got: Vec<(String, Option<i64>)> =
+            rows.iter().map(|r| (r.get("id"), r.get("pos"))).collect();
+        if got.iter().all(|(_, p)| p.is_some()) || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let want: Vec<(String, Option<i64>)> = made
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), Some(i as i64 + 1)))
+        .collect();
+    assert_eq!(order, want, "positions in creation order");
+    fx.db.cleanup().await;
+    drop(cluster);
+}

@@ -245,8 +245,9 @@ pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Er
 }
 
 /// Gives the unsealed users or groups (`table`) below the horizon the next positions of
-/// their organizations, in `(tx, id)` order, and counts them live. Rows a writer holds
-/// locked (a change to a user created a moment ago) wait for the next round.
+/// their organizations, in `(tx, id)` order, and counts them live. A row a writer holds
+/// locked (a change to a user created a moment ago) is not waited for: it and every later
+/// row of its organization wait for the next round, so positions stay in creation order.
 async fn positions(
     c: &mut AnyConnection,
     table: &str,
@@ -254,8 +255,15 @@ async fn positions(
     h: &str,
 ) -> Result<u64, sqlx::Error> {
     let sql = format!(
-        "WITH todo AS (SELECT org_id, id, tx FROM {table} WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
-           ORDER BY tx, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+        "WITH cand AS (SELECT org_id, id, tx FROM {table} WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
+           ORDER BY tx, id LIMIT $2), \
+         got AS (SELECT id FROM {table} WHERE id IN (SELECT id FROM cand) AND pos IS NULL \
+           FOR UPDATE SKIP LOCKED), \
+         stop AS (SELECT DISTINCT ON (org_id) org_id, tx, id FROM cand \
+           WHERE id NOT IN (SELECT id FROM got) ORDER BY org_id, tx, id), \
+         todo AS (SELECT cand.org_id, cand.id, cand.tx FROM cand JOIN got ON got.id = cand.id \
+           WHERE NOT EXISTS (SELECT 1 FROM stop WHERE stop.org_id = cand.org_id \
+             AND (stop.tx, stop.id) < (cand.tx, cand.id))), \
          n AS (SELECT org_id, id, row_number() OVER (PARTITION BY org_id ORDER BY tx, id) AS rn, \
            COUNT(*) OVER (PARTITION BY org_id) AS cnt FROM todo), \
          c AS (INSERT INTO org_counters (org_id, kind, live, next_pos) \
