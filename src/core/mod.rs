@@ -90,6 +90,13 @@ pub fn parse_time(s: &str) -> Option<String> {
     OffsetDateTime::parse(s, &Rfc3339).ok().map(format_time)
 }
 
+/// Seconds from a stored time (`now`'s format, or any RFC 3339) to now; negative when it is
+/// in the future, `None` when it is not a time.
+pub fn secs_since(stored: &str) -> Option<f64> {
+    let t = OffsetDateTime::parse(stored, &Rfc3339).ok()?;
+    Some((OffsetDateTime::now_utc() - t).as_seconds_f64())
+}
+
 /// What people type where a time is asked for (`--since`, `?since=`): a date
 /// (`2026-11-01`, the start of that day in UTC) or a full RFC 3339 date-time (also with a
 /// space for the `T`, as `date --rfc-3339` prints it), into the storage format.

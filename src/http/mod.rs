@@ -164,6 +164,29 @@ async fn metrics(State(st): State<MetricsState>, headers: HeaderMap) -> Response
             );
         }
     }
+    // PostgreSQL seals what writes append after they commit: how far behind that is.
+    if let Ok(Some(b)) = store.seal_backlog().await {
+        let lag = b
+            .oldest
+            .as_deref()
+            .and_then(crate::core::secs_since)
+            .map_or(0.0, |s| s.max(0.0));
+        let _ = writeln!(
+            extra,
+            "# HELP roster_seal_pending_events Events written (committed or not yet) without a feed cursor yet (counted up to {cap}).\n\
+             # TYPE roster_seal_pending_events gauge\n\
+             roster_seal_pending_events {}\n\
+             # HELP roster_seal_pending_audit_entries Audit entries written without a place in their chain yet (counted up to {cap}).\n\
+             # TYPE roster_seal_pending_audit_entries gauge\n\
+             roster_seal_pending_audit_entries {}\n\
+             # HELP roster_seal_lag_seconds Age of the oldest event or audit entry not sealed yet (0 when none waits).\n\
+             # TYPE roster_seal_lag_seconds gauge\n\
+             roster_seal_lag_seconds {lag:.3}",
+            b.events,
+            b.audit_entries,
+            cap = crate::store::SEAL_BACKLOG_CAP,
+        );
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 //! [`GroupStore`]: group rows, membership changes as set operations, and member listings.
 
 use super::engine::batch::Batch;
+use super::engine::combine::RowLock;
 use super::engine::{Arg, bind_all, positions};
 use super::filter_sql::{ResourceKind, SqlBuilder};
 use super::resources::{attrs_text, delete_row_in, str_attr};
@@ -569,7 +570,20 @@ impl GroupStore for SqlStore {
             self.member_op_in(&mut b, scope, id, op, false);
         }
         b.audit(Some(&scope.org), &scope.actor, audit);
-        match self.engine.submit_checked(b).await? {
+        // Changes of one group queue together (PostgreSQL: sharing transactions that take
+        // the group's row lock first, `combine`).
+        let lock = RowLock {
+            key: format!("{}/{id}", scope.org.as_str()),
+            sql: format!(
+                "SELECT 1 FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{}",
+                self.for_update()
+            ),
+            args: vec![
+                Arg::Str(scope.org.as_str().to_owned()),
+                Arg::Str(id.to_owned()),
+            ],
+        };
+        match self.engine.submit_checked(lock, b).await? {
             Ok(Some(v)) => Ok(Some(v)),
             Ok(None) => Err(CoreError::Store(StoreError::Other(
                 "membership change without its precondition".into(),

@@ -22,6 +22,7 @@ mod sql_store;
 mod users;
 mod webhooks;
 
+pub use engine::seal::{BACKLOG_CAP as SEAL_BACKLOG_CAP, Backlog as SealBacklog};
 pub use engine::{StoreLocation, open};
 pub use sql_store::SqlStore;
 

@@ -7,7 +7,7 @@ use super::engine::readers::ReadConn;
 use super::engine::write::WriteTx;
 use super::engine::{Arg, Engine, bind_all};
 use super::filter_sql::ResourceKind;
-use super::{Dialect, Elem, db_err};
+use super::{Dialect, Elem, SealBacklog, db_err};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 use crate::core::model::*;
 use serde_json::Value;
@@ -99,13 +99,23 @@ impl SqlStore {
             ],
             None,
         );
-        // CROSS JOIN keeps the keys the outer loop: one index lookup per key.
-        store.engine.coalesce_point_reads(|key_col: &str| {
-            format!(
+        // The keys are the outer loop: one index lookup per key (CROSS JOIN on SQLite, a
+        // LATERAL subquery on PostgreSQL, whose planner would otherwise weigh a hash join).
+        store.engine.coalesce_point_reads(|key_col: &str| match d {
+            Dialect::Sqlite => format!(
                 "SELECT {page} AS page FROM (SELECT j.key AS k_, {cols} FROM json_each($1) j \
                  CROSS JOIN users t WHERE t.org_id = json_extract(j.value, '$[0]') \
                  AND {key_col} = json_extract(j.value, '$[1]')) x"
-            )
+            ),
+            Dialect::Postgres => {
+                let col = key_col.trim_start_matches("t.");
+                format!(
+                    "SELECT {page} AS page FROM (SELECT j.k - 1 AS k_, {cols} \
+                     FROM jsonb_array_elements(CAST($1 AS jsonb)) WITH ORDINALITY AS j(v, k) \
+                     CROSS JOIN LATERAL (SELECT * FROM users u WHERE u.org_id = j.v->>0 \
+                       AND u.{col} = j.v->>1 LIMIT 1) t) x"
+                )
+            }
         });
         store
     }
@@ -128,6 +138,11 @@ impl SqlStore {
     /// One seal round now (see `Engine::seal_round`).
     pub async fn seal_round(&self) -> CoreResult<bool> {
         self.engine.seal_round().await
+    }
+
+    /// What waits to be sealed after commit (PostgreSQL; `None` on SQLite).
+    pub async fn seal_backlog(&self) -> CoreResult<Option<SealBacklog>> {
+        self.engine.seal_backlog().await
     }
 
     /// A connection for reads (see `readers`).

@@ -122,6 +122,9 @@ impl UserStore for SqlStore {
             ],
         );
         b.event(Some(&scope.org), &scope.actor, &event);
+        // The user's row, its event and its audit entry: three new rows (on SQLite the
+        // counter row first, read by the insert: SQLite never runs a batch as one statement).
+        b.independent();
         self.write_unread(b, |err| user_name_conflict(e(err), &user_name))
             .await?;
         Ok(User {

@@ -334,3 +334,50 @@ async fn a_locked_new_user_keeps_its_place() {
     fx.db.cleanup().await;
     drop(cluster);
 }
+
+/// What a held horizon keeps unsealed shows in the backlog (`/metrics` reads it): counted,
+/// with the age of the oldest; empty again once sealing catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_shows_what_waits_to_be_sealed() {
+    let (cluster, fx) = on_own_cluster().await;
+    let (_, scope) = fx.scope("backlog").await;
+    fx.user(&scope, "before@backlog.example").await;
+    assert!(fx.store().seal_round().await.expect("a seal round"));
+    let empty = fx.store().seal_backlog().await.expect("backlog");
+    assert_eq!(empty, Some(roster::store::SealBacklog::default()));
+
+    let mut holder = raw(&fx, &cluster).await;
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    for i in 0..2 {
+        fx.user(&scope, &format!("held{i}@backlog.example")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(fx.store().seal_round().await.expect("a seal round"));
+    let held = fx
+        .store()
+        .seal_backlog()
+        .await
+        .expect("backlog")
+        .expect("PostgreSQL has one");
+    assert_eq!((held.events, held.audit_entries), (2, 2), "{held:?}");
+    let age = roster::core::secs_since(held.oldest.as_deref().expect("the oldest"))
+        .expect("a stored time");
+    assert!((0.25..30.0).contains(&age), "{age}");
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let b = fx.store().seal_backlog().await.expect("backlog");
+        if b == Some(roster::store::SealBacklog::default()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unsealed: {b:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fx.db.cleanup().await;
+    drop(cluster);
+}

@@ -80,6 +80,22 @@ async fn metric_labels_are_bounded(app: &TestApp) {
         text.contains(r#"method="GET",route="/scim/v2/Users/{id}",status="200"}"#),
         "{text}"
     );
+    // PostgreSQL seals what writes append after commit, and says how far behind it is;
+    // SQLite has nothing to seal.
+    let lag = text
+        .lines()
+        .find_map(|l| l.strip_prefix("roster_seal_lag_seconds "));
+    if app.db.schema.is_some() {
+        let lag: f64 = lag.expect("a seal lag gauge").parse().expect("a number");
+        assert!((0.0..60.0).contains(&lag), "{lag}");
+        assert!(text.contains("\nroster_seal_pending_events "), "{text}");
+        assert!(
+            text.contains("\nroster_seal_pending_audit_entries "),
+            "{text}"
+        );
+    } else {
+        assert!(lag.is_none(), "{text}");
+    }
 }
 
 backend_tests!(metric_labels_are_bounded);

@@ -53,6 +53,8 @@ pub struct Batch {
     /// The audit entry of an action that gave none explicitly: its first event.
     derived: Option<PendingAudit>,
     events: bool,
+    /// No statement reads or touches what another writes (see `independent`).
+    independent: bool,
 }
 
 /// The last entry of each audit chain a transaction has seen: (seq, hash).
@@ -108,6 +110,78 @@ fn provenance_args(actor: &Actor) -> Vec<Arg> {
 impl Batch {
     pub fn push(&mut self, sql: impl Into<String>, args: Vec<Arg>) {
         self.stmts.push(Stmt::Sql(sql.into(), args));
+    }
+
+    /// Declares that no statement of the batch reads, or touches a row, that another of its
+    /// statements writes, so that they may run as one statement: on PostgreSQL a write
+    /// that reads nothing first then takes one round trip (`one_pg`), not a BEGIN, one per
+    /// statement and a COMMIT.
+    pub fn independent(&mut self) {
+        self.independent = true;
+    }
+
+    /// PostgreSQL: an independent batch of plain INSERT, UPDATE and DELETE statements and
+    /// event rows (with its audit entries) as one statement of data-modifying CTEs, which
+    /// commits on its own; it returns the transaction's id as text (column `tx`). Every
+    /// part sees the same snapshot, which is why only `independent` batches qualify.
+    /// `None` (the batch left as it was): it cannot go as one.
+    pub fn one_pg(&mut self) -> Option<(String, Vec<Arg>)> {
+        let plain = |sql: &str| {
+            let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+            matches!(head.as_str(), "INSERT" | "UPDATE" | "DELETE")
+        };
+        let one = self.independent
+            && self.stmts.iter().all(|st| match st {
+                Stmt::Sql(s, _) => plain(s),
+                Stmt::Event(_) => true,
+                Stmt::Events { .. } | Stmt::Check(..) => false,
+            });
+        if !one {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        let mut events: Vec<Vec<Arg>> = Vec::new();
+        for st in std::mem::take(&mut self.stmts) {
+            match st {
+                Stmt::Sql(sql, a) => {
+                    parts.push(shift(&sql, args.len()));
+                    args.extend(a);
+                }
+                Stmt::Event(a) => events.push(a),
+                Stmt::Events { .. } | Stmt::Check(..) => unreachable!("checked above"),
+            }
+        }
+        if !events.is_empty() {
+            let values = shift(&placeholders(events.len(), 11), args.len());
+            parts.push(format!("{EVENT_COLS} VALUES {values}"));
+            args.extend(events.into_iter().flatten());
+        }
+        let audits = self.pending_audits();
+        if !audits.is_empty() {
+            let values = shift(&placeholders(audits.len(), 3), args.len());
+            parts.push(format!(
+                "INSERT INTO audit_pending (chain, at, tail) VALUES {values}"
+            ));
+            let origin = context::current();
+            for p in audits {
+                let at = now();
+                let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
+                args.extend([Arg::Str(p.chain), Arg::Str(at), Arg::Str(tail)]);
+            }
+        }
+        let ctes: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("w{i} AS ({p})"))
+            .collect();
+        Some((
+            format!(
+                "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
+                ctes.join(", ")
+            ),
+            args,
+        ))
     }
 
     /// Appends a precondition (see `Stmt::Check`): the write is kept only if it holds.
@@ -309,11 +383,13 @@ impl Batch {
     /// Runs the batch on PostgreSQL. Nothing here waits for another write: event rows go in
     /// with no cursor and audit entries unlinked (`audit_pending`); both are sealed in
     /// commit order after commit (`seal`). Event rows are gathered as the statements run
-    /// (set-based ones by reading what they would insert) and inserted together at the end.
-    /// Returns the transaction's id if it appended anything, for `Sealer::committed`.
-    pub async fn run_pg(mut self, c: &mut AnyConnection) -> Result<Option<u64>, sqlx::Error> {
+    /// (set-based ones by reading what they would insert) and inserted together at the end,
+    /// with the audit entries, in one statement. A precondition that does not hold ends it
+    /// with an error `is_declined` recognises.
+    pub async fn run_pg(mut self, c: &mut AnyConnection) -> Result<PgRun, sqlx::Error> {
         use super::bind_all;
         let mut rows: Vec<Vec<Arg>> = Vec::new();
+        let mut checked = None;
         for st in std::mem::take(&mut self.stmts) {
             match st {
                 Stmt::Sql(s, a) => {
@@ -321,10 +397,9 @@ impl Batch {
                 }
                 Stmt::Check(s, a) => {
                     let row = bind_all(sqlx::query(&s), &a).fetch_one(&mut *c).await?;
-                    if row.try_get::<Option<i64>, _>("v")?.is_none() {
-                        return Err(sqlx::Error::Protocol(
-                            "a write's precondition does not hold".into(),
-                        ));
+                    match row.try_get::<Option<i64>, _>("v")? {
+                        Some(v) => checked = Some(v),
+                        None => return Err(sqlx::Error::Protocol(DECLINED.into())),
                     }
                 }
                 Stmt::Event(a) => rows.push(a),
@@ -350,42 +425,86 @@ impl Batch {
                 }
             }
         }
-        let mut xid = None;
-        for chunk in rows.chunks(500) {
-            let values = placeholders(chunk.len(), 11);
-            let sql = format!(
-                "WITH i AS ({EVENT_COLS} VALUES {values} RETURNING tx) \
-                 SELECT CAST(tx AS TEXT) AS tx FROM i LIMIT 1"
-            );
-            let args: Vec<Arg> = chunk.iter().flatten().cloned().collect();
-            xid = own_xid(
-                bind_all(sqlx::query(&sql), &args)
-                    .fetch_one(&mut *c)
-                    .await?,
-            )?;
-        }
+        // The event rows and the audit entries: one statement (in chunks when many).
         let audits = self.pending_audits();
         let origin = context::current();
-        for chunk in audits.chunks(500) {
-            let values = placeholders(chunk.len(), 3);
-            let sql = format!(
-                "WITH i AS (INSERT INTO audit_pending (chain, at, tail) VALUES {values} RETURNING tx) \
-                 SELECT CAST(tx AS TEXT) AS tx FROM i LIMIT 1"
-            );
-            let mut args = Vec::with_capacity(chunk.len() * 3);
-            for p in chunk {
-                let at = now();
-                let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
-                args.extend([Arg::Str(p.chain.clone()), Arg::Str(at), Arg::Str(tail)]);
+        let mut audit_rows: Vec<Arg> = Vec::with_capacity(audits.len() * 3);
+        for p in &audits {
+            let at = now();
+            let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
+            audit_rows.extend([Arg::Str(p.chain.clone()), Arg::Str(at), Arg::Str(tail)]);
+        }
+        let mut xid = None;
+        let mut events = rows.chunks(500);
+        let mut audit_chunks = audit_rows.chunks(500 * 3);
+        loop {
+            let (ev, au) = (events.next(), audit_chunks.next());
+            if ev.is_none() && au.is_none() {
+                break;
             }
+            let mut parts = Vec::new();
+            let mut args: Vec<Arg> = Vec::new();
+            if let Some(chunk) = ev {
+                parts.push(format!(
+                    "{EVENT_COLS} VALUES {}",
+                    placeholders(chunk.len(), 11)
+                ));
+                args.extend(chunk.iter().flatten().cloned());
+            }
+            if let Some(chunk) = au {
+                parts.push(format!(
+                    "INSERT INTO audit_pending (chain, at, tail) VALUES {}",
+                    shift(&placeholders(chunk.len() / 3, 3), args.len())
+                ));
+                args.extend(chunk.iter().cloned());
+            }
+            let ctes: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("w{i} AS ({p})"))
+                .collect();
+            let sql = format!(
+                "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
+                ctes.join(", ")
+            );
             xid = own_xid(
                 bind_all(sqlx::query(&sql), &args)
                     .fetch_one(&mut *c)
                     .await?,
             )?;
         }
-        Ok(xid)
+        Ok(PgRun { xid, checked })
     }
+
+    /// Whether every precondition comes before every statement that writes (a write
+    /// declined by its precondition then wrote nothing).
+    pub fn checks_first(&self) -> bool {
+        let first_write = self
+            .stmts
+            .iter()
+            .position(|s| !matches!(s, Stmt::Check(..)))
+            .unwrap_or(self.stmts.len());
+        !self.stmts[first_write..]
+            .iter()
+            .any(|s| matches!(s, Stmt::Check(..)))
+    }
+}
+
+/// What a batch run on PostgreSQL gives back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgRun {
+    /// The transaction's id if the batch appended events or audit entries, for
+    /// `Sealer::committed`.
+    pub xid: Option<u64>,
+    /// The value the last precondition read (`Batch::check`).
+    pub checked: Option<i64>,
+}
+
+const DECLINED: &str = "a write's precondition does not hold";
+
+/// Whether a batch failed because a precondition did not hold (not because of a statement).
+pub fn is_declined(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Protocol(m) if m == DECLINED)
 }
 
 /// `($1, …, $w), ($w+1, …)`: `n` rows of `w` placeholders.

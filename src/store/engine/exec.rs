@@ -10,9 +10,10 @@ use sqlx::AnyPool;
 
 use super::Dialect;
 use super::batch::Batch;
+use super::combine::{Combiner, RowLock};
 use super::point_reads::{Key, PointReads};
 use super::readers::{ReadConn, Readers};
-use super::seal::Sealer;
+use super::seal::{self, Sealer};
 use super::write::{EventSignal, GroupCommit, WriteTx};
 use crate::core::error::{CoreError, CoreResult, StoreError};
 
@@ -30,6 +31,8 @@ pub struct Engine {
     signal: EventSignal,
     /// PostgreSQL: orders what writes appended, after they commit (see `seal`).
     sealer: Option<Arc<Sealer>>,
+    /// PostgreSQL: queued writes of one group, sharing transactions (see `combine`).
+    combiner: Option<Arc<Combiner>>,
     /// PostgreSQL: turns for writes of one group (`group_turn`).
     group_turns: Arc<[tokio::sync::Mutex<()>]>,
     /// SQLite: reads of one user by id or userName, coalesced (see `point_reads`).
@@ -50,6 +53,7 @@ impl Engine {
             group_commit,
             signal: Arc::new(tokio::sync::watch::channel(0).0),
             sealer: None,
+            combiner: None,
             group_turns: (0..GROUP_TURNS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -62,6 +66,7 @@ impl Engine {
         let sealer = Sealer::new(self.write.clone());
         sealer.spawn();
         self.sealer = Some(sealer);
+        self.combiner = Some(Combiner::new(self.write.clone()));
     }
 
     /// Waits (briefly) until this node's committed writes are sealed, before a read that
@@ -86,13 +91,24 @@ impl Engine {
         }
     }
 
-    /// Coalesces reads of one user by a unique key where that pays (SQLite, whose reads
-    /// each cross to a worker thread: see `point_reads`); `select` gives the statement that
-    /// reads a batch of keys by `key_col`. Elsewhere a no-op.
-    pub(in crate::store) fn coalesce_point_reads(&mut self, select: impl Fn(&str) -> String) {
-        if self.group_commit.is_some() {
-            self.point = Some(Arc::new(PointReads::new(self.read.clone(), select)));
+    /// PostgreSQL: what waits to be sealed. SQLite: `None` (nothing is ever unsealed).
+    pub(in crate::store) async fn seal_backlog(&self) -> CoreResult<Option<seal::Backlog>> {
+        match &self.sealer {
+            Some(s) => s
+                .backlog()
+                .await
+                .map(Some)
+                .map_err(|err| CoreError::Store(super::db_err(err))),
+            None => Ok(None),
         }
+    }
+
+    /// Coalesces reads of one user by a unique key (see `point_reads`: on SQLite each read
+    /// crosses to a worker thread, on PostgreSQL each is a round trip and a statement for
+    /// the server to run); `select` gives the statement that reads a batch of keys by
+    /// `key_col`.
+    pub(in crate::store) fn coalesce_point_reads(&mut self, select: impl Fn(&str) -> String) {
+        self.point = Some(Arc::new(PointReads::new(self.read.clone(), select)));
     }
 
     /// The raw page of the user of `org` whose `key` is `value`, when reads of one user are
@@ -151,6 +167,10 @@ impl Engine {
         map: impl FnOnce(sqlx::Error) -> CoreError,
     ) -> CoreResult<()> {
         let Some(gc) = &self.group_commit else {
+            let mut b = b;
+            if let Some((sql, args)) = b.one_pg() {
+                return self.write_one_pg(&sql, &args, b.has_events(), map).await;
+            }
             let mut tx = self.begin_fresh().await?;
             tx.finish(self.d, b).await.map_err(map)?;
             return tx.commit().await;
@@ -163,30 +183,92 @@ impl Engine {
         Ok(())
     }
 
+    /// PostgreSQL: a whole write as one statement (`Batch::one_pg`), committed on its own:
+    /// one round trip. Tells the sealer and event consumers after, as a commit does.
+    async fn write_one_pg(
+        &self,
+        sql: &str,
+        args: &[super::Arg],
+        events: bool,
+        map: impl FnOnce(sqlx::Error) -> CoreError,
+    ) -> CoreResult<()> {
+        let mut c = self
+            .write
+            .acquire()
+            .await
+            .map_err(|err| CoreError::Store(super::db_err(err)))?;
+        // `fetch_all`, not `fetch_one`: the statement commits when the server reaches the
+        // end of the request, after sending its row; `fetch_one` returns at the row, before
+        // the commit is durable (test `a_fail_over_to_a_promoted_standby…` lost writes so
+        // acknowledged), `fetch_all` once the server is ready again.
+        let rows = super::bind_all(sqlx::query(sql), args)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(map)?;
+        let row = rows
+            .first()
+            .ok_or_else(|| CoreError::Store(StoreError::Other("a write returned no row".into())))?;
+        let xid = sqlx::Row::try_get::<String, _>(row, "tx")
+            .map_err(|err| CoreError::Store(super::db_err(err)))
+            .and_then(|t| {
+                seal::parse_xid(&t).map_err(|err| CoreError::Store(super::db_err(err)))
+            })?;
+        if let Some(s) = &self.sealer {
+            s.committed(xid);
+        }
+        if events {
+            self.events_committed();
+        }
+        Ok(())
+    }
+
     /// Whether a write whose preconditions are checked inside its own command
     /// (`Batch::check`) can be queued unread (`submit_checked`). Where it cannot, the caller
     /// reads first.
     pub(in crate::store) fn queues_checked_writes(&self) -> bool {
-        self.group_commit.is_some()
+        self.group_commit.is_some() || self.combiner.is_some()
     }
 
-    /// Runs `b`, whose `Batch::check` reads its precondition back: `Ok(Some(v))` the
-    /// checked value, `Ok(None)` no value came back, `Err` the precondition (or a
-    /// statement) failed and nothing was written. Only where `queues_checked_writes`.
+    /// Runs `b`, whose `Batch::check`s (before any of its other statements) read its
+    /// precondition back: `Ok(Some(v))` the checked value, `Ok(None)` no value came back,
+    /// `Err` the precondition (or a statement) failed and nothing was written. Only where
+    /// `queues_checked_writes`. On SQLite it joins the writer's queue; on PostgreSQL the
+    /// queue of `lock.key`, whose writes share transactions that first take `lock`.
     pub(in crate::store) async fn submit_checked(
         &self,
+        lock: RowLock,
         b: Batch,
     ) -> CoreResult<Result<Option<i64>, sqlx::Error>> {
-        let Some(gc) = &self.group_commit else {
+        if !b.checks_first() {
+            return Err(CoreError::Store(StoreError::Other(
+                "a queued write's preconditions come first".into(),
+            )));
+        }
+        let events = b.has_events();
+        if let Some(gc) = &self.group_commit {
+            let out = gc.submit(b).await?;
+            if matches!(out, Ok(Some(_))) {
+                self.events_committed();
+            }
+            return Ok(out);
+        }
+        let Some(combiner) = &self.combiner else {
             return Err(CoreError::Store(StoreError::Other(
                 "this database reads preconditions first".into(),
             )));
         };
-        let out = gc.submit(b).await?;
-        if matches!(out, Ok(Some(_))) {
-            self.events_committed();
-        }
-        Ok(out)
+        Ok(match combiner.submit(lock, b).await {
+            Ok((checked, xid)) => {
+                if let (Some(s), Some(xid)) = (&self.sealer, xid) {
+                    s.committed(xid);
+                }
+                if events || xid.is_some() {
+                    self.events_committed();
+                }
+                Ok(checked)
+            }
+            Err(e) => Err(e),
+        })
     }
 
     pub(in crate::store) async fn begin(&self) -> CoreResult<WriteTx> {

@@ -7,6 +7,7 @@
 //! and write; only this module asks which backend it is on.
 
 pub(super) mod batch;
+pub(super) mod combine;
 mod exec;
 mod hosts;
 pub(super) mod point_reads;

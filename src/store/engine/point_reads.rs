@@ -1,14 +1,16 @@
-//! Reads of one user by a unique key, coalesced (SQLite).
+//! Reads of one user by a unique key, coalesced.
 //!
 //! IdPs and apps read users one at a time (`GET /Users/{id}`, `userName eq` before each
-//! create), many at once. On SQLite every statement is a hand-off to a connection's worker
-//! thread and back, and a read transaction with its shared-memory locks: that overhead cost
-//! more than finding the row. So reads that arrive while another batch is being read wait
-//! for it and then go together, as one statement that looks up every key of the batch
-//! (`json_each` over the keys) and returns all rows as one JSON text, each tagged with its
-//! key's position. With nothing in flight a read goes at once, alone; under load a batch
-//! carries every read that arrived meanwhile. Every batch starts after each of its reads
-//! arrived, so it sees every write acknowledged before them.
+//! create), many at once. Each statement has a fixed cost beside finding the row: on SQLite
+//! a hand-off to a connection's worker thread and back, and a read transaction with its
+//! shared-memory locks; on PostgreSQL a round trip, and a statement for a server process to
+//! bind, plan and run (the two cores this runs on share that with Roster). So reads that
+//! arrive while another batch is being read wait for it and then go together, as one
+//! statement that looks up every key of the batch (the keys as a JSON array) and returns
+//! all rows as one JSON text, each tagged with its key's position. With nothing in flight a
+//! read goes at once, alone; under load a batch carries every read that arrived meanwhile.
+//! Every batch starts after each of its reads arrived, so it sees every write acknowledged
+//! before them.
 
 use std::sync::{Arc, Mutex};
 

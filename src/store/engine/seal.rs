@@ -129,6 +129,11 @@ impl Sealer {
         Ok(r)
     }
 
+    /// What waits to be sealed (`/metrics`, `roster audit verify`).
+    pub async fn backlog(&self) -> Result<Backlog, sqlx::Error> {
+        backlog(&mut *self.pool.acquire().await?).await
+    }
+
     /// Whether anything waits to be sealed.
     async fn pending(&self) -> Result<bool, sqlx::Error> {
         let row = sqlx::query(
@@ -361,4 +366,41 @@ async fn link_audit(c: &mut AnyConnection, h: &str) -> Result<u64, sqlx::Error> 
         bind_all(sqlx::query(&sql), chunk).execute(&mut *c).await?;
     }
     Ok(pending.len() as u64)
+}
+
+/// What waits to be sealed: committed or running writes' rows without a cursor or a chain
+/// link. Counts stop at `BACKLOG_CAP` (a scrape must stay cheap whatever piles up).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub events: i64,
+    pub audit_entries: i64,
+    /// When the oldest of them (by transaction) was written, in the storage format.
+    pub oldest: Option<String>,
+}
+
+pub const BACKLOG_CAP: i64 = 100_000;
+
+/// The backlog (see [`Backlog`]), read through the unsealed rows' partial indexes.
+pub async fn backlog(c: &mut AnyConnection) -> Result<Backlog, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE pos IS NULL LIMIT $1) e) AS events, \
+           (SELECT COUNT(*) FROM (SELECT 1 FROM audit_pending LIMIT $1) a) AS audit, \
+           (SELECT created_at FROM events WHERE pos IS NULL ORDER BY tx, id LIMIT 1) AS oldest_event, \
+           (SELECT at FROM audit_pending ORDER BY tx, id LIMIT 1) AS oldest_audit",
+    )
+    .bind(BACKLOG_CAP)
+    .fetch_one(&mut *c)
+    .await?;
+    let oldest = [
+        r.try_get::<Option<String>, _>("oldest_event")?,
+        r.try_get::<Option<String>, _>("oldest_audit")?,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    Ok(Backlog {
+        events: r.try_get("events")?,
+        audit_entries: r.try_get("audit")?,
+        oldest,
+    })
 }

@@ -500,7 +500,7 @@ impl WriteTx {
                 Ok(())
             }
             Inner::Pg(Some(tx)) => {
-                if let Some(xid) = b.run_pg(tx).await? {
+                if let Some(xid) = b.run_pg(tx).await?.xid {
                     self.xid = Some(xid);
                 }
                 Ok(())

@@ -290,9 +290,97 @@ async fn groups_are_isolated(fx: &Fx) {
     assert!(s.get_group(&acme, &g).await.unwrap().is_none());
 }
 
+/// Many read-free changes of one group at once (on PostgreSQL they share transactions,
+/// `combine`): each made once, versions one after another, an event per member added;
+/// a change whose statement fails (a trigger refuses one member) fails alone, and one whose
+/// precondition does not hold (another organization's user) is declined without effect.
+async fn concurrent_member_changes_fail_alone(fx: &Fx) {
+    let s = fx.store();
+    let (_, scope) = fx.scope("acme").await;
+    let (_, other) = fx.scope("globex").await;
+    let foreign = fx.user(&other, "foreign").await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(fx.user(&scope, &format!("u{i}")).await);
+    }
+    let refused = users[5].clone();
+    let g = fx.group(&scope, "crowd", &[]).await;
+    let raw = crate::lifecycle::raw(&fx.db.location()).await;
+    let trigger: &[&str] = match fx.db.schema {
+        Some(_) => &[
+            "CREATE FUNCTION refuse_member() RETURNS trigger AS $$ BEGIN \
+               IF NEW.member_id IN (SELECT v FROM refused_members) THEN \
+               RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TABLE refused_members (v TEXT)",
+            "CREATE TRIGGER refuse_member BEFORE INSERT ON group_members FOR EACH ROW \
+               EXECUTE FUNCTION refuse_member()",
+        ],
+        None => &[
+            "CREATE TABLE refused_members (v TEXT)",
+            "CREATE TRIGGER refuse_member BEFORE INSERT ON group_members \
+               WHEN NEW.member_id IN (SELECT v FROM refused_members) \
+               BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ],
+    };
+    for sql in trigger {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    sqlx::query("INSERT INTO refused_members (v) VALUES ($1)")
+        .bind(&refused)
+        .execute(&raw)
+        .await
+        .unwrap();
+    let before = fx.events().await.len();
+    let mut tasks = Vec::new();
+    for id in users.iter().chain([&foreign]) {
+        let s = s.clone();
+        let scope = scope.clone();
+        let g = g.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let audit = AuditDraft::new("group.updated", "Group", &g, json!({}));
+            let ops = [MemberOp::Add(refs(&[&id]))];
+            let r = s.try_change_members(&scope, &g, &ops, None, audit).await;
+            (id, r)
+        }))
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        let (id, r) = t.await.unwrap();
+        match r.unwrap() {
+            Some(v) => {
+                assert!(id != refused && id != foreign, "{id} was made");
+                versions.push(v);
+            }
+            None => {
+                // Declined: made the reading way, which refuses it for good.
+                assert!(id == refused || id == foreign, "{id} was declined");
+                let again = change_members(s, &scope, &g, MemberOp::Add(refs(&[&id])), None).await;
+                assert!(again.is_err(), "{again:?}");
+            }
+        }
+    }
+    versions.sort();
+    assert_eq!(versions, (2..=12).collect::<Vec<i64>>());
+    let mut want: Vec<String> = users.iter().filter(|u| **u != refused).cloned().collect();
+    want.sort();
+    assert_eq!(members(s, &scope, &g).await, want);
+    assert_eq!(
+        s.get_group(&scope, &g).await.unwrap().unwrap().meta.version,
+        12
+    );
+    let added = fx.events().await[before..]
+        .iter()
+        .filter(|e| e.kind == EventKind::GroupMemberAdded.as_str())
+        .count();
+    assert_eq!(added, 11, "one event per member added");
+    raw.close().await;
+}
+
 store_tests!(
     a_group_round_trips_with_its_members,
     membership_is_a_set_with_an_event_per_member_moved,
     the_read_free_member_change_has_the_same_effects,
-    groups_are_isolated
+    groups_are_isolated,
+    concurrent_member_changes_fail_alone
 );
