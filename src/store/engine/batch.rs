@@ -320,6 +320,15 @@ impl Batch {
         }
     }
 
+    /// The audit chains the batch's entries go to (SQLite: whose heads `link_audits` needs).
+    pub fn audit_chains(&self) -> Vec<&str> {
+        if self.audits.is_empty() {
+            self.derived.iter().map(|p| p.chain.as_str()).collect()
+        } else {
+            self.audits.iter().map(|p| p.chain.as_str()).collect()
+        }
+    }
+
     /// Turns the action's audit entries into inserts linked to the chain heads, reading a
     /// head from `c` the first time a chain is seen; `heads` advances with each entry.
     pub async fn link_audits(
@@ -552,6 +561,41 @@ fn audit_new_head(args: &[Arg]) -> (i64, String) {
 }
 
 /// The last entry of an audit chain, or its anchor if retention emptied it, or genesis.
+/// The heads of several chains in one statement (SQLite: each statement is a round trip to
+/// the connection's worker thread, and a burst of writes to 16 organizations read 16 heads
+/// one by one), into `heads`: what `audit_head` gives for each.
+pub async fn read_audit_heads(
+    c: &mut AnyConnection,
+    chains: &[&str],
+    heads: &mut AuditHeads,
+) -> Result<(), sqlx::Error> {
+    if chains.is_empty() {
+        return Ok(());
+    }
+    let last = |col: &str| {
+        format!(
+            "COALESCE((SELECT a.{col} FROM audit_log a WHERE a.chain = j.value ORDER BY a.seq DESC LIMIT 1), \
+               (SELECT n.{col} FROM audit_anchors n WHERE n.chain = j.value)"
+        )
+    };
+    let sql = format!(
+        "SELECT j.value AS chain, {}, 0) AS seq, {}, $2) AS hash FROM json_each($1) j",
+        last("seq"),
+        last("hash")
+    );
+    let list = serde_json::to_string(chains)
+        .map_err(|e| sqlx::Error::Protocol(format!("audit chains: {e}")))?;
+    for r in sqlx::query(&sql)
+        .bind(list)
+        .bind(GENESIS)
+        .fetch_all(&mut *c)
+        .await?
+    {
+        heads.insert(r.try_get("chain")?, (r.try_get("seq")?, r.try_get("hash")?));
+    }
+    Ok(())
+}
+
 pub async fn audit_head(c: &mut AnyConnection, chain: &str) -> Result<(i64, String), sqlx::Error> {
     let row =
         sqlx::query("SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1")

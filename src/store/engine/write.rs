@@ -320,6 +320,16 @@ impl GroupCommit {
         // Link audit entries to the chain heads, in the order the writes run; the heads
         // advance only once the command ran (a failed run leaves the chain as it was).
         let mut heads = w.audit_heads.clone();
+        let mut unknown: Vec<&str> = Vec::new();
+        for c in run.iter().flat_map(|q| q.batch.audit_chains()) {
+            if !heads.contains_key(c) && !unknown.contains(&c) {
+                unknown.push(c);
+            }
+        }
+        if let Err(e) = super::batch::read_audit_heads(&mut w.conn, &unknown, &mut heads).await {
+            answer_all(run, &e);
+            return Vec::new();
+        }
         let mut together = Batch::default();
         for q in &run {
             let mut linked = q.batch.clone();

@@ -96,7 +96,61 @@ async fn pruning_anchors_the_chain(fx: &Fx) {
     );
 }
 
+/// Writes of many organizations at once (on SQLite they share commands, which link each
+/// chain after its head, read for all of a run's chains at once): every chain verifies,
+/// from genesis or from its anchor, one entry per write.
+async fn concurrent_writes_of_many_organizations_chain(fx: &Fx) {
+    let s = fx.store();
+    let mut scopes = Vec::new();
+    for i in 0..8 {
+        scopes.push(fx.scope(&format!("org{i}")).await);
+    }
+    // One chain anchored: its head comes from the anchor.
+    fx.user(&scopes[0].1, "before").await;
+    s.prune_audit(scopes[0].0.id.as_str(), &at(1))
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    for (org, _) in &scopes {
+        before.push(s.audit_entries(org.id.as_str(), None).await.unwrap().len());
+    }
+    let mut tasks = Vec::new();
+    for round in 0..4 {
+        for (_, scope) in &scopes {
+            let s = s.clone();
+            let scope = scope.clone();
+            tasks.push(tokio::spawn(async move {
+                let attrs = serde_json::json!({"userName": format!("w{round}@example.com")});
+                roster::core::resources::create_user(
+                    &s,
+                    &scope,
+                    attrs.as_object().unwrap(),
+                    roster::core::model::Provenance::Admin,
+                )
+                .await
+                .unwrap();
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    s.seal_round().await.unwrap();
+    let chains = s.audit_chains().await.unwrap();
+    for (i, (org, _)) in scopes.iter().enumerate() {
+        let (chain, anchor) = chains
+            .iter()
+            .find(|(c, _)| c == org.id.as_str())
+            .expect("a chain per organization");
+        let entries = s.audit_entries(chain, None).await.unwrap();
+        assert_eq!(entries.len(), before[i] + 4, "{chain}");
+        assert_eq!(anchor.is_some(), i == 0);
+        verify_chain(chain, anchor.as_ref(), entries).expect("intact");
+    }
+}
+
 store_tests!(
     every_change_is_chained_in_its_organization,
-    pruning_anchors_the_chain
+    pruning_anchors_the_chain,
+    concurrent_writes_of_many_organizations_chain
 );
