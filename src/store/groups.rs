@@ -549,11 +549,15 @@ impl GroupStore for SqlStore {
             Some(Expect::Unissued) => return Ok(None),
             None => "",
         };
+        // Every added member probed by id, as a scalar subquery: as a join, PostgreSQL
+        // kept a plan made while the organization was small and hashed all its users
+        // (90 ms per change at 100,000 users).
         b.check(
             format!(
                 "SELECT (SELECT t.version + 1 FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{version} \
-                 AND NOT {GROUP_MAPS} AND (SELECT count(*) FROM {} CROSS JOIN users u \
-                 WHERE u.id = k.value AND u.org_id = $1) = $4) AS v",
+                 AND NOT {GROUP_MAPS} AND (SELECT count(*) FROM {} \
+                 WHERE (SELECT 1 FROM users u WHERE u.id = k.value AND u.org_id = $1 LIMIT 1) \
+                 IS NOT NULL) = $4) AS v",
                 self.d.json_strings(3, "k")
             ),
             args,

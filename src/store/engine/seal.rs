@@ -136,12 +136,17 @@ impl Sealer {
 
     /// Whether anything waits to be sealed.
     async fn pending(&self) -> Result<bool, sqlx::Error> {
+        // Each probe in its partial index's order with LIMIT 1, so that it is an index
+        // probe whatever the statistics say: as a bare EXISTS, after a burst of creates
+        // (most rows unsealed when last analysed) PostgreSQL planned sequential scans, and
+        // with everything sealed each probe read every event (24 ms at 100,000 users, run
+        // after every commit).
         let row = sqlx::query(
-            "SELECT (EXISTS (SELECT 1 FROM events WHERE pos IS NULL) \
-               OR EXISTS (SELECT 1 FROM audit_pending) \
-               OR EXISTS (SELECT 1 FROM users WHERE pos IS NULL) \
-               OR EXISTS (SELECT 1 FROM org_groups WHERE pos IS NULL) \
-               OR EXISTS (SELECT 1 FROM deleted_positions WHERE NOT counted)) AS p",
+            "SELECT ((SELECT 1 FROM events WHERE pos IS NULL ORDER BY tx, id LIMIT 1) IS NOT NULL \
+               OR (SELECT 1 FROM audit_pending ORDER BY tx, id LIMIT 1) IS NOT NULL \
+               OR (SELECT 1 FROM users WHERE pos IS NULL ORDER BY tx, id LIMIT 1) IS NOT NULL \
+               OR (SELECT 1 FROM org_groups WHERE pos IS NULL ORDER BY tx, id LIMIT 1) IS NOT NULL \
+               OR (SELECT 1 FROM deleted_positions WHERE NOT counted ORDER BY tx LIMIT 1) IS NOT NULL) AS p",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -155,12 +160,15 @@ impl Sealer {
         let s = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(2);
+            let mut woken = false;
             loop {
                 if s.pool.is_closed() {
                     return;
                 }
                 let wait = s.wake.notified();
-                let idle = match s.pending().await {
+                // Woken by a local commit: something waits. After a tick: look first.
+                let pending = if woken { Ok(true) } else { s.pending().await };
+                let idle = match pending {
                     Ok(false) => true,
                     Ok(true) => match s.round().await {
                         Ok(Some(r)) if r.full => continue,
@@ -172,6 +180,7 @@ impl Sealer {
                             backoff = (backoff * 2).min(IDLE_TICK);
                             false
                         }
+                        Err(_) if s.pool.is_closed() => return,
                         Err(e) => {
                             tracing::warn!(error = %e, "seal round failed");
                             backoff = IDLE_TICK;
@@ -184,7 +193,7 @@ impl Sealer {
                     }
                 };
                 let pause = if idle { IDLE_TICK } else { backoff };
-                let _ = tokio::time::timeout(pause, wait).await;
+                woken = tokio::time::timeout(pause, wait).await.is_ok();
             }
         });
     }
