@@ -592,13 +592,17 @@ impl GroupStore for SqlStore {
             Ok(None) => Err(CoreError::Store(StoreError::Other(
                 "membership change without its precondition".into(),
             ))),
-            Err(_) => {
-                tracing::debug!(
-                    group = id,
-                    "membership change declined; reading the group first"
-                );
-                Ok(None)
-            }
+            Err(err) => match super::db_err(err) {
+                // Out of reach: the reading way would only wait for it again.
+                StoreError::Unavailable(m) => Err(CoreError::Store(StoreError::Unavailable(m))),
+                _ => {
+                    tracing::debug!(
+                        group = id,
+                        "membership change declined; reading the group first"
+                    );
+                    Ok(None)
+                }
+            },
         }
     }
 

@@ -143,6 +143,15 @@ async fn a_crash_loses_no_acknowledged_write_and_roster_recovers() {
     cluster.start();
     let app = TestApp::start_on(TestStore::postgres_at(&cluster.url()).await, |s| s).await;
     let client = client();
+    let member = app.user("member@example.com").await;
+    let group = app
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "staff"}),
+        )
+        .await
+        .expect(201)
+        .id();
     let load = Load::start(&app, &client);
     load.until_acked(50, Duration::from_secs(20), "the load never got going")
         .await;
@@ -181,6 +190,28 @@ async fn a_crash_loses_no_acknowledged_write_and_roster_recovers() {
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "a write took {:?} to fail",
+        t.elapsed()
+    );
+    // A membership change too (queued to share a transaction, it must not then try the
+    // reading way and wait for a connection a second time).
+    let t = Instant::now();
+    let r = client
+        .patch(format!("{}/Groups/{group}", app.scim))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/scim+json")
+        .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{"op": "add", "path": "members", "value": [{"value": member}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "503 without Retry-After"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a membership change took {:?} to fail",
         t.elapsed()
     );
 

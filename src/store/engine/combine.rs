@@ -160,7 +160,14 @@ impl Combiner {
     }
 }
 
-/// The error again, for each change of a round that failed as a whole.
+/// The error again, for each change of a round that failed as a whole; an unreachable
+/// database stays recognisable as one (the caller answers 503 at once rather than trying
+/// the reading way and waiting for a connection again).
 fn clone_err(e: &sqlx::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(e.to_string())
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
 }
