@@ -130,6 +130,20 @@ impl Load {
     }
 }
 
+/// A write sent at `t` while the database is down: 503 with Retry-After, within 5 s.
+fn failed_fast(r: &reqwest::Response, t: Instant, what: &str) {
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "{what}: 503 without Retry-After"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{what} took {:?} to fail",
+        t.elapsed()
+    );
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -182,16 +196,7 @@ async fn a_crash_loses_no_acknowledged_write_and_roster_recovers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        r.headers().get("retry-after").is_some(),
-        "503 without Retry-After"
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "a write took {:?} to fail",
-        t.elapsed()
-    );
+    failed_fast(&r, t, "a create");
     // A membership change too (queued to share a transaction, it must not then try the
     // reading way and wait for a connection a second time).
     let t = Instant::now();
@@ -204,16 +209,7 @@ async fn a_crash_loses_no_acknowledged_write_and_roster_recovers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        r.headers().get("retry-after").is_some(),
-        "503 without Retry-After"
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "a membership change took {:?} to fail",
-        t.elapsed()
-    );
+    failed_fast(&r, t, "a membership change");
 
     // Back: ready again within seconds of the database's return, without a restart.
     cluster.start();
