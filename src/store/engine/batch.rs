@@ -152,36 +152,9 @@ impl Batch {
                 Stmt::Events { .. } | Stmt::Check(..) => unreachable!("checked above"),
             }
         }
-        if !events.is_empty() {
-            let values = shift(&placeholders(events.len(), 11), args.len());
-            parts.push(format!("{EVENT_COLS} VALUES {values}"));
-            args.extend(events.into_iter().flatten());
-        }
-        let audits = self.pending_audits();
-        if !audits.is_empty() {
-            let values = shift(&placeholders(audits.len(), 3), args.len());
-            parts.push(format!(
-                "INSERT INTO audit_pending (chain, at, tail) VALUES {values}"
-            ));
-            let origin = context::current();
-            for p in audits {
-                let at = now();
-                let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
-                args.extend([Arg::Str(p.chain), Arg::Str(at), Arg::Str(tail)]);
-            }
-        }
-        let ctes: Vec<String> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("w{i} AS ({p})"))
-            .collect();
-        Some((
-            format!(
-                "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
-                ctes.join(", ")
-            ),
-            args,
-        ))
+        let audits = audit_pending_args(&self.pending_audits());
+        push_appends(&mut parts, &mut args, &events, &audits);
+        Some((returning_xid(&parts), args))
     }
 
     /// Appends a precondition (see `Stmt::Check`): the write is kept only if it holds.
@@ -435,47 +408,23 @@ impl Batch {
             }
         }
         // The event rows and the audit entries: one statement (in chunks when many).
-        let audits = self.pending_audits();
-        let origin = context::current();
-        let mut audit_rows: Vec<Arg> = Vec::with_capacity(audits.len() * 3);
-        for p in &audits {
-            let at = now();
-            let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
-            audit_rows.extend([Arg::Str(p.chain.clone()), Arg::Str(at), Arg::Str(tail)]);
-        }
+        let audits = audit_pending_args(&self.pending_audits());
         let mut xid = None;
         let mut events = rows.chunks(500);
-        let mut audit_chunks = audit_rows.chunks(500 * 3);
+        let mut audit_chunks = audits.chunks(500 * 3);
         loop {
             let (ev, au) = (events.next(), audit_chunks.next());
             if ev.is_none() && au.is_none() {
                 break;
             }
-            let mut parts = Vec::new();
-            let mut args: Vec<Arg> = Vec::new();
-            if let Some(chunk) = ev {
-                parts.push(format!(
-                    "{EVENT_COLS} VALUES {}",
-                    placeholders(chunk.len(), 11)
-                ));
-                args.extend(chunk.iter().flatten().cloned());
-            }
-            if let Some(chunk) = au {
-                parts.push(format!(
-                    "INSERT INTO audit_pending (chain, at, tail) VALUES {}",
-                    shift(&placeholders(chunk.len() / 3, 3), args.len())
-                ));
-                args.extend(chunk.iter().cloned());
-            }
-            let ctes: Vec<String> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| format!("w{i} AS ({p})"))
-                .collect();
-            let sql = format!(
-                "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
-                ctes.join(", ")
+            let (mut parts, mut args) = (Vec::new(), Vec::new());
+            push_appends(
+                &mut parts,
+                &mut args,
+                ev.unwrap_or_default(),
+                au.unwrap_or_default(),
             );
+            let sql = returning_xid(&parts);
             xid = own_xid(
                 bind_all(sqlx::query(&sql), &args)
                     .fetch_one(&mut *c)
@@ -528,6 +477,50 @@ pub(super) fn placeholders(n: usize, w: usize) -> String {
 }
 
 /// The transaction id a `RETURNING tx` gave back.
+/// The `audit_pending` values of `audits` (chain, time, tail: three each), each entry's
+/// text made now, with the request's origin.
+fn audit_pending_args(audits: &[PendingAudit]) -> Vec<Arg> {
+    let origin = context::current();
+    let mut args = Vec::with_capacity(audits.len() * 3);
+    for p in audits {
+        let at = now();
+        let tail = audit::entry_tail(&at, &p.actor, &origin, &p.draft);
+        args.extend([Arg::Str(p.chain.clone()), Arg::Str(at), Arg::Str(tail)]);
+    }
+    args
+}
+
+/// Adds to a statement of CTEs (`parts` over `args`) the inserts of event rows (the values
+/// of `EVENT_COLS` each) and of audit entries (from `audit_pending_args`).
+fn push_appends(parts: &mut Vec<String>, args: &mut Vec<Arg>, events: &[Vec<Arg>], audits: &[Arg]) {
+    if !events.is_empty() {
+        let values = shift(&placeholders(events.len(), 11), args.len());
+        parts.push(format!("{EVENT_COLS} VALUES {values}"));
+        args.extend(events.iter().flatten().cloned());
+    }
+    if !audits.is_empty() {
+        let values = shift(&placeholders(audits.len() / 3, 3), args.len());
+        parts.push(format!(
+            "INSERT INTO audit_pending (chain, at, tail) VALUES {values}"
+        ));
+        args.extend(audits.iter().cloned());
+    }
+}
+
+/// `parts` as one statement of data-modifying CTEs that returns its transaction's id as text
+/// (column `tx`).
+fn returning_xid(parts: &[String]) -> String {
+    let ctes: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("w{i} AS ({p})"))
+        .collect();
+    format!(
+        "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
+        ctes.join(", ")
+    )
+}
+
 fn own_xid(row: sqlx::any::AnyRow) -> Result<Option<u64>, sqlx::Error> {
     super::seal::parse_xid(&row.try_get::<String, _>("tx")?).map(Some)
 }
