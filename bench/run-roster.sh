@@ -7,6 +7,8 @@
 #   default options: --sizes 1000,100000 --duration-secs 10 (16 connections)
 #   ROSTER_BENCH_BIN: measure this roster binary instead of building the checkout's
 #   ROSTER_BENCH_ORGS=16: also compare creates in one organization with creates over 16
+#   ROSTER_BENCH_NODES=3 (postgres): three servers on the one database, the connections of
+#     every phase spread over them (docs/multi-node.md)
 #   PostgreSQL: ROSTER_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
 set -euo pipefail
 backend="${1:?usage: $0 sqlite|postgres [roster-bench options...]}"
@@ -21,7 +23,13 @@ fi
 cargo build --release --quiet -p roster-bench
 bin="${ROSTER_BENCH_BIN:-$target/release/roster}"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+nodes="${ROSTER_BENCH_NODES:-1}"
+if [[ "$nodes" != 1 && "$backend" != postgres ]]; then
+    echo "ROSTER_BENCH_NODES needs the postgres backend (SQLite is one node's file)" >&2
+    exit 2
+fi
+port="$(free_port)"
 unset ROSTER_DATABASE_URL ROSTER_DATABASE_SCHEMA
 export ROSTER_DATA_DIR="$work/data" ROSTER_PUBLIC_URL="http://127.0.0.1:$port"
 schema=""
@@ -30,9 +38,11 @@ if [[ "$backend" == postgres ]]; then
     schema="bench_$(date +%s)_$$"
     export ROSTER_DATABASE_SCHEMA="$schema"
 fi
-pid=""
+pids=()
 cleanup() {
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+    done
     [[ -n "$schema" ]] && psql "$ROSTER_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -46,11 +56,17 @@ for i in $(seq 2 "${ROSTER_BENCH_ORGS:-1}"); do
     "$bin" org create "bench$i" >/dev/null
     org_tokens+=("$("$bin" directory create --org "bench$i" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')")
 done
-"$bin" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
+urls=()
+for n in $(seq 1 "$nodes"); do
+    p="$port"
+    ((n == 1)) || p="$(free_port)"
+    "$bin" serve --listen "127.0.0.1:$p" >"$work/server-$n.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    urls+=("http://127.0.0.1:$p/scim/v2")
 done
 args=("$@")
 [[ " ${args[*]} " == *" --sizes "* || " ${args[*]} " == *" --users "* ]] || args+=(--sizes 1000,100000)
@@ -58,5 +74,8 @@ args=("$@")
 if ((${#org_tokens[@]})); then
     args+=(--org-tokens "$(IFS=,; echo "${org_tokens[*]}")")
 fi
-"$target/release/roster-bench" scim --url "http://127.0.0.1:$port/scim/v2" --token "$token" \
-    --server-pid "$pid" "${args[@]}"
+# One node: its memory and CPU per request are sampled (with several, one node's would
+# mislead).
+((nodes > 1)) || args+=(--server-pid "${pids[0]}")
+"$target/release/roster-bench" scim --url "$(IFS=,; echo "${urls[*]}")" --token "$token" \
+    "${args[@]}"

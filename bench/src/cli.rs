@@ -28,7 +28,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ScimArgs {
     /// Base URL of the SCIM service, e.g. http://127.0.0.1:8080/scim/v2
-    /// (plain HTTP only).
+    /// (plain HTTP only); the URLs of several nodes of one service, comma-separated, to
+    /// spread the connections of every phase over them.
     #[arg(long)]
     pub url: String,
 

@@ -1,6 +1,8 @@
 //! A minimal SCIM HTTP/1.1 client over hyper, keeping its connection alive.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -77,25 +79,36 @@ impl Response {
 
 /// A SCIM client bound to one base URL. Each instance owns its own connection
 /// pool, so a worker that sends one request at a time holds one connection.
+///
+/// The service may be several nodes (`--url` lists their base URLs, comma-separated): a
+/// client starts at the first, and each [`ScimClient::fork`] goes to the next in turn, so
+/// the workers of a phase spread evenly over the nodes.
 #[derive(Clone)]
 pub struct ScimClient {
     http: Client<HttpConnector, Full<Bytes>>,
     base: String,
+    nodes: Arc<[String]>,
+    next_node: Arc<AtomicUsize>,
     auth: Option<HeaderValue>,
     timeout: Duration,
 }
 
 impl ScimClient {
-    /// A client for the SCIM service at `base_url` (`http://host:port/prefix`).
-    pub fn new(base_url: &str, token: &str, timeout: Duration) -> Result<Self, String> {
-        let base = base_url.trim_end_matches('/').to_owned();
-        let uri: Uri = base
-            .parse()
-            .map_err(|e| format!("invalid --url {base_url:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(format!(
-                "--url must be a plain http:// URL, got {base_url:?}"
-            ));
+    /// A client for the SCIM service at `base_urls` (`http://host:port/prefix`, or several
+    /// such URLs of the nodes of one service, comma-separated).
+    pub fn new(base_urls: &str, token: &str, timeout: Duration) -> Result<Self, String> {
+        let mut nodes = Vec::new();
+        for base_url in base_urls.split(',') {
+            let base = base_url.trim().trim_end_matches('/').to_owned();
+            let uri: Uri = base
+                .parse()
+                .map_err(|e| format!("invalid --url {base_url:?}: {e}"))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(format!(
+                    "--url must be plain http:// URLs, got {base_url:?}"
+                ));
+            }
+            nodes.push(base);
         }
         let auth = if token.is_empty() {
             None
@@ -106,16 +119,21 @@ impl ScimClient {
         };
         Ok(ScimClient {
             http: new_pool(),
-            base,
+            base: nodes[0].clone(),
+            nodes: nodes.into(),
+            next_node: Arc::new(AtomicUsize::new(1)),
             auth,
             timeout,
         })
     }
 
-    /// A client to the same service with a connection pool of its own.
+    /// A client to the same service with a connection pool of its own, sending to the
+    /// service's next node.
     pub fn fork(&self) -> Self {
+        let node = self.next_node.fetch_add(1, Ordering::Relaxed) % self.nodes.len();
         ScimClient {
             http: new_pool(),
+            base: self.nodes[node].clone(),
             ..self.clone()
         }
     }

@@ -1,5 +1,5 @@
 //! Lifecycle events end to end: exact events in the change's transaction, the event feed
-//! with long-poll, signed webhooks (retries, failure, restart, two nodes), the audit chain,
+//! with long-poll, signed webhooks (retries, failure, restart, three nodes), the audit chain,
 //! group-to-role mappings and the drift report — each on SQLite and PostgreSQL.
 
 use std::sync::{Arc, Mutex};
@@ -749,18 +749,7 @@ async fn scim_token(db: &TestStore) -> String {
 }
 
 async fn create_users(base: &str, token: &str, prefix: &str, n: usize) {
-    let c = reqwest::Client::new();
-    for i in 0..n {
-        let r = c
-            .post(format!("{base}/scim/v2/Users"))
-            .bearer_auth(token)
-            .header("content-type", "application/scim+json")
-            .body(json!({"userName": format!("{prefix}{i}@x.com")}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    created_users(base, token, prefix, n).await;
 }
 
 fn strictly_increasing(ids: &[i64]) -> bool {
@@ -927,39 +916,216 @@ macro_rules! per_backend {
 
 per_backend!(webhooks_retry_then_fail, webhooks_survive_a_restart);
 
-/// Two nodes on one PostgreSQL: each event is delivered by one node, once, in order.
+/// POSTs `n` users to the node at `base`; their ids, in creation order.
+async fn created_users(base: &str, token: &str, prefix: &str, n: usize) -> Vec<String> {
+    let c = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let r = c
+            .post(format!("{base}/scim/v2/Users"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(json!({"userName": format!("{prefix}{i}@x.com")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// Sends one SCIM PATCH to the node at `base`; it must succeed (200 or 204).
+async fn patch_at(base: &str, token: &str, path: &str, ops: Value) {
+    let r = reqwest::Client::new()
+        .patch(format!("{base}/scim/v2{path}"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(patch_op(ops).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert!(
+        status.is_success(),
+        "PATCH {path}: {status} {}",
+        r.text().await.unwrap()
+    );
+}
+
+/// The organization's whole feed as one node serves it: (event id, type), in feed order.
+async fn feed_at(base: &str, key: &str) -> Vec<(i64, String)> {
+    let page: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/events?limit=1000"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let id = e["id"].as_str().unwrap().trim_start_matches("evt_");
+            (id.parse().unwrap(), e["type"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+const NODES: usize = 3;
+const USERS_PER_NODE: usize = 15;
+const DEACTIVATED_PER_NODE: usize = 3;
+
+/// Three nodes on one PostgreSQL, each with its own connection pool, sealer, membership
+/// combiner and webhook dispatcher, the load spread over them: creates on every node at
+/// once, one group's members added from every node at once, deactivations. Every event is
+/// delivered once, in order (whichever node holds the endpoint's lease); every node's feed
+/// shows the same events in the same order; the group has every member; the
+/// organization's audit chain is one unbroken chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_deliver_each_event_once() {
+async fn three_nodes_share_one_order() {
     let db = TestStore::new(Backend::Postgres).await;
     let token = scim_token(&db).await;
+    let key = crate::common::admin_key(&db.store, Some("acme"), true).await;
     let secret = Arc::new(Mutex::new(String::new()));
-    let rx = Receiver::start(secret.clone(), Duration::from_millis(5)).await;
-    let (_, s) = add_webhook(&db.store, &db.master_key(), "acme", &rx.url, "user.created").await;
+    let rx = Receiver::start(secret.clone(), Duration::from_millis(2)).await;
+    let (_, s) = add_webhook(&db.store, &db.master_key(), "acme", &rx.url, "*").await;
     *secret.lock().unwrap() = s;
-    let second = roster::store::open(&db.location()).await.unwrap();
-    let db2 = TestStore::from_store(second, &db);
-    let (a, ha) = node(&db, "100ms").await;
-    let (b, hb) = node(&db2, "100ms").await;
-    let (t1, t2) = (token.clone(), token.clone());
-    let w1 = tokio::spawn(async move { create_users(&a, &t1, "n1-", 25).await });
-    let w2 = tokio::spawn(async move { create_users(&b, &t2, "n2-", 25).await });
-    w1.await.unwrap();
-    w2.await.unwrap();
-    rx.wait_for(50, Duration::from_secs(30)).await;
+    let mut stores = vec![db.store.clone()];
+    let mut bases = Vec::new();
+    let mut handles = Vec::new();
+    for n in 0..NODES {
+        let handle_db = if n == 0 {
+            None
+        } else {
+            let other = roster::store::open(&db.location()).await.unwrap();
+            stores.push(other.clone());
+            Some(TestStore::from_store(other, &db))
+        };
+        let (base, h) = node(handle_db.as_ref().unwrap_or(&db), "100ms").await;
+        bases.push(base);
+        handles.push(h);
+    }
+    let before = feed_at(&bases[0], &key).await.len();
+    // Creates on every node at once.
+    let mut writers = Vec::new();
+    for (n, base) in bases.iter().enumerate() {
+        let (base, token) = (base.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            created_users(&base, &token, &format!("n{n}-"), USERS_PER_NODE).await
+        }));
+    }
+    let mut users = Vec::new();
+    for w in writers {
+        users.push(w.await.unwrap());
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/scim/v2/Groups", bases[0]))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"displayName": "Everyone"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let group = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Each node adds its own users to the one group, one PATCH each, all nodes at once: the
+    // nodes' combiners take turns on the group's row lock.
+    let mut writers = Vec::new();
+    for (base, ids) in bases.iter().zip(&users) {
+        let (base, token, ids, path) = (
+            base.clone(),
+            token.clone(),
+            ids.clone(),
+            format!("/Groups/{group}"),
+        );
+        writers.push(tokio::spawn(async move {
+            for id in ids {
+                let op = json!([{"op": "add", "path": "members", "value": [{"value": id}]}]);
+                patch_at(&base, &token, &path, op).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    // Every node deactivates some of its users.
+    for (base, ids) in bases.iter().zip(&users) {
+        for id in &ids[..DEACTIVATED_PER_NODE] {
+            let op = json!([{"op": "replace", "path": "active", "value": false}]);
+            patch_at(base, &token, &format!("/Users/{id}"), op).await;
+        }
+    }
+    let r = reqwest::Client::new()
+        .get(format!("{}/scim/v2/Groups/{group}", bases[NODES - 1]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let members = r.json::<Value>().await.unwrap()["members"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(members, NODES * USERS_PER_NODE);
+
+    let all = NODES * USERS_PER_NODE;
+    let deactivated = NODES * DEACTIVATED_PER_NODE;
+    // Each deactivation is `user.deactivated` and `user.updated`.
+    let expected = all + 1 + all + 2 * deactivated;
+    rx.wait_for(expected + 1, Duration::from_secs(30)).await;
+    // Nothing more arrives: each event came once.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let ids = rx.ids();
-    assert_eq!(ids.len(), 50, "duplicates: {ids:?}");
-    assert!(strictly_increasing(&ids), "{ids:?}");
-    // Both nodes appended to the organization's audit chain (each from its own head hints):
-    // it is one unbroken chain.
+    let delivered = rx.ids();
+    assert!(strictly_increasing(&delivered), "{delivered:?}");
+    // Every node's feed: the same events in the same order, exactly the delivered ones.
+    let mut feeds = Vec::new();
+    for base in &bases {
+        feeds.push(feed_at(base, &key).await);
+    }
+    // The endpoint began with the events after its own creation (`webhook.created`).
+    let feed_ids: Vec<i64> = feeds[0].iter().map(|(id, _)| *id).collect();
+    assert_eq!(delivered, feed_ids[before - 1..], "{:?}", feeds[0]);
+    let feed = &feeds[0][before..];
+    assert_eq!(feed.len(), expected, "{feed:?}");
+    for f in &feeds[1..] {
+        assert_eq!(f, &feeds[0], "nodes disagree on the feed");
+    }
+    let count = |kind: &str| feed.iter().filter(|(_, k)| k == kind).count();
+    assert_eq!(
+        (
+            count("user.created"),
+            count("group.created"),
+            count("group.member_added"),
+            count("user.deactivated"),
+            count("user.updated")
+        ),
+        (all, 1, all, deactivated, deactivated),
+        "{feed:?}"
+    );
+    // Every node appended to the organization's audit chain: it is one unbroken chain.
     let mut entries = 0;
     for (chain, anchor) in db.store.audit_chains().await.unwrap() {
         let e = db.store.audit_entries(&chain, None).await.unwrap();
         entries += audit::verify_chain(&chain, anchor.as_ref(), e).expect("one chain");
     }
-    assert!(entries >= 50, "{entries}");
-    ha.abort();
-    hb.abort();
+    // One entry per write of the load (a deactivation's two events are one write).
+    let writes = (all + 1 + all + deactivated) as u64;
+    assert!(
+        entries >= writes,
+        "{entries} audit entries for {writes} writes"
+    );
+    for h in handles {
+        h.abort();
+    }
+    for s in &stores[1..] {
+        s.close().await;
+    }
     db.cleanup().await;
 }
 

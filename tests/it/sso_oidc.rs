@@ -220,8 +220,13 @@ impl Client {
 
     /// Redeems an authorization code at `/oauth/token` with its PKCE verifier.
     pub async fn redeem(&self, app: &TestApp, code: &str, verifier: &str) -> (StatusCode, Value) {
-        self.post(
-            app,
+        self.redeem_at(&app.base(), code, verifier).await
+    }
+
+    /// `redeem` at the node whose base URL is `base`.
+    pub async fn redeem_at(&self, base: &str, code: &str, verifier: &str) -> (StatusCode, Value) {
+        self.post_at(
+            base,
             "/oauth/token",
             &[
                 ("grant_type", "authorization_code"),
@@ -234,8 +239,18 @@ impl Client {
     }
 
     async fn post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.post_at(&app.base(), path, form).await
+    }
+
+    /// POSTs `form` with the client's credentials to the node whose base URL is `base`.
+    pub async fn post_at(
+        &self,
+        base: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let r = reqwest::Client::new()
-            .post(format!("{}{path}", app.base()))
+            .post(format!("{base}{path}"))
             .basic_auth(&self.id, Some(&self.secret))
             .form(form)
             .send()
@@ -950,6 +965,190 @@ async fn login_groups_and_directory_groups_drive_roles(app: &TestApp) {
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
     .collect();
     assert_eq!(roles, want);
+}
+
+/// A further node on `app`'s database, behind the same public URL (as behind one load
+/// balancer): its own connection pool, its own caches.
+struct Node {
+    base: String,
+    store: roster::store::SqlStore,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(app: &TestApp) -> Node {
+        let store = roster::store::open(&app.db.location()).await.unwrap();
+        let server = roster::http::Server::bind(
+            "127.0.0.1:0",
+            store.clone(),
+            Some(&app.base()),
+            app.db.master_key(),
+        )
+        .await
+        .unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            let _ = server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Node {
+            base,
+            store,
+            stop,
+            serving,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.serving.await;
+        self.store.close().await;
+    }
+}
+
+/// A login started at the node `start` (its `/oauth/authorize`); the IdP sends the browser
+/// back to the public URL's callback, which is the first node's.
+async fn login_via(
+    app: &TestApp,
+    start: &str,
+    client: &Client,
+    org: &str,
+    hint: &str,
+) -> (String, String) {
+    let (url, verifier) = login_url(app, client, org, hint);
+    let url = url.replacen(&app.base(), start, 1);
+    (code_of(&Browser::new().follow(&url).await), verifier)
+}
+
+async fn active_at(client: &Client, base: &str, token: &str) -> bool {
+    let (status, intro) = client
+        .post_at(base, "/oauth/introspect", &[("token", token)])
+        .await;
+    assert_eq!(status, 200, "{intro}");
+    intro["active"] == true
+}
+
+/// Three nodes on one PostgreSQL share what a login leaves: a login started on one node
+/// finishes on another; a code sent to all three at once is redeemed by one only (and the
+/// replays revoke what it issued); a refresh token rotated on one node is spent on the
+/// others (its reuse revokes the session everywhere); a SCIM deactivation on one node ends
+/// the tokens on every node at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_logins_codes_and_tokens() {
+    let app = TestApp::start(crate::common::Backend::Postgres).await;
+    let idp = Idp::for_app(&app, &[]).await;
+    idp.account(
+        "nina-sub",
+        json!({"email": "nina@initech.test", "email_verified": true}),
+    )
+    .await;
+    let (org, _) = oidc_org(&app, &idp, "initech", |_| {}).await;
+    let client = Client::register(&app).await;
+    let (b, c) = (Node::start(&app).await, Node::start(&app).await);
+    let nodes = [app.base(), b.base.clone(), c.base.clone()];
+
+    // Started on B, finished on A; the code sent to all three nodes at once.
+    let (code, verifier) = login_via(&app, &nodes[1], &client, "initech", "nina-sub").await;
+    let client = std::sync::Arc::new(client);
+    let mut tries = Vec::new();
+    for base in &nodes {
+        let (client, base, code, verifier) =
+            (client.clone(), base.clone(), code.clone(), verifier.clone());
+        tries.push(tokio::spawn(async move {
+            client.redeem_at(&base, &code, &verifier).await
+        }));
+    }
+    let mut granted = Vec::new();
+    for t in tries {
+        let (status, body) = t.await.unwrap();
+        match status.as_u16() {
+            200 => granted.push(body),
+            400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
+            other => panic!("redeeming a code: {other} {body}"),
+        }
+    }
+    assert_eq!(
+        granted.len(),
+        1,
+        "one code redeemed {} times",
+        granted.len()
+    );
+    // The replays revoked the session the code began: its tokens are dead on every node.
+    let access = granted[0]["access_token"].as_str().unwrap();
+    for base in &nodes {
+        assert!(!active_at(&client, base, access).await, "live on {base}");
+    }
+
+    // Started on C, redeemed on B, rotated on C; the spent refresh token reused on A.
+    let (code, verifier) = login_via(&app, &nodes[2], &client, "initech", "nina-sub").await;
+    let (status, tokens) = client.redeem_at(&nodes[1], &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, rotated) = client
+        .post_at(
+            &nodes[2],
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let access = rotated["access_token"].as_str().unwrap();
+    assert!(active_at(&client, &nodes[0], access).await);
+    let (status, reused) = client
+        .post_at(
+            &nodes[0],
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), reused["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{reused}"
+    );
+    for base in &nodes {
+        assert!(!active_at(&client, base, access).await, "live on {base}");
+    }
+
+    // Deactivated by SCIM on B: the tokens are dead on A and C at once.
+    let (code, verifier) = login_via(&app, &nodes[0], &client, "initech", "nina-sub").await;
+    let (status, tokens) = client.redeem_at(&nodes[2], &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let user = jwt_payload(tokens["id_token"].as_str().unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let directory = app.directory_token("initech", false).await;
+    let r = reqwest::Client::new()
+        .patch(format!("{}/scim/v2/Users/{user}", nodes[1]))
+        .bearer_auth(&directory)
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "value": {"active": false}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for base in [&nodes[0], &nodes[2]] {
+        assert!(!active_at(&client, base, access).await, "live on {base}");
+    }
+    let scope = roster::core::model::Scope {
+        org: org.id.clone(),
+        actor: Actor::Cli,
+    };
+    assert_eq!(app.db.store.live_sessions(&scope, &user).await.unwrap(), 0);
+    b.stop().await;
+    c.stop().await;
+    app.stop().await;
 }
 
 backend_tests!(
