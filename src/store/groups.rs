@@ -1,8 +1,8 @@
 //! [`GroupStore`]: group rows, membership changes as set operations, and member listings.
 
-use super::engine::batch::Batch;
+use super::engine::batch::{Batch, EventfulWrite};
 use super::engine::combine::RowLock;
-use super::engine::{Arg, bind_all, positions};
+use super::engine::{Arg, Dialect, bind_all, positions};
 use super::filter_sql::{ResourceKind, SqlBuilder};
 use super::resources::{attrs_text, delete_row_in, str_attr};
 use super::roles;
@@ -258,38 +258,60 @@ impl SqlStore {
             "FROM ({candidate}) x WHERE (SELECT 1 FROM group_members gm \
              WHERE gm.group_id = $2 AND gm.member_id = x.id LIMIT 1) IS NULL"
         );
+        let insert = format!(
+            "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
+             SELECT org_id, $2, id, kind FROM ({candidate}) x WHERE 1 = 1 \
+             ON CONFLICT (group_id, member_id) DO NOTHING"
+        );
+        let data = self.d.json_object(&[
+            ("group_id", "CAST($2 AS TEXT)"),
+            ("member_id", "x.id"),
+            ("member_type", "x.kind"),
+        ]);
+        if !roles {
+            // The rows inserted are the new members: on PostgreSQL the insert returns them.
+            let returning = format!(
+                "RETURNING group_id AS rid, {} AS data",
+                self.d.json_object(&[
+                    ("group_id", "group_id"),
+                    ("member_id", "member_id"),
+                    ("member_type", "member_type"),
+                ])
+            );
+            b.write_with_events(
+                &scope.org,
+                &scope.actor,
+                EventfulWrite {
+                    kind: EventKind::GroupMemberAdded,
+                    resource_id: "CAST($2 AS TEXT)",
+                    data: &data,
+                    from: &new_member,
+                    write: &insert,
+                    returning: &returning,
+                    args: args(),
+                },
+            );
+            return;
+        }
         b.events_select(
             &scope.org,
             &scope.actor,
             EventKind::GroupMemberAdded,
             "CAST($2 AS TEXT)",
-            &self.d.json_object(&[
-                ("group_id", "CAST($2 AS TEXT)"),
-                ("member_id", "x.id"),
-                ("member_type", "x.kind"),
-            ]),
+            &data,
             &new_member,
             args(),
         );
-        if roles {
-            roles::grant_group_roles(
-                b,
-                self.d,
-                &scope.org,
-                &scope.actor,
-                group_id,
-                &format!("SELECT x.id AS user_id {new_member} AND x.kind = 'User'"),
-                vec![Arg::Str(list.clone())],
-            );
-        }
-        b.push(
-            format!(
-                "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
-                 SELECT org_id, $2, id, kind FROM ({candidate}) x WHERE 1 = 1 \
-                 ON CONFLICT (group_id, member_id) DO NOTHING"
-            ),
-            args(),
+        roles::grant_group_roles(
+            b,
+            self.d,
+            &scope.org,
+            &scope.actor,
+            group_id,
+            &format!("SELECT x.id AS user_id {new_member} AND x.kind = 'User'"),
+            vec![Arg::Str(list.clone())],
         );
+        b.push(insert, args());
     }
 
     /// Removes the members `gm` of the group matching `cond` (over `$1` org, `$2` group,
@@ -306,36 +328,50 @@ impl SqlStore {
         let args = || roles::keyed_args(&scope.org, group_id, &extra);
         let from =
             format!("FROM group_members gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}");
+        let data = self.d.json_object(&[
+            ("group_id", "gm.group_id"),
+            ("member_id", "gm.member_id"),
+            ("member_type", "gm.member_type"),
+        ]);
+        let delete = format!(
+            "DELETE FROM group_members AS gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}"
+        );
+        if !roles {
+            // On PostgreSQL the delete returns the members it removed.
+            b.write_with_events(
+                &scope.org,
+                &scope.actor,
+                EventfulWrite {
+                    kind: EventKind::GroupMemberRemoved,
+                    resource_id: "gm.group_id",
+                    data: &data,
+                    from: &from,
+                    write: &delete,
+                    returning: &format!("RETURNING gm.group_id AS rid, {data} AS data"),
+                    args: args(),
+                },
+            );
+            return;
+        }
         b.events_select(
             &scope.org,
             &scope.actor,
             EventKind::GroupMemberRemoved,
             "gm.group_id",
-            &self.d.json_object(&[
-                ("group_id", "gm.group_id"),
-                ("member_id", "gm.member_id"),
-                ("member_type", "gm.member_type"),
-            ]),
+            &data,
             &from,
             args(),
         );
-        if roles {
-            roles::revoke_group_roles(
-                b,
-                self.d,
-                &scope.org,
-                &scope.actor,
-                group_id,
-                &format!("SELECT gm.member_id {from} AND gm.member_type = 'User'"),
-                extra.clone(),
-            );
-        }
-        b.push(
-            format!(
-                "DELETE FROM group_members AS gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}"
-            ),
-            args(),
+        roles::revoke_group_roles(
+            b,
+            self.d,
+            &scope.org,
+            &scope.actor,
+            group_id,
+            &format!("SELECT gm.member_id {from} AND gm.member_type = 'User'"),
+            extra.clone(),
         );
+        b.push(delete, args());
     }
 }
 
@@ -552,24 +588,42 @@ impl GroupStore for SqlStore {
         // Every added member probed by id, as a scalar subquery: as a join, PostgreSQL
         // kept a plan made while the organization was small and hashed all its users
         // (90 ms per change at 100,000 users).
-        b.check(
-            format!(
-                "SELECT (SELECT t.version + 1 FROM org_groups t WHERE t.org_id = $1 AND t.id = $2{version} \
-                 AND NOT {GROUP_MAPS} AND (SELECT count(*) FROM {} \
-                 WHERE (SELECT 1 FROM users u WHERE u.id = k.value AND u.org_id = $1 LIMIT 1) \
-                 IS NOT NULL) = $4) AS v",
-                self.d.json_strings(3, "k")
-            ),
-            args,
+        let holds = format!(
+            "t.org_id = $1 AND t.id = $2{version} AND NOT {GROUP_MAPS} AND (SELECT count(*) FROM {} \
+             WHERE (SELECT 1 FROM users u WHERE u.id = k.value AND u.org_id = $1 LIMIT 1) \
+             IS NOT NULL) = $4",
+            self.d.json_strings(3, "k")
         );
-        b.push(
-            "UPDATE org_groups SET version = version + 1, updated_at = $3 WHERE org_id = $1 AND id = $2",
-            vec![
-                Arg::Str(scope.org.as_str().to_owned()),
-                Arg::Str(id.to_owned()),
-                Arg::Str(now()),
-            ],
-        );
+        match self.d {
+            // The precondition and the version's step as one statement: the update returns
+            // the new version where the precondition holds, and no row (changing nothing)
+            // where it does not.
+            Dialect::Postgres => {
+                let at = args.len() + 1;
+                args.push(Arg::Str(now()));
+                b.check(
+                    format!(
+                        "UPDATE org_groups t SET version = t.version + 1, updated_at = ${at} \
+                         WHERE {holds} RETURNING t.version AS v"
+                    ),
+                    args,
+                );
+            }
+            Dialect::Sqlite => {
+                b.check(
+                    format!("SELECT (SELECT t.version + 1 FROM org_groups t WHERE {holds}) AS v"),
+                    args,
+                );
+                b.push(
+                    "UPDATE org_groups SET version = version + 1, updated_at = $3 WHERE org_id = $1 AND id = $2",
+                    vec![
+                        Arg::Str(scope.org.as_str().to_owned()),
+                        Arg::Str(id.to_owned()),
+                        Arg::Str(now()),
+                    ],
+                );
+            }
+        }
         for op in ops {
             self.member_op_in(&mut b, scope, id, op, false);
         }

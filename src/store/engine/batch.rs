@@ -42,8 +42,35 @@ enum Stmt {
     },
     /// A precondition of the write, run in place: a SELECT of one row whose column `v` is
     /// NULL when the write must not happen, and otherwise a value for the writer (see
-    /// `GroupCommit::submit`, the only way such a write runs on SQLite).
+    /// `GroupCommit::submit`, the only way such a write runs on SQLite). On PostgreSQL it
+    /// may also be a write that returns `v` when the precondition holds, and otherwise no
+    /// row (having written nothing): `UPDATE … WHERE <precondition> RETURNING … AS v`.
     Check(String, Vec<Arg>),
+    /// A write whose rows each make an event (`Batch::write_with_events`): on PostgreSQL
+    /// `pg` over `args`, returning `rid` and `data` per row written, the event constants in
+    /// `consts` (as `Events`' last nine arguments); on SQLite the statements `sqlite`.
+    WriteEvents {
+        pg: String,
+        args: Vec<Arg>,
+        consts: Vec<Arg>,
+        sqlite: Vec<Stmt>,
+    },
+}
+
+/// A set-based write with an event per row it writes (`Batch::write_with_events`).
+pub struct EventfulWrite<'a> {
+    pub kind: EventKind,
+    /// The event's `resource_id` and `data` expressions over the rows `from` selects.
+    pub resource_id: &'a str,
+    pub data: &'a str,
+    /// `FROM …`: the rows the write will write, over `args` (SQLite reads them first).
+    pub from: &'a str,
+    /// The write itself, over `args`.
+    pub write: &'a str,
+    /// `RETURNING <resource_id> AS rid, <data> AS data` in the terms of the written table
+    /// (PostgreSQL: the write and its events' rows are one statement).
+    pub returning: &'a str,
+    pub args: Vec<Arg>,
 }
 
 #[derive(Default, Clone)]
@@ -134,7 +161,7 @@ impl Batch {
             && self.stmts.iter().all(|st| match st {
                 Stmt::Sql(s, _) => plain(s),
                 Stmt::Event(_) => true,
-                Stmt::Events { .. } | Stmt::Check(..) => false,
+                Stmt::Events { .. } | Stmt::Check(..) | Stmt::WriteEvents { .. } => false,
             });
         if !one {
             return None;
@@ -149,7 +176,9 @@ impl Batch {
                     args.extend(a);
                 }
                 Stmt::Event(a) => events.push(a),
-                Stmt::Events { .. } | Stmt::Check(..) => unreachable!("checked above"),
+                Stmt::Events { .. } | Stmt::Check(..) | Stmt::WriteEvents { .. } => {
+                    unreachable!("checked above")
+                }
             }
         }
         let audits = audit_pending_args(&self.pending_audits());
@@ -176,14 +205,21 @@ impl Batch {
     pub fn shape(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for st in &self.stmts {
-            match st {
-                Stmt::Sql(s, a) => (0u8, s, a.len()).hash(&mut h),
-                Stmt::Event(a) => (1u8, a.len()).hash(&mut h),
-                Stmt::Events { insert, args, .. } => (2u8, insert, args.len()).hash(&mut h),
-                Stmt::Check(s, a) => (3u8, s, a.len()).hash(&mut h),
+        fn hash_stmts(stmts: &[Stmt], h: &mut impl Hasher) {
+            for st in stmts {
+                match st {
+                    Stmt::Sql(s, a) => (0u8, s, a.len()).hash(h),
+                    Stmt::Event(a) => (1u8, a.len()).hash(h),
+                    Stmt::Events { insert, args, .. } => (2u8, insert, args.len()).hash(h),
+                    Stmt::Check(s, a) => (3u8, s, a.len()).hash(h),
+                    Stmt::WriteEvents { sqlite, .. } => {
+                        4u8.hash(h);
+                        hash_stmts(sqlite, h);
+                    }
+                }
             }
         }
+        hash_stmts(&self.stmts, &mut h);
         let audits = if self.audits.is_empty() {
             usize::from(self.derived.is_some())
         } else {
@@ -275,6 +311,37 @@ impl Batch {
         });
     }
 
+    /// A set-based write and an event per row it writes. SQLite: the events from the rows
+    /// `w.from` selects, then the write (`events_select`, `push`). PostgreSQL: the write
+    /// with `w.returning`, one statement that gives the events' rows; when it ends the batch,
+    /// one statement with the batch's event and audit inserts too (`run_pg`).
+    pub fn write_with_events(&mut self, org: &OrgId, actor: &Actor, w: EventfulWrite<'_>) {
+        let mut sqlite = Batch::default();
+        sqlite.events_select(
+            org,
+            actor,
+            w.kind,
+            w.resource_id,
+            w.data,
+            w.from,
+            w.args.clone(),
+        );
+        sqlite.push(w.write, w.args.clone());
+        let consts = match sqlite.stmts.first() {
+            Some(Stmt::Events {
+                args, query_args, ..
+            }) => args[*query_args..].to_vec(),
+            _ => Vec::new(),
+        };
+        self.events = true;
+        self.stmts.push(Stmt::WriteEvents {
+            pg: format!("{} {}", w.write, w.returning),
+            args: w.args,
+            consts,
+            sqlite: sqlite.stmts,
+        });
+    }
+
     /// The audit entry of this action (instead of one derived from its first event).
     pub fn audit(&mut self, org: Option<&OrgId>, actor: &Actor, draft: AuditDraft) {
         self.audits.push(PendingAudit {
@@ -334,7 +401,14 @@ impl Batch {
             sql.push_str(b);
             sql.push_str(";\n");
         }
+        let mut stmts = Vec::with_capacity(self.stmts.len());
         for st in self.stmts {
+            match st {
+                Stmt::WriteEvents { sqlite, .. } => stmts.extend(sqlite),
+                other => stmts.push(other),
+            }
+        }
+        for st in stmts {
             let (s, a) = match st {
                 Stmt::Sql(s, a) => (s, a),
                 // NULL fails the NOT NULL constraint, and with it the write.
@@ -350,6 +424,7 @@ impl Batch {
                     a,
                 ),
                 Stmt::Events { insert, args, .. } => (insert, args),
+                Stmt::WriteEvents { .. } => unreachable!("flattened above"),
             };
             sql.push_str(&shift(&s, args.len()));
             sql.push_str(";\n");
@@ -372,16 +447,32 @@ impl Batch {
         use super::bind_all;
         let mut rows: Vec<Vec<Arg>> = Vec::new();
         let mut checked = None;
-        for st in std::mem::take(&mut self.stmts) {
+        let mut stmts = std::mem::take(&mut self.stmts);
+        // A write with events that ends the batch goes with the batch's appends.
+        let last = match stmts.last() {
+            Some(Stmt::WriteEvents { .. }) => stmts.pop(),
+            _ => None,
+        };
+        for st in stmts {
             match st {
                 Stmt::Sql(s, a) => {
                     bind_all(sqlx::query(&s), &a).execute(&mut *c).await?;
                 }
                 Stmt::Check(s, a) => {
-                    let row = bind_all(sqlx::query(&s), &a).fetch_one(&mut *c).await?;
-                    match row.try_get::<Option<i64>, _>("v")? {
-                        Some(v) => checked = Some(v),
-                        None => return Err(sqlx::Error::Protocol(DECLINED.into())),
+                    let row = bind_all(sqlx::query(&s), &a)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                    match row.map(|r| r.try_get::<Option<i64>, _>("v")).transpose()? {
+                        Some(Some(v)) => checked = Some(v),
+                        _ => return Err(sqlx::Error::Protocol(DECLINED.into())),
+                    }
+                }
+                Stmt::WriteEvents {
+                    pg, args, consts, ..
+                } => {
+                    let found = bind_all(sqlx::query(&pg), &args).fetch_all(&mut *c).await?;
+                    for r in found {
+                        rows.push(event_row(&consts, &r)?);
                     }
                 }
                 Stmt::Event(a) => rows.push(a),
@@ -394,21 +485,49 @@ impl Batch {
                     let found = bind_all(sqlx::query(&select), &args[..query_args])
                         .fetch_all(&mut *c)
                         .await?;
-                    let k = &args[query_args..];
                     for r in found {
-                        // org, kind, resource_type, then the row's id, provenance, data, time.
-                        let mut row = k[..3].to_vec();
-                        row.push(Arg::Str(r.try_get::<String, _>("rid")?));
-                        row.extend(k[3..8].iter().cloned());
-                        row.push(Arg::Str(r.try_get::<String, _>("data")?));
-                        row.push(k[8].clone());
-                        rows.push(row);
+                        rows.push(event_row(&args[query_args..], &r)?);
                     }
                 }
             }
         }
-        // The event rows and the audit entries: one statement (in chunks when many).
         let audits = audit_pending_args(&self.pending_audits());
+        if let Some(Stmt::WriteEvents {
+            pg, args, consts, ..
+        }) = last
+        {
+            if rows.is_empty() && audits.len() <= 500 * 3 {
+                // The write, its events and the audit entries: one statement.
+                let mut all = args;
+                let mut parts = vec![pg];
+                let k: Vec<String> = (0..consts.len())
+                    .map(|i| format!("${}", all.len() + i + 1))
+                    .collect();
+                all.extend(consts);
+                if k.len() != 9 {
+                    return Err(sqlx::Error::Protocol(
+                        "event constants of a wrong shape".into(),
+                    ));
+                }
+                parts.push(format!(
+                    "{EVENT_COLS} SELECT {}, {}, {}, w0.rid, {}, {}, {}, {}, {}, w0.data, {} FROM w0",
+                    k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+                ));
+                push_appends(&mut parts, &mut all, &[], &audits);
+                let row = bind_all(sqlx::query(&returning_xid(&parts)), &all)
+                    .fetch_one(&mut *c)
+                    .await?;
+                return Ok(PgRun {
+                    xid: own_xid(row)?,
+                    checked,
+                });
+            }
+            let found = bind_all(sqlx::query(&pg), &args).fetch_all(&mut *c).await?;
+            for r in found {
+                rows.push(event_row(&consts, &r)?);
+            }
+        }
+        // The event rows and the audit entries: one statement (in chunks when many).
         let mut xid = None;
         let mut events = rows.chunks(500);
         let mut audit_chunks = audits.chunks(500 * 3);
@@ -519,6 +638,23 @@ fn returning_xid(parts: &[String]) -> String {
         "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
         ctes.join(", ")
     )
+}
+
+/// An event row of `EVENT_COLS` from the nine constants of `Events`/`WriteEvents` and a
+/// row giving `rid` and `data`: org, kind, resource_type, the row's id, provenance, its data,
+/// time.
+fn event_row(k: &[Arg], r: &sqlx::any::AnyRow) -> Result<Vec<Arg>, sqlx::Error> {
+    if k.len() != 9 {
+        return Err(sqlx::Error::Protocol(
+            "event constants of a wrong shape".into(),
+        ));
+    }
+    let mut row = k[..3].to_vec();
+    row.push(Arg::Str(r.try_get::<String, _>("rid")?));
+    row.extend(k[3..8].iter().cloned());
+    row.push(Arg::Str(r.try_get::<String, _>("data")?));
+    row.push(k[8].clone());
+    Ok(row)
 }
 
 fn own_xid(row: sqlx::any::AnyRow) -> Result<Option<u64>, sqlx::Error> {
