@@ -321,6 +321,26 @@ impl SqlStore {
         )
     }
 
+    /// The columns of `user_cols`/`group_cols` for a JSON aggregate (`json_elems`): on
+    /// PostgreSQL the JSON ones as JSON values (`attrs` as stored, groups and roles as built),
+    /// not as text the aggregate would parse again (a page of 100 users: a fifth of its cost
+    /// in the database); the same columns on SQLite.
+    pub(super) fn json_cols(&self, kind: ResourceKind) -> String {
+        match (self.d, kind) {
+            (Dialect::Sqlite, ResourceKind::User) => self.user_cols(),
+            (Dialect::Sqlite, ResourceKind::Group) => self.group_cols(),
+            (Dialect::Postgres, ResourceKind::User) => format!(
+                "t.id, t.attrs AS attrs, t.version, t.created_at, t.updated_at, t.provenance, \
+                 t.last_directory_sync_at, t.last_login_at, {} AS groups_json, {} AS roles_json",
+                self.d.user_groups_value("t"),
+                self.d.user_roles_value("t")
+            ),
+            (Dialect::Postgres, ResourceKind::Group) => {
+                "t.id, t.attrs AS attrs, t.version, t.created_at, t.updated_at".to_owned()
+            }
+        }
+    }
+
     pub(super) fn group_cols(&self) -> String {
         format!(
             "t.id, {} AS attrs, t.version, t.created_at, t.updated_at",
@@ -445,10 +465,11 @@ impl SqlStore {
         if let Some((key, value)) = unique_match(kind, q.filter.as_ref()) {
             return self.list_by_unique_key(scope, q, kind, key, value).await;
         }
-        let (table, cols) = match kind {
-            ResourceKind::User => ("users", self.user_cols()),
-            ResourceKind::Group => ("org_groups", self.group_cols()),
+        let table = match kind {
+            ResourceKind::User => "users",
+            ResourceKind::Group => "org_groups",
         };
+        let cols = self.json_cols(kind);
         if q.filter.is_none() && q.sort.is_none() {
             return self.list_by_position(scope, q, kind, table, &cols).await;
         }

@@ -91,7 +91,7 @@ impl SqlStore {
     pub(super) fn over(engine: Engine) -> Self {
         let d = engine.d;
         let mut store = SqlStore { engine, d };
-        let cols = store.user_cols();
+        let cols = store.json_cols(ResourceKind::User);
         let page = d.json_rows(
             &[
                 d.json_elem("x.k_", Elem::Number),

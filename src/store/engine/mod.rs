@@ -470,6 +470,16 @@ impl Dialect {
     /// A scalar subquery: the groups of user row `t` as JSON text `[[id, displayName], ...]`,
     /// in no particular order (callers sort; a sorter per row costs more than the lookup).
     pub fn user_groups_json(self, t: &str) -> String {
+        self.user_groups(t, "::text")
+    }
+
+    /// `user_groups_json` as a JSON value, not text, on PostgreSQL (for a JSON aggregate:
+    /// it embeds the value without parsing text again); the same text on SQLite.
+    pub fn user_groups_value(self, t: &str) -> String {
+        self.user_groups(t, "")
+    }
+
+    fn user_groups(self, t: &str, cast: &str) -> String {
         match self {
             Dialect::Sqlite => format!(
                 "(SELECT json_group_array(json_array(g.id, g.display_name)) \
@@ -477,7 +487,7 @@ impl Dialect {
                  WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
             ),
             Dialect::Postgres => format!(
-                "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]'::json)::text \
+                "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]'::json){cast} \
                  FROM group_members m JOIN org_groups g ON g.id = m.group_id \
                  WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
             ),
@@ -487,12 +497,21 @@ impl Dialect {
     /// A scalar subquery: the mapped roles of user row `t` as a JSON array of strings (in
     /// no particular order; callers sort).
     pub fn user_roles_json(self, t: &str) -> String {
+        self.user_roles(t, "::text")
+    }
+
+    /// `user_roles_json` as a JSON value on PostgreSQL (see `user_groups_value`).
+    pub fn user_roles_value(self, t: &str) -> String {
+        self.user_roles(t, "")
+    }
+
+    fn user_roles(self, t: &str, cast: &str) -> String {
         match self {
             Dialect::Sqlite => format!(
                 "(SELECT json_group_array(DISTINCT r.role) FROM role_grants r WHERE r.user_id = {t}.id)"
             ),
             Dialect::Postgres => format!(
-                "(SELECT COALESCE(json_agg(DISTINCT r.role), '[]'::json)::text \
+                "(SELECT COALESCE(json_agg(DISTINCT r.role), '[]'::json){cast} \
                  FROM role_grants r WHERE r.user_id = {t}.id)"
             ),
         }
@@ -546,7 +565,7 @@ impl Dialect {
             (Dialect::Sqlite, Elem::Number) => format!("COALESCE({col}, 'null')"),
             // Stored or built as JSON text by Roster itself, so valid JSON.
             (Dialect::Sqlite, Elem::Json) => format!("COALESCE({col}, 'null')"),
-            (Dialect::Postgres, Elem::Json) => format!("({col})::json"),
+            // A JSON value (`json`/`jsonb`, see `SqlStore::json_cols`): embedded as it is.
             (Dialect::Postgres, _) => col.to_owned(),
         }
     }
