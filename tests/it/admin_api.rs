@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use roster::core::model::{Actor, Provenance, Scope};
 use roster::core::store::prelude::*;
-use roster::http::Server;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::common::{Resp, TestApp, patch_op};
+use crate::common::{Node, Resp, TestApp, patch_op};
 
 /// What the admin API's fallback answers for a path it does not route.
 const FALLBACK: &str = "no such admin API route";
@@ -175,48 +174,6 @@ async fn acme_directory(api: &Api) -> String {
 /// A SCIM request with a token other than the test app's.
 async fn scim_with(app: &TestApp, token: &str, method: Method, path: &str) -> Resp {
     app.call_with(token, method, path, None, &[]).await
-}
-
-/// A second server on the test's database, configured by `configure`.
-struct Node {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Node {
-    async fn start(app: &TestApp, configure: impl FnOnce(Server) -> Server) -> Node {
-        let server = Server::bind(
-            "127.0.0.1:0",
-            app.db.store.clone(),
-            None,
-            app.db.master_key(),
-        )
-        .await
-        .expect("bind");
-        let server = configure(server);
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            let _ = server
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Node {
-            base,
-            stop: Some(tx),
-            handle,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = self.handle.await;
-    }
 }
 
 // ---- 1. auth and scope ----------------------------------------------------------------
@@ -1124,7 +1081,7 @@ async fn webhook_connection_refused_is_recorded(app: &TestApp) {
         w.body
     );
     // A node with a short retry schedule beside the test app's (default) one.
-    let node = Node::start(app, |s| s.webhook_schedule_ms(vec![300; 40])).await;
+    let node = Node::start(app, false, None, |s| s.webhook_schedule_ms(vec![300; 40])).await;
     app.user("hooked@x.com").await;
 
     let deliveries = async |query: &str| {
@@ -1562,7 +1519,7 @@ async fn admin_keys_are_rate_limited(app: &TestApp) {
     for _ in 0..12 {
         api.get("/orgs").await.expect(200);
     }
-    let node = Node::start(app, |s| s.admin_rate_limit(2)).await;
+    let node = Node::start(app, false, None, |s| s.admin_rate_limit(2)).await;
     let limited = api.at(&node.base);
     // At 2 per second (a burst of two seconds' worth), 20 requests at once cannot all pass.
     let burst: Vec<_> = (0..20)

@@ -307,6 +307,62 @@ impl TestApp {
     }
 }
 
+/// Another server on a test app's database: another node. With `own_pool` it has a
+/// connection pool (and with it caches, seal loop, combiner) of its own, as another process
+/// would; behind `public_url` when given (as behind one load balancer); configured by
+/// `configure`.
+pub struct Node {
+    pub base: String,
+    own: Option<SqlStore>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    pub async fn start(
+        app: &TestApp,
+        own_pool: bool,
+        public_url: Option<&str>,
+        configure: impl FnOnce(Server) -> Server,
+    ) -> Node {
+        let own = if own_pool {
+            Some(store::open(&app.db.location()).await.expect("open"))
+        } else {
+            None
+        };
+        let db = own.clone().unwrap_or_else(|| app.db.store.clone());
+        let server = Server::bind("127.0.0.1:0", db, public_url, app.db.master_key())
+            .await
+            .expect("bind");
+        let server = configure(server);
+        let base = format!("http://{}", server.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Node {
+            base,
+            own,
+            stop: Some(tx),
+            handle,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.handle.await;
+        if let Some(s) = self.own.take() {
+            s.close().await;
+        }
+    }
+}
+
 pub fn patch_op(ops: Value) -> Value {
     serde_json::json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],

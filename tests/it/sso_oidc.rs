@@ -17,7 +17,7 @@ use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::backend_tests;
-use crate::common::TestApp;
+use crate::common::{Node, TestApp};
 
 /// The test app's redirect URI: never contacted, the tests stop where Roster sends it.
 pub const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
@@ -967,50 +967,6 @@ async fn login_groups_and_directory_groups_drive_roles(app: &TestApp) {
     assert_eq!(roles, want);
 }
 
-/// A further node on `app`'s database, behind the same public URL (as behind one load
-/// balancer): its own connection pool, its own caches.
-struct Node {
-    base: String,
-    store: roster::store::SqlStore,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<()>,
-}
-
-impl Node {
-    async fn start(app: &TestApp) -> Node {
-        let store = roster::store::open(&app.db.location()).await.unwrap();
-        let server = roster::http::Server::bind(
-            "127.0.0.1:0",
-            store.clone(),
-            Some(&app.base()),
-            app.db.master_key(),
-        )
-        .await
-        .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            let _ = server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Node {
-            base,
-            store,
-            stop,
-            serving,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.serving.await;
-        self.store.close().await;
-    }
-}
-
 /// A login started at the node `start` (its `/oauth/authorize`); the IdP sends the browser
 /// back to the public URL's callback, which is the first node's.
 async fn login_via(
@@ -1049,7 +1005,9 @@ async fn three_nodes_share_logins_codes_and_tokens() {
     .await;
     let (org, _) = oidc_org(&app, &idp, "initech", |_| {}).await;
     let client = Client::register(&app).await;
-    let (b, c) = (Node::start(&app).await, Node::start(&app).await);
+    let public = app.base();
+    let b = Node::start(&app, true, Some(&public), |s| s).await;
+    let c = Node::start(&app, true, Some(&public), |s| s).await;
     let nodes = [app.base(), b.base.clone(), c.base.clone()];
 
     // Started on B, finished on A; the code sent to all three nodes at once.

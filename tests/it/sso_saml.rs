@@ -384,24 +384,9 @@ async fn saml_login_replay_and_binding(app: &TestApp) {
     }
     // The replay cache holds across nodes: a second server with its own connection pool to
     // the same database (behind the same public URL) refuses it too.
-    let store_b = roster::store::open(&app.db.location()).await.unwrap();
-    let node_b = roster::http::Server::bind(
-        "127.0.0.1:0",
-        store_b.clone(),
-        Some(&app.base()),
-        app.db.master_key(),
-    )
-    .await
-    .unwrap();
-    let acs_b = format!(
-        "http://{}/sso/saml/{}/acs",
-        node_b.local_addr().unwrap(),
-        saml.conn.id
-    );
-    let (stop_b, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(node_b.run(async {
-        let _ = stopped.await;
-    }));
+    let public = app.base();
+    let node_b = crate::common::Node::start(app, true, Some(&public), |s| s).await;
+    let acs_b = format!("{}/sso/saml/{}/acs", node_b.base, saml.conn.id);
     let r = reqwest::Client::new()
         .post(&acs_b)
         .form(&[("SAMLResponse", unasked.as_str())])
@@ -411,9 +396,7 @@ async fn saml_login_replay_and_binding(app: &TestApp) {
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
     assert!(body.contains("already used"), "node B: {body}");
-    let _ = stop_b.send(());
-    let _ = serving.await;
-    store_b.close().await;
+    node_b.stop().await;
     let answering = saml.responses(app, Some("_some-request"), &["valid_signed_assertion"])
         ["valid_signed_assertion"]
         .as_str()

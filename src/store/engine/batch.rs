@@ -469,12 +469,7 @@ impl Batch {
                 }
                 Stmt::WriteEvents {
                     pg, args, consts, ..
-                } => {
-                    let found = bind_all(sqlx::query(&pg), &args).fetch_all(&mut *c).await?;
-                    for r in found {
-                        rows.push(event_row(&consts, &r)?);
-                    }
-                }
+                } => write_rows(c, &pg, &args, &consts, &mut rows).await?,
                 Stmt::Event(a) => rows.push(a),
                 Stmt::Events {
                     select,
@@ -522,10 +517,7 @@ impl Batch {
                     checked,
                 });
             }
-            let found = bind_all(sqlx::query(&pg), &args).fetch_all(&mut *c).await?;
-            for r in found {
-                rows.push(event_row(&consts, &r)?);
-            }
+            write_rows(c, &pg, &args, &consts, &mut rows).await?;
         }
         // The event rows and the audit entries: one statement (in chunks when many).
         let mut xid = None;
@@ -638,6 +630,24 @@ fn returning_xid(parts: &[String]) -> String {
         "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
         ctes.join(", ")
     )
+}
+
+/// Runs a `WriteEvents` write in place (PostgreSQL) and adds the event rows of what it
+/// wrote to `rows`.
+async fn write_rows(
+    c: &mut AnyConnection,
+    pg: &str,
+    args: &[Arg],
+    consts: &[Arg],
+    rows: &mut Vec<Vec<Arg>>,
+) -> Result<(), sqlx::Error> {
+    let found = super::bind_all(sqlx::query(pg), args)
+        .fetch_all(&mut *c)
+        .await?;
+    for r in found {
+        rows.push(event_row(consts, &r)?);
+    }
+    Ok(())
 }
 
 /// An event row of `EVENT_COLS` from the nine constants of `Events`/`WriteEvents` and a
