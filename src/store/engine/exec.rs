@@ -27,8 +27,7 @@ pub struct Engine {
     read: Readers,
     /// SQLite only: the single writer connection, group-committed.
     group_commit: Option<Arc<GroupCommit>>,
-    /// Bumped after each commit that appended events, and on PostgreSQL after each
-    /// background seal round that gave events their cursors.
+    /// Bumped after each commit that appended events.
     signal: EventSignal,
     /// PostgreSQL: orders what writes appended, after they commit (see `seal`).
     sealer: Option<Arc<Sealer>>,
@@ -64,7 +63,7 @@ impl Engine {
 
     /// PostgreSQL: seals what writes append after they commit, with background rounds.
     pub(in crate::store) fn seal_after_commit(&mut self) {
-        let sealer = Sealer::new(self.write.clone(), self.signal.clone());
+        let sealer = Sealer::new(self.write.clone());
         sealer.spawn();
         self.sealer = Some(sealer);
         self.combiner = Some(Combiner::new(self.write.clone()));
