@@ -180,25 +180,10 @@ impl WebhookStore for SqlStore {
 
 impl DeliveryStore for SqlStore {
     async fn webhooks_due(&self, now: &str) -> CoreResult<bool> {
-        const FREE: &str = "w.disabled_at IS NULL AND w.next_attempt_at <= $1 \
-                            AND (w.lease_until IS NULL OR w.lease_until < $1)";
-        // The dispatcher asks after every commit with events. Where no endpoint could be
-        // leased now (a deployment without webhooks, or all of them busy), the answer needs
-        // no event, so no seal round (on PostgreSQL that would run one per commit, beside
-        // the seal loop's own, which keeps its rounds 10 ms apart).
-        let free = sqlx::query(&format!(
-            "SELECT 1 AS due FROM webhook_endpoints w WHERE {FREE} LIMIT 1"
-        ))
-        .bind(now)
-        .fetch_optional(&mut *self.read_conn().await?)
-        .await
-        .map_err(e)?;
-        if free.is_none() {
-            return Ok(false);
-        }
         self.sealed().await;
         let row = sqlx::query(&format!(
-            "SELECT 1 AS due FROM webhook_endpoints w WHERE {FREE} \
+            "SELECT 1 AS due FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND w.next_attempt_at <= $1 \
+             AND (w.lease_until IS NULL OR w.lease_until < $1) \
              AND EXISTS (SELECT 1 FROM events ev WHERE ev.{p} > w.cursor AND (w.org_id IS NULL OR ev.org_id = w.org_id)) \
              LIMIT 1",
             p = self.d.event_pos()
