@@ -85,6 +85,9 @@ impl AuditStore for SqlStore {
     }
 
     async fn prune_audit(&self, chain: &str, before: &str) -> CoreResult<u64> {
+        // What this node wrote is linked first: pruning reads the chain as linked, and an
+        // entry still waiting for its link would be neither pruned nor anchored.
+        self.sealed().await;
         let mut tx = self.begin().await?;
         let last = sqlx::query(
             "SELECT seq, hash FROM audit_log WHERE chain = $1 AND at < $2 ORDER BY seq DESC LIMIT 1",

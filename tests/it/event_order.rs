@@ -335,6 +335,57 @@ async fn a_locked_new_user_keeps_its_place() {
     drop(cluster);
 }
 
+/// A read that follows this node's own create lists it even while another write holds the
+/// new user (as adding it to a group holds it `FOR KEY SHARE`): the seal round that has to
+/// leave it unpositioned does not count as having sealed it, and the read waits for the
+/// round that positions it (once a round that skipped it marked it sealed, and the list
+/// went on without it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_create_waits_for_a_held_user() {
+    let (cluster, fx) = on_own_cluster().await;
+    let (_, scope) = fx.scope("held").await;
+
+    let mut holder = raw(&fx, &cluster).await;
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let id = fx.user(&scope, "held@held.example").await;
+    let mut writer = raw(&fx, &cluster).await;
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("SELECT id FROM users WHERE id = $1 FOR KEY SHARE")
+        .bind(&id)
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    // The horizon moves past the create; the writer still holds the user.
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    });
+    let page = fx
+        .store()
+        .list_users(
+            &scope,
+            &roster::core::query::ListQuery {
+                filter: None,
+                sort: None,
+                start_index: 1,
+                count: 10,
+            },
+        )
+        .await
+        .expect("list");
+    let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, [id.as_str()], "the new user is listed");
+    assert_eq!(page.total, 1);
+    release.await.unwrap();
+    fx.db.cleanup().await;
+    drop(cluster);
+}
+
 /// What a held horizon keeps unsealed shows in the backlog (`/metrics` reads it): counted,
 /// with the age of the oldest; empty again once sealing catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,10 @@ pub struct Round {
     pub horizon: u64,
     /// A kind of row filled the round: more may wait below the horizon.
     pub full: bool,
+    /// A user or group below the horizon was held by a running write (a membership or a
+    /// session being added to it holds it `FOR KEY SHARE`): it waits, unpositioned, for a
+    /// later round, so this round does not seal everything below its horizon.
+    pub held: bool,
     /// How many events it numbered.
     pub events: u64,
 }
@@ -108,12 +112,12 @@ impl Sealer {
             match self.round().await {
                 Ok(_) if self.sealed.load(Ordering::Acquire) >= target => return,
                 Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "sealing before a read failed");
-                    break;
-                }
+                // A failed round (a lost connection, a deadlock with a schema change) is
+                // tried again until the deadline, as a held horizon is.
+                Err(e) => tracing::warn!(error = %e, "sealing before a read failed"),
             }
             if Instant::now() >= deadline {
+                tracing::warn!("a read goes on with this node's writes not all sealed");
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -131,6 +135,7 @@ impl Sealer {
         if let Some(r) = r
             && r.horizon > target
             && !r.full
+            && !r.held
         {
             self.sealed.fetch_max(target, Ordering::AcqRel);
         }
@@ -180,7 +185,8 @@ impl Sealer {
                     Ok(false) => true,
                     Ok(true) => match s.round().await {
                         Ok(Some(r)) if r.full => continue,
-                        Ok(Some(r)) if r.events > 0 => {
+                        // Work done, or held rows left for the next round: go on soon.
+                        Ok(Some(r)) if r.events > 0 || r.held => {
                             backoff = Duration::from_millis(2);
                             false
                         }
@@ -249,8 +255,11 @@ pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Er
     .await?
     .rows_affected();
     let mut full = events >= ROUND_ROWS as u64;
+    let mut held = false;
     for (table, kind) in [("users", "User"), ("org_groups", "Group")] {
-        full |= positions(&mut tx, table, kind, &h).await? >= ROUND_ROWS as u64;
+        let (n, h_) = positions(&mut tx, table, kind, &h).await?;
+        full |= n >= ROUND_ROWS as u64;
+        held |= h_;
     }
     // Deletions of sealed resources: their positions leave the live count.
     sqlx::query(
@@ -268,6 +277,7 @@ pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Er
     Ok(Some(Round {
         horizon,
         full,
+        held,
         events,
     }))
 }
@@ -276,12 +286,13 @@ pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Er
 /// their organizations, in `(tx, id)` order, and counts them live. A row a writer holds
 /// locked (a change to a user created a moment ago) is not waited for: it and every later
 /// row of its organization wait for the next round, so positions stay in creation order.
+/// Returns how many it positioned and whether a held row made some wait.
 async fn positions(
     c: &mut AnyConnection,
     table: &str,
     kind: &str,
     h: &str,
-) -> Result<u64, sqlx::Error> {
+) -> Result<(u64, bool), sqlx::Error> {
     let sql = format!(
         "WITH cand AS (SELECT org_id, id, tx FROM {table} WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
            ORDER BY tx, id LIMIT $2), \
@@ -297,17 +308,19 @@ async fn positions(
          c AS (INSERT INTO org_counters (org_id, kind, live, next_pos) \
            SELECT org_id, $3, cnt, cnt FROM n WHERE rn = 1 \
            ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + excluded.live, \
-           next_pos = org_counters.next_pos + excluded.next_pos RETURNING org_id, next_pos) \
-         UPDATE {table} t SET pos = c.next_pos - n.cnt + n.rn FROM n JOIN c ON c.org_id = n.org_id \
-         WHERE t.id = n.id"
+           next_pos = org_counters.next_pos + excluded.next_pos RETURNING org_id, next_pos), \
+         u AS (UPDATE {table} t SET pos = c.next_pos - n.cnt + n.rn FROM n JOIN c ON c.org_id = n.org_id \
+         WHERE t.id = n.id RETURNING 1) \
+         SELECT (SELECT COUNT(*) FROM u) AS done, EXISTS (SELECT 1 FROM stop) AS held"
     );
-    Ok(sqlx::query(&sql)
+    let row = sqlx::query(&sql)
         .bind(h)
         .bind(ROUND_ROWS)
         .bind(kind)
-        .execute(&mut *c)
-        .await?
-        .rows_affected())
+        .fetch_one(&mut *c)
+        .await?;
+    let done: i64 = row.try_get("done")?;
+    Ok((u64::try_from(done).unwrap_or(0), row.try_get("held")?))
 }
 
 /// Links the pending audit entries below the horizon into their chains, in `(tx, id)`

@@ -96,6 +96,33 @@ async fn pruning_anchors_the_chain(fx: &Fx) {
     );
 }
 
+/// Pruning covers what this node wrote a moment ago: on PostgreSQL an entry is linked
+/// into its chain after commit, and pruning must not run ahead of that (it once read the
+/// chain as it stood, so an entry written just before it was neither pruned nor anchored).
+async fn pruning_covers_the_writes_just_made(fx: &Fx) {
+    let s = fx.store();
+    let (acme, a) = fx.scope("acme").await;
+    let chain = acme.id.as_str();
+    for i in 0..12 {
+        fx.user(&a, &format!("p{i}")).await;
+        let pruned = s.prune_audit(chain, &at(1)).await.unwrap();
+        let (_, anchor) = s
+            .audit_chains()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(c, _)| c == chain)
+            .unwrap();
+        let anchor = anchor.expect("anchored");
+        assert_eq!(anchor.seq, pruned as i64, "round {i}");
+        // What is left: this round's `audit.pruned` entry, nothing older.
+        let left = s.audit_entries(chain, None).await.unwrap();
+        assert_eq!(left.len(), 1, "round {i}: {left:?}");
+        assert!(left[0].body.contains("audit.pruned"), "{}", left[0].body);
+        verify_chain(chain, Some(&anchor), left).expect("intact");
+    }
+}
+
 /// Writes of many organizations at once (on SQLite they share commands, which link each
 /// chain after its head, read for all of a run's chains at once): every chain verifies,
 /// from genesis or from its anchor, one entry per write.
@@ -152,5 +179,6 @@ async fn concurrent_writes_of_many_organizations_chain(fx: &Fx) {
 store_tests!(
     every_change_is_chained_in_its_organization,
     pruning_anchors_the_chain,
+    pruning_covers_the_writes_just_made,
     concurrent_writes_of_many_organizations_chain
 );
