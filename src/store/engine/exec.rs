@@ -27,7 +27,8 @@ pub struct Engine {
     read: Readers,
     /// SQLite only: the single writer connection, group-committed.
     group_commit: Option<Arc<GroupCommit>>,
-    /// Bumped after each commit that appended events.
+    /// Bumped after each commit that appended events, and on PostgreSQL after each
+    /// background seal round that gave events their cursors.
     signal: EventSignal,
     /// PostgreSQL: orders what writes appended, after they commit (see `seal`).
     sealer: Option<Arc<Sealer>>,
@@ -63,7 +64,7 @@ impl Engine {
 
     /// PostgreSQL: seals what writes append after they commit, with background rounds.
     pub(in crate::store) fn seal_after_commit(&mut self) {
-        let sealer = Sealer::new(self.write.clone());
+        let sealer = Sealer::new(self.write.clone(), self.signal.clone());
         sealer.spawn();
         self.sealer = Some(sealer);
         self.combiner = Some(Combiner::new(self.write.clone()));

@@ -30,6 +30,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Row};
 use tokio::sync::Notify;
 
 use super::batch::placeholders;
+use super::write::EventSignal;
 use super::{Arg, bind_all};
 use crate::core::audit::{self, GENESIS};
 
@@ -79,11 +80,15 @@ pub struct Sealer {
     /// One local round at a time (rounds of other nodes wait on the advisory lock).
     turn: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Bumped by every round that gave events their cursors, so that consumers reading
+    /// only sealed events (the webhook dispatcher) look again without sealing themselves.
+    signal: EventSignal,
 }
 
 impl Sealer {
-    pub fn new(pool: AnyPool) -> Arc<Self> {
+    pub fn new(pool: AnyPool, signal: EventSignal) -> Arc<Self> {
         Arc::new(Sealer {
+            signal,
             pool,
             committed: AtomicU64::new(0),
             sealed: AtomicU64::new(0),
@@ -132,6 +137,9 @@ impl Sealer {
         let target = self.committed.load(Ordering::Acquire);
         let mut c = self.pool.acquire().await?;
         let r = seal_round(&mut c).await?;
+        if r.is_some_and(|r| r.events > 0) {
+            self.signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
         if let Some(r) = r
             && r.horizon > target
             && !r.full

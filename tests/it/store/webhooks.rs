@@ -141,8 +141,10 @@ async fn a_lease_fences_settlement_and_sees_only_its_organization(fx: &Fx) {
         s.delivery_attempt_log(&ep.id, last).await.unwrap()[0].node,
         "node-a"
     );
-    // Another organization's changes do not make it due.
+    // Another organization's changes do not make it due. (`webhooks_due` answers from
+    // sealed events: on PostgreSQL the seal loop signals the dispatcher once they are.)
     fx.user(&g, "someone").await;
+    all_sealed(s).await;
     let now = roster::core::now();
     assert!(!s.webhooks_due(&now).await.unwrap());
     assert!(
@@ -152,6 +154,7 @@ async fn a_lease_fences_settlement_and_sees_only_its_organization(fx: &Fx) {
             .is_empty()
     );
     fx.user(&a, "ada").await;
+    all_sealed(s).await;
     let now = roster::core::now();
     assert!(s.webhooks_due(&now).await.unwrap());
     assert_eq!(
@@ -179,3 +182,20 @@ store_tests!(
     an_endpoint_round_trips,
     a_lease_fences_settlement_and_sees_only_its_organization
 );
+
+/// Waits until every event written so far has its cursor (PostgreSQL's seal rounds; at once
+/// on SQLite, whose events have theirs as they commit).
+async fn all_sealed(s: &roster::store::SqlStore) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Some(b) = s.seal_backlog().await.unwrap() {
+        if b.events == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events left unsealed: {b:?}"
+        );
+        s.seal_round().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
