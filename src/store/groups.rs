@@ -1,6 +1,6 @@
 //! [`GroupStore`]: group rows, membership changes as set operations, and member listings.
 
-use super::engine::batch::{Batch, EventfulWrite};
+use super::engine::batch::{Batch, EventfulWrite, GATE};
 use super::engine::combine::RowLock;
 use super::engine::{Arg, Dialect, bind_all, positions};
 use super::filter_sql::{ResourceKind, SqlBuilder};
@@ -260,7 +260,7 @@ impl SqlStore {
         );
         let insert = format!(
             "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
-             SELECT org_id, $2, id, kind FROM ({candidate}) x WHERE 1 = 1 \
+             SELECT org_id, $2, id, kind FROM ({candidate}) x WHERE {GATE} \
              ON CONFLICT (group_id, member_id) DO NOTHING"
         );
         let data = self.d.json_object(&[
@@ -334,7 +334,8 @@ impl SqlStore {
             ("member_type", "gm.member_type"),
         ]);
         let delete = format!(
-            "DELETE FROM group_members AS gm WHERE gm.group_id = $2 AND gm.org_id = $1 AND {cond}"
+            "DELETE FROM group_members AS gm WHERE (gm.group_id = $2 AND gm.org_id = $1 AND {cond}) \
+             AND {GATE}"
         );
         if !roles {
             // On PostgreSQL the delete returns the members it removed.

@@ -87,6 +87,12 @@ pub struct Batch {
 /// The last entry of each audit chain a transaction has seen: (seq, hash).
 pub type AuditHeads = HashMap<String, (i64, String)>;
 
+/// A condition an `EventfulWrite` puts in its `WHERE`, true as written. On PostgreSQL a batch
+/// of one precondition (`Batch::check`) and one such write runs as one statement: the gate
+/// becomes "the precondition held" (the check's `UPDATE … RETURNING` gave a row), so a change
+/// whose precondition fails writes nothing, as when the check ran alone first.
+pub const GATE: &str = "/* gate */ TRUE";
+
 /// Renumbers `$n` placeholders by `offset` (batch statements hold no `$` in literals).
 fn shift(sql: &str, offset: usize) -> String {
     if offset == 0 {
@@ -453,6 +459,20 @@ impl Batch {
             Some(Stmt::WriteEvents { .. }) => stmts.pop(),
             _ => None,
         };
+        let pending = self.pending_audits();
+        // One precondition and one gated write: one statement (see `GATE`).
+        if let (
+            [Stmt::Check(check, check_args)],
+            Some(Stmt::WriteEvents {
+                pg, args, consts, ..
+            }),
+        ) = (&stmts[..], &last)
+            && pg.contains(GATE)
+            && pending.len() <= 500
+        {
+            let audits = audit_pending_args(&pending);
+            return gated_write(c, check, check_args, pg, args, consts, &audits).await;
+        }
         for st in stmts {
             match st {
                 Stmt::Sql(s, a) => {
@@ -486,7 +506,7 @@ impl Batch {
                 }
             }
         }
-        let audits = audit_pending_args(&self.pending_audits());
+        let audits = audit_pending_args(&pending);
         if let Some(Stmt::WriteEvents {
             pg, args, consts, ..
         }) = last
@@ -630,6 +650,60 @@ fn returning_xid(parts: &[String]) -> String {
         "WITH {} SELECT CAST(pg_current_xact_id() AS TEXT) AS tx",
         ctes.join(", ")
     )
+}
+
+/// A precondition and the write it gates, with the write's events and the batch's audit
+/// entries, as one statement (PostgreSQL): `c` is the check's `UPDATE … RETURNING v`, the
+/// write runs only where it gave a row, and so do the inserts after it. No row: declined,
+/// and nothing was written.
+async fn gated_write(
+    c: &mut AnyConnection,
+    check: &str,
+    check_args: &[Arg],
+    write: &str,
+    write_args: &[Arg],
+    consts: &[Arg],
+    audits: &[Arg],
+) -> Result<PgRun, sqlx::Error> {
+    if consts.len() != 9 {
+        return Err(sqlx::Error::Protocol(
+            "event constants of a wrong shape".into(),
+        ));
+    }
+    let held = "EXISTS (SELECT 1 FROM c)";
+    let mut all = check_args.to_vec();
+    let mut sql = format!(
+        "WITH c AS ({check}), w AS ({}), ",
+        shift(&write.replacen(GATE, held, 1), all.len())
+    );
+    all.extend(write_args.iter().cloned());
+    let k: Vec<String> = (0..consts.len())
+        .map(|i| format!("${}", all.len() + i + 1))
+        .collect();
+    all.extend(consts.iter().cloned());
+    sql.push_str(&format!(
+        "e AS ({EVENT_COLS} SELECT {}, {}, {}, w.rid, {}, {}, {}, {}, {}, w.data, {} FROM w)",
+        k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+    ));
+    if !audits.is_empty() {
+        let values = shift(&placeholders(audits.len() / 3, 3), all.len());
+        sql.push_str(&format!(
+            ", a AS (INSERT INTO audit_pending (chain, at, tail) \
+             SELECT v.chain, v.at, v.tail FROM (VALUES {values}) AS v(chain, at, tail) WHERE {held})"
+        ));
+        all.extend(audits.iter().cloned());
+    }
+    sql.push_str(" SELECT (SELECT v FROM c) AS v, CAST(pg_current_xact_id() AS TEXT) AS tx");
+    let row = super::bind_all(sqlx::query(&sql), &all)
+        .fetch_one(&mut *c)
+        .await?;
+    match row.try_get::<Option<i64>, _>("v")? {
+        Some(v) => Ok(PgRun {
+            xid: own_xid(row)?,
+            checked: Some(v),
+        }),
+        None => Err(sqlx::Error::Protocol(DECLINED.into())),
+    }
 }
 
 /// Runs a `WriteEvents` write in place (PostgreSQL) and adds the event rows of what it
