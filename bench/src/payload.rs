@@ -13,9 +13,33 @@ const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Display name of the group every loaded user joins.
 pub const GROUP_NAME: &str = "bench-all";
 
-/// The `userName` of the user with this index.
+/// Indexes from here on (the spread measurement's users) get scattered names.
+pub const SCATTERED_FROM: u64 = 1_000_000_000;
+
+/// The `userName` of the user with this index. Below `SCATTERED_FROM` in index order (the
+/// population the phases read); from it on scattered over the key space, as an IdP's
+/// names are, so that no run of creates lands its keys side by side in one organization's
+/// indexes while the same creates spread over several organizations do not.
 pub fn user_name(index: u64) -> String {
+    if index >= SCATTERED_FROM {
+        return format!("u{:016x}@bench.example", scatter(index));
+    }
     format!("user{index}@bench.example")
+}
+
+/// The `externalId` of the user with this index (scattered as `user_name` is).
+fn external_id(index: u64) -> String {
+    if index >= SCATTERED_FROM {
+        return format!("bench-{:016x}", scatter(index));
+    }
+    format!("bench-{index}")
+}
+
+/// A bijection of u64 (splitmix64's finalizer): neighbouring indexes, far-apart names.
+fn scatter(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Body of `POST /Users` for the user with this index.
@@ -24,7 +48,7 @@ pub fn user(index: u64) -> Bytes {
     to_bytes(&json!({
         "schemas": [USER_SCHEMA],
         "userName": name,
-        "externalId": format!("bench-{index}"),
+        "externalId": external_id(index),
         "name": {
             "givenName": format!("Given{index}"),
             "familyName": format!("Family{index}"),

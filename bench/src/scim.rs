@@ -49,7 +49,7 @@ pub struct Spread {
 }
 
 /// Indexes of the users the spread measurement creates (above any population size).
-const SPREAD_ONE_ORG_FROM: u64 = 1_000_000_000;
+const SPREAD_ONE_ORG_FROM: u64 = crate::payload::SCATTERED_FROM;
 const SPREAD_ACROSS_FROM: u64 = 2_000_000_000;
 
 /// Creates `n` users in the organization of `client`, then `n` spread over it and `others`.
