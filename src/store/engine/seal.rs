@@ -77,6 +77,12 @@ pub struct Sealer {
     committed: AtomicU64,
     /// Local commits up to this id are sealed (or a read stopped waiting for them).
     sealed: AtomicU64,
+    /// Every row of a transaction below this id is sealed (the horizon of this node's last
+    /// round that left nothing below its horizon). Rounds look only from here up: the rows
+    /// sealed before, gone from the unsealed rows' partial indexes only once vacuumed, are
+    /// where every scan in `(tx, id)` order would start (1.4 ms to find 20 pending audit
+    /// entries behind them under PATCH load).
+    floor: AtomicU64,
     /// One local round at a time (rounds of other nodes wait on the advisory lock).
     turn: tokio::sync::Mutex<()>,
     wake: Notify,
@@ -92,6 +98,7 @@ impl Sealer {
             pool,
             committed: AtomicU64::new(0),
             sealed: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
             turn: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
         })
@@ -136,16 +143,18 @@ impl Sealer {
         let _turn = self.turn.lock().await;
         let target = self.committed.load(Ordering::Acquire);
         let mut c = self.pool.acquire().await?;
-        let r = seal_round(&mut c).await?;
+        let r = seal_round(&mut c, self.floor.load(Ordering::Acquire)).await?;
         if r.is_some_and(|r| r.events > 0) {
             self.signal.send_modify(|n| *n = n.wrapping_add(1));
         }
         if let Some(r) = r
-            && r.horizon > target
             && !r.full
             && !r.held
         {
-            self.sealed.fetch_max(target, Ordering::AcqRel);
+            self.floor.fetch_max(r.horizon, Ordering::AcqRel);
+            if r.horizon > target {
+                self.sealed.fetch_max(target, Ordering::AcqRel);
+            }
         }
         Ok(r)
     }
@@ -233,8 +242,9 @@ pub(super) fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
         .map_err(|_| sqlx::Error::Protocol(format!("unexpected transaction id {text}")))
 }
 
-/// One round (see the module documentation). `None` when another round holds the lock.
-pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Error> {
+/// One round (see the module documentation) over the rows of transactions from `floor` up
+/// (every row below it is sealed). `None` when another round holds the lock.
+pub async fn seal_round(c: &mut AnyConnection, floor: u64) -> Result<Option<Round>, sqlx::Error> {
     let mut tx = c.begin().await?;
     // A round that loses its node mid-way must not hold the lock until TCP notices.
     let row = sqlx::query(
@@ -250,37 +260,40 @@ pub async fn seal_round(c: &mut AnyConnection) -> Result<Option<Round>, sqlx::Er
     }
     let h: String = row.try_get("h")?;
     let horizon = parse_xid(&h)?;
+    let lo = floor.to_string();
     let events = sqlx::query(
         "WITH todo AS (SELECT id, tx FROM events WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
-           ORDER BY tx, id LIMIT $2), \
+           AND tx >= CAST($3 AS xid8) ORDER BY tx, id LIMIT $2), \
          base AS (SELECT COALESCE(MAX(pos), 0) AS m FROM events), \
          n AS (SELECT id, row_number() OVER (ORDER BY tx, id) AS rn FROM todo) \
          UPDATE events e SET pos = base.m + n.rn FROM n, base WHERE e.id = n.id",
     )
     .bind(&h)
     .bind(ROUND_ROWS)
+    .bind(&lo)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     let mut full = events >= ROUND_ROWS as u64;
     let mut held = false;
     for (table, kind) in [("users", "User"), ("org_groups", "Group")] {
-        let (n, h_) = positions(&mut tx, table, kind, &h).await?;
+        let (n, h_) = positions(&mut tx, table, kind, &h, &lo).await?;
         full |= n >= ROUND_ROWS as u64;
         held |= h_;
     }
     // Deletions of sealed resources: their positions leave the live count.
     sqlx::query(
         "WITH d AS (UPDATE deleted_positions SET counted = TRUE \
-           WHERE NOT counted AND tx < CAST($1 AS xid8) RETURNING org_id, kind), \
+           WHERE NOT counted AND tx < CAST($1 AS xid8) AND tx >= CAST($2 AS xid8) RETURNING org_id, kind), \
          n AS (SELECT org_id, kind, COUNT(*) AS k FROM d GROUP BY org_id, kind) \
          UPDATE org_counters o SET live = o.live - n.k, deleted = o.deleted + n.k \
          FROM n WHERE o.org_id = n.org_id AND o.kind = n.kind",
     )
     .bind(&h)
+    .bind(&lo)
     .execute(&mut *tx)
     .await?;
-    full |= link_audit(&mut tx, &h).await? >= ROUND_ROWS as u64;
+    full |= link_audit(&mut tx, &h, &lo).await? >= ROUND_ROWS as u64;
     tx.commit().await?;
     Ok(Some(Round {
         horizon,
@@ -300,10 +313,11 @@ async fn positions(
     table: &str,
     kind: &str,
     h: &str,
+    lo: &str,
 ) -> Result<(u64, bool), sqlx::Error> {
     let sql = format!(
         "WITH cand AS (SELECT org_id, id, tx FROM {table} WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
-           ORDER BY tx, id LIMIT $2), \
+           AND tx >= CAST($4 AS xid8) ORDER BY tx, id LIMIT $2), \
          got AS (SELECT id FROM {table} WHERE id IN (SELECT id FROM cand) AND pos IS NULL \
            FOR UPDATE SKIP LOCKED), \
          stop AS (SELECT DISTINCT ON (org_id) org_id, tx, id FROM cand \
@@ -325,6 +339,7 @@ async fn positions(
         .bind(h)
         .bind(ROUND_ROWS)
         .bind(kind)
+        .bind(lo)
         .fetch_one(&mut *c)
         .await?;
     let done: i64 = row.try_get("done")?;
@@ -333,14 +348,15 @@ async fn positions(
 
 /// Links the pending audit entries below the horizon into their chains, in `(tx, id)`
 /// order, after each chain's head (its last entry, or its anchor if retention emptied it).
-async fn link_audit(c: &mut AnyConnection, h: &str) -> Result<u64, sqlx::Error> {
+async fn link_audit(c: &mut AnyConnection, h: &str, lo: &str) -> Result<u64, sqlx::Error> {
     let rows = sqlx::query(
         "DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending \
-           WHERE tx < CAST($1 AS xid8) ORDER BY tx, id LIMIT $2) \
+           WHERE tx < CAST($1 AS xid8) AND tx >= CAST($3 AS xid8) ORDER BY tx, id LIMIT $2) \
          RETURNING id, CAST(tx AS TEXT) AS tx, chain, at, tail",
     )
     .bind(h)
     .bind(ROUND_ROWS)
+    .bind(lo)
     .fetch_all(&mut *c)
     .await?;
     if rows.is_empty() {
