@@ -336,7 +336,8 @@ async fn a_locked_new_user_keeps_its_place() {
 }
 
 /// A read that follows this node's own create lists it even while another write holds the
-/// new user (as adding it to a group holds it `FOR KEY SHARE`): the seal round that has to
+/// new user (a change to it locks its row; here the weakest row lock, which the sealer's
+/// `FOR UPDATE SKIP LOCKED` passes all the same): the seal round that has to
 /// leave it unpositioned does not count as having sealed it, and the read waits for the
 /// round that positions it (once a round that skipped it marked it sealed, and the list
 /// went on without it).

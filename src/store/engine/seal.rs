@@ -62,9 +62,10 @@ pub struct Round {
     pub horizon: u64,
     /// A kind of row filled the round: more may wait below the horizon.
     pub full: bool,
-    /// A user or group below the horizon was held by a running write (a membership or a
-    /// session being added to it holds it `FOR KEY SHARE`): it waits, unpositioned, for a
-    /// later round, so this round does not seal everything below its horizon.
+    /// A user or group below the horizon was locked by a running write (a PATCH or a
+    /// deactivation of it; any row lock, even `FOR KEY SHARE`, makes `SKIP LOCKED` pass it):
+    /// it waits, unpositioned, for a later round, so this round does not seal everything
+    /// below its horizon.
     pub held: bool,
     /// How many events it numbered.
     pub events: u64,
