@@ -38,6 +38,31 @@ async fn raw(fx: &Fx, cluster: &Cluster) -> sqlx::PgConnection {
     c
 }
 
+/// A transaction of the test's own, left open with an id: it holds the horizon (nothing
+/// committed after it began is sealed until it ends).
+async fn hold_horizon(fx: &Fx, cluster: &Cluster) -> sqlx::PgConnection {
+    let mut c = raw(fx, cluster).await;
+    sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c
+}
+
+/// A transaction of the test's own, left open holding user `id`'s row with `lock` (`FOR
+/// UPDATE`, `FOR KEY SHARE`), as a running write would.
+async fn lock_user(fx: &Fx, cluster: &Cluster, id: &str, lock: &str) -> sqlx::PgConnection {
+    let mut c = raw(fx, cluster).await;
+    sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+    sqlx::query(&format!("SELECT id FROM users WHERE id = $1 {lock}"))
+        .bind(id)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c
+}
+
 async fn on_own_cluster() -> (Cluster, Fx) {
     let cluster = Cluster::new();
     cluster.start();
@@ -288,24 +313,13 @@ async fn a_locked_new_user_keeps_its_place() {
     let (org, scope) = fx.scope("locked").await;
 
     // An open transaction with an id holds the horizon: the three creates stay unsealed.
-    let mut holder = raw(&fx, &cluster).await;
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = hold_horizon(&fx, &cluster).await;
     let mut made = Vec::new();
     for i in 0..3 {
         made.push(fx.user(&scope, &format!("m{i}@locked.example")).await);
     }
     // A writer holds the middle one, as a change to it would.
-    let mut writer = raw(&fx, &cluster).await;
-    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
-    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(&made[1])
-        .execute(&mut writer)
-        .await
-        .unwrap();
+    let mut writer = lock_user(&fx, &cluster, &made[1], "FOR UPDATE").await;
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     assert!(fx.store().seal_round().await.expect("a seal round"));
     sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
@@ -346,20 +360,9 @@ async fn a_read_after_a_create_waits_for_a_held_user() {
     let (cluster, fx) = on_own_cluster().await;
     let (_, scope) = fx.scope("held").await;
 
-    let mut holder = raw(&fx, &cluster).await;
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = hold_horizon(&fx, &cluster).await;
     let id = fx.user(&scope, "held@held.example").await;
-    let mut writer = raw(&fx, &cluster).await;
-    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
-    sqlx::query("SELECT id FROM users WHERE id = $1 FOR KEY SHARE")
-        .bind(&id)
-        .execute(&mut writer)
-        .await
-        .unwrap();
+    let mut writer = lock_user(&fx, &cluster, &id, "FOR KEY SHARE").await;
     // The horizon moves past the create; the writer still holds the user.
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     let release = tokio::spawn(async move {
@@ -398,12 +401,7 @@ async fn the_backlog_shows_what_waits_to_be_sealed() {
     let empty = fx.store().seal_backlog().await.expect("backlog");
     assert_eq!(empty, Some(roster::store::SealBacklog::default()));
 
-    let mut holder = raw(&fx, &cluster).await;
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = hold_horizon(&fx, &cluster).await;
     for i in 0..2 {
         fx.user(&scope, &format!("held{i}@backlog.example")).await;
     }

@@ -62,6 +62,18 @@ async fn every_change_is_chained_in_its_organization(fx: &Fx) {
     assert_eq!(paged, acme_log.iter().map(|e| e.seq).collect::<Vec<_>>());
 }
 
+/// The anchor of `chain` as `audit_chains` lists it (the chain must be listed).
+async fn anchor_of(fx: &Fx, chain: &str) -> Option<roster::core::audit::Anchor> {
+    fx.store()
+        .audit_chains()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(c, _)| c == chain)
+        .expect("the chain is listed")
+        .1
+}
+
 async fn pruning_anchors_the_chain(fx: &Fx) {
     let s = fx.store();
     let (acme, a) = fx.scope("acme").await;
@@ -76,14 +88,9 @@ async fn pruning_anchors_the_chain(fx: &Fx) {
     let pruned = s.prune_audit(chain, &cutoff).await.unwrap();
     assert_eq!(pruned as usize, all.len());
     fx.user(&a, "after").await;
-    let (_, anchor) = s
-        .audit_chains()
+    let anchor = anchor_of(fx, chain)
         .await
-        .unwrap()
-        .into_iter()
-        .find(|(c, _)| c == chain)
-        .unwrap();
-    let anchor = anchor.expect("anchored at the last pruned entry");
+        .expect("anchored at the last pruned entry");
     assert_eq!(anchor.seq, all.last().unwrap().seq);
     // The pruning is itself recorded, first after the anchor.
     let left = s.audit_entries(chain, None).await.unwrap();
@@ -106,14 +113,7 @@ async fn pruning_covers_the_writes_just_made(fx: &Fx) {
     for i in 0..12 {
         fx.user(&a, &format!("p{i}")).await;
         let pruned = s.prune_audit(chain, &at(1)).await.unwrap();
-        let (_, anchor) = s
-            .audit_chains()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|(c, _)| c == chain)
-            .unwrap();
-        let anchor = anchor.expect("anchored");
+        let anchor = anchor_of(fx, chain).await.expect("anchored");
         assert_eq!(anchor.seq, pruned as i64, "round {i}");
         // What is left: this round's `audit.pruned` entry, nothing older.
         let left = s.audit_entries(chain, None).await.unwrap();
