@@ -515,19 +515,7 @@ impl Batch {
                 // The write, its events and the audit entries: one statement.
                 let mut all = args;
                 let mut parts = vec![pg];
-                let k: Vec<String> = (0..consts.len())
-                    .map(|i| format!("${}", all.len() + i + 1))
-                    .collect();
-                all.extend(consts);
-                if k.len() != 9 {
-                    return Err(sqlx::Error::Protocol(
-                        "event constants of a wrong shape".into(),
-                    ));
-                }
-                parts.push(format!(
-                    "{EVENT_COLS} SELECT {}, {}, {}, w0.rid, {}, {}, {}, {}, {}, w0.data, {} FROM w0",
-                    k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
-                ));
+                parts.push(events_of("w0", &mut all, &consts)?);
                 push_appends(&mut parts, &mut all, &[], &audits);
                 let row = bind_all(sqlx::query(&returning_xid(&parts)), &all)
                     .fetch_one(&mut *c)
@@ -652,6 +640,24 @@ fn returning_xid(parts: &[String]) -> String {
     )
 }
 
+/// The insert of one event per row that CTE `w` (a write's `RETURNING rid, data`) gave, with
+/// the nine constants of `Events`/`WriteEvents` bound after `args`.
+fn events_of(w: &str, args: &mut Vec<Arg>, consts: &[Arg]) -> Result<String, sqlx::Error> {
+    if consts.len() != 9 {
+        return Err(sqlx::Error::Protocol(
+            "event constants of a wrong shape".into(),
+        ));
+    }
+    let k: Vec<String> = (1..=consts.len())
+        .map(|i| format!("${}", args.len() + i))
+        .collect();
+    args.extend(consts.iter().cloned());
+    Ok(format!(
+        "{EVENT_COLS} SELECT {}, {}, {}, {w}.rid, {}, {}, {}, {}, {}, {w}.data, {} FROM {w}",
+        k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+    ))
+}
+
 /// A precondition and the write it gates, with the write's events and the batch's audit
 /// entries, as one statement (PostgreSQL): `c` is the check's `UPDATE … RETURNING v`, the
 /// write runs only where it gave a row, and so do the inserts after it. No row: declined,
@@ -665,11 +671,6 @@ async fn gated_write(
     consts: &[Arg],
     audits: &[Arg],
 ) -> Result<PgRun, sqlx::Error> {
-    if consts.len() != 9 {
-        return Err(sqlx::Error::Protocol(
-            "event constants of a wrong shape".into(),
-        ));
-    }
     let held = "EXISTS (SELECT 1 FROM c)";
     let mut all = check_args.to_vec();
     let mut sql = format!(
@@ -677,14 +678,7 @@ async fn gated_write(
         shift(&write.replacen(GATE, held, 1), all.len())
     );
     all.extend(write_args.iter().cloned());
-    let k: Vec<String> = (0..consts.len())
-        .map(|i| format!("${}", all.len() + i + 1))
-        .collect();
-    all.extend(consts.iter().cloned());
-    sql.push_str(&format!(
-        "e AS ({EVENT_COLS} SELECT {}, {}, {}, w.rid, {}, {}, {}, {}, {}, w.data, {} FROM w)",
-        k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
-    ));
+    sql.push_str(&format!("e AS ({})", events_of("w", &mut all, consts)?));
     if !audits.is_empty() {
         let values = shift(&placeholders(audits.len() / 3, 3), all.len());
         sql.push_str(&format!(
