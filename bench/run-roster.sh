@@ -10,6 +10,9 @@
 #   ROSTER_BENCH_NODES=3 (postgres): three servers on the one database, the connections of
 #     every phase spread over them (docs/multi-node.md)
 #   PostgreSQL: ROSTER_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
+#   PostgreSQL: after each size is loaded, its tables get the VACUUM ANALYZE that autovacuum
+#     would have run by then in production (this machine's PostgreSQL runs with
+#     autovacuum = off, for CI); ROSTER_BENCH_VACUUM=0 leaves them as loaded
 set -euo pipefail
 backend="${1:?usage: $0 sqlite|postgres [roster-bench options...]}"
 shift
@@ -77,5 +80,10 @@ fi
 # One node: its memory and CPU per request are sampled (with several, one node's would
 # mislead).
 ((nodes > 1)) || args+=(--server-pid "${pids[0]}")
+if [[ "$backend" == postgres && "${ROSTER_BENCH_VACUUM:-1}" != 0 ]]; then
+    # Only this run's schema: VACUUM takes no schema, so one statement per table (\gexec).
+    args+=(--after-load "printf '%s\\n' \"SELECT format('VACUUM (ANALYZE) %I.%I', schemaname, relname) \
+FROM pg_stat_user_tables WHERE schemaname = '$schema' \\gexec\" | psql -q '$ROSTER_DATABASE_URL'")
+fi
 "$target/release/roster-bench" scim --url "$(IFS=,; echo "${urls[*]}")" --token "$token" \
     "${args[@]}"

@@ -97,6 +97,12 @@ pub struct ScimArgs {
     /// Users created in each of the two --org-tokens measurements.
     #[arg(long, default_value_t = 5000)]
     pub spread_users: u64,
+
+    /// A shell command run after each size is loaded and before its timed phases (e.g. the
+    /// `VACUUM ANALYZE` that a production PostgreSQL's autovacuum would have run by then);
+    /// the benchmark stops if it fails.
+    #[arg(long)]
+    pub after_load: Option<String>,
 }
 
 impl ScimArgs {

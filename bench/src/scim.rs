@@ -172,6 +172,17 @@ pub async fn run(args: &ScimArgs) -> Result<RunReport, String> {
         if let Some(err) = &group_fill.patches.first_error {
             eprintln!("[size {size}] first group PATCH error: {err}");
         }
+        if let Some(cmd) = &args.after_load {
+            eprintln!("[size {size}] after load: {cmd}");
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .status()
+                .map_err(|e| format!("cannot run --after-load: {e}"))?;
+            if !status.success() {
+                return Err(format!("--after-load failed: {status}"));
+            }
+        }
         // No phase holds a clone of `users` between sizes, so this does not copy.
         Arc::make_mut(&mut users).extend(created);
 
