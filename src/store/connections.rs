@@ -117,7 +117,7 @@ impl ConnectionStore for SqlStore {
         subject: &str,
     ) -> CoreResult<Option<User>> {
         let sql = format!(
-            "SELECT {} FROM user_identities i JOIN users t ON t.id = i.user_id AND t.org_id = i.org_id \
+            "SELECT {} FROM user_identities i JOIN users t ON t.org_id = i.org_id AND t.id = i.user_id \
              WHERE i.org_id = $1 AND i.connection_id = $2 AND i.subject = $3",
             self.user_cols()
         );
@@ -173,7 +173,7 @@ impl ConnectionStore for SqlStore {
              idp_groups_norm = excluded.idp_groups_norm, \
              verified_email = COALESCE(excluded.verified_email, user_identities.verified_email) \
              WHERE user_identities.user_id = excluded.user_id \
-             OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = user_identities.user_id)",
+             OR NOT EXISTS (SELECT 1 FROM users u WHERE u.org_id = user_identities.org_id AND u.id = user_identities.user_id)",
             vec![
                 Arg::Str(connection_id.to_owned()),
                 Arg::Str(subject.to_owned()),

@@ -429,8 +429,8 @@ impl TrafficStore for SqlStore {
         let deactivated_with_live_access = self
             .section(
                 "u.org_id = $1 AND u.active = 0 AND (\
-                 EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $2) \
-                 OR EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL \
+                 EXISTS (SELECT 1 FROM sessions s WHERE s.org_id = u.org_id AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $2) \
+                 OR EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.org_id = u.org_id AND t.user_id = u.id AND t.revoked_at IS NULL \
                    AND t.consumed_at IS NULL AND t.expires_at > $2))",
                 &[o.clone(), Arg::Str(now.to_owned())],
             )

@@ -99,10 +99,12 @@ impl SqlBuilder {
                 let a = self.alias;
                 match rel {
                     Relation::Members => format!(
-                        "EXISTS (SELECT 1 FROM group_members {m} WHERE {m}.group_id = {a}.id AND {inner})"
+                        "EXISTS (SELECT 1 FROM group_members {m} WHERE {m}.org_id = {a}.org_id \
+                         AND {m}.group_id = {a}.id AND {inner})"
                     ),
                     Relation::Groups => format!(
-                        "EXISTS (SELECT 1 FROM group_members {m} WHERE {m}.member_id = {a}.id AND {inner})"
+                        "EXISTS (SELECT 1 FROM group_members {m} WHERE {m}.org_id = {a}.org_id \
+                         AND {m}.member_id = {a}.id AND {inner})"
                     ),
                 }
             }

@@ -256,12 +256,12 @@ impl SqlStore {
         // per added member at 100,000 members, with statistics from a smaller group).
         let new_member = format!(
             "FROM ({candidate}) x WHERE (SELECT 1 FROM group_members gm \
-             WHERE gm.group_id = $2 AND gm.member_id = x.id LIMIT 1) IS NULL"
+             WHERE gm.org_id = $1 AND gm.group_id = $2 AND gm.member_id = x.id LIMIT 1) IS NULL"
         );
         let insert = format!(
             "INSERT INTO group_members (org_id, group_id, member_id, member_type) \
              SELECT org_id, $2, id, kind FROM ({candidate}) x WHERE {GATE} \
-             ON CONFLICT (group_id, member_id) DO NOTHING"
+             ON CONFLICT DO NOTHING"
         );
         let data = self.d.json_object(&[
             ("group_id", "CAST($2 AS TEXT)"),
@@ -462,7 +462,7 @@ impl GroupStore for SqlStore {
         args.push(Arg::I64(limit));
         let sql = format!(
             "SELECT t.id, {} AS attrs, t.version, t.created_at, t.updated_at, t.pos AS pos_, \
-               (SELECT COUNT(*) FROM group_members m WHERE m.group_id = t.id) AS members_n \
+               (SELECT COUNT(*) FROM group_members m WHERE m.org_id = t.org_id AND m.group_id = t.id) AS members_n \
              FROM org_groups t WHERE t.org_id = $1 AND t.pos > $2{cond} ORDER BY t.pos LIMIT ${}",
             self.d.json_out("t.attrs"),
             args.len()
@@ -686,8 +686,8 @@ impl GroupStore for SqlStore {
         let rows = sqlx::query(
             "SELECT m.member_id, m.member_type, COALESCE(u.user_name, g.display_name) AS display \
              FROM group_members m \
-             LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id \
-             LEFT JOIN org_groups g ON m.member_type = 'Group' AND g.id = m.member_id \
+             LEFT JOIN users u ON m.member_type = 'User' AND u.org_id = m.org_id AND u.id = m.member_id \
+             LEFT JOIN org_groups g ON m.member_type = 'Group' AND g.org_id = m.org_id AND g.id = m.member_id \
              WHERE m.org_id = $1 AND m.group_id = $2 ORDER BY m.member_id",
         )
         .bind(scope.org.as_str())
@@ -720,8 +720,8 @@ impl GroupStore for SqlStore {
         let rows = sqlx::query(&format!(
             "SELECT m.member_id, m.member_type, COALESCE(u.user_name, g.display_name) AS display \
              FROM group_members m \
-             LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id \
-             LEFT JOIN org_groups g ON m.member_type = 'Group' AND g.id = m.member_id \
+             LEFT JOIN users u ON m.member_type = 'User' AND u.org_id = m.org_id AND u.id = m.member_id \
+             LEFT JOIN org_groups g ON m.member_type = 'Group' AND g.org_id = m.org_id AND g.id = m.member_id \
              WHERE m.org_id = $1 AND m.group_id = $2 AND {} > $3 ORDER BY {} LIMIT $4",
             self.d.collate("m.member_id"),
             self.d.collate("m.member_id")

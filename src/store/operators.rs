@@ -158,8 +158,8 @@ impl ConsoleStore for SqlStore {
         let row = sqlx::query(
             "SELECT s.admin_key_id, s.user_id, k.id AS key_live, k.org_id AS key_org, \
                k.read_only AS key_ro, u.id AS user_live, \
-               (SELECT COUNT(*) FROM role_grants g WHERE g.user_id = s.user_id AND g.role = $3) AS admin_n, \
-               (SELECT COUNT(*) FROM role_grants g WHERE g.user_id = s.user_id AND g.role = $4) AS viewer_n \
+               (SELECT COUNT(*) FROM role_grants g WHERE g.org_id = u.org_id AND g.user_id = u.id AND g.role = $3) AS admin_n, \
+               (SELECT COUNT(*) FROM role_grants g WHERE g.org_id = u.org_id AND g.user_id = u.id AND g.role = $4) AS viewer_n \
              FROM console_sessions s \
              LEFT JOIN admin_keys k ON k.id = s.admin_key_id AND k.revoked_at IS NULL \
              LEFT JOIN users u ON u.id = s.user_id AND u.active = 1 \

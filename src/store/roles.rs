@@ -49,7 +49,7 @@ pub fn grant_group_roles(
     let args = || keyed_args(org, group, &extra);
     let from = format!(
         "FROM ({users}) u, ({GROUP_ROLES}) gr WHERE NOT EXISTS \
-         (SELECT 1 FROM role_grants x WHERE x.user_id = u.user_id AND x.role = gr.role)"
+         (SELECT 1 FROM role_grants x WHERE x.org_id = $1 AND x.user_id = u.user_id AND x.role = gr.role)"
     );
     b.events_select(
         org,
@@ -104,7 +104,7 @@ fn revoke_where(
         &role_event_data(d, "r.user_id", "r.role"),
         &format!(
             "FROM role_grants r WHERE {cond} AND NOT EXISTS (SELECT 1 FROM role_grants x \
-             WHERE x.user_id = r.user_id AND x.role = r.role AND x.source <> r.source)"
+             WHERE x.org_id = r.org_id AND x.user_id = r.user_id AND x.role = r.role AND x.source <> r.source)"
         ),
         args(),
     );
@@ -123,7 +123,7 @@ pub fn refresh_group_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor
         org,
         actor,
         group,
-        "SELECT member_id AS user_id FROM group_members WHERE group_id = $2 AND member_type = 'User'",
+        "SELECT member_id AS user_id FROM group_members WHERE org_id = $1 AND group_id = $2 AND member_type = 'User'",
         Vec::new(),
     );
 }
@@ -161,7 +161,7 @@ pub fn refresh_idp_roles(b: &mut Batch, d: Dialect, org: &OrgId, actor: &Actor, 
         &role_event_data(d, "ir.user_id", "ir.role"),
         &format!(
             "FROM ({roles}) ir WHERE $2 = $2 AND NOT EXISTS \
-             (SELECT 1 FROM role_grants x WHERE x.user_id = ir.user_id AND x.role = ir.role)"
+             (SELECT 1 FROM role_grants x WHERE x.org_id = $1 AND x.user_id = ir.user_id AND x.role = ir.role)"
         ),
         args(),
     );

@@ -246,8 +246,8 @@ impl SessionStore for SqlStore {
     async fn token_state(&self, hash: &str) -> CoreResult<Option<TokenState>> {
         let sql = format!(
             "SELECT {TOKEN_COLS}, s.revoked_at AS s_revoked, s.expires_at AS s_expires, u.active AS u_active \
-             FROM oauth_tokens t LEFT JOIN sessions s ON s.id = t.session_id \
-             LEFT JOIN users u ON u.id = t.user_id AND u.org_id = t.org_id \
+             FROM oauth_tokens t LEFT JOIN sessions s ON s.org_id = t.org_id AND s.id = t.session_id \
+             LEFT JOIN users u ON u.org_id = t.org_id AND u.id = t.user_id \
              WHERE t.token_hash = $1"
         );
         let Some(row) = sqlx::query(&sql)
@@ -279,10 +279,10 @@ impl SessionStore for SqlStore {
         let n = sqlx::query(
             "UPDATE oauth_tokens SET consumed_at = $1 WHERE token_hash = $2 \
              AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = oauth_tokens.session_id \
+             AND EXISTS (SELECT 1 FROM sessions s WHERE s.org_id = oauth_tokens.org_id AND s.id = oauth_tokens.session_id \
                          AND s.revoked_at IS NULL AND s.expires_at > $1) \
-             AND EXISTS (SELECT 1 FROM users u WHERE u.id = oauth_tokens.user_id \
-                         AND u.org_id = oauth_tokens.org_id AND u.active = 1)",
+             AND EXISTS (SELECT 1 FROM users u WHERE u.org_id = oauth_tokens.org_id \
+                         AND u.id = oauth_tokens.user_id AND u.active = 1)",
         )
         .bind(now)
         .bind(token.hash.as_str())
@@ -404,11 +404,11 @@ impl SessionStore for SqlStore {
             format!(
                 "DELETE FROM oauth_tokens WHERE token_hash IN (SELECT t.token_hash FROM oauth_tokens t \
                  WHERE t.expires_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s \
-                   WHERE s.id = t.session_id AND NOT {ended}) LIMIT $2)"
+                   WHERE s.org_id = t.org_id AND s.id = t.session_id AND NOT {ended}) LIMIT $2)"
             ),
             format!(
-                "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE {ended} \
-                 AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.session_id = s.id) LIMIT $2)"
+                "DELETE FROM sessions WHERE (org_id, id) IN (SELECT s.org_id, s.id FROM sessions s WHERE {ended} \
+                 AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.org_id = s.org_id AND t.session_id = s.id) LIMIT $2)"
             ),
             "DELETE FROM setup_links WHERE id IN \
              (SELECT id FROM setup_links WHERE expires_at < $1 LIMIT $2)"

@@ -15,6 +15,7 @@ mod metrics;
 mod ops;
 mod pg_cluster;
 mod pg_failure;
+mod schema;
 mod scim_bulk;
 mod scim_core;
 mod scim_filter;

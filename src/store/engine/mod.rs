@@ -173,6 +173,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealing",
         include_str!("../../../migrations/postgres/0008_sealing.sql"),
     ),
+    (
+        9,
+        "org_first",
+        include_str!("../../../migrations/postgres/0009_org_first.sql"),
+    ),
 ];
 
 /// The newest migration this binary has for `dialect`.
@@ -483,13 +488,13 @@ impl Dialect {
         match self {
             Dialect::Sqlite => format!(
                 "(SELECT json_group_array(json_array(g.id, g.display_name)) \
-                 FROM group_members m JOIN org_groups g ON g.id = m.group_id \
-                 WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
+                 FROM group_members m JOIN org_groups g ON g.org_id = m.org_id AND g.id = m.group_id \
+                 WHERE m.org_id = {t}.org_id AND m.member_id = {t}.id)"
             ),
             Dialect::Postgres => format!(
                 "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]'::json){cast} \
-                 FROM group_members m JOIN org_groups g ON g.id = m.group_id \
-                 WHERE m.member_id = {t}.id AND m.org_id = {t}.org_id)"
+                 FROM group_members m JOIN org_groups g ON g.org_id = m.org_id AND g.id = m.group_id \
+                 WHERE m.org_id = {t}.org_id AND m.member_id = {t}.id)"
             ),
         }
     }
@@ -508,11 +513,11 @@ impl Dialect {
     fn user_roles(self, t: &str, cast: &str) -> String {
         match self {
             Dialect::Sqlite => format!(
-                "(SELECT json_group_array(DISTINCT r.role) FROM role_grants r WHERE r.user_id = {t}.id)"
+                "(SELECT json_group_array(DISTINCT r.role) FROM role_grants r WHERE r.org_id = {t}.org_id AND r.user_id = {t}.id)"
             ),
             Dialect::Postgres => format!(
                 "(SELECT COALESCE(json_agg(DISTINCT r.role), '[]'::json){cast} \
-                 FROM role_grants r WHERE r.user_id = {t}.id)"
+                 FROM role_grants r WHERE r.org_id = {t}.org_id AND r.user_id = {t}.id)"
             ),
         }
     }

@@ -319,11 +319,11 @@ async fn positions(
     let sql = format!(
         "WITH cand AS (SELECT org_id, id, tx FROM {table} WHERE pos IS NULL AND tx < CAST($1 AS xid8) \
            AND tx >= CAST($4 AS xid8) ORDER BY tx, id LIMIT $2), \
-         got AS (SELECT id FROM {table} WHERE id IN (SELECT id FROM cand) AND pos IS NULL \
+         got AS (SELECT org_id, id FROM {table} WHERE (org_id, id) IN (SELECT org_id, id FROM cand) AND pos IS NULL \
            FOR UPDATE SKIP LOCKED), \
          stop AS (SELECT DISTINCT ON (org_id) org_id, tx, id FROM cand \
            WHERE id NOT IN (SELECT id FROM got) ORDER BY org_id, tx, id), \
-         todo AS (SELECT cand.org_id, cand.id, cand.tx FROM cand JOIN got ON got.id = cand.id \
+         todo AS (SELECT cand.org_id, cand.id, cand.tx FROM cand JOIN got ON got.org_id = cand.org_id AND got.id = cand.id \
            WHERE NOT EXISTS (SELECT 1 FROM stop WHERE stop.org_id = cand.org_id \
              AND (stop.tx, stop.id) < (cand.tx, cand.id))), \
          n AS (SELECT org_id, id, row_number() OVER (PARTITION BY org_id ORDER BY tx, id) AS rn, \
@@ -333,7 +333,7 @@ async fn positions(
            ON CONFLICT (org_id, kind) DO UPDATE SET live = org_counters.live + excluded.live, \
            next_pos = org_counters.next_pos + excluded.next_pos RETURNING org_id, next_pos), \
          u AS (UPDATE {table} t SET pos = c.next_pos - n.cnt + n.rn FROM n JOIN c ON c.org_id = n.org_id \
-         WHERE t.id = n.id RETURNING 1) \
+         WHERE t.org_id = n.org_id AND t.id = n.id RETURNING 1) \
          SELECT (SELECT COUNT(*) FROM u) AS done, EXISTS (SELECT 1 FROM stop) AS held"
     );
     let row = sqlx::query(&sql)
