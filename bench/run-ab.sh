@@ -25,30 +25,4 @@ for r in $(seq 1 "$rounds"); do
         ROSTER_BENCH_BIN="$bin" "$root/bench/run-roster.sh" "$backend" --json "$@" >"$out/$r-$side.json"
     done
 done
-python3 - "$out" "$rounds" <<'EOF'
-import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-runs = {s: [json.load(open(f"{out}/{r}-{s}.json")) for r in range(1, rounds + 1)] for s in "AB"}
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-def fmt(x, unit=""):
-    return "—" if x is None else f"{x:,.0f}{unit}"
-print(f"medians of {rounds} alternating rounds (results in {out})")
-print("| users | phase | A /s (CPU µs/req) | B /s (CPU µs/req) | B/A rate |")
-print("|---|---|---|---|---|")
-for i, size in enumerate(runs["A"][0]["sizes"]):
-    rows = [("creates", lambda s: s["creates"], "per_sec")]
-    rows += [(p, (lambda p: lambda s: s["phases"][p])(p), "rps") for p in size["phases"]]
-    for name, pick, key in rows:
-        m = {}
-        for side in "AB":
-            stats = [pick(run["sizes"][i]) for run in runs[side]]
-            m[side] = (med([x[key] for x in stats]), med([x.get("server_cpu_us_per_req") for x in stats]))
-        ratio = m["B"][0] / m["A"][0] if m["A"][0] else None
-        print(f"| {size['users']:,} | {name} | {fmt(m['A'][0])} ({fmt(m['A'][1])}) | "
-              f"{fmt(m['B'][0])} ({fmt(m['B'][1])}) | {'—' if ratio is None else f'{ratio:.2f}'} |")
-errors = sum(run["total_errors"] for side in "AB" for run in runs[side])
-print(f"errors in all runs: {errors}")
-sys.exit(1 if errors else 0)
-EOF
+python3 "$root/bench/ab-summary.py" "$out" "$rounds" A B

@@ -10,6 +10,11 @@
 #   ROSTER_BENCH_NODES=3 (postgres): three servers on the one database, the connections of
 #     every phase spread over them (docs/multi-node.md)
 #   PostgreSQL: ROSTER_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
+#   PostgreSQL: ROSTER_BENCH_PG=private runs a cluster of the run's own instead (initdb into
+#     the run's directory, its own port, removed after), configured as a production server
+#     on this machine would be (bench/pg-tuned.conf: shared buffers a quarter of the memory,
+#     autovacuum on, durability settings left at their defaults); the machine's cluster keeps
+#     the defaults of a CI database (128 MB of shared buffers, autovacuum off)
 #   PostgreSQL: after each size is loaded, its tables get the VACUUM ANALYZE that autovacuum
 #     would have run by then in production (this machine's PostgreSQL runs with
 #     autovacuum = off, for CI); ROSTER_BENCH_VACUUM=0 leaves them as loaded
@@ -36,20 +41,46 @@ port="$(free_port)"
 unset ROSTER_DATABASE_URL ROSTER_DATABASE_SCHEMA
 export ROSTER_DATA_DIR="$work/data" ROSTER_PUBLIC_URL="http://127.0.0.1:$port"
 schema=""
-if [[ "$backend" == postgres ]]; then
-    export ROSTER_DATABASE_URL="${ROSTER_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-    schema="bench_$(date +%s)_$$"
-    export ROSTER_DATABASE_SCHEMA="$schema"
-fi
+pg_private=""
+as_pg=()
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
     done
-    [[ -n "$schema" ]] && psql "$ROSTER_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
+    if [[ -n "$pg_private" ]]; then
+        "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg_private/data" -m fast stop >/dev/null 2>&1 || true
+    elif [[ -n "$schema" ]]; then
+        psql "$ROSTER_DATABASE_URL" -qc "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+if [[ "$backend" == postgres && "${ROSTER_BENCH_PG:-}" == private ]]; then
+    pg_private="$work/pg"
+    pgbin="$(pg_config --bindir)"
+    mkdir -p "$pg_private"
+    if [[ "$(id -u)" == 0 ]]; then
+        chown postgres: "$work" "$pg_private"
+        as_pg=(runuser -u postgres --)
+    fi
+    "${as_pg[@]}" "$pgbin/initdb" -D "$pg_private/data" -A trust -U postgres >/dev/null
+    mem_mb=$(($(awk '/^MemTotal/ {print $2}' /proc/meminfo) / 1024))
+    {
+        cat "$root/bench/pg-tuned.conf"
+        echo "shared_buffers = $((mem_mb / 4))MB"
+        echo "effective_cache_size = $((mem_mb * 3 / 4))MB"
+    } >>"$pg_private/data/postgresql.conf"
+    pg_port="$(free_port)"
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg_private/data" -l "$pg_private/server.log" -w \
+        -o "-p $pg_port -k $pg_private -c listen_addresses=127.0.0.1" start >/dev/null
+    ROSTER_BENCH_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
+if [[ "$backend" == postgres ]]; then
+    export ROSTER_DATABASE_URL="${ROSTER_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+    schema="bench_$(date +%s)_$$"
+    export ROSTER_DATABASE_SCHEMA="$schema"
+fi
 "$bin" org create bench >/dev/null
 token="$("$bin" directory create --org bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 # ROSTER_BENCH_ORGS=N (N > 1): N-1 more organizations, each with a directory, for the

@@ -3,7 +3,7 @@
 //! SQL; the engine holds how each backend executes it.
 
 use super::engine::batch::Batch;
-use super::engine::readers::ReadConn;
+use super::engine::lent::Lent;
 use super::engine::write::WriteTx;
 use super::engine::{Arg, Engine, bind_all};
 use super::filter_sql::ResourceKind;
@@ -145,8 +145,8 @@ impl SqlStore {
         self.engine.seal_backlog().await
     }
 
-    /// A connection for reads (see `readers`).
-    pub(super) async fn read_conn(&self) -> CoreResult<ReadConn> {
+    /// A connection for reads (see `lent`).
+    pub(super) async fn read_conn(&self) -> CoreResult<Lent> {
         self.engine.read_conn().await
     }
 

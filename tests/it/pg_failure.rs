@@ -300,3 +300,112 @@ async fn a_fail_over_to_a_promoted_standby_loses_no_acknowledged_write() {
     assert!(load.finish(&app).await >= before + 50);
     app.stop().await;
 }
+
+/// Ends every client connection of the cluster's server (as a restart between two requests,
+/// or an administrator's `pg_terminate_backend`, would), and waits until they are gone
+/// (Roster's background work may open new ones meanwhile).
+async fn terminate_client_backends(cluster: &Cluster) {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&cluster.url())
+        .await
+        .unwrap();
+    let ended: Vec<i32> = sqlx::query(
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert!(!ended.is_empty(), "Roster had no connection to end");
+    for _ in 0..500 {
+        let left: i64 = sqlx::query("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+            .bind(&ended)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("terminated backends still there after 5 s");
+}
+
+/// `n` requests at once (`POST /Users` with `body(i)` for `i` in `from..from + n`, or
+/// `GET path`); their statuses.
+async fn at_once(
+    app: &TestApp,
+    client: &reqwest::Client,
+    n: usize,
+    path: &str,
+    body: Option<&(dyn Fn(usize) -> serde_json::Value + Sync)>,
+    from: usize,
+) -> Vec<u16> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in from..from + n {
+        let url = format!("{}{path}", app.scim);
+        let req = match body {
+            Some(b) => client
+                .post(url)
+                .header("content-type", "application/scim+json")
+                .json(&b(i)),
+            None => client.get(url),
+        }
+        .bearer_auth(&app.token);
+        set.spawn(async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+    }
+    let mut out = Vec::new();
+    while let Some(s) = set.join_next().await {
+        out.push(s.unwrap());
+    }
+    out
+}
+
+/// Connections lent without sqlx's pings (`store/engine/lent.rs`) and the pool's, lost behind
+/// Roster's back between two requests: the first request that finds a lost connection may
+/// fail (503), and every connection kept is then checked before its next use, so the
+/// requests after it succeed — one failed request, not one per connection kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_lost_between_requests_cost_one_request_at_most() {
+    let cluster = Cluster::new();
+    cluster.start();
+    let app = TestApp::start_on(TestStore::postgres_at(&cluster.url()).await, |s| s).await;
+    let client = client();
+    let id = app.user("first@example.com").await;
+    let user = |i: usize| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+               "userName": format!("u{i}@example.com")})
+    };
+    let mut next = 0;
+    for kind in ["reads", "writes"] {
+        // Several connections of each kind opened and kept: concurrent lists and creates.
+        let lists = at_once(&app, &client, 16, "/Users?count=5", None, 0).await;
+        assert!(lists.iter().all(|s| *s == 200), "{kind}: {lists:?}");
+        let creates = at_once(&app, &client, 16, "/Users", Some(&user), next).await;
+        next += 16;
+        assert!(creates.iter().all(|s| *s == 201), "{kind}: {creates:?}");
+        terminate_client_backends(&cluster).await;
+        let mut failed = 0;
+        for i in 0..12 {
+            let status = if kind == "reads" {
+                app.get(&format!("/Users/{id}")).await.status.as_u16()
+            } else {
+                next += 1;
+                at_once(&app, &client, 1, "/Users", Some(&user), next - 1).await[0]
+            };
+            match status {
+                200 | 201 => {}
+                503 => failed += 1,
+                other => panic!("{kind}: request {i} after the connections were lost: {other}"),
+            }
+        }
+        assert!(
+            failed <= 1,
+            "{kind}: {failed} of 12 requests failed after the connections were lost"
+        );
+    }
+    app.stop().await;
+}

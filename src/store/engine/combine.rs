@@ -20,10 +20,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqlx::{AnyPool, Connection};
+use sqlx::Connection;
 use tokio::sync::oneshot;
 
 use super::batch::{Batch, PgRun, is_declined};
+use super::lent::Conns;
 use super::{Arg, bind_all};
 
 /// Changes in one round, at most.
@@ -48,14 +49,14 @@ struct Job {
 
 /// Queues per key; a key is present while a runner works it.
 pub struct Combiner {
-    pool: AnyPool,
+    conns: Conns,
     queues: Mutex<HashMap<String, (RowLock, Vec<Job>)>>,
 }
 
 impl Combiner {
-    pub fn new(pool: AnyPool) -> Arc<Self> {
+    pub fn new(conns: Conns) -> Arc<Self> {
         Arc::new(Combiner {
-            pool,
+            conns,
             queues: Mutex::new(HashMap::new()),
         })
     }
@@ -142,21 +143,29 @@ impl Combiner {
         lock: &RowLock,
         batches: Vec<Batch>,
     ) -> Result<Vec<Outcome>, sqlx::Error> {
-        let mut c = self.pool.acquire().await?;
-        let mut tx = c.begin().await?;
-        bind_all(sqlx::query(&lock.sql), &lock.args)
-            .execute(&mut *tx)
-            .await?;
-        let mut outs = Vec::with_capacity(batches.len());
-        for b in batches {
-            match b.run_pg(&mut tx).await {
-                Ok(PgRun { xid, checked }) => outs.push(Ok((checked, xid))),
-                Err(e) if is_declined(&e) => outs.push(Err(e)),
-                Err(e) => return Err(e),
+        let mut c = self.conns.lend().await?;
+        let result = async {
+            let mut tx = (*c).begin().await?;
+            bind_all(sqlx::query(&lock.sql), &lock.args)
+                .execute(&mut *tx)
+                .await?;
+            let mut outs = Vec::with_capacity(batches.len());
+            for b in batches {
+                match b.run_pg(&mut tx).await {
+                    Ok(PgRun { xid, checked }) => outs.push(Ok((checked, xid))),
+                    Err(e) if is_declined(&e) => outs.push(Err(e)),
+                    Err(e) => return Err(e),
+                }
             }
+            tx.commit().await?;
+            Ok(outs)
         }
-        tx.commit().await?;
-        Ok(outs)
+        .await;
+        if let Err(e) = &result {
+            // Its rollback still to send, or the connection lost: checked before reuse.
+            c.suspect(e);
+        }
+        result
     }
 }
 

@@ -11,8 +11,8 @@ use sqlx::AnyPool;
 use super::Dialect;
 use super::batch::Batch;
 use super::combine::{Combiner, RowLock};
+use super::lent::{Conns, Lent};
 use super::point_reads::{Key, PointReads};
-use super::readers::{ReadConn, Readers};
 use super::seal::{self, Sealer};
 use super::write::{EventSignal, GroupCommit, WriteTx};
 use crate::core::error::{CoreError, CoreResult, StoreError};
@@ -24,7 +24,7 @@ const GROUP_TURNS: usize = 64;
 pub struct Engine {
     pub(in crate::store) d: Dialect,
     write: AnyPool,
-    read: Readers,
+    read: Conns,
     /// SQLite only: the single writer connection, group-committed.
     group_commit: Option<Arc<GroupCommit>>,
     /// Bumped after each commit that appended events, and on PostgreSQL after each
@@ -34,6 +34,9 @@ pub struct Engine {
     sealer: Option<Arc<Sealer>>,
     /// PostgreSQL: queued writes of one group, sharing transactions (see `combine`).
     combiner: Option<Arc<Combiner>>,
+    /// PostgreSQL: connections for one-statement writes, combined rounds and seal rounds,
+    /// lent without the pool's pings (see `lent`).
+    quick: Option<Conns>,
     /// PostgreSQL: turns for writes of one group (`group_turn`).
     group_turns: Arc<[tokio::sync::Mutex<()>]>,
     /// SQLite: reads of one user by id or userName, coalesced (see `point_reads`).
@@ -44,7 +47,7 @@ impl Engine {
     pub(super) fn new(
         d: Dialect,
         write: AnyPool,
-        read: Readers,
+        read: Conns,
         group_commit: Option<Arc<GroupCommit>>,
     ) -> Self {
         Engine {
@@ -55,6 +58,7 @@ impl Engine {
             signal: Arc::new(tokio::sync::watch::channel(0).0),
             sealer: None,
             combiner: None,
+            quick: None,
             group_turns: (0..GROUP_TURNS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -63,11 +67,13 @@ impl Engine {
     }
 
     /// PostgreSQL: seals what writes append after they commit, with background rounds.
-    pub(in crate::store) fn seal_after_commit(&mut self) {
-        let sealer = Sealer::new(self.write.clone(), self.signal.clone());
+    /// Their connections, and those of one-statement writes, come from `quick`.
+    pub(in crate::store) fn seal_after_commit(&mut self, quick: Conns) {
+        let sealer = Sealer::new(self.write.clone(), quick.clone(), self.signal.clone());
         sealer.spawn();
         self.sealer = Some(sealer);
-        self.combiner = Some(Combiner::new(self.write.clone()));
+        self.combiner = Some(Combiner::new(quick.clone()));
+        self.quick = Some(quick);
     }
 
     /// Waits (briefly) until this node's committed writes are sealed, before a read that
@@ -125,7 +131,7 @@ impl Engine {
     }
 
     /// A connection for reads (see `readers`).
-    pub(in crate::store) async fn read_conn(&self) -> CoreResult<ReadConn> {
+    pub(in crate::store) async fn read_conn(&self) -> CoreResult<Lent> {
         self.read.acquire().await
     }
 
@@ -193,19 +199,26 @@ impl Engine {
         events: bool,
         map: impl FnOnce(sqlx::Error) -> CoreError,
     ) -> CoreResult<()> {
-        let mut c = self
-            .write
-            .acquire()
-            .await
-            .map_err(|err| CoreError::Store(super::db_err(err)))?;
+        let Some(quick) = &self.quick else {
+            return Err(CoreError::Store(StoreError::Other(
+                "one-statement writes are for PostgreSQL".into(),
+            )));
+        };
+        let mut c = quick.acquire().await?;
         // `fetch_all`, not `fetch_one`: the statement commits when the server reaches the
         // end of the request, after sending its row; `fetch_one` returns at the row, before
         // the commit is durable (test `a_fail_over_to_a_promoted_standby…` lost writes so
         // acknowledged), `fetch_all` once the server is ready again.
-        let rows = super::bind_all(sqlx::query(sql), args)
+        let rows = match super::bind_all(sqlx::query(sql), args)
             .fetch_all(&mut *c)
             .await
-            .map_err(map)?;
+        {
+            Ok(rows) => rows,
+            Err(err) => {
+                c.suspect(&err);
+                return Err(map(err));
+            }
+        };
         let row = rows
             .first()
             .ok_or_else(|| CoreError::Store(StoreError::Other("a write returned no row".into())))?;
@@ -303,6 +316,9 @@ impl Engine {
             // pool would wait for it forever); commit what is pending and let it drop.
             Some(gc) => gc.drain().await,
             None => self.write.close().await,
+        }
+        if let Some(quick) = &self.quick {
+            quick.close().await;
         }
         self.read.close().await;
     }

@@ -1,8 +1,8 @@
 //! The engine: how SQLite and PostgreSQL execute Roster's SQL. Pools and migrations
 //! (`open`), the dialect's spelling of JSON access, string functions and row locks
 //! ([`Dialect`]), bound arguments ([`Arg`]), write batches (`batch`), the SQLite group
-//! commit and PostgreSQL's write transactions and group turns (`write`), SQLite's
-//! coalesced point reads (`point_reads`) and reader connections (`readers`), and event
+//! commit and PostgreSQL's write transactions and group turns (`write`), coalesced point
+//! reads (`point_reads`), connections lent without the pool's pings (`lent`), and event
 //! positions (`positions`). The repositories beside it (`store/*.rs`) say *what* to read
 //! and write; only this module asks which backend it is on.
 
@@ -10,9 +10,9 @@ pub(super) mod batch;
 pub(super) mod combine;
 mod exec;
 mod hosts;
+pub(super) mod lent;
 pub(super) mod point_reads;
 pub(super) mod positions;
-pub(super) mod readers;
 pub(super) mod seal;
 pub(super) mod write;
 
@@ -218,6 +218,7 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     {
         return StoreError::Unique(db.message().to_owned());
     }
+    lent::note(&e);
     if unavailable(&e) {
         return StoreError::Unavailable(e.to_string());
     }
@@ -228,7 +229,7 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
 /// no connection (refused, reset, closed, timed out in the pool), or PostgreSQL's connection
 /// exceptions (SQLSTATE class 08) and shutdown states (57P01-57P03: administrator, crash,
 /// starting up), and a server in recovery refusing writes (25006 on a standby).
-fn unavailable(e: &sqlx::Error) -> bool {
+pub(crate) fn unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -302,7 +303,7 @@ async fn open_sqlite(dir: &Path) -> Result<SqlStore, StoreError> {
         c.execute(reader_pragmas).await.map_err(db_err)?;
         conns.push(c);
     }
-    let read = readers::Readers::Fixed(std::sync::Arc::new(readers::Fixed::new(conns)));
+    let read = lent::Conns::fixed(conns);
     let mut writer = write.acquire().await.map_err(db_err)?;
     writer.execute(write::WRITER_SETUP).await.map_err(db_err)?;
     let gc = std::sync::Arc::new(write::GroupCommit::new(writer));
@@ -331,9 +332,28 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
             .map_err(db_err)?;
         pool.close().await;
     }
+    // Transactions; reads and the quick writes have sets of their own (`lent`): a node
+    // opens at most 12 + PG_READERS + PG_WRITERS connections (docs/multi-node.md).
     let pool = AnyPoolOptions::new()
-        .max_connections(16)
+        .max_connections(12)
         .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+        // sqlx pings every connection it lends (one more round trip before each statement
+        // or transaction) and again as it takes it back. The ping on return stays (it
+        // flushes what a cancelled statement or transaction left); a connection lent again
+        // soon after is known good, and is pinged first only as `lent` would: idle for over
+        // a second, or a lost connection seen since.
+        .test_before_acquire(false)
+        .before_acquire(|c, meta| {
+            Box::pin(async move {
+                let since = std::time::Instant::now()
+                    .checked_sub(meta.idle_for)
+                    .unwrap_or_else(std::time::Instant::now);
+                if lent::check_before_lending(since) {
+                    c.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |c, _| {
             let schema = schema.clone();
             Box::pin(async move {
@@ -355,10 +375,10 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<SqlStore, Stor
     let mut engine = Engine::new(
         Dialect::Postgres,
         pool.clone(),
-        readers::Readers::Pool(pool),
+        lent::Conns::from_pool(pool.clone(), lent::PG_READERS),
         None,
     );
-    engine.seal_after_commit();
+    engine.seal_after_commit(lent::Conns::from_pool(pool, lent::PG_WRITERS));
     Ok(SqlStore::over(engine))
 }
 

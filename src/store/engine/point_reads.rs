@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use sqlx::Row;
 use tokio::sync::oneshot;
 
-use super::readers::Readers;
+use super::lent::Conns;
 use crate::core::error::{CoreResult, StoreError};
 
 /// Which unique key a read looks a user up by.
@@ -51,7 +51,7 @@ struct Queue {
 }
 
 pub(crate) struct PointReads {
-    readers: Readers,
+    readers: Conns,
     /// The batch statement per key (`Key as usize`): `$1` a JSON array of
     /// `[org_id, value]` pairs; one row, one column: a JSON array of `[index, row]`.
     sql: [String; 2],
@@ -60,7 +60,7 @@ pub(crate) struct PointReads {
 
 impl PointReads {
     /// `select` gives the batch statement for a key column (e.g. `t.id`).
-    pub(crate) fn new(readers: Readers, select: impl Fn(&str) -> String) -> Self {
+    pub(crate) fn new(readers: Conns, select: impl Fn(&str) -> String) -> Self {
         PointReads {
             readers,
             sql: [select("t.id"), select("t.user_name_norm")],

@@ -74,6 +74,8 @@ pub struct Round {
 /// The sealer of one PostgreSQL store (one per process).
 pub struct Sealer {
     pool: AnyPool,
+    /// Where rounds get their connection (see `lent`).
+    conns: super::lent::Conns,
     /// The highest transaction id of a local commit that appended something.
     committed: AtomicU64,
     /// Local commits up to this id are sealed (or a read stopped waiting for them).
@@ -93,10 +95,11 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    pub fn new(pool: AnyPool, signal: EventSignal) -> Arc<Self> {
+    pub fn new(pool: AnyPool, conns: super::lent::Conns, signal: EventSignal) -> Arc<Self> {
         Arc::new(Sealer {
             signal,
             pool,
+            conns,
             committed: AtomicU64::new(0),
             sealed: AtomicU64::new(0),
             floor: AtomicU64::new(0),
@@ -143,8 +146,14 @@ impl Sealer {
     pub async fn round(&self) -> Result<Option<Round>, sqlx::Error> {
         let _turn = self.turn.lock().await;
         let target = self.committed.load(Ordering::Acquire);
-        let mut c = self.pool.acquire().await?;
-        let r = seal_round(&mut c, self.floor.load(Ordering::Acquire)).await?;
+        let mut c = self.conns.lend().await?;
+        let r = match seal_round(&mut c, self.floor.load(Ordering::Acquire)).await {
+            Ok(r) => r,
+            Err(e) => {
+                c.suspect(&e);
+                return Err(e);
+            }
+        };
         if r.is_some_and(|r| r.events > 0) {
             self.signal.send_modify(|n| *n = n.wrapping_add(1));
         }
