@@ -74,6 +74,59 @@ pub enum ElemCond {
     Not(Box<ElemCond>),
 }
 
+impl Op {
+    /// The operator as SCIM filters spell it.
+    pub fn scim(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Co => "co",
+            Op::Sw => "sw",
+            Op::Ew => "ew",
+            Op::Gt => "gt",
+            Op::Ge => "ge",
+            Op::Lt => "lt",
+            Op::Le => "le",
+        }
+    }
+}
+
+impl std::fmt::Display for Val {
+    /// As a SCIM filter literal (JSON).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Val::Null => f.write_str("null"),
+            Val::Bool(b) => write!(f, "{b}"),
+            Val::Num(n) => write!(f, "{}", serde_json::Value::from(*n)),
+            Val::Str(s) => write!(f, "{}", serde_json::Value::from(s.as_str())),
+        }
+    }
+}
+
+impl std::fmt::Display for ElemCond {
+    /// In SCIM filter syntax (RFC 7644 §3.4.2.2), for audit entries and messages. Values of
+    /// case-insensitive attributes show as compared: folded.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |sub: &Option<&'static AttrDef>| sub.map_or("value", |d| d.name);
+        // `and` binds tighter than `or`: an `or` inside an `and` keeps its parentheses.
+        let operand = |c: &ElemCond, f: &mut std::fmt::Formatter<'_>| match c {
+            ElemCond::Or(..) => write!(f, "({c})"),
+            _ => write!(f, "{c}"),
+        };
+        match self {
+            ElemCond::Present(sub) => write!(f, "{} pr", name(sub)),
+            ElemCond::Cmp { sub, op, val, .. } => write!(f, "{} {} {val}", name(sub), op.scim()),
+            ElemCond::And(a, b) => {
+                operand(a, f)?;
+                f.write_str(" and ")?;
+                operand(b, f)
+            }
+            ElemCond::Or(a, b) => write!(f, "{a} or {b}"),
+            ElemCond::Not(c) => write!(f, "not ({c})"),
+        }
+    }
+}
+
 /// Relations kept in their own table rather than in the attribute document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
@@ -251,5 +304,33 @@ fn compare_json(x: Option<&serde_json::Value>, op: Op, val: &Val, ci: bool) -> b
             }
         }
         _ => op == Op::Ne,
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn element_conditions_render_as_scim_filters() {
+        let eq = |v: Val| ElemCond::Cmp {
+            sub: None,
+            op: Op::Eq,
+            val: v,
+            case_insensitive: false,
+        };
+        let c = ElemCond::And(
+            Box::new(ElemCond::Or(
+                Box::new(eq(Val::Str("a\"b".into()))),
+                Box::new(ElemCond::Present(None)),
+            )),
+            Box::new(ElemCond::Not(Box::new(eq(Val::Num(1.0))))),
+        );
+        assert_eq!(
+            c.to_string(),
+            r#"(value eq "a\"b" or value pr) and not (value eq 1.0)"#
+        );
+        assert_eq!(eq(Val::Null).to_string(), "value eq null");
+        assert_eq!(eq(Val::Bool(true)).to_string(), "value eq true");
     }
 }

@@ -316,7 +316,7 @@ fn member_ops_summary(ops: &[MemberOp]) -> Vec<Value> {
             MemberOp::Replace(refs) => {
                 json!({"replace": refs.iter().map(|m| m.id.as_str()).collect::<Vec<_>>()})
             }
-            MemberOp::RemoveWhere(f) => json!({"remove_where": format!("{f:?}")}),
+            MemberOp::RemoveWhere(f) => json!({"remove_where": f.to_string()}),
         })
         .collect()
 }

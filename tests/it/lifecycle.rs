@@ -325,6 +325,38 @@ async fn feed_long_polls_and_scopes(app: &TestApp) {
     assert_eq!(empty["next_cursor"], next);
 }
 
+/// A membership removal by filter is audited as the filter the IdP sent, in SCIM's own
+/// syntax (values of case-insensitive attributes folded, as compared), not as the server's
+/// internal form of it.
+async fn audit_shows_a_removal_filter_as_scim_text(app: &TestApp) {
+    let u = app.user("rw@x.com").await;
+    let g = app
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "rw", "members": [{"value": u}]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let r = app.patch(
+        &format!("/Groups/{g}"),
+        &patch_op(json!([{"op": "remove",
+                          "path": format!("members[value eq \"{u}\" and not (type eq \"Group\")]")}])),
+    )
+    .await;
+    assert!(r.status.is_success(), "{:?} {}", r.status, r.body);
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let entries = store.audit_entries(org.id.as_str(), None).await.unwrap();
+    let last: Value = serde_json::from_str(&entries.last().unwrap().body).unwrap();
+    assert_eq!(last["action"], "group.updated");
+    assert_eq!(
+        last["changes"]["members"],
+        json!([{"remove_where": format!("value eq \"{u}\" and not (type eq \"group\")")}])
+    );
+}
+
 /// Every provisioning action leaves one chained audit entry with actor, before/after,
 /// request id and source address; an edit anywhere is found.
 async fn audit_chain_verifies_and_detects_tampering(app: &TestApp) {
@@ -614,6 +646,7 @@ backend_tests!(
     failed_transactions_leave_nothing,
     feed_long_polls_and_scopes,
     audit_chain_verifies_and_detects_tampering,
+    audit_shows_a_removal_filter_as_scim_text,
     group_membership_drives_roles,
     drift_report_and_traffic,
 );
