@@ -130,7 +130,7 @@ impl Engine {
         Some(point.read(key, org, value).await)
     }
 
-    /// A connection for reads (see `readers`).
+    /// A connection for reads (see `lent`).
     pub(in crate::store) async fn read_conn(&self) -> CoreResult<Lent> {
         self.read.acquire().await
     }

@@ -175,43 +175,56 @@ impl Conns {
     /// fail (503) instead of queueing.
     pub(crate) async fn lend(&self) -> Result<Lent, sqlx::Error> {
         let set = &self.0;
-        let permit = match &set.source {
-            Some(pool) => {
-                let wait = pool.options().get_acquire_timeout();
-                tokio::time::timeout(wait, set.permits.clone().acquire_owned())
-                    .await
-                    .map_err(|_| sqlx::Error::PoolTimedOut)?
-            }
-            None => set.permits.clone().acquire_owned().await,
-        }
-        .map_err(|_| sqlx::Error::PoolClosed)?;
-        let lend = |conn| Lent {
-            conn: Some(conn),
-            home: set.clone(),
-            lent_at: Instant::now(),
-            suspect: false,
-            permit: Some(permit),
-        };
         let Some(pool) = &set.source else {
+            let permit = self.permit().await?;
             // A permit guarantees an idle connection in a fixed set.
             let idle = set
                 .idle()
                 .pop()
                 .ok_or_else(|| sqlx::Error::Protocol("no idle connection in a fixed set".into()))?;
-            return Ok(lend(idle.conn));
+            return Ok(self.lent(idle.conn, permit));
         };
-        loop {
-            let idle = set.idle().pop();
-            match idle {
-                Some(i) if !check_before_lending(i.since) => return Ok(lend(i.conn)),
-                Some(mut i) => {
-                    if i.conn.ping().await.is_ok() {
-                        return Ok(lend(i.conn));
+        // The whole of it bounded, checks of idle connections included: a ping over a
+        // connection whose peer vanished without a reset would otherwise wait for TCP.
+        let wait = pool.options().get_acquire_timeout();
+        tokio::time::timeout(wait, async {
+            let permit = self.permit().await?;
+            loop {
+                let idle = set.idle().pop();
+                match idle {
+                    Some(i) if !check_before_lending(i.since) => {
+                        return Ok(self.lent(i.conn, permit));
                     }
-                    // Lost while idle: the next one, or a new one.
+                    Some(mut i) => {
+                        if i.conn.ping().await.is_ok() {
+                            return Ok(self.lent(i.conn, permit));
+                        }
+                        // Lost while idle: the next one, or a new one.
+                    }
+                    None => return Ok(self.lent(pool.acquire().await?.detach(), permit)),
                 }
-                None => return Ok(lend(pool.acquire().await?.detach())),
             }
+        })
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, sqlx::Error> {
+        self.0
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)
+    }
+
+    fn lent(&self, conn: AnyConnection, permit: OwnedSemaphorePermit) -> Lent {
+        Lent {
+            conn: Some(conn),
+            home: self.0.clone(),
+            lent_at: Instant::now(),
+            suspect: false,
+            permit: Some(permit),
         }
     }
 
