@@ -325,6 +325,14 @@ async fn feed_long_polls_and_scopes(app: &TestApp) {
     assert_eq!(empty["next_cursor"], next);
 }
 
+/// The body of the newest audit entry of the test organization.
+async fn last_audit_entry(app: &TestApp) -> Value {
+    let store = &app.db.store;
+    let org = store.org_by_slug("acme").await.unwrap().unwrap();
+    let entries = store.audit_entries(org.id.as_str(), None).await.unwrap();
+    serde_json::from_str(&entries.last().unwrap().body).unwrap()
+}
+
 /// A membership removal by filter is audited as the filter the IdP sent, in SCIM's own
 /// syntax (values of case-insensitive attributes folded, as compared), not as the server's
 /// internal form of it.
@@ -346,10 +354,7 @@ async fn audit_shows_a_removal_filter_as_scim_text(app: &TestApp) {
     )
     .await;
     assert!(r.status.is_success(), "{:?} {}", r.status, r.body);
-    let store = &app.db.store;
-    let org = store.org_by_slug("acme").await.unwrap().unwrap();
-    let entries = store.audit_entries(org.id.as_str(), None).await.unwrap();
-    let last: Value = serde_json::from_str(&entries.last().unwrap().body).unwrap();
+    let last = last_audit_entry(app).await;
     assert_eq!(last["action"], "group.updated");
     assert_eq!(
         last["changes"]["members"],
@@ -369,8 +374,7 @@ async fn audit_chain_verifies_and_detects_tampering(app: &TestApp) {
     .expect(200);
     let store = &app.db.store;
     let org = store.org_by_slug("acme").await.unwrap().unwrap();
-    let entries = store.audit_entries(org.id.as_str(), None).await.unwrap();
-    let last: Value = serde_json::from_str(&entries.last().unwrap().body).unwrap();
+    let last = last_audit_entry(app).await;
     assert_eq!(last["action"], "user.updated");
     assert_eq!(
         last["changes"]["title"],

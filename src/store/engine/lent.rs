@@ -46,7 +46,7 @@ pub(crate) const PG_READERS: usize = 8;
 pub(crate) const PG_WRITERS: usize = 8;
 /// A connection back for less than this is lent without a ping (unless trouble was seen
 /// since: `check_before_lending`).
-pub(crate) const TRUST_IDLE: Duration = Duration::from_secs(1);
+const TRUST_IDLE: Duration = Duration::from_secs(1);
 /// How long a background check of a returned connection may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,7 +68,7 @@ fn nanos(t: Instant) -> u64 {
 /// Records that a database error which may have left its connection unusable (lost,
 /// timed out, a protocol error) was seen: every connection lent or idle at this moment is
 /// checked before its next use. Called for every such error the store maps (`db_err`).
-pub(crate) fn connection_trouble() {
+fn connection_trouble() {
     // Never 0, which means "never".
     TROUBLE_AT.fetch_max(nanos(Instant::now()).max(1), Ordering::Relaxed);
 }
@@ -82,7 +82,7 @@ pub(crate) fn note(e: &sqlx::Error) {
 }
 
 /// Whether trouble was seen at or after `t`.
-pub(crate) fn trouble_since(t: Instant) -> bool {
+fn trouble_since(t: Instant) -> bool {
     let at = TROUBLE_AT.load(Ordering::Relaxed);
     at != 0 && at >= nanos(t)
 }
